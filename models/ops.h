@@ -1,0 +1,131 @@
+// The backend interface: every op a network needs, on tensors that live in the backend's memory
+// (host memory for the CPU reference, device memory for CUDA). One executor (executor.h) drives
+// any backend, so the CPU and the GPU run the same sequence of ops. Layouts are PyTorch's (NCHW).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "elementwise.h"
+
+namespace fmnist {
+
+// Geometry of a Conv2d or ConvTranspose2d over a batch (square kernels, equal strides/paddings).
+struct ConvGeometry {
+  int batch = 0;
+  int in_channels = 0, in_h = 0, in_w = 0;
+  int out_channels = 0;
+  int kernel = 0, stride = 1, padding = 0, output_padding = 0;
+  bool transposed = false;
+
+  int out_h() const {
+    return transposed ? (in_h - 1) * stride - 2 * padding + kernel + output_padding
+                      : (in_h + 2 * padding - kernel) / stride + 1;
+  }
+  int out_w() const {
+    return transposed ? (in_w - 1) * stride - 2 * padding + kernel + output_padding
+                      : (in_w + 2 * padding - kernel) / stride + 1;
+  }
+  // Weight layout: Conv2d (out, in, k, k); ConvTranspose2d (in, out, k, k), as in PyTorch.
+  std::size_t weight_count() const {
+    return static_cast<std::size_t>(in_channels) * out_channels * kernel * kernel;
+  }
+  std::size_t in_count() const { return static_cast<std::size_t>(batch) * in_channels * in_h * in_w; }
+  std::size_t out_count() const {
+    return static_cast<std::size_t>(batch) * out_channels * out_h() * out_w();
+  }
+};
+
+// MaxPool2d with kernel == stride (floor mode, no padding).
+struct PoolGeometry {
+  int batch = 0, channels = 0, in_h = 0, in_w = 0;
+  int kernel = 2, stride = 2;
+  int out_h() const { return (in_h - kernel) / stride + 1; }
+  int out_w() const { return (in_w - kernel) / stride + 1; }
+  std::size_t in_count() const { return static_cast<std::size_t>(batch) * channels * in_h * in_w; }
+  std::size_t out_count() const {
+    return static_cast<std::size_t>(batch) * channels * out_h() * out_w();
+  }
+};
+
+// Linear: y (batch, out) = x (batch, in) * W^T (W is (out, in), row-major) + b (out).
+struct LinearGeometry {
+  int batch = 0, in_features = 0, out_features = 0;
+};
+
+// Backend interface. Conventions:
+// - Every pointer refers to the backend's own memory, except the host_* arguments.
+// - Backward ops overwrite (never accumulate into) dx, dw and db; a null dx, dw or db is skipped.
+// - Losses write the batch mean into loss[0] and, when loss_sum is non-null, add it to *loss_sum.
+// - Ops are enqueued in order; results are visible to copy_to_host (which waits for them).
+template <class T> class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>"
+
+  // ---- memory -----------------------------------------------------------------------------------
+  virtual void* allocate(std::size_t bytes) = 0;  // zero-filled
+  virtual void deallocate(void* ptr) noexcept = 0;
+  virtual void copy_to_device(void* dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, std::size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;  // device to device
+  virtual void fill(T* dst, T value, std::size_t n) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- data ---------------------------------------------------------------------------------------
+  // x (n) = pixels (n) / 255
+  virtual void images_to_float(std::size_t n, const std::uint8_t* pixels, T* x) = 0;
+
+  // ---- layers -------------------------------------------------------------------------------------
+  // x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) -> y (B,Cout,Ho,Wo)
+  virtual void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) = 0;
+  virtual void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
+                               T* dw, T* db) = 0;
+  // x (B,Cin,H,W), w (Cin,Cout,k,k), b (Cout) -> y (B,Cout,Ho,Wo), Ho = (H-1)s - 2p + k + op
+  virtual void conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b,
+                                        T* y) = 0;
+  virtual void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
+                                         T* dx, T* dw, T* db) = 0;
+  // x (B,C,H,W) -> y (B,C,Ho,Wo); argmax (B,C,Ho,Wo) holds the flat index within each (H,W) plane.
+  virtual void maxpool2d_forward(const PoolGeometry& g, const T* x, T* y, std::int32_t* argmax) = 0;
+  virtual void maxpool2d_backward(const PoolGeometry& g, const T* dy, const std::int32_t* argmax,
+                                  T* dx) = 0;
+  // x (B,in), w (out,in), b (out) -> y (B,out)
+  virtual void linear_forward(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y) = 0;
+  virtual void linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* dy, T* dx,
+                               T* dw, T* db) = 0;
+
+  // ---- element-wise (y may alias x; dx may alias dy) -----------------------------------------------
+  virtual void relu_forward(std::size_t n, const T* x, T* y) = 0;
+  virtual void relu_backward(std::size_t n, const T* y, const T* dy, T* dx) = 0;
+  virtual void sigmoid_forward(std::size_t n, const T* x, T* y) = 0;
+  virtual void sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) = 0;
+  // Inverted dropout; the mask is elementwise::dropout_factor(seed, step, layer, i, p).
+  virtual void dropout_forward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                               std::uint32_t layer, const T* x, T* y) = 0;
+  virtual void dropout_backward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                                std::uint32_t layer, const T* dy, T* dx) = 0;
+
+  // ---- losses and metrics ----------------------------------------------------------------------
+  // mean |pred - target| over n; dpred (n) = d loss / d pred when non-null.
+  virtual void l1_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
+                       double* loss_sum) = 0;
+  // mean (pred - target)^2 over n.
+  virtual void mse_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
+                        double* loss_sum) = 0;
+  // scores (B,classes), labels (B) -> mean over the batch of softmax cross-entropy.
+  virtual void softmax_cross_entropy(int batch, int classes, const T* scores,
+                                     const std::uint8_t* labels, T* dscores, T* loss,
+                                     double* loss_sum) = 0;
+  // confusion (classes,classes)[label][argmax(scores)] += 1 for each row.
+  virtual void count_predictions(int batch, int classes, const T* scores,
+                                 const std::uint8_t* labels, std::int64_t* confusion) = 0;
+
+  // ---- optimizer ----------------------------------------------------------------------------------
+  // One Adam step over n contiguous parameters (their gradients and both moments alike).
+  virtual void adam_update(std::size_t n, T* params, const T* grads, T* m, T* v,
+                           const elementwise::AdamStep<T>& step) = 0;
+};
+
+}  // namespace fmnist
