@@ -10,6 +10,8 @@
 
 namespace fmnist {
 
+constexpr int kNetworkClasses = 10;  // a classifier's outputs: the ten Fashion-MNIST classes
+
 enum class ModelKind { Autoencoder, Classifier };
 enum class AeLoss { MAE, MSE };
 // Paper: Linear -> Sigmoid -> CrossEntropyLoss on the sigmoid outputs. Logits: no Sigmoid.
@@ -62,7 +64,7 @@ struct NetworkSpec {
   const ParamSpec* find_param(const std::string& name) const;
   std::size_t trainable_count() const;
   Shape3 output() const { return layers.empty() ? input : layers.back().out; }
-  int classes() const { return config.kind == ModelKind::Classifier ? 10 : 0; }
+  int classes() const { return config.kind == ModelKind::Classifier ? kNetworkClasses : 0; }
 };
 
 // AE(n) or C(n) exactly as ../shared/paper/FACTS.md gives them. Throws std::invalid_argument on a

@@ -1,0 +1,34 @@
+// The `fmnist` command line: train | eval | info | bench. Each subcommand lives in its own file.
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace fmnist::cli {
+
+// Exit codes: 0 success, 1 a failure while running, 2 bad input (flag, value, file, data).
+constexpr int kExitFailure = 1;
+constexpr int kExitBadInput = 2;
+
+// Runs the command line; prints errors as one line "fmnist: error: ..." on stderr.
+int run(int argc, char** argv);
+
+// Subcommand registration: each adds itself to `app` and sets `action` to run when chosen.
+struct Command {
+  CLI::App* app = nullptr;
+  int (*action)(void* options) = nullptr;
+  void* options = nullptr;
+};
+void add_train_command(CLI::App& app, Command& command);
+void add_eval_command(CLI::App& app, Command& command);
+void add_info_command(CLI::App& app, Command& command);
+void add_bench_command(CLI::App& app, Command& command);
+
+// Helpers shared by the subcommands.
+bool stderr_is_terminal();
+std::string default_run_dir(const std::string& stem);  // runs/<stem>-YYYYmmdd-HHMMSS
+
+}  // namespace fmnist::cli

@@ -1,0 +1,141 @@
+// `fmnist train`: trains AE(n) or C(n) on Fashion-MNIST and writes metrics and checkpoints.
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "host/backend_select.h"
+#include "host/cli/cli.h"
+#include "host/dataset.h"
+#include "host/trainer.h"
+
+namespace fmnist::cli {
+namespace {
+
+struct TrainOptions {
+  std::string model = "ae";
+  int latent = 256;
+  int epochs = 100;
+  int batch = 100;
+  double lr = 1e-3;
+  std::string loss = "mae";
+  float dropout = 0.0f;
+  std::string head = "sigmoid";
+  std::uint64_t seed = 1;
+  std::string device = "auto";
+  bool tf32 = false;
+  std::string data_dir;
+  std::string out_dir;
+  std::string init_from;
+  bool fine_tune = false;
+  int validation_count = 9900;
+  int max_steps = 0;
+  bool drop_last = false;
+  std::string resume;
+  bool overwrite = false;
+  int init_redraws = 10;
+};
+
+const std::map<std::string, ModelKind> kModels{{"ae", ModelKind::Autoencoder},
+                                                {"classifier", ModelKind::Classifier}};
+const std::map<std::string, AeLoss> kLosses{{"mae", AeLoss::MAE}, {"mse", AeLoss::MSE}};
+const std::map<std::string, ClassifierHead> kHeads{{"sigmoid", ClassifierHead::Sigmoid},
+                                                    {"logits", ClassifierHead::Logits}};
+
+// Refuses to write a new run over checkpoints that are already there.
+void check_out_dir(const TrainOptions& o) {
+  if (!o.resume.empty() || o.overwrite) return;
+  for (const char* name : {"last.safetensors", "best.safetensors", "metrics.csv"}) {
+    const std::string path = o.out_dir + "/" + name;
+    if (std::filesystem::exists(path))
+      throw std::invalid_argument(path + " already exists: choose another --out, --resume " +
+                                  o.out_dir + ", or --overwrite");
+  }
+}
+
+int run_train(void* p) {
+  auto& o = *static_cast<TrainOptions*>(p);
+  TrainConfig config;
+  config.model.kind = kModels.at(o.model);
+  config.model.latent = o.latent;
+  config.model.dropout = o.dropout;
+  config.model.ae_loss = kLosses.at(o.loss);
+  config.model.head = kHeads.at(o.head);
+  config.model.freeze_encoder = config.model.kind == ModelKind::Classifier && !o.init_from.empty() && !o.fine_tune;
+  if (o.fine_tune && o.init_from.empty())
+    throw std::invalid_argument("--fine-tune needs --init-from AE_CHECKPOINT");
+  config.epochs = o.epochs;
+  config.batch = o.batch;
+  config.adam.lr = o.lr;
+  config.seed = o.seed;
+  config.validation_count = o.validation_count;
+  config.max_steps_per_epoch = o.max_steps;
+  config.drop_last = o.drop_last;
+  config.init_encoder_from = o.init_from;
+  config.init_redraws = o.init_redraws;
+  if (!o.resume.empty()) {
+    if (!o.out_dir.empty() && o.out_dir != o.resume)
+      throw std::invalid_argument("--resume DIR writes into DIR; do not also give another --out");
+    o.out_dir = o.resume;
+    config.resume_from = o.resume;
+  }
+  if (o.out_dir.empty())
+    o.out_dir = default_run_dir(fmt::format("{}{}", o.model == "ae" ? "ae" : "c", o.latent));
+  config.out_dir = o.out_dir;
+  build_network(config.model);  // validates the model options before any data is read
+  check_out_dir(o);
+
+  const std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+  const FashionMnist data = load_fashion_mnist(data_dir);
+  BackendChoice backend = select_backend(o.device, o.tf32);
+  std::cerr << fmt::format("fmnist: training {} on {} ({}); data {}; output {}\n",
+                           describe(config.model), backend.ops->name(), backend.note, data_dir,
+                           config.out_dir);
+  TrainCallbacks callbacks;
+  callbacks.live_progress = stderr_is_terminal();
+  const TrainResult result = train(config, data, *backend.ops, std::cerr, callbacks);
+  if (!result.epochs.empty()) {
+    const EpochMetrics& last = result.epochs.back();
+    std::cout << fmt::format("final: epoch {} train loss {:.6f} val loss {:.6f}", last.epoch,
+                             last.train_loss, last.val_loss);
+    if (config.model.kind == ModelKind::Classifier)
+      std::cout << fmt::format(" val accuracy {:.4f}", last.val_accuracy);
+    std::cout << fmt::format(" (best epoch {})\n", result.best_epoch);
+  }
+  std::cout << "checkpoints: " << config.out_dir << "/{best,last}.safetensors\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, Command& command) {
+  static TrainOptions o;
+  CLI::App* sub = app.add_subcommand("train", "Train the paper's autoencoder AE(n) or classifier C(n)");
+  sub->add_option("--model", o.model, "ae or classifier")->check(CLI::IsMember({"ae", "classifier"}))->capture_default_str();
+  sub->add_option("--latent", o.latent, "latent size n")->check(CLI::Range(1, 65536))->capture_default_str();
+  sub->add_option("--epochs", o.epochs, "epochs to train")->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_option("--batch-size", o.batch, "images per step")->check(CLI::Range(1, 60000))->capture_default_str();
+  sub->add_option("--lr", o.lr, "Adam learning rate")->check(CLI::Range(1e-12, 10.0))->capture_default_str();
+  sub->add_option("--loss", o.loss, "AE loss: mae (the paper's) or mse")->check(CLI::IsMember({"mae", "mse"}))->capture_default_str();
+  sub->add_option("--dropout", o.dropout, "dropout p after each hidden ReLU (the paper's variant: 0.2)")->check(CLI::Range(0.0, 0.95))->capture_default_str();
+  sub->add_option("--head", o.head, "classifier head: sigmoid (the paper's Sigmoid + cross-entropy) or logits (softmax cross-entropy)")->check(CLI::IsMember({"sigmoid", "logits"}))->capture_default_str();
+  sub->add_option("--seed", o.seed, "seed of initialisation, splits, shuffles and dropout")->capture_default_str();
+  sub->add_option("--device", o.device, "cpu, cuda or auto (the GPU when there is one)")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  sub->add_option("--data-dir", o.data_dir, "directory of the IDX files (default: $FMNIST_DATA_DIR or " FMNIST_DEFAULT_DATA_DIR ")");
+  sub->add_option("--out", o.out_dir, "output directory (default: runs/<model><n>-<time>)");
+  sub->add_option("--init-from", o.init_from, "classifier: take the encoder from this AE checkpoint (frozen unless --fine-tune)");
+  sub->add_flag("--fine-tune", o.fine_tune, "train the encoder taken with --init-from too");
+  sub->add_option("--validation-size", o.validation_count, "t10k images used for validation; the rest is the test split")->check(CLI::Range(1, 9999))->capture_default_str();
+  sub->add_option("--max-steps-per-epoch", o.max_steps, "stop each epoch after this many steps (0: whole epoch)")->check(CLI::Range(0, 1000000))->capture_default_str();
+  sub->add_flag("--drop-last", o.drop_last, "drop a partial last batch of each epoch");
+  sub->add_option("--resume", o.resume, "continue the run in this directory after its last epoch");
+  sub->add_option("--init-redraws", o.init_redraws, "AE: redraw initial weights whose reconstruction is all zeros (a dead ReLU) up to this many times; 0 keeps them as PyTorch would")->check(CLI::Range(0, 1000))->capture_default_str();
+  sub->add_flag("--overwrite", o.overwrite, "write over checkpoints already in --out");
+  command = {sub, &run_train, &o};
+}
+
+}  // namespace fmnist::cli

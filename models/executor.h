@@ -1,0 +1,332 @@
+// Runs a NetworkSpec on any backend (Ops<T>): forward, loss, backward and Adam over one flat
+// parameter buffer. The CPU reference and the CUDA backend share this one sequence of ops, so a
+// difference between them can only come from an op. Everything is allocated once at construction
+// for the largest batch: a training step allocates nothing and never waits for the backend.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "network.h"
+#include "ops.h"
+
+namespace fmnist {
+
+struct AdamConfig {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // PyTorch's defaults
+};
+
+// The host-side part of Adam: the bias corrections of step t (1-based), as torch.optim.Adam.
+template <class T> elementwise::AdamStep<T> adam_step_constants(const AdamConfig& c, std::uint64_t t) {
+  const double bias_correction1 = 1.0 - std::pow(c.beta1, static_cast<double>(t));
+  const double bias_correction2 = 1.0 - std::pow(c.beta2, static_cast<double>(t));
+  elementwise::AdamStep<T> s;
+  s.beta1 = static_cast<T>(c.beta1);
+  s.beta2 = static_cast<T>(c.beta2);
+  s.eps = static_cast<T>(c.eps);
+  s.step_size = static_cast<T>(c.lr / bias_correction1);
+  s.bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+  return s;
+}
+
+template <class T> class Executor {
+ public:
+  // seed drives the dropout masks (with the step and the layer); max_batch bounds every batch.
+  Executor(const NetworkSpec& spec, Ops<T>& ops, int max_batch, std::uint64_t seed)
+      : spec_(spec), ops_(ops), max_batch_(max_batch), seed_(seed) {
+    if (max_batch < 1) throw std::invalid_argument("executor: max_batch must be >= 1");
+    try {  // a failed allocation must not leak the earlier ones
+      const std::size_t n = spec.param_count;
+      params_ = alloc<T>(n);
+      grads_ = alloc<T>(n);
+      exp_avg_ = alloc<T>(n);
+      exp_avg_sq_ = alloc<T>(n);
+      images_ = alloc<std::uint8_t>(static_cast<std::size_t>(max_batch) * spec_.input.count());
+      labels_ = alloc<std::uint8_t>(static_cast<std::size_t>(max_batch));
+      activations_.push_back(alloc<T>(static_cast<std::size_t>(max_batch) * spec.input.count()));
+      gradients_.push_back(nullptr);  // nothing upstream of the input needs a gradient
+      for (const auto& layer : spec.layers) {
+        const std::size_t count = static_cast<std::size_t>(max_batch) * layer.out.count();
+        activations_.push_back(alloc<T>(count));
+        gradients_.push_back(alloc<T>(count));
+        argmax_.push_back(layer.kind == LayerKind::MaxPool2d ? alloc<std::int32_t>(count) : nullptr);
+      }
+      batch_loss_ = alloc<T>(1);
+      train_loss_sum_ = alloc<double>(1);
+      eval_loss_sum_ = alloc<double>(1);
+      confusion_ = alloc<std::int64_t>(kNetworkClasses * kNetworkClasses);
+      plan_backward();
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  ~Executor() { release(); }
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const NetworkSpec& spec() const { return spec_; }
+  Ops<T>& ops() { return ops_; }
+  int max_batch() const { return max_batch_; }
+
+  // Flat buffers in backend memory, spec().param_count elements each, in state_dict order.
+  T* params() { return params_; }
+  T* grads() { return grads_; }
+  T* exp_avg() { return exp_avg_; }
+  T* exp_avg_sq() { return exp_avg_sq_; }
+  // The batch to run, in backend memory: images (max_batch, 28, 28) uint8, labels (max_batch).
+  std::uint8_t* batch_images() { return images_; }
+  std::uint8_t* batch_labels() { return labels_; }
+  // The scaled input (B,1,28,28), each layer's output, and the network's output.
+  T* input() { return activations_.front(); }
+  T* activation(std::size_t layer) { return activations_.at(layer + 1); }
+  T* output() { return activations_.back(); }
+  T* output_gradient() { return gradients_.back(); }
+  T* layer_gradient(std::size_t layer) { return gradients_.at(layer + 1); }
+  // Loss of the last batch (1 element); sums of batch losses since reset_metrics(); the
+  // confusion matrix (10,10) [label][prediction] of evaluated classifier batches.
+  T* batch_loss() { return batch_loss_; }
+  double* train_loss_sum() { return train_loss_sum_; }
+  double* eval_loss_sum() { return eval_loss_sum_; }
+  std::int64_t* confusion() { return confusion_; }
+
+  void reset_metrics() {
+    const double zero = 0.0;
+    ops_.copy_to_device(train_loss_sum_, &zero, sizeof zero);
+    ops_.copy_to_device(eval_loss_sum_, &zero, sizeof zero);
+    std::vector<std::int64_t> zeros(kNetworkClasses * kNetworkClasses, 0);
+    ops_.copy_to_device(confusion_, zeros.data(), zeros.size() * sizeof(std::int64_t));
+  }
+
+  // Scales batch_images() into input() and runs every layer. `step` and `training` select the
+  // dropout masks (dropout is the identity when not training).
+  void forward(int batch, bool training, std::uint64_t step) {
+    check_batch(batch);
+    ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
+    for (std::size_t i = 0; i < spec_.layers.size(); ++i)
+      forward_layer(i, batch, training, step);
+  }
+
+  // The training loss of the output (MAE/MSE against the input for an AE, softmax cross-entropy
+  // for a classifier) into batch_loss(), added to *loss_sum when non-null; with_gradient writes
+  // d loss / d output into output_gradient().
+  void loss(int batch, double* loss_sum, bool with_gradient) {
+    check_batch(batch);
+    T* grad = with_gradient ? output_gradient() : nullptr;
+    if (spec_.config.kind == ModelKind::Autoencoder) {
+      reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum);
+    } else {
+      ops_.softmax_cross_entropy(batch, kNetworkClasses, output(), labels_, grad, batch_loss_, loss_sum);
+    }
+  }
+
+  // Back-propagates output_gradient() into grads() (for trainable parameters only) and into every
+  // activation gradient that a trainable parameter upstream needs.
+  void backward(int batch, std::uint64_t step) {
+    check_batch(batch);
+    for (std::size_t i = spec_.layers.size(); i-- > first_backward_layer_;)
+      backward_layer(i, batch, step);
+  }
+
+  // One Adam step (t is 1-based) over every trainable parameter range.
+  void adam(std::uint64_t t, const AdamConfig& config) {
+    const auto constants = adam_step_constants<T>(config, t);
+    for (const auto& r : trainable_ranges_)
+      ops_.adam_update(r.count, params_ + r.offset, grads_ + r.offset, exp_avg_ + r.offset,
+                       exp_avg_sq_ + r.offset, constants);
+  }
+
+  // forward (training) -> loss -> backward -> Adam on the batch in batch_images()/batch_labels().
+  // `step` is the 1-based global step: Adam's t and the dropout counter.
+  void train_step(int batch, std::uint64_t step, const AdamConfig& config) {
+    forward(batch, /*training=*/true, step);
+    loss(batch, train_loss_sum_, /*with_gradient=*/true);
+    backward(batch, step);
+    adam(step, config);
+  }
+
+  // Evaluation of one batch: forward without dropout, the training loss added to
+  // eval_loss_sum() and, for a classifier, predictions counted into confusion().
+  void eval_step(int batch) {
+    forward(batch, /*training=*/false, 0);
+    loss(batch, eval_loss_sum_, /*with_gradient=*/false);
+    if (spec_.config.kind == ModelKind::Classifier)
+      ops_.count_predictions(batch, kNetworkClasses, output(), labels_, confusion_);
+  }
+
+  // An AE's reconstruction loss of the output against the input, of either kind (eval reports MAE
+  // whatever the training loss was).
+  void reconstruction_loss(AeLoss kind, int batch, T* grad, double* loss_sum) {
+    const std::size_t n = static_cast<std::size_t>(batch) * spec_.input.count();
+    if (kind == AeLoss::MAE)
+      ops_.l1_loss(n, output(), input(), grad, batch_loss_, loss_sum);
+    else
+      ops_.mse_loss(n, output(), input(), grad, batch_loss_, loss_sum);
+  }
+
+ private:
+  struct Range {
+    std::size_t offset, count;
+  };
+
+  void release() noexcept {
+    for (void* p : allocations_) ops_.deallocate(p);
+    allocations_.clear();
+  }
+
+  template <class U> U* alloc(std::size_t n) {
+    void* p = ops_.allocate(n * sizeof(U));
+    allocations_.push_back(p);
+    return static_cast<U*>(p);
+  }
+
+  void check_batch(int batch) const {
+    if (batch < 1 || batch > max_batch_)
+      throw std::invalid_argument("executor: batch " + std::to_string(batch) + " outside [1, " +
+                                  std::to_string(max_batch_) + "]");
+  }
+
+  // Which layers backward must visit: none before the first trainable parameter.
+  void plan_backward() {
+    first_backward_layer_ = spec_.layers.size();
+    for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+      const auto& l = spec_.layers[i];
+      if (l.weight >= 0 && spec_.params[l.weight].trainable) {
+        first_backward_layer_ = i;
+        break;
+      }
+    }
+    for (const auto& p : spec_.params) {
+      if (!p.trainable) continue;
+      if (!trainable_ranges_.empty() &&
+          trainable_ranges_.back().offset + trainable_ranges_.back().count == p.offset)
+        trainable_ranges_.back().count += p.count;
+      else
+        trainable_ranges_.push_back({p.offset, p.count});
+    }
+  }
+
+  ConvGeometry conv_geometry(const LayerSpec& l, int batch) const {
+    ConvGeometry g;
+    g.batch = batch;
+    g.in_channels = l.in.c;
+    g.in_h = l.in.h;
+    g.in_w = l.in.w;
+    g.out_channels = l.out.c;
+    g.kernel = l.kernel;
+    g.stride = l.stride;
+    g.padding = l.padding;
+    g.output_padding = l.output_padding;
+    g.transposed = l.kind == LayerKind::ConvTranspose2d;
+    return g;
+  }
+  PoolGeometry pool_geometry(const LayerSpec& l, int batch) const {
+    PoolGeometry g;
+    g.batch = batch;
+    g.channels = l.in.c;
+    g.in_h = l.in.h;
+    g.in_w = l.in.w;
+    g.kernel = l.kernel;
+    g.stride = l.stride;
+    return g;
+  }
+  LinearGeometry linear_geometry(const LayerSpec& l, int batch) const {
+    return LinearGeometry{batch, static_cast<int>(l.in.count()), static_cast<int>(l.out.count())};
+  }
+  T* param(int index) { return index < 0 ? nullptr : params_ + spec_.params[index].offset; }
+  // The gradient buffer of a parameter, or null when it is frozen (its gradient is never needed).
+  T* param_grad(int index) {
+    if (index < 0 || !spec_.params[index].trainable) return nullptr;
+    return grads_ + spec_.params[index].offset;
+  }
+
+  void forward_layer(std::size_t i, int batch, bool training, std::uint64_t step) {
+    const LayerSpec& l = spec_.layers[i];
+    const T* x = activations_[i];
+    T* y = activations_[i + 1];
+    const std::size_t n = static_cast<std::size_t>(batch) * l.out.count();
+    switch (l.kind) {
+      case LayerKind::Conv2d:
+        ops_.conv2d_forward(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y);
+        break;
+      case LayerKind::ConvTranspose2d:
+        ops_.conv_transpose2d_forward(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y);
+        break;
+      case LayerKind::MaxPool2d:
+        ops_.maxpool2d_forward(pool_geometry(l, batch), x, y, argmax_[i]);
+        break;
+      case LayerKind::Linear:
+        ops_.linear_forward(linear_geometry(l, batch), x, param(l.weight), param(l.bias), y);
+        break;
+      case LayerKind::ReLU:
+        ops_.relu_forward(n, x, y);
+        break;
+      case LayerKind::Sigmoid:
+        ops_.sigmoid_forward(n, x, y);
+        break;
+      case LayerKind::Dropout:
+        if (training)
+          ops_.dropout_forward(n, l.dropout_p, seed_, step, l.dropout_index, x, y);
+        else
+          ops_.copy(y, x, n * sizeof(T));
+        break;
+    }
+  }
+
+  void backward_layer(std::size_t i, int batch, std::uint64_t step) {
+    const LayerSpec& l = spec_.layers[i];
+    const T* x = activations_[i];
+    const T* y = activations_[i + 1];
+    const T* dy = gradients_[i + 1];
+    // The input gradient is needed only when a trainable parameter lies upstream.
+    T* dx = i > first_backward_layer_ ? gradients_[i] : nullptr;
+    const std::size_t n = static_cast<std::size_t>(batch) * l.out.count();
+    switch (l.kind) {
+      case LayerKind::Conv2d:
+        ops_.conv2d_backward(conv_geometry(l, batch), x, param(l.weight), dy, dx,
+                             param_grad(l.weight), param_grad(l.bias));
+        break;
+      case LayerKind::ConvTranspose2d:
+        ops_.conv_transpose2d_backward(conv_geometry(l, batch), x, param(l.weight), dy, dx,
+                                       param_grad(l.weight), param_grad(l.bias));
+        break;
+      case LayerKind::MaxPool2d:
+        if (dx) ops_.maxpool2d_backward(pool_geometry(l, batch), dy, argmax_[i], dx);
+        break;
+      case LayerKind::Linear:
+        ops_.linear_backward(linear_geometry(l, batch), x, param(l.weight), dy, dx,
+                             param_grad(l.weight), param_grad(l.bias));
+        break;
+      case LayerKind::ReLU:
+        if (dx) ops_.relu_backward(n, y, dy, dx);
+        break;
+      case LayerKind::Sigmoid:
+        if (dx) ops_.sigmoid_backward(n, y, dy, dx);
+        break;
+      case LayerKind::Dropout:
+        if (dx) ops_.dropout_backward(n, l.dropout_p, seed_, step, l.dropout_index, dy, dx);
+        break;
+    }
+  }
+
+  const NetworkSpec spec_;
+  Ops<T>& ops_;
+  const int max_batch_;
+  const std::uint64_t seed_;
+  std::vector<void*> allocations_;
+  T *params_ = nullptr, *grads_ = nullptr, *exp_avg_ = nullptr, *exp_avg_sq_ = nullptr;
+  std::uint8_t *images_ = nullptr, *labels_ = nullptr;
+  std::vector<T*> activations_;  // [0] = input, [i+1] = output of layer i
+  std::vector<T*> gradients_;    // same indexing, d loss / d activation
+  std::vector<std::int32_t*> argmax_;  // per layer, MaxPool2d only
+  T* batch_loss_ = nullptr;
+  double *train_loss_sum_ = nullptr, *eval_loss_sum_ = nullptr;
+  std::int64_t* confusion_ = nullptr;
+  std::size_t first_backward_layer_ = 0;
+  std::vector<Range> trainable_ranges_;
+};
+
+}  // namespace fmnist
