@@ -229,6 +229,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       {"fmnist.seed", std::to_string(config.seed)},
       {"fmnist.validation_count", std::to_string(config.validation_count)}};
 
+  if (callbacks.inspect && resume.epoch == 0) callbacks.inspect(0, ex);
   for (int epoch = resume.epoch + 1; epoch <= config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     const std::vector<std::int32_t> order = epoch_order(splits.train, config.seed, epoch);
@@ -298,6 +299,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       metrics_log->write(m);
     }
     if (callbacks.on_epoch) callbacks.on_epoch(m);
+    if (callbacks.inspect) callbacks.inspect(epoch, ex);
   }
   result.final_params = download(ops, ex.params(), spec.param_count);
   return result;

@@ -58,6 +58,9 @@ struct TrainCallbacks {
   // and debugging set it.
   std::function<void(std::uint64_t step, float loss)> on_step;
   std::function<void(const EpochMetrics&)> on_epoch;
+  // Called with the executor before the first epoch (epoch 0) and after each epoch's validation,
+  // e.g. to reconstruct or classify a few images for figures. Its own work must not change state.
+  std::function<void(int epoch, Executor<float>& executor)> inspect;
   bool live_progress = false;  // redraw a progress line in place (the output is a terminal)
 };
 

@@ -2,7 +2,6 @@
 // bitwise, the model inferred from the tensors, mismatches refused, and the training state.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +12,8 @@
 #include <utility>
 
 #include "host/checkpoint.h"
+#include "host/idx.h"
+#include "torch_bridge.h"
 #include "models/rng.h"
 
 namespace fs = std::filesystem;
@@ -267,36 +268,13 @@ TEST_CASE("training state round trips Adam moments, counters and extra fields", 
 // ---- PyTorch cross-check: our files load with strict load_state_dict, and PyTorch's load here ----
 namespace {
 
-const char* const kPython = "/usr/bin/python3";
+using testing::quoted;
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
-
-// Runs a shell command; its exit status and everything it printed.
-std::pair<int, std::string> run_command(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string interop(const std::string& arguments) {
-  const std::string tool = std::string(FMNIST_SOURCE_DIR) + "/tools/torch_interop.py";
-  const auto [rc, output] = run_command(std::string(kPython) + " " + quoted(tool) + " " + arguments);
-  INFO(output);
-  REQUIRE(rc == 0);
-  return output;
-}
+std::string interop(const std::string& arguments) { return testing::torch_interop(arguments); }
 
 nlohmann::json torch_eval(const std::string& weights, const fs::path& data_dir) {
-  const std::string out = interop("eval --weights " + quoted(weights) + " --data-dir " +
-                                  quoted(data_dir.string()) + " --json");
-  const auto line_start = out.rfind("\n{");  // the JSON is the last line; warnings may precede it
-  const std::string json_line = out.substr(line_start == std::string::npos ? 0 : line_start + 1);
-  INFO(out);
-  return nlohmann::json::parse(json_line);
+  return testing::last_json_line(interop("eval --weights " + quoted(weights) + " --data-dir " +
+                                         quoted(data_dir.string()) + " --json"));
 }
 
 // A small t10k in raw IDX (not gzip): `count` pseudo-random images and labels.
@@ -308,33 +286,14 @@ void write_synthetic_t10k(const fs::path& dir, int count, std::vector<std::uint8
   labels.resize(static_cast<std::size_t>(count));
   for (auto& p : images) p = static_cast<std::uint8_t>(rng.below(256));
   for (auto& l : labels) l = static_cast<std::uint8_t>(rng.below(10));
-  auto be32 = [](std::vector<std::uint8_t>& out, std::uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
-  };
-  std::vector<std::uint8_t> image_file, label_file;
-  be32(image_file, 0x803);
-  be32(image_file, static_cast<std::uint32_t>(count));
-  be32(image_file, 28);
-  be32(image_file, 28);
-  image_file.insert(image_file.end(), images.begin(), images.end());
-  be32(label_file, 0x801);
-  be32(label_file, static_cast<std::uint32_t>(count));
-  label_file.insert(label_file.end(), labels.begin(), labels.end());
-  for (const auto& [name, bytes] : {std::make_pair("t10k-images-idx3-ubyte", &image_file),
-                                    std::make_pair("t10k-labels-idx1-ubyte", &label_file)}) {
-    FILE* f = std::fopen((dir / name).string().c_str(), "wb");
-    REQUIRE(f);
-    REQUIRE(std::fwrite(bytes->data(), 1, bytes->size(), f) == bytes->size());
-    std::fclose(f);
-  }
+  write_idx_images((dir / "t10k-images-idx3-ubyte").string(), count, 28, 28, images.data(), false);
+  write_idx_labels((dir / "t10k-labels-idx1-ubyte").string(), labels, false);
 }
 
 }  // namespace
 
 TEST_CASE("PyTorch loads fmnist checkpoints strictly, and fmnist loads PyTorch's", "[checkpoint][torch]") {
-  if (run_command(std::string(kPython) + " -c 'import torch'").first != 0)
-    FAIL("/usr/bin/python3 cannot import torch: tools/setup.sh installs python3-torch (Debian's PyTorch), "
-         "which this cross-check needs");
+  testing::require_torch();
   const fs::path dir = scratch_dir() / "torch";
   fs::create_directories(dir);
   std::vector<std::uint8_t> images, labels;

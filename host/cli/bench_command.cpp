@@ -32,20 +32,15 @@ struct BenchOptions {
 };
 
 ModelConfig parse_model(const std::string& name) {
-  ModelConfig m;
-  std::size_t digits = name.find_first_of("0123456789");
+  const std::size_t digits = name.find_first_of("0123456789");
   const std::string kind = name.substr(0, digits);
-  if (kind == "ae")
-    m.kind = ModelKind::Autoencoder;
-  else if (kind == "c")
-    m.kind = ModelKind::Classifier;
-  else
+  const bool number = digits != std::string::npos && digits + 6 > name.size() &&
+                      name.find_first_not_of("0123456789", digits) == std::string::npos;
+  if ((kind != "ae" && kind != "c") || !number)
     throw std::invalid_argument("--models: '" + name + "' is not aeN or cN (e.g. ae256, c64)");
-  try {
-    m.latent = std::stoi(name.substr(digits));
-  } catch (const std::exception&) {
-    throw std::invalid_argument("--models: '" + name + "' has no latent size (e.g. ae256)");
-  }
+  ModelConfig m;
+  m.kind = kind == "ae" ? ModelKind::Autoencoder : ModelKind::Classifier;
+  m.latent = std::stoi(name.substr(digits));
   return m;
 }
 

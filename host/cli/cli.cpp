@@ -8,6 +8,7 @@
 #include <ctime>
 #include <iostream>
 #include <stdexcept>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -39,6 +40,20 @@ int run(int argc, char** argv) {
   add_eval_command(app, eval);
   add_info_command(app, info);
   add_bench_command(app, bench);
+  const std::vector<const Command*> commands = {&train, &eval, &info, &bench};
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const Command* c : commands) {
+      known = known || c->app->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + c->app->get_name();
+    }
+    if (!known) {
+      std::cerr << "fmnist: error: unknown command '" << argv[1] << "' (commands: " << names
+                << "; see fmnist --help)\n";
+      return kExitBadInput;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -51,7 +66,7 @@ int run(int argc, char** argv) {
     std::cerr << "fmnist: error: " << e.what() << " (see fmnist --help)\n";
     return kExitBadInput;
   }
-  for (Command* c : {&train, &eval, &info, &bench}) {
+  for (const Command* c : commands) {
     if (!c->app->parsed()) continue;
     try {
       return c->action(c->options);
