@@ -65,27 +65,41 @@ FMNIST_HD Philox4x32 philox4x32_10(Philox4x32 counter, std::uint32_t key0, std::
   return counter;
 }
 
-// Uniform in [0,1) with 24 random bits, for element `index` of dropout layer `layer` at `step`.
-FMNIST_HD float dropout_uniform(std::uint64_t seed, std::uint64_t step, std::uint32_t layer,
-                                std::uint64_t index) {
+// The random bits of elements 4*block .. 4*block+3 of dropout layer `layer` at `step`: one Philox
+// block serves four consecutive elements.
+FMNIST_HD Philox4x32 dropout_block(std::uint64_t seed, std::uint64_t step, std::uint32_t layer,
+                                   std::uint64_t block) {
   Philox4x32 c;
-  c.v[0] = static_cast<std::uint32_t>(index >> 2);
-  c.v[1] = static_cast<std::uint32_t>(index >> 34);
+  c.v[0] = static_cast<std::uint32_t>(block);
+  c.v[1] = static_cast<std::uint32_t>(block >> 32);
   c.v[2] = layer;
   c.v[3] = static_cast<std::uint32_t>(step);
-  Philox4x32 r = philox4x32_10(c, static_cast<std::uint32_t>(seed),
-                               static_cast<std::uint32_t>(seed >> 32) ^
-                                   static_cast<std::uint32_t>(step >> 32));
-  return static_cast<float>(r.v[index & 3u] >> 8) * (1.0f / 16777216.0f);
+  return philox4x32_10(c, static_cast<std::uint32_t>(seed),
+                       static_cast<std::uint32_t>(seed >> 32) ^ static_cast<std::uint32_t>(step >> 32));
 }
 
-// Dropout as PyTorch defines it: zero with probability p, else scale by 1/(1-p).
-// The same factor multiplies the forward value and the backward gradient.
+// Uniform in [0,1) with 24 random bits, from one 32-bit output of a block.
+FMNIST_HD float dropout_uniform_from_bits(std::uint32_t bits) {
+  return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
+}
+
+// Uniform in [0,1) for element `index` of dropout layer `layer` at `step`.
+FMNIST_HD float dropout_uniform(std::uint64_t seed, std::uint64_t step, std::uint32_t layer,
+                                std::uint64_t index) {
+  return dropout_uniform_from_bits(dropout_block(seed, step, layer, index >> 2).v[index & 3u]);
+}
+
+// Dropout as PyTorch defines it: zero with probability p, else scale by 1/(1-p); the same factor
+// multiplies the forward value and the backward gradient. `uniform` is dropout_uniform(...).
+template <class T> FMNIST_HD T dropout_factor_of(float uniform, float p) {
+  if (p <= 0.0f) return T(1);
+  return uniform < p ? T(0) : T(1) / (T(1) - static_cast<T>(p));
+}
+
 template <class T>
 FMNIST_HD T dropout_factor(std::uint64_t seed, std::uint64_t step, std::uint32_t layer,
                            std::uint64_t index, float p) {
-  if (p <= 0.0f) return T(1);
-  return dropout_uniform(seed, step, layer, index) < p ? T(0) : T(1) / (T(1) - static_cast<T>(p));
+  return dropout_factor_of<T>(dropout_uniform(seed, step, layer, index), p);
 }
 
 // ---- losses (mean over n elements; the gradient includes the 1/n) -------------------------------
@@ -135,10 +149,12 @@ template <class T> FMNIST_HD int argmax_row(const T* scores, int classes) {
 }
 
 // ---- Adam, exactly as torch.optim.Adam (single-tensor path, no weight decay, no amsgrad) -------
-// The host computes the bias corrections once per step:
-//   step_size = lr / (1 - beta1^t),  bias_correction2_sqrt = sqrt(1 - beta2^t).
+// The host computes every scalar once per step, in double as Python does, then rounds it to T:
+//   step_size = lr / (1 - beta1^t),  bias_correction2_sqrt = sqrt(1 - beta2^t),
+//   one_minus_beta1 = 1 - beta1,  one_minus_beta2 = 1 - beta2 (0.001f, not 1.0f - 0.999f).
 template <class T> struct AdamStep {
-  T beta1, beta2, eps;
+  T beta2, eps;
+  T one_minus_beta1, one_minus_beta2;
   T step_size;              // lr / bias_correction1
   T bias_correction2_sqrt;  // sqrt(1 - beta2^t)
 };
@@ -146,8 +162,8 @@ template <class T> struct AdamStep {
 template <class T>
 FMNIST_HD void adam_update(T& param, T grad, T& m, T& v, const AdamStep<T>& s) {
   using std::sqrt;
-  m = m + (T(1) - s.beta1) * (grad - m);  // exp_avg.lerp_(grad, 1 - beta1)
-  v = v * s.beta2 + (T(1) - s.beta2) * grad * grad;
+  m = m + s.one_minus_beta1 * (grad - m);  // exp_avg.lerp_(grad, 1 - beta1)
+  v = v * s.beta2 + s.one_minus_beta2 * grad * grad;  // exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)
   T denom = sqrt(v) / s.bias_correction2_sqrt + s.eps;
   param = param - s.step_size * (m / denom);
 }

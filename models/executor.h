@@ -24,8 +24,9 @@ template <class T> elementwise::AdamStep<T> adam_step_constants(const AdamConfig
   const double bias_correction1 = 1.0 - std::pow(c.beta1, static_cast<double>(t));
   const double bias_correction2 = 1.0 - std::pow(c.beta2, static_cast<double>(t));
   elementwise::AdamStep<T> s;
-  s.beta1 = static_cast<T>(c.beta1);
   s.beta2 = static_cast<T>(c.beta2);
+  s.one_minus_beta1 = static_cast<T>(1.0 - c.beta1);
+  s.one_minus_beta2 = static_cast<T>(1.0 - c.beta2);
   s.eps = static_cast<T>(c.eps);
   s.step_size = static_cast<T>(c.lr / bias_correction1);
   s.bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));

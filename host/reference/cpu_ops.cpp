@@ -1,0 +1,401 @@
+// CpuOps: memory, pooling, Linear, activations, dropout, losses and Adam on host memory, each a
+// plain loop over the elementwise.h math; the convolutions are in conv.cpp, BLAS calls in gemm.h.
+#include "host/reference/cpu_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "host/reference/gemm.h"
+#include "host/reference/sum.h"
+
+namespace fmnist {
+namespace {
+
+namespace ew = elementwise;
+
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string(op) + ": " + what);
+}
+template <class P> void require(const char* op, const char* name, P pointer) {
+  if (pointer == nullptr) fail(op, std::string(name) + " is null");
+}
+template <class I> void require_positive(const char* op, const char* field, I value) {
+  if (value <= 0) fail(op, std::string(field) + " must be positive (got " + std::to_string(value) + ")");
+}
+
+void check_pool(const char* op, const PoolGeometry& g) {
+  require_positive(op, "batch", g.batch);
+  require_positive(op, "channels", g.channels);
+  require_positive(op, "in_h", g.in_h);
+  require_positive(op, "in_w", g.in_w);
+  require_positive(op, "kernel", g.kernel);
+  require_positive(op, "stride", g.stride);
+  if (g.in_h < g.kernel || g.in_w < g.kernel) fail(op, "kernel is larger than the input");
+}
+
+void check_linear(const char* op, const LinearGeometry& g) {
+  require_positive(op, "batch", g.batch);
+  require_positive(op, "in_features", g.in_features);
+  require_positive(op, "out_features", g.out_features);
+}
+
+void check_dropout(const char* op, std::size_t n, float p) {
+  require_positive(op, "n", n);
+  if (!(p >= 0.0f && p < 1.0f)) fail(op, "p must be in [0, 1) (got " + std::to_string(p) + ")");
+}
+
+void check_labels(const char* op, int batch, int classes, const std::uint8_t* labels) {
+  for (int r = 0; r < batch; ++r)
+    if (labels[r] >= classes)
+      fail(op, "label " + std::to_string(labels[r]) + " of row " + std::to_string(r) +
+                   " is not below classes (" + std::to_string(classes) + ")");
+}
+
+// loss[0] = sum / n, the sum taken in double in a fixed order; *loss_sum += the same mean.
+template <class T> void write_mean(double sum, std::size_t n, T* loss, double* loss_sum) {
+  const double mean = sum / static_cast<double>(n);
+  loss[0] = static_cast<T>(mean);
+  if (loss_sum != nullptr) *loss_sum += mean;
+}
+
+}  // namespace
+
+// ---- memory -------------------------------------------------------------------------------------
+
+template <class T> void* CpuOps<T>::allocate(std::size_t bytes) {
+  const std::size_t rounded = std::max<std::size_t>(64, (bytes + 63) / 64 * 64);
+  void* ptr = std::aligned_alloc(64, rounded);
+  if (ptr == nullptr) throw std::bad_alloc();
+  std::memset(ptr, 0, rounded);
+  return ptr;
+}
+
+template <class T> void CpuOps<T>::deallocate(void* ptr) noexcept { std::free(ptr); }
+
+template <class T>
+void CpuOps<T>::copy_to_device(void* dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  require("copy_to_device", "dst", dst);
+  require("copy_to_device", "host_src", host_src);
+  std::memcpy(dst, host_src, bytes);
+}
+
+template <class T> void CpuOps<T>::copy_to_host(void* host_dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  require("copy_to_host", "host_dst", host_dst);
+  require("copy_to_host", "src", src);
+  std::memcpy(host_dst, src, bytes);
+}
+
+template <class T> void CpuOps<T>::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  require("copy", "dst", dst);
+  require("copy", "src", src);
+  std::memmove(dst, src, bytes);
+}
+
+template <class T> void CpuOps<T>::fill(T* dst, T value, std::size_t n) {
+  if (n == 0) return;
+  require("fill", "dst", dst);
+  std::fill(dst, dst + n, value);
+}
+
+// x (n) = pixels (n) / 255
+template <class T>
+void CpuOps<T>::images_to_float(std::size_t n, const std::uint8_t* pixels, T* x) {
+  require_positive("images_to_float", "n", n);
+  require("images_to_float", "pixels", pixels);
+  require("images_to_float", "x", x);
+  for (std::size_t i = 0; i < n; ++i) x[i] = ew::pixel_to_unit<T>(pixels[i]);
+}
+
+// ---- convolutions (conv.cpp) ----------------------------------------------------------------------
+
+template <class T>
+void CpuOps<T>::conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+  reference::conv2d_forward(g, x, w, b, y, scratch_);
+}
+template <class T>
+void CpuOps<T>::conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
+                                T* dw, T* db) {
+  reference::conv2d_backward(g, x, w, dy, dx, dw, db, scratch_);
+}
+template <class T>
+void CpuOps<T>::conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w,
+                                         const T* b, T* y) {
+  reference::conv_transpose2d_forward(g, x, w, b, y, scratch_);
+}
+template <class T>
+void CpuOps<T>::conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w,
+                                          const T* dy, T* dx, T* dw, T* db) {
+  reference::conv_transpose2d_backward(g, x, w, dy, dx, dw, db, scratch_);
+}
+
+// ---- max pooling ---------------------------------------------------------------------------------
+
+// x (B,C,H,W) -> y (B,C,Ho,Wo), argmax = index in the (H,W) plane; as PyTorch: the first maximum
+// in scan order wins, and a NaN counts as a maximum.
+template <class T>
+void CpuOps<T>::maxpool2d_forward(const PoolGeometry& g, const T* x, T* y, std::int32_t* argmax) {
+  const char* op = "maxpool2d_forward";
+  check_pool(op, g);
+  require(op, "x", x);
+  require(op, "y", y);
+  require(op, "argmax", argmax);
+  const int ho = g.out_h(), wo = g.out_w();
+  const std::size_t in_plane = static_cast<std::size_t>(g.in_h) * g.in_w;
+  const std::size_t out_plane = static_cast<std::size_t>(ho) * wo;
+  const int k = g.kernel, s = g.stride, w = g.in_w;  // locals: the int32 stores cannot alias them
+  for (std::size_t plane = 0; plane < static_cast<std::size_t>(g.batch) * g.channels; ++plane) {
+    const T* in = x + plane * in_plane;
+    for (int oy = 0; oy < ho; ++oy) {
+      // One output row at a time, window elements in scan order (ky, kx), all ox at once:
+      // branch-free selects that the compiler vectorizes.
+      T* best = y + plane * out_plane + static_cast<std::size_t>(oy) * wo;
+      std::int32_t* best_index = argmax + plane * out_plane + static_cast<std::size_t>(oy) * wo;
+      for (int ox = 0; ox < wo; ++ox) {
+        best[ox] = -std::numeric_limits<T>::infinity();
+        best_index[ox] = oy * s * w + ox * s;
+      }
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+          const int first = (oy * s + ky) * w + kx;  // the element for ox = 0
+          const T* row = in + first;
+          for (int ox = 0; ox < wo; ++ox) {
+            const T v = row[ox * s];
+            const bool take = (v > best[ox]) | (v != v);  // v != v: NaN
+            best[ox] = take ? v : best[ox];
+            best_index[ox] = take ? first + ox * s : best_index[ox];
+          }
+        }
+    }
+  }
+}
+
+// dy (B,C,Ho,Wo) -> dx (B,C,H,W): each dy goes to its argmax, every other dx is 0.
+template <class T>
+void CpuOps<T>::maxpool2d_backward(const PoolGeometry& g, const T* dy, const std::int32_t* argmax,
+                                   T* dx) {
+  const char* op = "maxpool2d_backward";
+  check_pool(op, g);
+  require(op, "dy", dy);
+  require(op, "argmax", argmax);
+  if (dx == nullptr) return;
+  const std::size_t in_plane = static_cast<std::size_t>(g.in_h) * g.in_w;
+  const std::size_t out_plane = static_cast<std::size_t>(g.out_h()) * g.out_w();
+  std::fill(dx, dx + g.in_count(), T(0));
+  for (std::size_t plane = 0; plane < static_cast<std::size_t>(g.batch) * g.channels; ++plane)
+    for (std::size_t o = 0; o < out_plane; ++o) {
+      const std::int32_t a = argmax[plane * out_plane + o];
+      if (a < 0 || static_cast<std::size_t>(a) >= in_plane) fail(op, "argmax out of its plane");
+      dx[plane * in_plane + a] += dy[plane * out_plane + o];
+    }
+}
+
+// ---- Linear --------------------------------------------------------------------------------------
+
+// y (B,out) = x (B,in) w^T (w is (out,in)) + b (out)
+template <class T>
+void CpuOps<T>::linear_forward(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y) {
+  const char* op = "linear_forward";
+  check_linear(op, g);
+  require(op, "x", x);
+  require(op, "w", w);
+  require(op, "y", y);
+  const int in = g.in_features, out = g.out_features;
+  if (b != nullptr)
+    for (int r = 0; r < g.batch; ++r) std::copy(b, b + out, y + static_cast<std::size_t>(r) * out);
+  reference::gemm(false, true, g.batch, out, in, T(1), x, in, w, in, b != nullptr ? T(1) : T(0), y,
+                  out);
+}
+
+// dx (B,in) = dy (B,out) w;  dw (out,in) = dy^T x;  db (out) = column sums of dy (in double)
+template <class T>
+void CpuOps<T>::linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* dy, T* dx,
+                                T* dw, T* db) {
+  const char* op = "linear_backward";
+  check_linear(op, g);
+  require(op, "dy", dy);
+  if (dw != nullptr) require(op, "x (needed for dw)", x);
+  if (dx != nullptr) require(op, "w (needed for dx)", w);
+  const int in = g.in_features, out = g.out_features;
+  if (dx != nullptr) reference::gemm(false, false, g.batch, in, out, T(1), dy, out, w, in, T(0), dx, in);
+  if (dw != nullptr) reference::gemm(true, false, out, in, g.batch, T(1), dy, out, x, in, T(0), dw, in);
+  if (db != nullptr) {
+    std::vector<double>& sums = column_sums_;  // row by row, so each column sums in row order
+    sums.assign(out, 0.0);
+    for (int r = 0; r < g.batch; ++r)
+      for (int j = 0; j < out; ++j) sums[j] += static_cast<double>(dy[static_cast<std::size_t>(r) * out + j]);
+    for (int j = 0; j < out; ++j) db[j] = static_cast<T>(sums[j]);
+  }
+}
+
+// ---- element-wise (in place allowed) ------------------------------------------------------------
+
+template <class T> void CpuOps<T>::relu_forward(std::size_t n, const T* x, T* y) {
+  require_positive("relu_forward", "n", n);
+  require("relu_forward", "x", x);
+  require("relu_forward", "y", y);
+  for (std::size_t i = 0; i < n; ++i) y[i] = ew::relu(x[i]);
+}
+
+template <class T> void CpuOps<T>::relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  require_positive("relu_backward", "n", n);
+  require("relu_backward", "y", y);
+  require("relu_backward", "dy", dy);
+  require("relu_backward", "dx", dx);
+  for (std::size_t i = 0; i < n; ++i) dx[i] = ew::relu_grad(y[i], dy[i]);
+}
+
+template <class T> void CpuOps<T>::sigmoid_forward(std::size_t n, const T* x, T* y) {
+  require_positive("sigmoid_forward", "n", n);
+  require("sigmoid_forward", "x", x);
+  require("sigmoid_forward", "y", y);
+  for (std::size_t i = 0; i < n; ++i) y[i] = ew::sigmoid(x[i]);
+}
+
+template <class T> void CpuOps<T>::sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  require_positive("sigmoid_backward", "n", n);
+  require("sigmoid_backward", "y", y);
+  require("sigmoid_backward", "dy", dy);
+  require("sigmoid_backward", "dx", dx);
+  for (std::size_t i = 0; i < n; ++i) dx[i] = ew::sigmoid_grad(y[i], dy[i]);
+}
+
+// out (n) = in (n) * dropout factor of element i; one Philox block gives the factors of four
+// consecutive elements (the same values elementwise::dropout_factor gives one at a time).
+namespace {
+template <class T>
+void scale_by_dropout_mask(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                           std::uint32_t layer, const T* in, T* out) {
+  for (std::size_t first = 0; first < n; first += 4) {
+    const ew::Philox4x32 bits = ew::dropout_block(seed, step, layer, first / 4);
+    for (std::size_t k = 0; k < 4 && first + k < n; ++k)
+      out[first + k] = in[first + k] * ew::dropout_factor_of<T>(ew::dropout_uniform_from_bits(bits.v[k]), p);
+  }
+}
+}  // namespace
+
+// y = x * factor, factor = 0 or 1/(1-p) from the counter-based mask of (seed, step, layer, i).
+template <class T>
+void CpuOps<T>::dropout_forward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                                std::uint32_t layer, const T* x, T* y) {
+  check_dropout("dropout_forward", n, p);
+  require("dropout_forward", "x", x);
+  require("dropout_forward", "y", y);
+  scale_by_dropout_mask(n, p, seed, step, layer, x, y);
+}
+
+// dx = dy * the same factor as the forward.
+template <class T>
+void CpuOps<T>::dropout_backward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                                 std::uint32_t layer, const T* dy, T* dx) {
+  check_dropout("dropout_backward", n, p);
+  require("dropout_backward", "dy", dy);
+  require("dropout_backward", "dx", dx);
+  scale_by_dropout_mask(n, p, seed, step, layer, dy, dx);
+}
+
+// ---- losses and metrics ----------------------------------------------------------------------
+
+template <class T>
+void CpuOps<T>::l1_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
+                        double* loss_sum) {
+  const char* op = "l1_loss";
+  require_positive(op, "n", n);
+  require(op, "pred", pred);
+  require(op, "target", target);
+  require(op, "loss", loss);
+  const T inv_n = T(1) / static_cast<T>(n);
+  T* terms = scratch_.get(0, n);  // computed apart (vectorized, no branches), summed in order
+  for (std::size_t i = 0; i < n; ++i) terms[i] = ew::l1_term(pred[i], target[i]);
+  const double sum = reference::sum_in_double(terms, n);
+  if (dpred != nullptr)  // a loop of its own, so that it vectorizes
+    for (std::size_t i = 0; i < n; ++i) dpred[i] = ew::l1_grad(pred[i], target[i], inv_n);
+  write_mean(sum, n, loss, loss_sum);
+}
+
+template <class T>
+void CpuOps<T>::mse_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
+                         double* loss_sum) {
+  const char* op = "mse_loss";
+  require_positive(op, "n", n);
+  require(op, "pred", pred);
+  require(op, "target", target);
+  require(op, "loss", loss);
+  const T inv_n = T(1) / static_cast<T>(n);
+  T* terms = scratch_.get(0, n);  // computed apart (vectorized, no branches), summed in order
+  for (std::size_t i = 0; i < n; ++i) terms[i] = ew::mse_term(pred[i], target[i]);
+  const double sum = reference::sum_in_double(terms, n);
+  if (dpred != nullptr)  // a loop of its own, so that it vectorizes
+    for (std::size_t i = 0; i < n; ++i) dpred[i] = ew::mse_grad(pred[i], target[i], inv_n);
+  write_mean(sum, n, loss, loss_sum);
+}
+
+// scores (B,classes), labels (B): loss = mean over rows; dscores (B,classes) includes the 1/B.
+template <class T>
+void CpuOps<T>::softmax_cross_entropy(int batch, int classes, const T* scores,
+                                      const std::uint8_t* labels, T* dscores, T* loss,
+                                      double* loss_sum) {
+  const char* op = "softmax_cross_entropy";
+  require_positive(op, "batch", batch);
+  require_positive(op, "classes", classes);
+  require(op, "scores", scores);
+  require(op, "labels", labels);
+  require(op, "loss", loss);
+  check_labels(op, batch, classes, labels);
+  const T scale = T(1) / static_cast<T>(batch);
+  double sum = 0.0;
+  for (int r = 0; r < batch; ++r) {
+    const std::size_t row = static_cast<std::size_t>(r) * classes;
+    sum += static_cast<double>(ew::softmax_cross_entropy_row(
+        scores + row, classes, labels[r], scale, dscores != nullptr ? dscores + row : nullptr));
+  }
+  write_mean(sum, static_cast<std::size_t>(batch), loss, loss_sum);
+}
+
+// confusion (classes,classes)[label][argmax(scores)] += 1 for each row.
+template <class T>
+void CpuOps<T>::count_predictions(int batch, int classes, const T* scores,
+                                  const std::uint8_t* labels, std::int64_t* confusion) {
+  const char* op = "count_predictions";
+  require_positive(op, "batch", batch);
+  require_positive(op, "classes", classes);
+  require(op, "scores", scores);
+  require(op, "labels", labels);
+  require(op, "confusion", confusion);
+  check_labels(op, batch, classes, labels);
+  for (int r = 0; r < batch; ++r) {
+    const int predicted = ew::argmax_row(scores + static_cast<std::size_t>(r) * classes, classes);
+    confusion[static_cast<std::size_t>(labels[r]) * classes + predicted] += 1;
+  }
+}
+
+// ---- optimizer -----------------------------------------------------------------------------------
+
+template <class T>
+void CpuOps<T>::adam_update(std::size_t n, T* params, const T* grads, T* m, T* v,
+                            const elementwise::AdamStep<T>& step) {
+  const char* op = "adam_update";
+  require_positive(op, "n", n);
+  require(op, "params", params);
+  require(op, "grads", grads);
+  require(op, "m", m);
+  require(op, "v", v);
+  const elementwise::AdamStep<T> s = step;  // a local copy: stores to params cannot alias it
+  for (std::size_t i = 0; i < n; ++i) ew::adam_update(params[i], grads[i], m[i], v[i], s);
+}
+
+template class CpuOps<float>;
+template class CpuOps<double>;
+
+std::unique_ptr<Ops<float>> make_cpu_ops() { return std::make_unique<CpuOps<float>>(); }
+
+}  // namespace fmnist
