@@ -1,0 +1,32 @@
+// Adam on the GPU: ONE launch updates n contiguous parameters, their gradients and both moments
+// (flat buffers, as the executor keeps them), each element by elementwise::adam_update, the same
+// function the CPU reference calls. The bias corrections come from the host (AdamStep), so the
+// kernel holds no step counter. Compiled with --fmad=false: the update rounds exactly as the CPU's.
+#include <cstddef>
+
+#include "cuda/check.h"
+#include "cuda/kernels.h"
+
+namespace fmnist::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// params, grads, m, v are (n); step is passed by value (kernel parameter memory).
+__global__ void adam_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
+                            elementwise::AdamStep<float> step) {
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride)
+    elementwise::adam_update(params[i], grads[i], m[i], v[i], step);
+}
+
+}  // namespace
+
+void launch_adam(const Context& c, std::size_t n, float* params, const float* grads, float* m,
+                 float* v, const elementwise::AdamStep<float>& step) {
+  adam_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, params, grads, m, v, step);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,44 @@
+// The CUDA backend as host code sees it: device listing, a version summary and the factory of the
+// GPU Ops<float>. A plain C++ header (no CUDA types), so g++-compiled code can include it; it is
+// only compiled in when FMNIST_HAVE_CUDA is defined (the build links fmnist_cuda then).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/ops.h"
+
+namespace fmnist {
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int major = 0, minor = 0;        // compute capability
+  std::size_t memory_bytes = 0;    // total global memory
+  int multiprocessors = 0;
+};
+
+// Every visible CUDA device. Empty, never an exception, when there is no driver or no device, so
+// it is safe to call on any machine.
+std::vector<CudaDeviceInfo> list_cuda_devices();
+
+// "CUDA runtime 13.0, driver 13.0, cuDNN 9.19.0, cuBLAS 13.0.0" ("driver none" without a driver).
+std::string cuda_runtime_summary();
+
+struct CudaOptions {
+  int device = 0;
+  // TF32 tensor-core math in cuDNN and cuBLAS (faster, ~1e-3 relative error). Off: FP32 FMA math
+  // only, and only GEMM-family/direct convolution algorithms, so results match the CPU reference.
+  bool allow_tf32 = false;
+  // Deterministic cuDNN algorithms only (bitwise equal results run to run). Every fmnist kernel is
+  // deterministic either way (no floating-point atomics).
+  bool deterministic = true;
+};
+
+// The GPU backend on options.device. Throws std::runtime_error with a one-line message when there
+// is no such device, no driver, or the device's compute capability is not supported by this build.
+std::unique_ptr<Ops<float>> make_cuda_ops(const CudaOptions& options);
+
+}  // namespace fmnist

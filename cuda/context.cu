@@ -1,0 +1,119 @@
+// The CUDA context: device selection and checks, the stream, the cuDNN and cuBLAS handles and the
+// workspaces (see context.h).
+#include "cuda/context.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/kernels.h"
+
+namespace fmnist::cuda {
+namespace {
+
+// cuBLAS asks for 32 MiB on Hopper (4 MiB elsewhere); a user workspace makes its choice of
+// kernels fixed (deterministic) and keeps it from allocating while a CUDA graph is captured.
+constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;
+// No convolution algorithm may ask for more than this (nor for more than a quarter of free memory).
+constexpr std::size_t kMaxConvWorkspaceBytes = std::size_t(1) << 30;
+
+std::string capability(const cudaDeviceProp& p) {
+  return std::to_string(p.major) + "." + std::to_string(p.minor);
+}
+
+}  // namespace
+
+Context::Context(const CudaOptions& options) : options_(options) {
+  int count = 0;
+  const cudaError_t count_status = cudaGetDeviceCount(&count);
+  if (count_status != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw std::runtime_error("no usable CUDA device: " + std::string(cudaGetErrorString(count_status)));
+  }
+  if (count == 0) throw std::runtime_error("no CUDA device found");
+  if (options.device < 0 || options.device >= count)
+    throw std::runtime_error("CUDA device " + std::to_string(options.device) +
+                             " does not exist (this machine has " + std::to_string(count) +
+                             " device" + (count == 1 ? "" : "s") + ", indices 0.." +
+                             std::to_string(count - 1) + ")");
+  CUDA_CHECK(cudaGetDeviceProperties(&properties_, options.device));
+  if (properties_.major < kMinComputeMajor)
+    throw std::runtime_error("CUDA device " + std::to_string(options.device) + " (" +
+                             properties_.name + ") has compute capability " +
+                             capability(properties_) + "; fmnist needs " +
+                             std::to_string(kMinComputeMajor) + ".0 or newer");
+  CUDA_CHECK(cudaSetDevice(options.device));
+  // The build must hold code the device can run (SASS for it, or PTX the driver can compile).
+  const std::string missing = kernel_image_problem();
+  if (!missing.empty())
+    throw std::runtime_error("CUDA device " + std::to_string(options.device) + " (" +
+                             properties_.name + ", compute capability " + capability(properties_) +
+                             ") cannot run this build (built for " + compiled_architectures() +
+                             "): " + missing +
+                             "; reconfigure with -DCMAKE_CUDA_ARCHITECTURES=" +
+                             std::to_string(properties_.major) + std::to_string(properties_.minor));
+  try {
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDNN_CHECK(cudnnCreate(&cudnn_));
+    CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+    CUBLAS_CHECK(cublasCreate(&cublas_));
+    // cublasSetStream resets the workspace to the default pool: set the stream first.
+    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    CUBLAS_CHECK(cublasSetMathMode(cublas_, options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasSetAtomicsMode(cublas_, CUBLAS_ATOMICS_NOT_ALLOWED));
+    CUBLAS_CHECK(cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+    CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+    CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduce_partials_),
+                          sizeof(double) * kReducePartials));
+    std::size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    workspace_limit_ = std::min(kMaxConvWorkspaceBytes, free_bytes / 4);
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+Context::~Context() { release(); }
+
+void Context::release() noexcept {
+  if (stream_ != nullptr) CUDA_LOG(cudaStreamSynchronize(stream_));
+  if (workspace_ != nullptr) CUDA_LOG(cudaFree(workspace_));
+  if (cublas_workspace_ != nullptr) CUDA_LOG(cudaFree(cublas_workspace_));
+  if (reduce_partials_ != nullptr) CUDA_LOG(cudaFree(reduce_partials_));
+  if (cublas_ != nullptr) CUBLAS_LOG(cublasDestroy(cublas_));
+  if (cudnn_ != nullptr) CUDNN_LOG(cudnnDestroy(cudnn_));
+  if (stream_ != nullptr) CUDA_LOG(cudaStreamDestroy(stream_));
+  workspace_ = cublas_workspace_ = nullptr;
+  reduce_partials_ = nullptr;
+  cublas_ = nullptr;
+  cudnn_ = nullptr;
+  stream_ = nullptr;
+  workspace_bytes_ = 0;
+}
+
+void Context::reserve_workspace(std::size_t bytes) {
+  if (bytes <= workspace_bytes_) return;
+  // Work already queued may still use the old buffer.
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (workspace_ != nullptr) {
+    CUDA_CHECK(cudaFree(workspace_));
+    workspace_ = nullptr;
+    workspace_bytes_ = 0;
+  }
+  // Round up to 1 MiB so a few slightly larger geometries do not each grow it.
+  const std::size_t rounded = (bytes + (std::size_t(1) << 20) - 1) & ~((std::size_t(1) << 20) - 1);
+  CUDA_CHECK(cudaMalloc(&workspace_, rounded));
+  workspace_bytes_ = rounded;
+}
+
+int Context::grid_for(std::size_t n, int threads) const {
+  const std::size_t wanted = (n + static_cast<std::size_t>(threads) - 1) / threads;
+  const std::size_t cap = static_cast<std::size_t>(std::max(1, properties_.multiProcessorCount)) * 32;
+  return static_cast<int>(std::max<std::size_t>(1, std::min(wanted, cap)));
+}
+
+}  // namespace fmnist::cuda

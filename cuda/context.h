@@ -1,0 +1,64 @@
+// The CUDA context of one CudaOps: the device, one stream, one cuDNN and one cuBLAS handle bound to
+// that stream, the cuDNN workspace (one buffer shared by every convolution, grown only while a new
+// convolution geometry is being planned), cuBLAS's own fixed workspace, and a small scratch area
+// for deterministic reductions. Everything here is created once; nothing is allocated per step.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <string>
+
+#include "cuda/backend.h"
+
+namespace fmnist::cuda {
+
+class Context {
+ public:
+  // Selects options.device and creates everything. Throws std::runtime_error with one line when
+  // the device is missing or its compute capability is not supported by this build.
+  explicit Context(const CudaOptions& options);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const CudaOptions& options() const { return options_; }
+  int device() const { return options_.device; }
+  const cudaDeviceProp& properties() const { return properties_; }
+  cudaStream_t stream() const { return stream_; }
+  cudnnHandle_t cudnn() const { return cudnn_; }
+  cublasHandle_t cublas() const { return cublas_; }
+
+  // The shared cuDNN workspace, at least `bytes` large. Growing it (only ever while a new
+  // convolution plan is made, never in a steady-state step) waits for the stream first.
+  void reserve_workspace(std::size_t bytes);
+  void* workspace() const { return workspace_; }
+  std::size_t workspace_bytes() const { return workspace_bytes_; }
+  // The largest workspace a convolution algorithm may ask for.
+  std::size_t workspace_limit() const { return workspace_limit_; }
+
+  // Scratch for two-pass reductions: kReducePartials doubles.
+  static constexpr int kReducePartials = 1024;
+  double* reduce_partials() const { return reduce_partials_; }
+
+  // A threads-per-block and block count for a grid-stride loop over n elements.
+  int grid_for(std::size_t n, int threads) const;
+
+ private:
+  CudaOptions options_;
+  cudaDeviceProp properties_{};
+  cudaStream_t stream_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* workspace_ = nullptr;
+  std::size_t workspace_bytes_ = 0;
+  std::size_t workspace_limit_ = 0;
+  void* cublas_workspace_ = nullptr;
+  double* reduce_partials_ = nullptr;
+
+  void release() noexcept;
+};
+
+}  // namespace fmnist::cuda

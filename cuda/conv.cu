@@ -1,0 +1,411 @@
+// ConvPlan: Conv2d and ConvTranspose2d through cuDNN's convolution descriptors (see conv.h for the
+// mapping). Algorithm choice, once per geometry:
+//   1. cuDNN's heuristics (cudnnGet*Algorithm_v7) rank the algorithms, fastest expected first;
+//   2. the first one that passes the filters is taken: status OK; deterministic (by default);
+//      without TF32 (by default): math type forced to CUDNN_FMA_MATH and only the GEMM-family and
+//      direct algorithms (no FFT or Winograd, whose transforms round differently from the CPU's
+//      direct sums); workspace within the context's limit; and a trial run on zeroed buffers of
+//      the plan's shapes succeeds on this device;
+//   3. a known-good fallback (implicit GEMM / ALGO_1) is tried last.
+// The heuristic ranking does not depend on timings, so every run of a build on a device makes the
+// same choice: with deterministic algorithms results are bitwise reproducible across processes.
+#include "cuda/conv.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "cuda/check.h"
+
+namespace fmnist::cuda {
+namespace {
+
+const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "IMPLICIT_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "IMPLICIT_PRECOMP_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "DIRECT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "FFT_TILING";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "WINOGRAD";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    default: return "?";
+  }
+}
+const char* algo_name(cudnnConvolutionBwdDataAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_0: return "ALGO_0";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_1: return "ALGO_1";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING: return "FFT_TILING";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD: return "WINOGRAD";
+    case CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    default: return "?";
+  }
+}
+const char* algo_name(cudnnConvolutionBwdFilterAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0: return "ALGO_0";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1: return "ALGO_1";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3: return "ALGO_3";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    case CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING: return "FFT_TILING";
+    default: return "?";
+  }
+}
+const char* math_name(cudnnMathType_t m) {
+  switch (m) {
+    case CUDNN_DEFAULT_MATH: return "DEFAULT";
+    case CUDNN_TENSOR_OP_MATH: return "TENSOR_OP";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "TENSOR_OP_ALLOW_CONVERSION";
+    case CUDNN_FMA_MATH: return "FMA";
+    default: return "?";
+  }
+}
+
+// Algorithms whose arithmetic is a plain sum of products (no FFT or Winograd transforms).
+bool direct_sum(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+}
+bool direct_sum(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+}
+bool direct_sum(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+// Known non-deterministic algorithms (they accumulate with atomics), excluded in deterministic
+// mode whatever the perf results say.
+bool known_nondeterministic(cudnnConvolutionFwdAlgo_t) { return false; }
+bool known_nondeterministic(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+}
+bool known_nondeterministic(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+
+template <class Algo> struct Candidate {
+  Algo algo;
+  cudnnMathType_t math;
+};
+
+// The heuristic's ranking, filtered as the file header says, with `fallback` appended.
+template <class Perf, class Algo>
+std::vector<Candidate<Algo>> rank(const std::vector<Perf>& perf, int returned,
+                                  const CudaOptions& options, Algo fallback) {
+  std::vector<Candidate<Algo>> out;
+  for (int i = 0; i < returned; ++i) {
+    const Perf& p = perf[i];
+    if (p.status != CUDNN_STATUS_SUCCESS) continue;
+    if (options.deterministic &&
+        (p.determinism != CUDNN_DETERMINISTIC || known_nondeterministic(p.algo)))
+      continue;
+    cudnnMathType_t math = p.mathType;
+    if (!options.allow_tf32) {
+      if (!direct_sum(p.algo)) continue;
+      if (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+        continue;
+      math = CUDNN_FMA_MATH;
+    }
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate<Algo>& c) {
+      return c.algo == p.algo && c.math == math;
+    });
+    if (!seen) out.push_back({p.algo, math});
+  }
+  const cudnnMathType_t fallback_math = options.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate<Algo>& c) {
+    return c.algo == fallback && c.math == fallback_math;
+  });
+  if (!seen) out.push_back({fallback, fallback_math});
+  return out;
+}
+
+std::string geometry_text(const ConvGeometry& g) {
+  std::ostringstream s;
+  s << (g.transposed ? "ConvTranspose2d" : "Conv2d") << " batch " << g.batch << ", " << g.in_channels
+    << "x" << g.in_h << "x" << g.in_w << " -> " << g.out_channels << "x" << g.out_h() << "x"
+    << g.out_w() << ", kernel " << g.kernel << ", stride " << g.stride << ", padding "
+    << g.padding << ", output_padding " << g.output_padding;
+  return s.str();
+}
+
+// A device buffer that lives for the duration of plan construction (trial runs only).
+class TrialBuffer {
+ public:
+  TrialBuffer(std::size_t count, cudaStream_t stream) {
+    const std::size_t bytes = std::max<std::size_t>(count, 1) * sizeof(float);
+    CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+    const cudaError_t status = cudaMemsetAsync(ptr_, 0, bytes, stream);
+    if (status != cudaSuccess) {
+      CUDA_LOG(cudaFree(ptr_));
+      throw_cuda(status, "cudaMemsetAsync(trial buffer)", __FILE__, __LINE__);
+    }
+  }
+  ~TrialBuffer() { CUDA_LOG(cudaFree(ptr_)); }
+  TrialBuffer(const TrialBuffer&) = delete;
+  TrialBuffer& operator=(const TrialBuffer&) = delete;
+  float* get() const { return static_cast<float*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+}  // namespace
+
+ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry)
+    : context_(context), geometry_(geometry) {
+  const ConvGeometry& g = geometry_;
+  // The cuDNN convolution underneath: src (N,C,Hs,Ws) -> dst (N,K,Hd,Wd), filter (K,C,k,k).
+  int c, hs, ws, k, hd, wd;
+  if (!g.transposed) {
+    c = g.in_channels, hs = g.in_h, ws = g.in_w;
+    k = g.out_channels, hd = g.out_h(), wd = g.out_w();
+  } else {
+    c = g.out_channels, hs = g.out_h(), ws = g.out_w();
+    k = g.in_channels, hd = g.in_h, wd = g.in_w;
+  }
+  try {
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&src_));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&dst_));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&filter_));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_fwd_));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_bwd_data_));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_bwd_filter_));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(src_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.batch, c,
+                                           hs, ws));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(dst_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.batch, k,
+                                           hd, wd));
+    // Conv2d weight (Cout,Cin,k,k) = (K,C,k,k); ConvTranspose2d weight (Cin,Cout,k,k) = (K,C,k,k).
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(filter_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k, c,
+                                           g.kernel, g.kernel));
+    // As PyTorch: FMA math (no TF32) unless TF32 is allowed, then the default (TF32 permitted).
+    const cudnnMathType_t query_math =
+        context_.options().allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    for (cudnnConvolutionDescriptor_t d : {conv_fwd_, conv_bwd_data_, conv_bwd_filter_}) {
+      // PyTorch's Conv2d is a cross-correlation: CUDNN_CROSS_CORRELATION, FP32 accumulation.
+      CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, g.padding, g.padding, g.stride, g.stride,
+                                                  /*dilation*/ 1, 1, CUDNN_CROSS_CORRELATION,
+                                                  CUDNN_DATA_FLOAT));
+      CUDNN_CHECK(cudnnSetConvolutionMathType(d, query_math));
+    }
+    int n_out = 0, k_out = 0, h_out = 0, w_out = 0;
+    CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_fwd_, src_, filter_, &n_out, &k_out,
+                                                      &h_out, &w_out));
+    if (n_out != g.batch || k_out != k || h_out != hd || w_out != wd)
+      throw std::invalid_argument("conv plan: cuDNN computes " + std::to_string(h_out) + "x" +
+                                  std::to_string(w_out) + " where " + geometry_text(g) +
+                                  " needs " + std::to_string(hd) + "x" + std::to_string(wd));
+    choose_algorithms();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+ConvPlan::~ConvPlan() { release(); }
+
+void ConvPlan::release() noexcept {
+  if (conv_bwd_filter_ != nullptr) CUDNN_LOG(cudnnDestroyConvolutionDescriptor(conv_bwd_filter_));
+  if (conv_bwd_data_ != nullptr) CUDNN_LOG(cudnnDestroyConvolutionDescriptor(conv_bwd_data_));
+  if (conv_fwd_ != nullptr) CUDNN_LOG(cudnnDestroyConvolutionDescriptor(conv_fwd_));
+  if (filter_ != nullptr) CUDNN_LOG(cudnnDestroyFilterDescriptor(filter_));
+  if (dst_ != nullptr) CUDNN_LOG(cudnnDestroyTensorDescriptor(dst_));
+  if (src_ != nullptr) CUDNN_LOG(cudnnDestroyTensorDescriptor(src_));
+  conv_bwd_filter_ = conv_bwd_data_ = conv_fwd_ = nullptr;
+  filter_ = nullptr;
+  dst_ = src_ = nullptr;
+}
+
+void ConvPlan::choose_algorithms() {
+  const CudaOptions& options = context_.options();
+  cudnnHandle_t handle = context_.cudnn();
+  cudaStream_t stream = context_.stream();
+  const std::size_t limit = context_.workspace_limit();
+  const ConvGeometry& g = geometry_;
+  const std::size_t src_count = g.transposed ? g.out_count() : g.in_count();
+  const std::size_t dst_count = g.transposed ? g.in_count() : g.out_count();
+  TrialBuffer src(src_count, stream), dst(dst_count, stream), filter(g.weight_count(), stream);
+  const float one = 1.0f, zero = 0.0f;
+
+  // Takes the first candidate that works: math type, workspace size within the limit, then a real
+  // run on zeros. cuDNN refusals (not supported, bad parameter...) move on to the next candidate,
+  // and are listed in the error when none works; CUDA errors propagate.
+  // query(algo, &bytes) and run(algo, bytes) return cuDNN statuses.
+  auto choose = [&](const char* pass, cudnnConvolutionDescriptor_t desc, const auto& candidates,
+                    auto query, auto run, auto& algo, cudnnMathType_t& math, std::size_t& bytes) {
+    std::string refusals;
+    for (const auto& c : candidates) {
+      const std::string label = std::string(algo_name(c.algo)) + "/" + math_name(c.math);
+      cudnnStatus_t status = cudnnSetConvolutionMathType(desc, c.math);
+      std::size_t needed = 0;
+      if (status == CUDNN_STATUS_SUCCESS) status = query(c.algo, &needed);
+      if (status != CUDNN_STATUS_SUCCESS) {
+        refusals += " " + label + ": " + cudnnGetErrorString(status) + ";";
+        continue;
+      }
+      if (needed > limit) {
+        refusals += " " + label + ": workspace " + std::to_string(needed) + " B over the limit;";
+        continue;
+      }
+      context_.reserve_workspace(needed);
+      status = run(c.algo, needed);
+      if (status != CUDNN_STATUS_SUCCESS) {
+        refusals += " " + label + ": trial run " + cudnnGetErrorString(status) + ";";
+        continue;
+      }
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+      algo = c.algo;
+      math = c.math;
+      bytes = needed;
+      return;
+    }
+    throw std::runtime_error("cuDNN offers no usable " + std::string(pass) + " algorithm for " +
+                             geometry_text(g) + " (tried:" + refusals + ")");
+  };
+
+  {  // forward: src -> dst
+    int max_count = 0, returned = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &max_count));
+    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(std::max(max_count, 1));
+    // No ranking (an error) leaves the fallback alone to try.
+    if (cudnnGetConvolutionForwardAlgorithm_v7(handle, src_, filter_, conv_fwd_, dst_, max_count,
+                                               &returned, perf.data()) != CUDNN_STATUS_SUCCESS)
+      returned = 0;
+    choose(
+        "forward", conv_fwd_,
+        rank(perf, returned, options, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM),
+        [&](cudnnConvolutionFwdAlgo_t a, std::size_t* b) {
+          return cudnnGetConvolutionForwardWorkspaceSize(handle, src_, filter_, conv_fwd_, dst_, a,
+                                                         b);
+        },
+        [&](cudnnConvolutionFwdAlgo_t a, std::size_t b) {
+          return cudnnConvolutionForward(handle, &one, src_, src.get(), filter_, filter.get(),
+                                         conv_fwd_, a, context_.workspace(), b, &zero, dst_,
+                                         dst.get());
+        },
+        fwd_algo_, fwd_math_, fwd_bytes_);
+  }
+  {  // backward data: d dst -> d src
+    int max_count = 0, returned = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &max_count));
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(std::max(max_count, 1));
+    if (cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, filter_, dst_, conv_bwd_data_, src_,
+                                                    max_count, &returned,
+                                                    perf.data()) != CUDNN_STATUS_SUCCESS)
+      returned = 0;
+    choose(
+        "backward-data", conv_bwd_data_,
+        rank(perf, returned, options, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1),
+        [&](cudnnConvolutionBwdDataAlgo_t a, std::size_t* b) {
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle, filter_, dst_, conv_bwd_data_,
+                                                              src_, a, b);
+        },
+        [&](cudnnConvolutionBwdDataAlgo_t a, std::size_t b) {
+          return cudnnConvolutionBackwardData(handle, &one, filter_, filter.get(), dst_, dst.get(),
+                                              conv_bwd_data_, a, context_.workspace(), b, &zero,
+                                              src_, src.get());
+        },
+        bwd_data_algo_, bwd_data_math_, bwd_data_bytes_);
+  }
+  {  // backward filter: src, d dst -> d filter
+    int max_count = 0, returned = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &max_count));
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(std::max(max_count, 1));
+    if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, src_, dst_, conv_bwd_filter_,
+                                                      filter_, max_count, &returned,
+                                                      perf.data()) != CUDNN_STATUS_SUCCESS)
+      returned = 0;
+    choose(
+        "backward-filter", conv_bwd_filter_,
+        rank(perf, returned, options, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1),
+        [&](cudnnConvolutionBwdFilterAlgo_t a, std::size_t* b) {
+          return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, src_, dst_,
+                                                                conv_bwd_filter_, filter_, a, b);
+        },
+        [&](cudnnConvolutionBwdFilterAlgo_t a, std::size_t b) {
+          return cudnnConvolutionBackwardFilter(handle, &one, src_, src.get(), dst_, dst.get(),
+                                                conv_bwd_filter_, a, context_.workspace(), b,
+                                                &zero, filter_, filter.get());
+        },
+        bwd_filter_algo_, bwd_filter_math_, bwd_filter_bytes_);
+  }
+  // The trial buffers are freed on return (cudaFree waits for the device anyway).
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+std::string ConvPlan::describe() const {
+  std::ostringstream s;
+  s << geometry_text(geometry_) << ": fwd=" << algo_name(fwd_algo_) << "/" << math_name(fwd_math_)
+    << " (" << fwd_bytes_ << " B) bwd_data=" << algo_name(bwd_data_algo_) << "/"
+    << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B) bwd_filter="
+    << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " ("
+    << bwd_filter_bytes_ << " B)";
+  return s.str();
+}
+
+void ConvPlan::conv_forward(const float* src, const float* w, float* dst) {
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionForward(context_.cudnn(), &one, src_, src, filter_, w, conv_fwd_,
+                                      fwd_algo_, context_.workspace(), fwd_bytes_, &zero, dst_,
+                                      dst));
+}
+
+void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc) {
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionBackwardData(context_.cudnn(), &one, filter_, w, dst_, ddst,
+                                           conv_bwd_data_, bwd_data_algo_, context_.workspace(),
+                                           bwd_data_bytes_, &zero, src_, dsrc));
+}
+
+void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw) {
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(context_.cudnn(), &one, src_, src, dst_, ddst,
+                                             conv_bwd_filter_, bwd_filter_algo_,
+                                             context_.workspace(), bwd_filter_bytes_, &zero,
+                                             filter_, dw));
+}
+
+void ConvPlan::forward(const float* x, const float* w, float* y) {
+  if (!geometry_.transposed)
+    conv_forward(x, w, y);  // x = src, y = dst
+  else
+    conv_backward_data(w, x, y);  // x is dst-shaped, y src-shaped: y = conv^T(x)
+}
+
+void ConvPlan::backward_data(const float* w, const float* dy, float* dx) {
+  if (!geometry_.transposed)
+    conv_backward_data(w, dy, dx);
+  else
+    conv_forward(dy, w, dx);  // dx = conv(dy)
+}
+
+void ConvPlan::backward_filter(const float* x, const float* dy, float* dw) {
+  if (!geometry_.transposed)
+    conv_backward_filter(x, dy, dw);
+  else
+    conv_backward_filter(dy, x, dw);  // src = dy, d dst = x
+}
+
+ConvPlan& ConvPlanCache::get(const ConvGeometry& g) {
+  const Key key{g.batch,  g.in_channels, g.in_h,    g.in_w,          g.out_channels,
+                g.kernel, g.stride,      g.padding, g.output_padding, g.transposed};
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  auto plan = std::make_unique<ConvPlan>(context_, g);
+  // FMNIST_CUDA_VERBOSE=1: say which algorithms each new geometry got (once per geometry).
+  static const bool verbose = [] {
+    const char* v = std::getenv("FMNIST_CUDA_VERBOSE");
+    return v != nullptr && v[0] != '\0' && v[0] != '0';
+  }();
+  if (verbose) std::fprintf(stderr, "fmnist: cuDNN plan %s\n", plan->describe().c_str());
+  return *plans_.emplace(key, std::move(plan)).first->second;
+}
+
+}  // namespace fmnist::cuda

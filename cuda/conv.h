@@ -1,0 +1,83 @@
+// Convolutions on the GPU behind one small interface, so that cuDNN's graph API could replace the
+// legacy descriptor API used here without touching CudaOps. A ConvPlan is made once per geometry
+// (batch included): its descriptors and algorithms are chosen at construction and reused by every
+// later call; the plan never allocates after construction.
+//
+// Conv2d (PyTorch): x (B,Cin,H,W), w (Cout,Cin,k,k) -> y (B,Cout,Ho,Wo), cross-correlation.
+// ConvTranspose2d: x (B,Cin,H,W), w (Cin,Cout,k,k) -> y (B,Cout,Ho,Wo) is the adjoint of the
+// Conv2d from (B,Cout,Ho,Wo) to (B,Cin,H,W) with the same weight seen as a (K=Cin, C=Cout, k, k)
+// filter, so its forward is that conv's backward-data, its input gradient that conv's forward and
+// its weight gradient that conv's backward-filter with the roles of x and dy swapped.
+// output_padding only makes the larger tensor bigger (the extra rows/columns get bias alone).
+// Biases are not part of the plan (see kernels.h: add_channel_bias, channel_bias_grad).
+#pragma once
+
+#include <cudnn.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "cuda/context.h"
+#include "models/ops.h"
+
+namespace fmnist::cuda {
+
+class ConvPlan {
+ public:
+  ConvPlan(Context& context, const ConvGeometry& geometry);
+  ~ConvPlan();
+  ConvPlan(const ConvPlan&) = delete;
+  ConvPlan& operator=(const ConvPlan&) = delete;
+
+  // In the layer's own terms (Conv2d or ConvTranspose2d, as the geometry says); all overwrite.
+  // x (B,Cin,H,W), w (weight layout of the layer) -> y (B,Cout,Ho,Wo), without bias.
+  void forward(const float* x, const float* w, float* y);
+  // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W)
+  void backward_data(const float* w, const float* dy, float* dx);
+  // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer)
+  void backward_filter(const float* x, const float* dy, float* dw);
+
+  // "fwd=IMPLICIT_PRECOMP_GEMM bwd_data=ALGO_1 bwd_filter=ALGO_1 math=FMA workspace=... bytes"
+  std::string describe() const;
+
+ private:
+  // The cuDNN convolution underneath: "src" (N,C,Hs,Ws) -> "dst" (N,K,Hd,Wd) with a (K,C,k,k)
+  // filter. For Conv2d src = x and dst = y; for ConvTranspose2d src = y and dst = x.
+  void conv_forward(const float* src, const float* w, float* dst);           // src -> dst
+  void conv_backward_data(const float* w, const float* ddst, float* dsrc);   // dst -> src
+  void conv_backward_filter(const float* src, const float* ddst, float* dw);
+
+  void choose_algorithms();
+  void release() noexcept;
+
+  Context& context_;
+  ConvGeometry geometry_;
+  cudnnTensorDescriptor_t src_ = nullptr, dst_ = nullptr;
+  cudnnFilterDescriptor_t filter_ = nullptr;
+  // One convolution descriptor per pass, each with the math type of its chosen algorithm.
+  cudnnConvolutionDescriptor_t conv_fwd_ = nullptr, conv_bwd_data_ = nullptr,
+                               conv_bwd_filter_ = nullptr;
+  cudnnConvolutionFwdAlgo_t fwd_algo_{};
+  cudnnConvolutionBwdDataAlgo_t bwd_data_algo_{};
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo_{};
+  cudnnMathType_t fwd_math_{}, bwd_data_math_{}, bwd_filter_math_{};
+  std::size_t fwd_bytes_ = 0, bwd_data_bytes_ = 0, bwd_filter_bytes_ = 0;
+};
+
+// Plans by geometry: the first call with a geometry makes its plan, later calls reuse it.
+class ConvPlanCache {
+ public:
+  explicit ConvPlanCache(Context& context) : context_(context) {}
+  ConvPlan& get(const ConvGeometry& g);
+  std::size_t size() const { return plans_.size(); }
+
+ private:
+  using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool>;
+  Context& context_;
+  std::map<Key, std::unique_ptr<ConvPlan>> plans_;
+};
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,90 @@
+// CudaOps: the GPU backend of models/ops.h. Convolutions through cuDNN (conv.h), Linear through
+// cuBLAS (dense.h), everything else through fmnist's kernels (kernels.h), all on one stream.
+// - Every op enqueues and returns; only copy_to_host and synchronize wait for the device (and
+//   the first call with a new convolution geometry, which plans it: see conv.h).
+// - Losses write loss[0] and add to *loss_sum on the device (no host round trip).
+// - copy_to_device from pageable memory returns once the source may be reused; from pinned memory
+//   (cudaHostAlloc) it is asynchronous: keep the source unchanged until the stream has passed.
+// - Preconditions are checked on the host before any launch (std::invalid_argument naming the op).
+// Host code normally sees this class only as Ops<float> through cuda/backend.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cuda/backend.h"
+#include "cuda/conv.h"
+#include "cuda/context.h"
+#include "models/ops.h"
+
+namespace fmnist::cuda {
+
+class CudaOps final : public Ops<float> {
+ public:
+  explicit CudaOps(const CudaOptions& options);
+  ~CudaOps() override = default;
+
+  std::string name() const override;
+
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* ptr) noexcept override;
+  void copy_to_device(void* dst, const void* host_src, std::size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* src, std::size_t bytes) override;
+  void copy(void* dst, const void* src, std::size_t bytes) override;
+  void fill(float* dst, float value, std::size_t n) override;
+  void synchronize() override;
+
+  void images_to_float(std::size_t n, const std::uint8_t* pixels, float* x) override;
+
+  void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                      float* y) override;
+  void conv2d_backward(const ConvGeometry& g, const float* x, const float* w, const float* dy,
+                       float* dx, float* dw, float* db) override;
+  void conv_transpose2d_forward(const ConvGeometry& g, const float* x, const float* w,
+                                const float* b, float* y) override;
+  void conv_transpose2d_backward(const ConvGeometry& g, const float* x, const float* w,
+                                 const float* dy, float* dx, float* dw, float* db) override;
+  void maxpool2d_forward(const PoolGeometry& g, const float* x, float* y,
+                         std::int32_t* argmax) override;
+  void maxpool2d_backward(const PoolGeometry& g, const float* dy, const std::int32_t* argmax,
+                          float* dx) override;
+  void linear_forward(const LinearGeometry& g, const float* x, const float* w, const float* b,
+                      float* y) override;
+  void linear_backward(const LinearGeometry& g, const float* x, const float* w, const float* dy,
+                       float* dx, float* dw, float* db) override;
+
+  void relu_forward(std::size_t n, const float* x, float* y) override;
+  void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override;
+  void sigmoid_forward(std::size_t n, const float* x, float* y) override;
+  void sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx) override;
+  void dropout_forward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                       std::uint32_t layer, const float* x, float* y) override;
+  void dropout_backward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                        std::uint32_t layer, const float* dy, float* dx) override;
+
+  void l1_loss(std::size_t n, const float* pred, const float* target, float* dpred, float* loss,
+               double* loss_sum) override;
+  void mse_loss(std::size_t n, const float* pred, const float* target, float* dpred, float* loss,
+                double* loss_sum) override;
+  void softmax_cross_entropy(int batch, int classes, const float* scores,
+                             const std::uint8_t* labels, float* dscores, float* loss,
+                             double* loss_sum) override;
+  void count_predictions(int batch, int classes, const float* scores, const std::uint8_t* labels,
+                         std::int64_t* confusion) override;
+
+  void adam_update(std::size_t n, float* params, const float* grads, float* m, float* v,
+                   const elementwise::AdamStep<float>& step) override;
+
+  // For the trainer and tools: the context (stream, device) and the plans made so far.
+  Context& context() { return context_; }
+  std::size_t conv_plan_count() const { return plans_.size(); }
+
+ private:
+  ConvPlan& plan(const ConvGeometry& g);
+
+  Context context_;
+  ConvPlanCache plans_;
+};
+
+}  // namespace fmnist::cuda

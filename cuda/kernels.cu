@@ -1,0 +1,361 @@
+// fmnist's own CUDA kernels (launchers declared in kernels.h): data scaling, biases, max pooling,
+// activations, dropout, losses and metrics. Every per-element formula is a call into
+// models/elementwise.h, shared with the CPU reference. Element-wise kernels use grid-stride loops
+// whose results do not depend on the launch geometry; reductions run in double with a fixed shape
+// that depends only on the problem size and no floating-point atomics, so every result is
+// reproducible bit for bit. This file is compiled with --fmad=false (see cuda/CMakeLists.txt) so
+// a*b+c rounds twice, as on the CPU.
+#include "cuda/kernels.h"
+
+#include <math_constants.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/check.h"
+
+#ifndef FMNIST_CUDA_ARCHITECTURES
+#define FMNIST_CUDA_ARCHITECTURES "unknown"
+#endif
+
+namespace fmnist::cuda {
+namespace {
+
+namespace ew = elementwise;
+
+constexpr int kThreads = 256;  // threads per block of every kernel here
+
+__device__ __forceinline__ std::size_t global_index() {
+  return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::size_t global_stride() {
+  return static_cast<std::size_t>(gridDim.x) * blockDim.x;
+}
+
+// Sum of v over the block (blockDim.x == kThreads), in a fixed tree order; every thread gets it.
+// Call at most once per kernel (the shared array is reused without a trailing barrier).
+__device__ double block_sum(double v) {
+  __shared__ double partial[kThreads];
+  partial[threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  return partial[0];
+}
+
+// ---- memory and data ------------------------------------------------------------------------------
+
+// dst (n) = value
+__global__ void fill_kernel(std::size_t n, float value, float* dst) {
+  for (std::size_t i = global_index(); i < n; i += global_stride()) dst[i] = value;
+}
+
+// x (n) = pixel_to_unit(pixels (n))
+__global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels, float* x) {
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    x[i] = ew::pixel_to_unit<float>(pixels[i]);
+}
+
+// ---- biases ----------------------------------------------------------------------------------------
+
+// y (B,C,HW) += bias (C)
+__global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw,
+                                        const float* bias, float* y) {
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    y[i] += bias[(i / hw) % static_cast<std::size_t>(channels)];
+}
+
+// db (C) = sum of dy (B,C,HW) over b and the plane; one block per channel.
+__global__ void channel_bias_grad_kernel(int batch, int channels, std::size_t hw, const float* dy,
+                                         float* db) {
+  const int c = blockIdx.x;
+  const std::size_t count = static_cast<std::size_t>(batch) * hw;
+  double sum = 0.0;
+  for (std::size_t e = threadIdx.x; e < count; e += kThreads) {
+    const std::size_t b = e / hw, j = e % hw;
+    sum += static_cast<double>(dy[(b * channels + c) * hw + j]);
+  }
+  const double total = block_sum(sum);
+  if (threadIdx.x == 0) db[c] = static_cast<float>(total);
+}
+
+// db (F) = column sums of dy (B,F), each summed by one thread in row order (as the CPU does).
+__global__ void column_sum_kernel(int batch, int features, const float* dy, float* db) {
+  for (std::size_t j = global_index(); j < static_cast<std::size_t>(features); j += global_stride()) {
+    double sum = 0.0;
+    for (int r = 0; r < batch; ++r) sum += static_cast<double>(dy[static_cast<std::size_t>(r) * features + j]);
+    db[j] = static_cast<float>(sum);
+  }
+}
+
+// ---- pooling --------------------------------------------------------------------------------------
+
+// x (B,C,H,W) -> y, argmax (B,C,Ho,Wo); one thread per output. As PyTorch: the first maximum in
+// scan order wins and a NaN counts as a maximum.
+__global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int out_h, int out_w,
+                                       int kernel, int stride, const float* x, float* y,
+                                       std::int32_t* argmax) {
+  const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
+  const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
+  for (std::size_t o = global_index(); o < n; o += global_stride()) {
+    const std::size_t plane = o / out_plane;
+    const int r = static_cast<int>(o % out_plane);
+    const int oy = r / out_w, ox = r % out_w;
+    const float* in = x + plane * in_plane;
+    int best_index = oy * stride * in_w + ox * stride;
+    float best = -CUDART_INF_F;
+    for (int ky = 0; ky < kernel; ++ky)
+      for (int kx = 0; kx < kernel; ++kx) {
+        const int index = (oy * stride + ky) * in_w + ox * stride + kx;
+        const float v = in[index];
+        if (v > best || isnan(v)) {
+          best = v;
+          best_index = index;
+        }
+      }
+    y[o] = best;
+    argmax[o] = best_index;
+  }
+}
+
+// dy, argmax (B,C,Ho,Wo) -> dx (B,C,H,W); one thread per input element gathers, in window order,
+// the gradients of the windows that cover it and chose it: no races, every dx written.
+__global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int out_h, int out_w,
+                                        int kernel, int stride, const float* dy,
+                                        const std::int32_t* argmax, float* dx) {
+  const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
+  const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
+  for (std::size_t i = global_index(); i < n; i += global_stride()) {
+    const std::size_t plane = i / in_plane;
+    const int r = static_cast<int>(i % in_plane);
+    const int h = r / in_w, w = r % in_w;
+    // Windows oy with oy*stride <= h < oy*stride + kernel, inside the output.
+    const int oy_lo = h < kernel ? 0 : (h - kernel) / stride + 1;
+    const int oy_hi = min(h / stride, out_h - 1);
+    const int ox_lo = w < kernel ? 0 : (w - kernel) / stride + 1;
+    const int ox_hi = min(w / stride, out_w - 1);
+    float sum = 0.0f;
+    for (int oy = oy_lo; oy <= oy_hi; ++oy)
+      for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+        const std::size_t o = plane * out_plane + static_cast<std::size_t>(oy) * out_w + ox;
+        if (argmax[o] == r) sum += dy[o];
+      }
+    dx[i] = sum;
+  }
+}
+
+// ---- element-wise ---------------------------------------------------------------------------------
+
+__global__ void relu_forward_kernel(std::size_t n, const float* x, float* y) {
+  for (std::size_t i = global_index(); i < n; i += global_stride()) y[i] = ew::relu(x[i]);
+}
+__global__ void relu_backward_kernel(std::size_t n, const float* y, const float* dy, float* dx) {
+  for (std::size_t i = global_index(); i < n; i += global_stride()) dx[i] = ew::relu_grad(y[i], dy[i]);
+}
+__global__ void sigmoid_forward_kernel(std::size_t n, const float* x, float* y) {
+  for (std::size_t i = global_index(); i < n; i += global_stride()) y[i] = ew::sigmoid(x[i]);
+}
+__global__ void sigmoid_backward_kernel(std::size_t n, const float* y, const float* dy, float* dx) {
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    dx[i] = ew::sigmoid_grad(y[i], dy[i]);
+}
+// out (n) = in (n) * factor(i): the mask depends on (seed, step, layer, i) only.
+__global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
+                               std::uint32_t layer, const float* in, float* out) {
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    out[i] = in[i] * ew::dropout_factor<float>(seed, step, layer, i, p);
+}
+
+// ---- losses and metrics ---------------------------------------------------------------------------
+
+// Pass 1: dpred (n) (when non-null) and one double partial sum of the terms per block.
+template <PointLoss Kind>
+__global__ void point_loss_partials_kernel(std::size_t n, const float* pred, const float* target,
+                                           float* dpred, float inv_n, double* partials) {
+  double sum = 0.0;
+  for (std::size_t i = global_index(); i < n; i += global_stride()) {
+    const float p = pred[i], t = target[i];
+    if (Kind == PointLoss::L1) {
+      sum += static_cast<double>(ew::l1_term(p, t));
+      if (dpred != nullptr) dpred[i] = ew::l1_grad(p, t, inv_n);
+    } else {
+      sum += static_cast<double>(ew::mse_term(p, t));
+      if (dpred != nullptr) dpred[i] = ew::mse_grad(p, t, inv_n);
+    }
+  }
+  const double total = block_sum(sum);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+// Pass 2 (one block): loss[0] = sum of partials / count; *loss_sum += the same mean.
+__global__ void finalize_mean_kernel(const double* partials, int parts, double count, float* loss,
+                                     double* loss_sum) {
+  double sum = 0.0;
+  for (int i = threadIdx.x; i < parts; i += kThreads) sum += partials[i];
+  const double total = block_sum(sum);
+  if (threadIdx.x == 0) {
+    const double mean = total / count;
+    loss[0] = static_cast<float>(mean);
+    if (loss_sum != nullptr) *loss_sum += mean;
+  }
+}
+
+// One block: scores (B,classes), labels (B) -> dscores (B,classes), loss[0] = mean row loss.
+__global__ void softmax_cross_entropy_kernel(int batch, int classes, const float* scores,
+                                             const std::uint8_t* labels, float* dscores,
+                                             float scale, float* loss, double* loss_sum) {
+  double sum = 0.0;
+  for (int r = threadIdx.x; r < batch; r += kThreads) {
+    const std::size_t row = static_cast<std::size_t>(r) * classes;
+    float* grad = dscores != nullptr ? dscores + row : nullptr;
+    const int label = labels[r];
+    if (label >= classes) {  // the CPU throws; here the loss becomes NaN
+      sum += static_cast<double>(CUDART_NAN_F);
+      if (grad != nullptr)
+        for (int c = 0; c < classes; ++c) grad[c] = CUDART_NAN_F;
+      continue;
+    }
+    sum += static_cast<double>(ew::softmax_cross_entropy_row(scores + row, classes, label, scale, grad));
+  }
+  const double total = block_sum(sum);
+  if (threadIdx.x == 0) {
+    const double mean = total / static_cast<double>(batch);
+    loss[0] = static_cast<float>(mean);
+    if (loss_sum != nullptr) *loss_sum += mean;
+  }
+}
+
+// confusion (classes,classes)[label][argmax(scores row)] += 1; integer atomics are exact.
+__global__ void count_predictions_kernel(int batch, int classes, const float* scores,
+                                         const std::uint8_t* labels, std::int64_t* confusion) {
+  for (std::size_t r = global_index(); r < static_cast<std::size_t>(batch); r += global_stride()) {
+    const int label = labels[r];
+    if (label >= classes) continue;
+    const int predicted = ew::argmax_row(scores + r * classes, classes);
+    atomicAdd(reinterpret_cast<unsigned long long*>(confusion + static_cast<std::size_t>(label) * classes + predicted),
+              1ull);
+  }
+}
+
+}  // namespace
+
+std::string kernel_image_problem() {
+  cudaFuncAttributes attributes{};
+  const cudaError_t status = cudaFuncGetAttributes(&attributes, fill_kernel);
+  if (status == cudaSuccess) return {};
+  (void)cudaGetLastError();
+  return std::string(cudaGetErrorName(status)) + " (" + cudaGetErrorString(status) + ")";
+}
+
+std::string compiled_architectures() { return FMNIST_CUDA_ARCHITECTURES; }
+
+void launch_fill(const Context& c, std::size_t n, float value, float* dst) {
+  fill_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, value, dst);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t* pixels, float* x) {
+  images_to_float_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, pixels, x);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw,
+                             const float* bias, float* y) {
+  const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
+  add_channel_bias_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw,
+                                                                                bias, y);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
+                              const float* dy, float* db) {
+  if (hw == 1) {
+    column_sum_kernel<<<c.grid_for(static_cast<std::size_t>(channels), kThreads), kThreads, 0,
+                        c.stream()>>>(batch, channels, dy, db);
+  } else {
+    channel_bias_grad_kernel<<<channels, kThreads, 0, c.stream()>>>(batch, channels, hw, dy, db);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,
+                            std::int32_t* argmax) {
+  const std::size_t n = g.out_count();
+  maxpool_forward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(
+      n, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, x, y, argmax);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
+                             const std::int32_t* argmax, float* dx) {
+  const std::size_t n = g.in_count();
+  maxpool_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(
+      n, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, dy, argmax, dx);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_relu_forward(const Context& c, std::size_t n, const float* x, float* y) {
+  relu_forward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, x, y);
+  CUDA_CHECK_LAUNCH();
+}
+void launch_relu_backward(const Context& c, std::size_t n, const float* y, const float* dy,
+                          float* dx) {
+  relu_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, y, dy, dx);
+  CUDA_CHECK_LAUNCH();
+}
+void launch_sigmoid_forward(const Context& c, std::size_t n, const float* x, float* y) {
+  sigmoid_forward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, x, y);
+  CUDA_CHECK_LAUNCH();
+}
+void launch_sigmoid_backward(const Context& c, std::size_t n, const float* y, const float* dy,
+                             float* dx) {
+  sigmoid_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, y, dy, dx);
+  CUDA_CHECK_LAUNCH();
+}
+void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed,
+                    std::uint64_t step, std::uint32_t layer, const float* in, float* out) {
+  dropout_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, p, seed, step, layer,
+                                                                       in, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
+                       const float* target, float* dpred, float* loss, double* loss_sum) {
+  // The grid depends on n alone (never on the device), so the summation order is fixed.
+  constexpr std::size_t kItemsPerThread = 8;
+  const std::size_t wanted = (n + kThreads * kItemsPerThread - 1) / (kThreads * kItemsPerThread);
+  const int parts = static_cast<int>(
+      std::max<std::size_t>(1, std::min<std::size_t>(wanted, Context::kReducePartials)));
+  const float inv_n = 1.0f / static_cast<float>(n);  // as the CPU: T(1) / static_cast<T>(n)
+  double* partials = c.reduce_partials();
+  if (kind == PointLoss::L1)
+    point_loss_partials_kernel<PointLoss::L1>
+        <<<parts, kThreads, 0, c.stream()>>>(n, pred, target, dpred, inv_n, partials);
+  else
+    point_loss_partials_kernel<PointLoss::MSE>
+        <<<parts, kThreads, 0, c.stream()>>>(n, pred, target, dpred, inv_n, partials);
+  CUDA_CHECK_LAUNCH();
+  finalize_mean_kernel<<<1, kThreads, 0, c.stream()>>>(partials, parts, static_cast<double>(n),
+                                                      loss, loss_sum);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
+                                  const std::uint8_t* labels, float* dscores, float* loss,
+                                  double* loss_sum) {
+  const float scale = 1.0f / static_cast<float>(batch);  // as the CPU: T(1) / static_cast<T>(batch)
+  softmax_cross_entropy_kernel<<<1, kThreads, 0, c.stream()>>>(batch, classes, scores, labels,
+                                                              dscores, scale, loss, loss_sum);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,
+                              const std::uint8_t* labels, std::int64_t* confusion) {
+  count_predictions_kernel<<<c.grid_for(static_cast<std::size_t>(batch), kThreads), kThreads, 0,
+                             c.stream()>>>(batch, classes, scores, labels, confusion);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,77 @@
+// fmnist's own CUDA kernels, as host-side launchers: each enqueues its kernel(s) on the context's
+// stream, checks the launch, and never waits. Preconditions (sizes, null pointers) are checked by
+// the caller (cuda_ops.cu) before any launch. The per-element math is models/elementwise.h's,
+// the same functions the CPU reference calls. Implemented in kernels.cu and adam.cu.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cuda/context.h"
+#include "models/elementwise.h"
+#include "models/ops.h"
+
+namespace fmnist::cuda {
+
+// nvcc 13 builds for compute capability 7.5 and newer; the build's own list may be narrower.
+constexpr int kMinComputeMajor = 7;
+// Empty when this build holds code the current device can run, else why not.
+std::string kernel_image_problem();
+// The architectures this library was compiled for, e.g. "90-real;80-virtual".
+std::string compiled_architectures();
+
+// ---- memory and data ------------------------------------------------------------------------------
+void launch_fill(const Context& c, std::size_t n, float value, float* dst);
+// x (n) = pixels (n) / 255
+void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t* pixels, float* x);
+
+// ---- biases ----------------------------------------------------------------------------------------
+// y (B,C,HW) += bias (C). A Linear output (B,out) is (B,out,1).
+void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw,
+                             const float* bias, float* y);
+// db (C) = sum over b and the plane of dy (B,C,HW), in double, in a fixed order.
+void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
+                              const float* dy, float* db);
+
+// ---- pooling --------------------------------------------------------------------------------------
+// x (B,C,H,W) -> y (B,C,Ho,Wo), argmax (B,C,Ho,Wo) = flat index in the (H,W) plane.
+void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,
+                            std::int32_t* argmax);
+// dy (B,C,Ho,Wo), argmax -> dx (B,C,H,W), every element written.
+void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
+                             const std::int32_t* argmax, float* dx);
+
+// ---- element-wise ---------------------------------------------------------------------------------
+void launch_relu_forward(const Context& c, std::size_t n, const float* x, float* y);
+void launch_relu_backward(const Context& c, std::size_t n, const float* y, const float* dy,
+                          float* dx);
+void launch_sigmoid_forward(const Context& c, std::size_t n, const float* x, float* y);
+void launch_sigmoid_backward(const Context& c, std::size_t n, const float* y, const float* dy,
+                             float* dx);
+// out (n) = in (n) * dropout_factor(seed, step, layer, i, p): forward (x -> y) and backward
+// (dy -> dx) alike.
+void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed,
+                    std::uint64_t step, std::uint32_t layer, const float* in, float* out);
+
+// ---- losses and metrics ---------------------------------------------------------------------------
+enum class PointLoss { L1, MSE };
+// loss[0] = mean over n of the term; *loss_sum += that mean (double) when non-null; dpred (n)
+// when non-null. Deterministic: fixed-shape two-pass reduction in double.
+void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
+                       const float* target, float* dpred, float* loss, double* loss_sum);
+// scores (B,classes), labels (B) -> loss[0] = mean softmax cross-entropy, dscores (B,classes).
+// A label >= classes makes the loss (and its row's gradient) NaN.
+void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
+                                  const std::uint8_t* labels, float* dscores, float* loss,
+                                  double* loss_sum);
+// confusion (classes,classes)[label][argmax] += 1 per row (rows with a bad label are skipped).
+void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,
+                              const std::uint8_t* labels, std::int64_t* confusion);
+
+// ---- optimizer (adam.cu) ----------------------------------------------------------------------------
+// One launch: params, grads, m, v (n each, contiguous) updated by elementwise::adam_update.
+void launch_adam(const Context& c, std::size_t n, float* params, const float* grads, float* m,
+                 float* v, const elementwise::AdamStep<float>& step);
+
+}  // namespace fmnist::cuda

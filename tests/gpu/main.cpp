@@ -1,0 +1,37 @@
+// Entry point of fmnist_gpu_tests. Without a CUDA device (or driver) it prints why and exits with
+// 77, which CTest reports as "skipped" (SKIP_RETURN_CODE); otherwise it lists the devices and
+// runs the Catch2 tests. FMNIST_GPU_TEST_VERBOSE=1 prints every comparison's worst error;
+// FMNIST_GPU_TESTS_ON_CPU=1 runs them with a CPU stand-in for the GPU (see cpu_stand_in.h).
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstring>
+
+#include "cuda/backend.h"
+#include "gpu_test_support.h"
+
+int main(int argc, char* argv[]) {
+  std::printf("fmnist_gpu_tests: %s\n", fmnist::cuda_runtime_summary().c_str());
+  const auto devices = fmnist::list_cuda_devices();
+  bool listing = false;  // listing or help needs no device
+  for (int i = 1; i < argc; ++i)
+    listing = listing || std::strncmp(argv[i], "--list", 6) == 0 || std::strcmp(argv[i], "-l") == 0 ||
+              std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0;
+  if (fmnist::gputest::on_cpu_stand_in()) {
+    std::printf("fmnist_gpu_tests: FMNIST_GPU_TESTS_ON_CPU is set: the CPU stand-in replaces the "
+                "GPU backend (a self-test of this binary; nothing about CUDA is checked)\n");
+  } else if (devices.empty() && !listing) {
+    std::printf("fmnist_gpu_tests: no CUDA device found: GPU tests SKIPPED\n");
+    return 77;
+  }
+  for (const auto& d : devices)
+    std::printf("  device %d: %s, compute capability %d.%d, %.1f GiB, %d multiprocessors\n",
+                d.index, d.name.c_str(), d.major, d.minor,
+                static_cast<double>(d.memory_bytes) / (1024.0 * 1024.0 * 1024.0),
+                d.multiprocessors);
+  std::fflush(stdout);
+  const int failed = Catch::Session().run(argc, argv);
+  fmnist::gputest::shared_gpu_slot().reset();
+  return failed == 77 ? 78 : failed;  // 77 means "skipped" to CTest
+}

@@ -1,0 +1,575 @@
+// Every CudaOps op, forward and backward, against CpuOps<float> and CpuOps<double>: at the paper's
+// shapes (batch 100) and at seeded random shapes. Inputs are identical float values on every
+// backend; output buffers are poisoned (NaN, or -12345 for argmax) before each op so an element an
+// op fails to write shows. Tolerances: gpu_test_support.h. Tests tagged [sanitize] are small and
+// also run under compute-sanitizer (tools/gpu_check.sh).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gpu_test_support.h"
+#include "host/reference/cpu_ops.h"
+#include "models/executor.h"
+
+using namespace fmnist;
+using namespace fmnist::gputest;
+
+namespace {
+
+ConvGeometry conv_geometry(int batch, int cin, int h, int w, int cout, int kernel, int stride,
+                           int padding, int output_padding, bool transposed) {
+  ConvGeometry g;
+  g.batch = batch;
+  g.in_channels = cin;
+  g.in_h = h;
+  g.in_w = w;
+  g.out_channels = cout;
+  g.kernel = kernel;
+  g.stride = stride;
+  g.padding = padding;
+  g.output_padding = output_padding;
+  g.transposed = transposed;
+  return g;
+}
+
+std::string describe(const ConvGeometry& g) {
+  return std::string(g.transposed ? "ConvTranspose2d" : "Conv2d") + "(B" + std::to_string(g.batch) +
+         " " + std::to_string(g.in_channels) + "x" + std::to_string(g.in_h) + "x" +
+         std::to_string(g.in_w) + " -> " + std::to_string(g.out_channels) + "x" +
+         std::to_string(g.out_h()) + "x" + std::to_string(g.out_w()) + " k" +
+         std::to_string(g.kernel) + " s" + std::to_string(g.stride) + " p" +
+         std::to_string(g.padding) + " op" + std::to_string(g.output_padding) + ")";
+}
+
+// Forward (with and without bias) and backward (dx, dw, db) of one convolution on every backend.
+void check_conv(const ConvGeometry& g, std::uint64_t seed) {
+  const std::string name = describe(g);
+  INFO(name);
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  CpuOps<double> cpu64;
+  const int fan_in = (g.transposed ? g.out_channels : g.in_channels) * g.kernel * g.kernel;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  const auto x = uniform(g.in_count(), -1.0, 1.0, seed);
+  const auto w = uniform(g.weight_count(), -bound, bound, seed + 1);
+  const auto b = uniform(static_cast<std::size_t>(g.out_channels), -bound, bound, seed + 2);
+  const auto dy = uniform(g.out_count(), -1.0, 1.0, seed + 3);
+  const auto x64 = to_double(x), w64 = to_double(w), b64 = to_double(b), dy64 = to_double(dy);
+
+  auto forward = [&](auto& ops, const auto* xp, const auto* wp, const auto* bp, auto* yp) {
+    if (g.transposed)
+      ops.conv_transpose2d_forward(g, xp, wp, bp, yp);
+    else
+      ops.conv2d_forward(g, xp, wp, bp, yp);
+  };
+  auto backward = [&](auto& ops, const auto* xp, const auto* wp, const auto* dyp, auto* dxp,
+                      auto* dwp, auto* dbp) {
+    if (g.transposed)
+      ops.conv_transpose2d_backward(g, xp, wp, dyp, dxp, dwp, dbp);
+    else
+      ops.conv2d_backward(g, xp, wp, dyp, dxp, dwp, dbp);
+  };
+
+  // CPU references
+  auto y32 = poisoned<float>(g.out_count());
+  auto y64 = poisoned<double>(g.out_count());
+  auto y32_nobias = poisoned<float>(g.out_count());
+  forward(cpu, x.data(), w.data(), b.data(), y32.data());
+  forward(cpu64, x64.data(), w64.data(), b64.data(), y64.data());
+  forward(cpu, x.data(), w.data(), static_cast<const float*>(nullptr), y32_nobias.data());
+  auto dx32 = poisoned<float>(g.in_count()), dw32 = poisoned<float>(g.weight_count()),
+       db32 = poisoned<float>(static_cast<std::size_t>(g.out_channels));
+  auto dx64 = poisoned<double>(g.in_count()), dw64 = poisoned<double>(g.weight_count()),
+       db64 = poisoned<double>(static_cast<std::size_t>(g.out_channels));
+  backward(cpu, x.data(), w.data(), dy.data(), dx32.data(), dw32.data(), db32.data());
+  backward(cpu64, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), db64.data());
+
+  // GPU
+  DeviceBuffer<float> gx(G, x), gw(G, w), gb(G, b), gdy(G, dy);
+  DeviceBuffer<float> gy(G, g.out_count()), gdx(G, g.in_count()), gdw(G, g.weight_count()),
+      gdb(G, static_cast<std::size_t>(g.out_channels));
+  gy.poison();
+  forward(G, gx.get(), gw.get(), gb.get(), gy.get());
+  const auto y = gy.download();
+  gy.poison();
+  forward(G, gx.get(), gw.get(), static_cast<const float*>(nullptr), gy.get());
+  const auto y_nobias = gy.download();
+  gdx.poison();
+  gdw.poison();
+  gdb.poison();
+  backward(G, gx.get(), gw.get(), gdy.get(), gdx.get(), gdw.get(), gdb.get());
+  const auto dx = gdx.download(), dw = gdw.download(), db = gdb.download();
+
+  compare(name + " y", y, y32, kForward);
+  compare(name + " y (vs double)", y, y64, kForward);
+  compare(name + " y without bias", y_nobias, y32_nobias, kForward);
+  compare(name + " dx", dx, dx32, kGradient);
+  compare(name + " dx (vs double)", dx, dx64, kGradient);
+  compare(name + " dw", dw, dw32, kGradient);
+  compare(name + " dw (vs double)", dw, dw64, kGradient);
+  compare(name + " db", db, db32, kGradient);
+  compare(name + " db (vs double)", db, db64, kGradient);
+
+  // The executor's pattern for a first layer: weight gradients only (dx and db null).
+  gdw.poison();
+  backward(G, gx.get(), gw.get(), gdy.get(), static_cast<float*>(nullptr), gdw.get(),
+           static_cast<float*>(nullptr));
+  compare(name + " dw alone", gdw.download(), dw32, kGradient);
+}
+
+// Max pooling: y and argmax bit for bit (comparisons only), dx bit for bit (one sum per window
+// in the same order). x has ties (zeros and repeated values) to check the first-maximum rule.
+void check_pool(const PoolGeometry& g, std::uint64_t seed) {
+  const std::string name = "MaxPool2d(B" + std::to_string(g.batch) + " " +
+                           std::to_string(g.channels) + "x" + std::to_string(g.in_h) + "x" +
+                           std::to_string(g.in_w) + " k" + std::to_string(g.kernel) + " s" +
+                           std::to_string(g.stride) + ")";
+  INFO(name);
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  auto x = uniform(g.in_count(), -1.0, 1.0, seed);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (i % 5 == 0) x[i] = 0.0f;                      // ReLU-like zeros: ties
+    if (i % 7 == 3 && i > 0) x[i] = x[i - 1];         // repeated neighbours: ties
+  }
+  const auto dy = uniform(g.out_count(), -1.0, 1.0, seed + 1);
+  auto y32 = poisoned<float>(g.out_count());
+  auto a32 = poisoned<std::int32_t>(g.out_count());
+  auto dx32 = poisoned<float>(g.in_count());
+  cpu.maxpool2d_forward(g, x.data(), y32.data(), a32.data());
+  cpu.maxpool2d_backward(g, dy.data(), a32.data(), dx32.data());
+
+  DeviceBuffer<float> gx(G, x), gy(G, g.out_count()), gdy(G, dy), gdx(G, g.in_count());
+  DeviceBuffer<std::int32_t> ga(G, g.out_count());
+  gy.poison();
+  ga.poison();
+  gdx.poison();
+  G.maxpool2d_forward(g, gx.get(), gy.get(), ga.get());
+  G.maxpool2d_backward(g, gdy.get(), ga.get(), gdx.get());
+  compare_exact(name + " y", gy.download(), y32);
+  compare_exact(name + " argmax", ga.download(), a32);
+  compare_exact(name + " dx", gdx.download(), dx32);
+}
+
+void check_linear(const LinearGeometry& g, std::uint64_t seed) {
+  const std::string name = "Linear(B" + std::to_string(g.batch) + " " +
+                           std::to_string(g.in_features) + " -> " +
+                           std::to_string(g.out_features) + ")";
+  INFO(name);
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  CpuOps<double> cpu64;
+  const std::size_t nx = static_cast<std::size_t>(g.batch) * g.in_features;
+  const std::size_t ny = static_cast<std::size_t>(g.batch) * g.out_features;
+  const std::size_t nw = static_cast<std::size_t>(g.out_features) * g.in_features;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(g.in_features));
+  const auto x = uniform(nx, -1.0, 1.0, seed), w = uniform(nw, -bound, bound, seed + 1),
+             b = uniform(static_cast<std::size_t>(g.out_features), -bound, bound, seed + 2),
+             dy = uniform(ny, -1.0, 1.0, seed + 3);
+  const auto x64 = to_double(x), w64 = to_double(w), b64 = to_double(b), dy64 = to_double(dy);
+  auto y32 = poisoned<float>(ny), dx32 = poisoned<float>(nx), dw32 = poisoned<float>(nw),
+       db32 = poisoned<float>(static_cast<std::size_t>(g.out_features));
+  auto y64 = poisoned<double>(ny), dx64 = poisoned<double>(nx), dw64 = poisoned<double>(nw),
+       db64 = poisoned<double>(static_cast<std::size_t>(g.out_features));
+  cpu.linear_forward(g, x.data(), w.data(), b.data(), y32.data());
+  cpu64.linear_forward(g, x64.data(), w64.data(), b64.data(), y64.data());
+  cpu.linear_backward(g, x.data(), w.data(), dy.data(), dx32.data(), dw32.data(), db32.data());
+  cpu64.linear_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(),
+                        db64.data());
+
+  DeviceBuffer<float> gx(G, x), gw(G, w), gb(G, b), gdy(G, dy), gy(G, ny), gdx(G, nx),
+      gdw(G, nw), gdb(G, static_cast<std::size_t>(g.out_features));
+  gy.poison();
+  gdx.poison();
+  gdw.poison();
+  gdb.poison();
+  G.linear_forward(g, gx.get(), gw.get(), gb.get(), gy.get());
+  G.linear_backward(g, gx.get(), gw.get(), gdy.get(), gdx.get(), gdw.get(), gdb.get());
+  const auto y = gy.download(), dx = gdx.download(), dw = gdw.download(), db = gdb.download();
+  compare(name + " y", y, y32, kForward);
+  compare(name + " y (vs double)", y, y64, kForward);
+  compare(name + " dx", dx, dx32, kGradient);
+  compare(name + " dx (vs double)", dx, dx64, kGradient);
+  compare(name + " dw", dw, dw32, kGradient);
+  compare(name + " dw (vs double)", dw, dw64, kGradient);
+  compare(name + " db", db, db32, kGradient);
+  compare(name + " db (vs double)", db, db64, kGradient);
+}
+
+void check_elementwise(std::size_t n, std::uint64_t seed) {
+  const std::string suffix = " (n " + std::to_string(n) + ")";
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  const auto pixels = random_pixels(n, seed);
+  auto x = uniform(n, -6.0, 6.0, seed + 1);
+  for (std::size_t i = 0; i < n; i += 9) x[i] = 0.0f;  // ReLU's boundary
+  const auto dy = uniform(n, -1.0, 1.0, seed + 2);
+
+  DeviceBuffer<std::uint8_t> gp(G, pixels);
+  DeviceBuffer<float> gx(G, x), gdy(G, dy), gy(G, n), gdx(G, n);
+  std::vector<float> ref = poisoned<float>(n), ref2 = poisoned<float>(n);
+
+  cpu.images_to_float(n, pixels.data(), ref.data());
+  gy.poison();
+  G.images_to_float(n, gp.get(), gy.get());
+  compare_exact("images_to_float" + suffix, gy.download(), ref);
+
+  cpu.relu_forward(n, x.data(), ref.data());
+  gy.poison();
+  G.relu_forward(n, gx.get(), gy.get());
+  compare_exact("relu_forward" + suffix, gy.download(), ref);
+  cpu.relu_backward(n, ref.data(), dy.data(), ref2.data());  // y = relu(x)
+  gdx.poison();
+  G.relu_backward(n, gy.get(), gdy.get(), gdx.get());
+  compare_exact("relu_backward" + suffix, gdx.download(), ref2);
+
+  cpu.sigmoid_forward(n, x.data(), ref.data());
+  gy.poison();
+  G.sigmoid_forward(n, gx.get(), gy.get());
+  const auto sig = gy.download();
+  compare("sigmoid_forward" + suffix, sig, ref, kForward);  // exp() differs by an ulp or two
+  // Backward from identical y (the CPU's), so only the backward itself is compared.
+  gy.upload(ref);
+  cpu.sigmoid_backward(n, ref.data(), dy.data(), ref2.data());
+  gdx.poison();
+  G.sigmoid_backward(n, gy.get(), gdy.get(), gdx.get());
+  compare("sigmoid_backward" + suffix, gdx.download(), ref2, kForward);
+
+  // In place (y aliases x; dx aliases dy), as the interface allows.
+  cpu.relu_forward(n, x.data(), ref.data());
+  DeviceBuffer<float> inplace(G, x);
+  G.relu_forward(n, inplace.get(), inplace.get());
+  compare_exact("relu_forward in place" + suffix, inplace.download(), ref);
+  cpu.sigmoid_backward(n, ref.data(), dy.data(), ref2.data());
+  DeviceBuffer<float> inplace_dy(G, dy);
+  gy.upload(ref);
+  G.sigmoid_backward(n, gy.get(), inplace_dy.get(), inplace_dy.get());
+  compare("sigmoid_backward in place" + suffix, inplace_dy.download(), ref2, kForward);
+}
+
+}  // namespace
+
+// ---- the paper's shapes (batch 100) ------------------------------------------------------------------
+
+TEST_CASE("GPU Conv2d at the paper's shapes", "[gpu][conv]") {
+  check_conv(conv_geometry(100, 1, 28, 28, 16, 3, 1, 0, 0, false), 11);   // encoder.0
+  check_conv(conv_geometry(100, 16, 13, 13, 32, 3, 1, 0, 0, false), 12);  // encoder.3
+}
+
+TEST_CASE("GPU ConvTranspose2d at the paper's shapes", "[gpu][conv]") {
+  check_conv(conv_geometry(100, 32, 5, 5, 16, 4, 2, 0, 1, true), 13);   // decoder.3 -> 16x13x13
+  check_conv(conv_geometry(100, 16, 13, 13, 1, 3, 2, 0, 1, true), 14);  // decoder.5 -> 1x28x28
+}
+
+TEST_CASE("GPU MaxPool2d at the paper's shapes", "[gpu][pool]") {
+  PoolGeometry a;
+  a.batch = 100, a.channels = 16, a.in_h = 26, a.in_w = 26, a.kernel = 2, a.stride = 2;
+  check_pool(a, 21);
+  PoolGeometry b;
+  b.batch = 100, b.channels = 32, b.in_h = 11, b.in_w = 11, b.kernel = 2, b.stride = 2;  // floor
+  check_pool(b, 22);
+}
+
+TEST_CASE("GPU Linear at the paper's shapes", "[gpu][linear]") {
+  check_linear({100, 800, 256}, 31);  // encoder.7
+  check_linear({100, 256, 800}, 32);  // decoder.0
+  check_linear({100, 256, 10}, 33);   // clasiffier.0
+  check_linear({100, 64, 10}, 34);    // C(64)'s head
+}
+
+TEST_CASE("GPU element-wise ops at the paper's sizes", "[gpu][elementwise]") {
+  check_elementwise(100 * 784, 41);             // the input batch
+  check_elementwise(100 * 16 * 26 * 26, 42);    // conv1's output
+}
+
+// ---- random shapes (small: also run under compute-sanitizer) --------------------------------------
+
+TEST_CASE("GPU Conv2d at random shapes", "[gpu][conv][sanitize]") {
+  SplitMix64 rng(1001);
+  for (int trial = 0; trial < 12; ++trial) {
+    const int kernel = random_int(rng, 1, 5);
+    const int stride = random_int(rng, 1, 3);
+    const int padding = random_int(rng, 0, std::min(2, kernel - 1));
+    const int h = random_int(rng, std::max(1, kernel - 2 * padding), 20);
+    const int w = random_int(rng, std::max(1, kernel - 2 * padding), 20);
+    check_conv(conv_geometry(random_int(rng, 1, 6), random_int(rng, 1, 8), h, w,
+                             random_int(rng, 1, 8), kernel, stride, padding, 0, false),
+               2000 + trial);
+  }
+}
+
+TEST_CASE("GPU ConvTranspose2d at random shapes: stride 1/2, output_padding 0/1, kernel 3/4",
+          "[gpu][conv][sanitize]") {
+  SplitMix64 rng(1002);
+  int trial = 0;
+  for (int stride = 1; stride <= 2; ++stride)
+    for (int output_padding = 0; output_padding < stride; ++output_padding)
+      for (int kernel = 3; kernel <= 4; ++kernel)
+        for (int padding = 0; padding <= 1; ++padding) {
+          const int h = random_int(rng, 1, 12), w = random_int(rng, 1, 12);
+          const ConvGeometry g =
+              conv_geometry(random_int(rng, 1, 6), random_int(rng, 1, 8), h, w,
+                            random_int(rng, 1, 8), kernel, stride, padding, output_padding, true);
+          if (g.out_h() <= 0 || g.out_w() <= 0) continue;
+          check_conv(g, 3000 + trial++);
+        }
+}
+
+TEST_CASE("GPU MaxPool2d at random shapes", "[gpu][pool][sanitize]") {
+  SplitMix64 rng(1003);
+  for (int trial = 0; trial < 10; ++trial) {
+    PoolGeometry g;
+    g.batch = random_int(rng, 1, 5);
+    g.channels = random_int(rng, 1, 6);
+    g.kernel = random_int(rng, 1, 3);
+    // Mostly kernel == stride (the paper's), also overlapping and gapped windows.
+    g.stride = trial % 3 == 0 ? random_int(rng, 1, 3) : g.kernel;
+    g.in_h = random_int(rng, g.kernel, 17);
+    g.in_w = random_int(rng, g.kernel, 17);
+    check_pool(g, 4000 + trial);
+  }
+}
+
+TEST_CASE("GPU Linear at random shapes", "[gpu][linear][sanitize]") {
+  SplitMix64 rng(1004);
+  for (int trial = 0; trial < 8; ++trial)
+    check_linear({random_int(rng, 1, 17), random_int(rng, 1, 300), random_int(rng, 1, 300)},
+                 5000 + trial);
+}
+
+TEST_CASE("GPU element-wise ops at odd sizes", "[gpu][elementwise][sanitize]") {
+  for (std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(1000), std::size_t(65537)})
+    check_elementwise(n, 6000 + n);
+}
+
+// ---- dropout --------------------------------------------------------------------------------------------
+
+TEST_CASE("GPU dropout masks are bitwise the CPU's", "[gpu][dropout][sanitize]") {
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  const std::size_t n = 100 * 16 * 26 + 3;  // not a multiple of anything the kernel uses
+  const auto x = uniform(n, -1.0, 1.0, 77);
+  const auto dy = uniform(n, -1.0, 1.0, 78);
+  DeviceBuffer<float> gx(G, x), gdy(G, dy), gy(G, n), gdx(G, n);
+  struct Case {
+    float p;
+    std::uint64_t seed, step;
+    std::uint32_t layer;
+  };
+  const Case cases[] = {{0.2f, 1, 1, 0},
+                        {0.2f, 1, 2, 0},
+                        {0.2f, 1, 1, 3},
+                        {0.5f, 0xDEADBEEFCAFEull, 123456789012ull, 7},  // step above 2^32
+                        {0.0f, 5, 5, 1},
+                        {0.9f, 42, 600, 2}};
+  for (const Case& c : cases) {
+    const std::string name = "dropout p " + std::to_string(c.p) + " seed " + std::to_string(c.seed) +
+                             " step " + std::to_string(c.step) + " layer " + std::to_string(c.layer);
+    auto y = poisoned<float>(n), dx = poisoned<float>(n);
+    cpu.dropout_forward(n, c.p, c.seed, c.step, c.layer, x.data(), y.data());
+    cpu.dropout_backward(n, c.p, c.seed, c.step, c.layer, dy.data(), dx.data());
+    gy.poison();
+    gdx.poison();
+    G.dropout_forward(n, c.p, c.seed, c.step, c.layer, gx.get(), gy.get());
+    G.dropout_backward(n, c.p, c.seed, c.step, c.layer, gdy.get(), gdx.get());
+    const auto gy_host = gy.download();
+    compare_exact(name + " forward", gy_host, y);
+    compare_exact(name + " backward", gdx.download(), dx);
+    std::size_t dropped = 0;
+    for (float v : gy_host) dropped += v == 0.0f ? 1 : 0;
+    const double fraction = static_cast<double>(dropped) / static_cast<double>(n);
+    INFO(name << ": dropped fraction " << fraction);
+    CHECK(std::fabs(fraction - c.p) < 0.02);
+  }
+}
+
+// ---- losses and metrics ---------------------------------------------------------------------------
+
+namespace {
+
+void check_point_losses(std::size_t n, std::uint64_t seed) {
+  const std::string suffix = " (n " + std::to_string(n) + ")";
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  CpuOps<double> cpu64;
+  auto pred = uniform(n, 0.0, 1.0, seed);
+  std::vector<float> target(n);
+  const auto pixels = random_pixels(n, seed + 1);
+  for (std::size_t i = 0; i < n; ++i) target[i] = elementwise::pixel_to_unit<float>(pixels[i]);
+  for (std::size_t i = 0; i < n; i += 11) pred[i] = target[i];  // L1's zero-gradient case
+  DeviceBuffer<float> gpred(G, pred), gtarget(G, target), gd(G, n), gloss(G, 1);
+  DeviceBuffer<double> gsum(G, std::vector<double>{0.25});
+
+  for (int kind = 0; kind < 2; ++kind) {
+    const std::string name = (kind == 0 ? "l1_loss" : "mse_loss") + suffix;
+    auto d32 = poisoned<float>(n);
+    float loss32 = NAN;
+    double loss64 = NAN, sum32 = 0.25;
+    std::vector<double> pred64 = to_double(pred), target64 = to_double(target);
+    if (kind == 0) {
+      cpu.l1_loss(n, pred.data(), target.data(), d32.data(), &loss32, &sum32);
+      cpu64.l1_loss(n, pred64.data(), target64.data(), nullptr, &loss64, nullptr);
+    } else {
+      cpu.mse_loss(n, pred.data(), target.data(), d32.data(), &loss32, &sum32);
+      cpu64.mse_loss(n, pred64.data(), target64.data(), nullptr, &loss64, nullptr);
+    }
+    gd.poison();
+    gloss.poison();
+    gsum.upload({0.25});
+    if (kind == 0)
+      G.l1_loss(n, gpred.get(), gtarget.get(), gd.get(), gloss.get(), gsum.get());
+    else
+      G.mse_loss(n, gpred.get(), gtarget.get(), gd.get(), gloss.get(), gsum.get());
+    compare(name + " loss", gloss.download(), std::vector<float>{loss32}, kForward);
+    compare(name + " loss (vs double)", gloss.download(), std::vector<double>{loss64}, kForward);
+    if (kind == 0)
+      compare_exact(name + " gradient", gd.download(), d32);  // +-1/n or 0: exact
+    else
+      compare(name + " gradient", gd.download(), d32, kForward);
+    // loss_sum: 0.25 + the mean, both accumulated in double
+    const double got_sum = gsum.download()[0];
+    INFO(name << ": loss_sum " << got_sum << " vs CPU " << sum32);
+    CHECK(std::fabs(got_sum - sum32) <= 1e-9 * std::fabs(sum32));
+    // Without a gradient or a sum: the loss alone.
+    gloss.poison();
+    if (kind == 0)
+      G.l1_loss(n, gpred.get(), gtarget.get(), nullptr, gloss.get(), nullptr);
+    else
+      G.mse_loss(n, gpred.get(), gtarget.get(), nullptr, gloss.get(), nullptr);
+    compare(name + " loss without gradient", gloss.download(), std::vector<float>{loss32}, kForward);
+  }
+}
+
+void check_softmax(int batch, int classes, std::uint64_t seed) {
+  const std::string name = "softmax_cross_entropy (B" + std::to_string(batch) + ", " +
+                           std::to_string(classes) + " classes)";
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  CpuOps<double> cpu64;
+  const std::size_t n = static_cast<std::size_t>(batch) * classes;
+  const auto scores = uniform(n, -4.0, 4.0, seed);
+  const auto labels = random_labels(static_cast<std::size_t>(batch), classes, seed + 1);
+  auto d32 = poisoned<float>(n);
+  auto d64 = poisoned<double>(n);
+  float loss32 = NAN;
+  double loss64 = NAN, sum32 = 1.5;
+  const auto scores64 = to_double(scores);
+  cpu.softmax_cross_entropy(batch, classes, scores.data(), labels.data(), d32.data(), &loss32, &sum32);
+  cpu64.softmax_cross_entropy(batch, classes, scores64.data(), labels.data(), d64.data(), &loss64,
+                              nullptr);
+  DeviceBuffer<float> gs(G, scores), gd(G, n), gloss(G, 1);
+  DeviceBuffer<std::uint8_t> gl(G, labels);
+  DeviceBuffer<double> gsum(G, std::vector<double>{1.5});
+  gd.poison();
+  gloss.poison();
+  G.softmax_cross_entropy(batch, classes, gs.get(), gl.get(), gd.get(), gloss.get(), gsum.get());
+  compare(name + " loss", gloss.download(), std::vector<float>{loss32}, kForward);
+  compare(name + " loss (vs double)", gloss.download(), std::vector<double>{loss64}, kForward);
+  compare(name + " dscores", gd.download(), d32, kForward);
+  compare(name + " dscores (vs double)", gd.download(), d64, kForward);
+  const double got_sum = gsum.download()[0];
+  INFO(name << ": loss_sum " << got_sum << " vs CPU " << sum32);
+  CHECK(std::fabs(got_sum - sum32) <= 1e-6 * std::fabs(sum32));
+
+  // count_predictions: integer counts, exact; rows with tied maxima take the first (torch.argmax).
+  auto tied = scores;
+  for (int r = 0; r < batch; r += 4) {
+    float* row = tied.data() + static_cast<std::size_t>(r) * classes;
+    row[classes - 1] = row[0] = 10.0f;
+  }
+  std::vector<std::int64_t> confusion(static_cast<std::size_t>(classes) * classes);
+  for (std::size_t i = 0; i < confusion.size(); ++i) confusion[i] = static_cast<std::int64_t>(i % 5);
+  DeviceBuffer<float> gt(G, tied);
+  DeviceBuffer<std::int64_t> gc(G, confusion);
+  cpu.count_predictions(batch, classes, tied.data(), labels.data(), confusion.data());
+  G.count_predictions(batch, classes, gt.get(), gl.get(), gc.get());
+  compare_exact(name + " confusion", gc.download(), confusion);
+}
+
+}  // namespace
+
+TEST_CASE("GPU L1 and MSE losses with their gradients", "[gpu][loss][sanitize]") {
+  for (std::size_t n : {std::size_t(1), std::size_t(1000), std::size_t(100 * 784)})
+    check_point_losses(n, 7000 + n);
+}
+
+TEST_CASE("GPU L1 and MSE losses over many blocks", "[gpu][loss]") {
+  check_point_losses(3000001, 7100);  // more elements than 1024 blocks x 2048 per block
+}
+
+TEST_CASE("GPU softmax cross-entropy and prediction counts", "[gpu][loss][sanitize]") {
+  check_softmax(100, 10, 8001);  // the paper's
+  check_softmax(1, 10, 8002);
+  check_softmax(3, 3, 8003);
+  check_softmax(257, 37, 8004);
+  check_softmax(1000, 10, 8005);
+}
+
+// ---- Adam ---------------------------------------------------------------------------------------------
+
+TEST_CASE("GPU Adam update", "[gpu][adam][sanitize]") {
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  for (std::size_t n : {std::size_t(1), std::size_t(1000), std::size_t(423809)}) {
+    for (std::uint64_t t : {std::uint64_t(1), std::uint64_t(2), std::uint64_t(1000)}) {
+      const std::string name = "adam n " + std::to_string(n) + " t " + std::to_string(t);
+      auto params = uniform(n, -0.1, 0.1, 9000 + n + t);
+      const auto grads = uniform(n, -1e-2, 1e-2, 9100 + n + t);
+      auto m = uniform(n, -1e-3, 1e-3, 9200 + n + t);
+      auto v = uniform(n, 0.0, 1e-5, 9300 + n + t);
+      if (t == 1) {
+        std::fill(m.begin(), m.end(), 0.0f);
+        std::fill(v.begin(), v.end(), 0.0f);
+      }
+      DeviceBuffer<float> gp(G, params), gg(G, grads), gm(G, m), gv(G, v);
+      AdamConfig config;
+      const auto step = adam_step_constants<float>(config, t);
+      cpu.adam_update(n, params.data(), grads.data(), m.data(), v.data(), step);
+      G.adam_update(n, gp.get(), gg.get(), gm.get(), gv.get(), step);
+      // The same elementwise::adam_update on both, built without FMA contraction on the GPU:
+      // expected bit for bit; compared at forward tolerance.
+      compare(name + " params", gp.download(), params, kForward);
+      compare(name + " exp_avg", gm.download(), m, kForward);
+      compare(name + " exp_avg_sq", gv.download(), v, kForward);
+    }
+  }
+}
+
+// ---- memory, and preconditions -------------------------------------------------------------------------
+
+TEST_CASE("GPU memory: zeroed allocation, fill, copies", "[gpu][memory][sanitize]") {
+  Ops<float>& G = gpu();
+  CHECK(G.name().rfind("cuda:", 0) == 0);
+  const std::size_t n = 12345;
+  DeviceBuffer<float> a(G, n);
+  compare_exact("allocate is zero-filled", a.download(), std::vector<float>(n, 0.0f));
+  G.fill(a.get(), 2.5f, n);
+  compare_exact("fill", a.download(), std::vector<float>(n, 2.5f));
+  const auto data = uniform(n, -1.0, 1.0, 10);
+  DeviceBuffer<float> b(G, data);
+  G.copy(a.get(), b.get(), n * sizeof(float));
+  compare_exact("copy", a.download(), data);
+  G.synchronize();
+}
+
+TEST_CASE("GPU ops check their preconditions before launching", "[gpu][preconditions][sanitize]") {
+  Ops<float>& G = gpu();
+  DeviceBuffer<float> a(G, 64), b(G, 64);
+  CHECK_THROWS_AS(G.relu_forward(0, a.get(), b.get()), std::invalid_argument);
+  CHECK_THROWS_AS(G.relu_forward(64, nullptr, b.get()), std::invalid_argument);
+  CHECK_THROWS_AS(G.dropout_forward(64, 1.0f, 1, 1, 0, a.get(), b.get()), std::invalid_argument);
+  CHECK_THROWS_AS(G.l1_loss(64, a.get(), b.get(), nullptr, nullptr, nullptr), std::invalid_argument);
+  ConvGeometry g = conv_geometry(1, 1, 4, 4, 1, 3, 2, 0, 2, true);  // output_padding >= stride
+  CHECK_THROWS_AS(G.conv_transpose2d_forward(g, a.get(), b.get(), nullptr, a.get()),
+                  std::invalid_argument);
+  g = conv_geometry(1, 1, 4, 4, 1, 3, 1, 0, 0, true);  // not a Conv2d geometry
+  CHECK_THROWS_AS(G.conv2d_forward(g, a.get(), b.get(), nullptr, a.get()), std::invalid_argument);
+  if (!on_cpu_stand_in())  // the CPU reference allows overlap (memmove); cudaMemcpy does not
+    CHECK_THROWS_AS(G.copy(a.get(), a.get() + 1, 16 * sizeof(float)), std::invalid_argument);
+  try {
+    G.linear_forward({0, 4, 4}, a.get(), b.get(), nullptr, a.get());
+    FAIL("linear_forward accepted batch 0");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("linear_forward") != std::string::npos);
+  }
+}
