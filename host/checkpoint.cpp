@@ -1,6 +1,10 @@
 // Weights and training state as safetensors files with the paper's PyTorch state_dict names.
 #include "host/checkpoint.h"
 
+#include <algorithm>
+#include <cfloat>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -88,6 +92,8 @@ std::string adam_name(const char* moment, const ParamSpec& p) {
   return std::string("adam.") + moment + "." + p.name;
 }
 
+std::string weights_name(const ParamSpec& p) { return "weights." + p.name; }
+
 }  // namespace
 
 std::string model_config_to_json(const ModelConfig& c) {
@@ -108,7 +114,7 @@ ModelConfig model_config_from_json(const std::string& text) {
   } catch (const json::exception& e) {
     throw std::invalid_argument(std::string("model config is not valid JSON: ") + e.what());
   }
-  if (!j.is_object()) throw std::invalid_argument("model config is not a JSON object: " + text);
+  if (!j.is_object()) throw std::invalid_argument("model config is not a JSON object: " + j.dump());
   ModelConfig c;
   auto choose = [&](const char* key, const char* first, const char* second) {
     const auto& v = j[key];
@@ -123,10 +129,14 @@ ModelConfig model_config_from_json(const std::string& text) {
     if (key == "kind") {
       c.kind = choose("kind", "autoencoder", "classifier") ? ModelKind::Autoencoder : ModelKind::Classifier;
     } else if (key == "latent") {
-      if (!v.is_number_integer()) throw std::invalid_argument("model config: latent must be an integer, got " + v.dump());
+      const bool fits = v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(INT_MAX)
+                                               : v.is_number_integer() && v.get<std::int64_t>() >= INT_MIN &&
+                                                     v.get<std::int64_t>() <= INT_MAX;
+      if (!fits) throw std::invalid_argument("model config: latent must be an integer, got " + v.dump());
       c.latent = v.get<int>();
     } else if (key == "dropout") {
-      if (!v.is_number()) throw std::invalid_argument("model config: dropout must be a number, got " + v.dump());
+      if (!v.is_number() || !(std::fabs(v.get<double>()) <= FLT_MAX))  // a float must hold it
+        throw std::invalid_argument("model config: dropout must be a number, got " + v.dump());
       c.dropout = v.get<float>();
     } else if (key == "ae_loss") {
       c.ae_loss = choose("ae_loss", "mae", "mse") ? AeLoss::MAE : AeLoss::MSE;
@@ -201,6 +211,9 @@ void save_training_state(const std::string& path, const NetworkSpec& spec, const
   if (state.exp_avg.size() != spec.param_count || state.exp_avg_sq.size() != spec.param_count)
     throw std::invalid_argument("training state: Adam moments must hold " + std::to_string(spec.param_count) +
                                 " floats each");
+  if (!state.params.empty() && state.params.size() != spec.param_count)
+    throw std::invalid_argument("training state: weights must hold " + std::to_string(spec.param_count) +
+                                " floats (or none)");
   ordered_json train;
   train["epoch"] = state.epoch;
   train["step"] = state.step;
@@ -226,6 +239,9 @@ void save_training_state(const std::string& path, const NetworkSpec& spec, const
     for (const auto& p : spec.params)
       if (p.trainable) file.tensors.push_back(make_f32_tensor(adam_name(moment, p), p.shape, values.data() + p.offset));
   }
+  if (!state.params.empty())
+    for (const auto& p : spec.params)
+      file.tensors.push_back(make_f32_tensor(weights_name(p), p.shape, state.params.data() + p.offset));
   write_safetensors(path, file);
 }
 
@@ -271,6 +287,17 @@ TrainingState load_training_state(const std::string& path, const NetworkSpec& sp
       expected.insert(name);
       const Tensor& t = expect_tensor(file, path, name, p.shape, model);
       std::memcpy(values.data() + p.offset, t.data.data(), p.count * sizeof(float));
+    }
+  }
+  const bool has_weights = std::any_of(file.tensors.begin(), file.tensors.end(),
+                                       [](const Tensor& t) { return has_prefix(t.name, "weights."); });
+  if (has_weights) {
+    state.params.assign(spec.param_count, 0.0f);
+    for (const auto& p : spec.params) {
+      const std::string name = weights_name(p);
+      expected.insert(name);
+      const Tensor& t = expect_tensor(file, path, name, p.shape, describe(spec.config));
+      std::memcpy(state.params.data() + p.offset, t.data.data(), p.count * sizeof(float));
     }
   }
   refuse_extra(file, path, expected, model, [](const std::string&) { return true; });

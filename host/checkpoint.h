@@ -44,22 +44,27 @@ ModelConfig model_config_from_json(const std::string& json);
 
 // Everything needed to resume training exactly, saved beside the weights as its own safetensors file:
 // tensors "adam.exp_avg.<param>" and "adam.exp_avg_sq.<param>" (F32, the param's shape) for the
-// trainable params; metadata "fmnist.kind":"training_state", "fmnist.config" (model config JSON),
-// "fmnist.train": a JSON object with "epoch", "step", "seed" and the members of `extra_json`.
+// trainable params, "weights.<param>" for every param when `params` is given (so that one file,
+// written atomically, holds the whole state); metadata "fmnist.kind":"training_state",
+// "fmnist.config" (model config JSON), "fmnist.train": a JSON object with "epoch", "step", "seed"
+// and the members of `extra_json`.
 struct TrainingState {
   std::uint64_t step = 0;
   int epoch = 0;
   std::uint64_t seed = 0;
   std::string extra_json = "{}";  // a JSON object; its keys may not be epoch, step or seed
   std::vector<float> exp_avg, exp_avg_sq;  // spec.param_count each, zeros for frozen params
+  std::vector<float> params;  // spec.param_count, or empty: not stored (weights in another file)
 };
 
-// Throws std::invalid_argument when the vectors are not spec.param_count long or extra_json is not
+// Throws std::invalid_argument when the vectors are not spec.param_count long (params: or empty) or
+// extra_json is not
 // a JSON object (or redefines epoch/step/seed); FormatError on I/O failure.
 void save_training_state(const std::string& path, const NetworkSpec& spec, const TrainingState& state);
 
 // Throws FormatError naming the file when it is not a training state, was saved for another model
-// configuration than spec.config, or its tensors do not match spec's trainable params.
+// configuration than spec.config, or its tensors do not match spec's trainable params (and, when it
+// holds weights.*, all of spec's params). `params` is empty when the file holds no weights.
 TrainingState load_training_state(const std::string& path, const NetworkSpec& spec);
 
 }  // namespace fmnist

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -125,6 +126,55 @@ nlohmann::json parse_header(std::string_view text, const std::string& path) {
   }
 }
 
+// CRC-32 accumulation over the canonical form that content_crc32 documents.
+class Crc {
+ public:
+  void bytes(const std::uint8_t* data, std::size_t size) {
+    number(size);
+    raw(data, size);
+  }
+  void text(const std::string& s) { bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
+  void number(std::uint64_t v) {
+    std::uint8_t le[8];
+    for (int i = 0; i < 8; ++i) le[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    raw(le, 8);
+  }
+  std::uint32_t value() const { return static_cast<std::uint32_t>(crc_); }
+
+ private:
+  void raw(const std::uint8_t* data, std::size_t size) {
+    if (size > 0) crc_ = crc32_z(crc_, data, size);
+  }
+  uLong crc_ = crc32_z(0L, Z_NULL, 0);
+};
+
+std::string crc_text(std::uint32_t crc) {
+  static const char* digits = "0123456789abcdef";
+  std::string s(8, '0');
+  for (int i = 7; i >= 0; --i, crc >>= 4) s[static_cast<std::size_t>(i)] = digits[crc & 0xF];
+  return s;
+}
+
+// Checks the file's "fmnist.crc32" when it has one, then removes it from the metadata.
+void verify_checksum(SafetensorsFile& file, const std::string& path) {
+  const auto it = file.metadata.find(kChecksumKey);
+  if (it == file.metadata.end()) return;
+  const std::string stored = it->second;
+  const bool well_formed = stored.size() == 8 && std::all_of(stored.begin(), stored.end(), [](char c) {
+                             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                           });
+  if (!well_formed)
+    fail(path, std::string("checksum ") + kChecksumKey + " is '" + stored +
+                   "', not 8 lowercase hex digits: the file is corrupt");
+  const std::string actual = crc_text(content_crc32(file));
+  if (actual != stored)
+    fail(path, std::string("checksum mismatch: ") + kChecksumKey + " says " + stored +
+                   " but the contents give " + actual + ": the file is corrupt (a changed byte in its "
+                   "header or data)");
+  file.metadata.erase(it);
+  file.checksum_verified = true;
+}
+
 void write_all(int fd, const std::uint8_t* data, std::size_t size) {
   while (size > 0) {
     const ssize_t n = ::write(fd, data, size);
@@ -153,6 +203,27 @@ const Tensor* SafetensorsFile::find(const std::string& name) const {
   for (const auto& t : tensors)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+std::uint32_t content_crc32(const SafetensorsFile& file) {
+  Crc crc;
+  for (const auto& [key, value] : file.metadata) {
+    if (key == kChecksumKey) continue;
+    crc.text(key);
+    crc.text(value);
+  }
+  std::vector<const Tensor*> by_name;
+  for (const auto& t : file.tensors) by_name.push_back(&t);
+  std::sort(by_name.begin(), by_name.end(), [](const Tensor* a, const Tensor* b) { return a->name < b->name; });
+  for (const Tensor* p : by_name) {
+    const Tensor& t = *p;
+    crc.text(t.name);
+    crc.text(t.dtype);
+    crc.number(t.shape.size());
+    for (const auto d : t.shape) crc.number(static_cast<std::uint64_t>(d));
+    crc.bytes(t.data.data(), t.data.size());
+  }
+  return crc.value();
 }
 
 std::size_t dtype_size(const std::string& dtype) {
@@ -186,7 +257,9 @@ Tensor make_f32_tensor(const std::string& name, const std::vector<std::int64_t>&
 
 std::vector<std::uint8_t> encode_safetensors(const SafetensorsFile& file, const std::string& path) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
+  std::map<std::string, std::string> metadata = file.metadata;
+  metadata[kChecksumKey] = crc_text(content_crc32(file));
+  header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
   std::set<std::string> names;
   for (const auto& t : file.tensors) {
@@ -206,7 +279,12 @@ std::vector<std::uint8_t> encode_safetensors(const SafetensorsFile& file, const 
     header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + needed}}};
     offset += needed;
   }
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::type_error& e) {  // 316: a string that is not valid UTF-8
+    fail(path, std::string("tensor names and metadata must be valid UTF-8: ") + e.what());
+  }
   text.append((8 - text.size() % 8) % 8, ' ');  // the data section starts 8-byte aligned
   std::vector<std::uint8_t> bytes;
   bytes.reserve(8 + text.size() + offset);
@@ -250,7 +328,7 @@ SafetensorsFile decode_safetensors(const std::vector<std::uint8_t>& bytes, const
   const Entry* previous = nullptr;
   for (const auto& e : entries) {
     if (e.end > data_size)
-      fail(path, "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " +
+      fail(path, "truncated file: tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " +
                      std::to_string(e.end) + "] out of range (data section is " +
                      std::to_string(data_size) + " bytes)");
     if (e.begin < covered)
@@ -267,6 +345,7 @@ SafetensorsFile decode_safetensors(const std::vector<std::uint8_t>& bytes, const
   const std::uint8_t* data = bytes.data() + 8 + header_size;
   for (auto& e : entries)
     file.tensors.push_back({e.name, e.dtype, e.shape, {data + e.begin, data + e.end}});
+  verify_checksum(file, path);
   return file;
 }
 

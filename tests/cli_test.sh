@@ -61,6 +61,71 @@ mkdir -p "$tmp/existing" && printf 'keep me' >"$tmp/existing/last.safetensors"
 expect 2 "already exists"              -- train --epochs 1 --out "$tmp/existing"
 [ "$(cat "$tmp/existing/last.safetensors")" = "keep me" ] || { echo "FAIL: existing checkpoint was touched"; failures=$((failures + 1)); }
 
+# ---- robustness: bad output directories, a full disk, mixed-up data files, corrupt checkpoints ----
+data="${FMNIST_DATA_DIR:-/usr/share/datasets/fashion-mnist}"
+small=(--model ae --latent 16 --epochs 1 --max-steps-per-epoch 2 --validation-size 9000 --device cpu)
+expect 2 "--checkpoint-every|range"    -- train --checkpoint-every -1
+expect 2 "--keep-checkpoints|range"    -- train --keep-checkpoints -2
+expect 2 "--guard-every|range"         -- train --guard-every 0
+printf 'a file' >"$tmp/plain"
+expect 2 "plain/run: cannot create the output directory: Not a directory" -- train "${small[@]}" --data-dir "$data" --out "$tmp/plain/run"
+expect 2 "/proc/fmnist-run: cannot create the output directory" -- train "${small[@]}" --data-dir "$data" --out /proc/fmnist-run
+
+# Image and label files mixed up: the message says which is which.
+mkdir -p "$tmp/mixed"
+for f in "$data"/*; do ln -sf "$f" "$tmp/mixed/"; done
+rm -f "$tmp/mixed/train-images-idx3-ubyte.gz" "$tmp/mixed/train-images-idx3-ubyte"
+ln -s "$data/train-labels-idx1-ubyte.gz" "$tmp/mixed/train-images-idx3-ubyte.gz"
+expect 2 "train-images-idx3-ubyte.gz: .*this is an IDX label file, expected images" -- train "${small[@]}" --data-dir "$tmp/mixed" --out "$tmp/mixed-run"
+
+# A good run, then its checkpoints damaged: refused by name, exit 2.
+expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/good"
+# A run directory with its config.json but no checkpoint yet (killed early): --resume starts it
+# from scratch with the recorded configuration, and gets the same weights.
+mkdir -p "$tmp/from-scratch" && cp "$tmp/good/config.json" "$tmp/from-scratch/"
+expect_ok train --resume "$tmp/from-scratch" --device cpu --data-dir "$data"
+cmp -s "$tmp/from-scratch/last.safetensors" "$tmp/good/last.safetensors" ||
+  { echo "FAIL: a run resumed from its config.json alone differs from the original"; failures=$((failures + 1)); }
+cp "$tmp/good/last.safetensors" "$tmp/flipped.safetensors"
+size=$(stat -c %s "$tmp/flipped.safetensors")
+printf '\x7f' | dd of="$tmp/flipped.safetensors" bs=1 seek=$((size - 10)) conv=notrunc status=none
+expect 2 "flipped.safetensors: checksum mismatch" -- eval --checkpoint "$tmp/flipped.safetensors" --device cpu --data-dir "$data"
+head -c $((size - 100)) "$tmp/good/last.safetensors" >"$tmp/cut.safetensors"
+expect 2 "cut.safetensors: truncated file" -- eval --checkpoint "$tmp/cut.safetensors" --device cpu --data-dir "$data"
+
+# --resume: nothing there, flags that disagree with the run, a completed run.
+expect 2 "nowhere: no such run directory"  -- train --resume "$tmp/nowhere"
+expect 2 "plain: no such run directory"    -- train --resume "$tmp/plain"
+mkdir -p "$tmp/not-a-run"
+expect 2 "config.json: cannot open"        -- train --resume "$tmp/not-a-run"
+expect 2 "--latent disagrees with the run being resumed: model.latent is 16 there but 32 here" -- train --resume "$tmp/good" --latent 32
+expect_ok train --resume "$tmp/good" --device cpu --data-dir "$data" --latent 16 --guard-every 5
+grep -q "already complete" "$tmp/err" || { echo "FAIL: resuming a complete run does not say so"; failures=$((failures + 1)); }
+
+# A full disk while writing a checkpoint (its temporary file leads to /dev/full): one line, exit
+# 2, and the previous checkpoint is untouched. The run is made one epoch longer to have work to do.
+sed -i 's/"epochs": 1,/"epochs": 2,/' "$tmp/good/config.json"
+cp "$tmp/good/last.state.safetensors" "$tmp/state.before"
+cp "$tmp/good/last.safetensors" "$tmp/last.before"
+bash -c 'ln -s /dev/full "$1/last.state.safetensors.tmp-$$" && exec "$2" train --resume "$1" --device cpu --data-dir "$3"' \
+  full "$tmp/good" "$fmnist" "$data" >"$tmp/out" 2>"$tmp/err"
+got=$?
+if [ "$got" -ne 2 ] || ! grep -q "last.state.safetensors: cannot write temporary file.*No space left on device" "$tmp/err" ||
+   [ "$(grep -c 'fmnist: error' "$tmp/err")" -ne 1 ]; then
+  echo "FAIL: a full disk -> exit $got:"; sed 's/^/    /' "$tmp/err"; failures=$((failures + 1))
+else
+  passes=$((passes + 1))
+fi
+cmp -s "$tmp/good/last.state.safetensors" "$tmp/state.before" && cmp -s "$tmp/good/last.safetensors" "$tmp/last.before" ||
+  { echo "FAIL: the checkpoint before the full disk was changed"; failures=$((failures + 1)); }
+expect_ok train --resume "$tmp/good" --device cpu --data-dir "$data"  # with room again
+[ "$(grep -c '^2,' "$tmp/good/metrics.csv")" -eq 1 ] || { echo "FAIL: epoch 2 has no single metrics row"; failures=$((failures + 1)); }
+
+# A corrupt training state is refused on --resume.
+printf '\x01' | dd of="$tmp/good/last.state.safetensors" bs=1 seek=$(( $(stat -c %s "$tmp/good/last.state.safetensors") - 5 )) conv=notrunc status=none
+sed -i 's/"epochs": 2,/"epochs": 3,/' "$tmp/good/config.json"
+expect 2 "last.state.safetensors: checksum mismatch" -- train --resume "$tmp/good" --device cpu --data-dir "$data"
+
 # Without a GPU, --device cuda is refused in one line (this suite runs where there is none).
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect 1 "--device cuda"             -- bench --device cuda --models ae64 --steps 1 --repeats 1 --warmup 0

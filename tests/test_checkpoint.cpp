@@ -265,6 +265,48 @@ TEST_CASE("training state round trips Adam moments, counters and extra fields", 
   REQUIRE_THROWS_WITH(load_training_state(weights, ae), StartsWith(weights + ": not a training state"));
 }
 
+TEST_CASE("a training state can hold the weights too, all in one checksummed file", "[checkpoint]") {
+  const std::string path = (scratch_dir() / "state_with_weights.safetensors").string();
+  const NetworkSpec spec = build_network(config_of(ModelKind::Autoencoder, 16));
+  TrainingState state;
+  state.step = 40;
+  state.epoch = 4;
+  state.seed = 9;
+  state.exp_avg = random_values(spec.param_count, 4);
+  state.exp_avg_sq = random_values(spec.param_count, 5);
+  state.params = random_values(spec.param_count, 6);
+  save_training_state(path, spec, state);
+  const SafetensorsFile file = read_safetensors(path);
+  CHECK(file.checksum_verified);
+  CHECK(file.find("weights.decoder.5.bias") != nullptr);
+  CHECK(file.tensors.size() == 3 * spec.params.size());
+  const TrainingState back = load_training_state(path, spec);
+  CHECK(back.params == state.params);
+  CHECK(back.exp_avg == state.exp_avg);
+
+  state.params.clear();  // without weights (as older fmnist wrote it): params come back empty
+  save_training_state(path, spec, state);
+  CHECK(load_training_state(path, spec).params.empty());
+
+  state.params.assign(3, 0.0f);
+  CHECK_THROWS_AS(save_training_state(path, spec, state), std::invalid_argument);
+}
+
+TEST_CASE("a checkpoint of the wrong model or shapes is refused naming the file and the problem", "[checkpoint]") {
+  const std::string path = (scratch_dir() / "ae16.safetensors").string();
+  const NetworkSpec ae16 = build_network(config_of(ModelKind::Autoencoder, 16));
+  save_weights(path, ae16, initial_params(ae16, 1).data());
+  std::vector<float> params(build_network(config_of(ModelKind::Autoencoder, 32)).param_count);
+  REQUIRE_THROWS_WITH(load_weights(read_safetensors(path), path, build_network(config_of(ModelKind::Autoencoder, 32)),
+                                   params.data()),
+                      StartsWith(path + ": tensor 'encoder.7.weight' has shape [16, 800] in the file but AE(32) "
+                                        "expects [32, 800]"));
+  const NetworkSpec c16 = build_network(config_of(ModelKind::Classifier, 16));
+  params.assign(c16.param_count, 0.0f);
+  REQUIRE_THROWS_WITH(load_weights(read_safetensors(path), path, c16, params.data()),
+                      StartsWith(path + ": missing tensor 'clasiffier.0.weight'"));
+}
+
 // ---- PyTorch cross-check: our files load with strict load_state_dict, and PyTorch's load here ----
 namespace {
 

@@ -2,6 +2,7 @@
 // one-line "PATH: problem", and atomic writes that leave no temp file and no torn file behind.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -240,5 +241,75 @@ TEST_CASE("safetensors writer: failed writes name the path, remove the temp file
     REQUIRE(read.tensors.size() == 1);
     CHECK(read.tensors[0].name == "only");
     CHECK_FALSE(fs::exists(fs::symlink_status(temp)));
+  }
+}
+
+TEST_CASE("safetensors checksum: written with every file, verified on load, optional for others", "[safetensors]") {
+  const std::string path = (scratch_dir() / "checksummed.safetensors").string();
+  SafetensorsFile f = sample_file();
+  f.metadata[kChecksumKey] = "deadbeef";  // whatever is given, the writer computes its own
+  write_safetensors(path, f);
+  const auto bytes = read_bytes(path);
+  const std::string text(bytes.begin(), bytes.end());
+  char expected[9];
+  std::snprintf(expected, sizeof expected, "%08x", content_crc32(sample_file()));
+  CHECK(text.find(std::string("\"fmnist.crc32\":\"") + expected + "\"") != std::string::npos);
+  const SafetensorsFile read = read_safetensors(path);
+  CHECK(read.checksum_verified);
+  CHECK(read.metadata == sample_file().metadata);  // the checksum is not handed on
+
+  auto refused = [&](std::vector<std::uint8_t> damaged, const std::string& problem) {
+    const std::string bad = (scratch_dir() / "damaged.safetensors").string();
+    write_bytes(bad, damaged);
+    REQUIRE_THROWS_WITH(read_safetensors(bad), StartsWith(bad + ": ") && Contains(problem) && OneLine());
+  };
+  SECTION("every single flipped bit in the data section is caught") {
+    const std::size_t header = 8 + (bytes[0] | (bytes[1] << 8));
+    for (std::size_t i = header; i < bytes.size(); i += 3) {
+      auto damaged = bytes;
+      damaged[i] ^= static_cast<std::uint8_t>(1u << (i % 8));
+      INFO("byte " << i);
+      refused(damaged, "checksum mismatch");
+    }
+  }
+  SECTION("a changed metadata value is caught") {
+    auto damaged = bytes;
+    damaged[text.find("several dtypes")] = 'S';
+    refused(damaged, "checksum mismatch: fmnist.crc32 says " + std::string(expected));
+  }
+  SECTION("a truncated file is refused as truncated") {
+    auto damaged = bytes;
+    damaged.resize(damaged.size() - 1);
+    refused(damaged, "truncated file: tensor");
+  }
+  SECTION("a checksum that is not 8 hex digits") {
+    auto damaged = bytes;
+    damaged[text.find(expected)] = 'g';
+    refused(damaged, "is '");
+  }
+  SECTION("a file without a checksum (PyTorch's) loads unchecked") {
+    const std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+    const std::string plain = (scratch_dir() / "plain.safetensors").string();
+    write_bytes(plain, raw_file(header, 4));
+    const SafetensorsFile p = read_safetensors(plain);
+    CHECK_FALSE(p.checksum_verified);
+    CHECK(p.metadata.empty());
+  }
+  SECTION("the checksum does not depend on the header's spacing or key order") {
+    const std::string header = R"({ "b" : {"shape":[1],"dtype":"U8","data_offsets":[1,2]}, "__metadata__":{"k":"v",)"
+                               R"( "fmnist.crc32":"CRC"}, "a":{"data_offsets":[0,1],"dtype":"U8","shape":[1]}})";
+    SafetensorsFile same;
+    same.metadata = {{"k", "v"}};
+    same.tensors = {tensor_of<std::uint8_t>("a", "U8", {1}, {7}), tensor_of<std::uint8_t>("b", "U8", {1}, {9})};
+    char crc[9];
+    std::snprintf(crc, sizeof crc, "%08x", content_crc32(same));
+    std::string h = header;
+    h.replace(h.find("CRC"), 3, crc);
+    auto file = raw_file(h, 0);
+    file.push_back(7);
+    file.push_back(9);
+    const std::string spaced = (scratch_dir() / "spaced.safetensors").string();
+    write_bytes(spaced, file);
+    CHECK(read_safetensors(spaced).checksum_verified);
   }
 }
