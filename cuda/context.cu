@@ -82,6 +82,8 @@ Context::~Context() { release(); }
 void Context::release() noexcept {
   if (stream_ != nullptr) CUDA_LOG(cudaStreamSynchronize(stream_));
   if (workspace_ != nullptr) CUDA_LOG(cudaFree(workspace_));
+  for (void* retired : retired_workspaces_) CUDA_LOG(cudaFree(retired));
+  retired_workspaces_.clear();
   if (cublas_workspace_ != nullptr) CUDA_LOG(cudaFree(cublas_workspace_));
   if (reduce_partials_ != nullptr) CUDA_LOG(cudaFree(reduce_partials_));
   if (cublas_ != nullptr) CUBLAS_LOG(cublasDestroy(cublas_));
@@ -100,7 +102,7 @@ void Context::reserve_workspace(std::size_t bytes) {
   // Work already queued may still use the old buffer.
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   if (workspace_ != nullptr) {
-    CUDA_CHECK(cudaFree(workspace_));
+    retired_workspaces_.push_back(workspace_);  // a captured graph may still use it
     workspace_ = nullptr;
     workspace_bytes_ = 0;
   }

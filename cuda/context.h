@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "cuda/backend.h"
 
@@ -32,7 +33,9 @@ class Context {
   cublasHandle_t cublas() const { return cublas_; }
 
   // The shared cuDNN workspace, at least `bytes` large. Growing it (only ever while a new
-  // convolution plan is made, never in a steady-state step) waits for the stream first.
+  // convolution plan is made, never in a steady-state step) waits for the stream first. The
+  // smaller buffer it replaces is kept until teardown: a CUDA graph captured earlier holds its
+  // address (cuda/graph.h).
   void reserve_workspace(std::size_t bytes);
   void* workspace() const { return workspace_; }
   std::size_t workspace_bytes() const { return workspace_bytes_; }
@@ -55,6 +58,7 @@ class Context {
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
   std::size_t workspace_limit_ = 0;
+  std::vector<void*> retired_workspaces_;
   void* cublas_workspace_ = nullptr;
   double* reduce_partials_ = nullptr;
 

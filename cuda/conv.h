@@ -72,10 +72,15 @@ class ConvPlanCache {
  public:
   explicit ConvPlanCache(Context& context) : context_(context) {}
   ConvPlan& get(const ConvGeometry& g);
+  bool contains(const ConvGeometry& g) const { return plans_.count(key(g)) != 0; }
   std::size_t size() const { return plans_.size(); }
 
  private:
   using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool>;
+  static Key key(const ConvGeometry& g) {
+    return Key{g.batch,  g.in_channels, g.in_h,    g.in_w,           g.out_channels,
+               g.kernel, g.stride,      g.padding, g.output_padding, g.transposed};
+  }
   Context& context_;
   std::map<Key, std::unique_ptr<ConvPlan>> plans_;
 };

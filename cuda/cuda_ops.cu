@@ -77,7 +77,9 @@ void check_dropout(const char* op, std::size_t n, float p) {
 
 CudaOps::CudaOps(const CudaOptions& options) : context_(options), plans_(context_) {}
 
-std::string CudaOps::name() const { return "cuda:" + std::string(context_.properties().name); }
+std::string CudaOps::name() const {
+  return "cuda:" + std::string(context_.properties().name) + (context_.options().allow_tf32 ? " (TF32)" : "");
+}
 
 // ---- memory -------------------------------------------------------------------------------------
 
@@ -143,8 +145,15 @@ void CudaOps::images_to_float(std::size_t n, const std::uint8_t* pixels, float* 
 
 // ---- convolutions ---------------------------------------------------------------------------------
 
-// The geometry has been checked by the caller.
-ConvPlan& CudaOps::plan(const ConvGeometry& g) { return plans_.get(g); }
+// The geometry has been checked by the caller. Planning a new geometry allocates and waits, which
+// a graph capture cannot hold: a captured step must have run once before (see graph.h).
+ConvPlan& CudaOps::plan(const ConvGeometry& g) {
+  if (capturing_ && !plans_.contains(g))
+    throw std::logic_error("CUDA graph capture met a convolution geometry (batch " +
+                           std::to_string(g.batch) + ") that has no plan yet: run the step once "
+                           "un-captured first");
+  return plans_.get(g);
+}
 
 // x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
 void CudaOps::conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,

@@ -6,11 +6,14 @@
 // - copy_to_device from pageable memory returns once the source may be reused; from pinned memory
 //   (cudaHostAlloc) it is asynchronous: keep the source unchanged until the stream has passed.
 // - Preconditions are checked on the host before any launch (std::invalid_argument naming the op).
+// - Streaming (cuda_ops_stream.cu): pinned host memory, an upload ring on a copy stream, CUDA
+//   event timing, CUDA graph capture of the compute stream, and the step-reading ops.
 // Host code normally sees this class only as Ops<float> through cuda/backend.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "cuda/backend.h"
@@ -76,6 +79,28 @@ class CudaOps final : public Ops<float> {
   void adam_update(std::size_t n, float* params, const float* grads, float* m, float* v,
                    const elementwise::AdamStep<float>& step) override;
 
+  // ---- streaming (cuda_ops_stream.cu) ----
+  void* allocate_host(std::size_t bytes) override;
+  void deallocate_host(void* ptr) noexcept override;
+  std::size_t free_memory() override;
+  std::unique_ptr<UploadRing> make_upload_ring(int slots, std::size_t slot_bytes) override;
+  std::unique_ptr<Stopwatch> make_stopwatch() override;
+  bool can_capture() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<CapturedWork> end_capture() override;
+  void abort_capture() noexcept override;
+  void gather_rows(int count, std::size_t pixels, const RowSource& source, const RowOrder& order,
+                   const StepCursor* cursor, std::uint8_t* images, std::uint8_t* labels) override;
+  void dropout_forward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
+                          std::uint32_t layer, const float* x, float* y) override;
+  void dropout_backward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
+                           std::uint32_t layer, const float* dy, float* dx) override;
+  void adam_update_at(std::size_t n, float* params, const float* grads, float* m, float* v,
+                      const elementwise::AdamStep<float>* table, const StepCursor* cursor) override;
+  void set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index) override;
+  void advance_cursor(StepCursor* cursor) override;
+  bool capturing() const { return capturing_; }
+
   // For the trainer and tools: the context (stream, device) and the plans made so far.
   Context& context() { return context_; }
   std::size_t conv_plan_count() const { return plans_.size(); }
@@ -85,6 +110,7 @@ class CudaOps final : public Ops<float> {
 
   Context context_;
   ConvPlanCache plans_;
+  bool capturing_ = false;  // between begin_capture and end_capture/abort_capture
 };
 
 }  // namespace fmnist::cuda

@@ -2,6 +2,9 @@
 // parameter buffer. The CPU reference and the CUDA backend share this one sequence of ops, so a
 // difference between them can only come from an op. Everything is allocated once at construction
 // for the largest batch: a training step allocates nothing and never waits for the backend.
+// train_step_at is the same step with its per-step values read from backend memory (a StepCursor
+// and a table of Adam constants), so that a CUDA graph captured once replays it for every step.
+// NVTX ranges (nvtx.h) name the phases and the layers.
 #pragma once
 
 #include <cmath>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "network.h"
+#include "nvtx.h"
 #include "ops.h"
 
 namespace fmnist {
@@ -60,6 +64,10 @@ template <class T> class Executor {
       eval_loss_sum_ = alloc<double>(1);
       confusion_ = alloc<std::int64_t>(kNetworkClasses * kNetworkClasses);
       plan_backward();
+      for (const auto& layer : spec.layers) {
+        forward_labels_.push_back(layer.name + " " + kind_name(layer.kind));
+        backward_labels_.push_back(forward_labels_.back() + " backward");
+      }
     } catch (...) {
       release();
       throw;
@@ -104,18 +112,14 @@ template <class T> class Executor {
 
   // Scales batch_images() into input() and runs every layer. `step` and `training` select the
   // dropout masks (dropout is the identity when not training).
-  void forward(int batch, bool training, std::uint64_t step) {
-    check_batch(batch);
-    ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
-    for (std::size_t i = 0; i < spec_.layers.size(); ++i)
-      forward_layer(i, batch, training, step);
-  }
+  void forward(int batch, bool training, std::uint64_t step) { forward_impl(batch, training, step, nullptr); }
 
   // The training loss of the output (MAE/MSE against the input for an AE, softmax cross-entropy
   // for a classifier) into batch_loss(), added to *loss_sum when non-null; with_gradient writes
   // d loss / d output into output_gradient().
   void loss(int batch, double* loss_sum, bool with_gradient) {
     check_batch(batch);
+    NvtxRange range("loss");
     T* grad = with_gradient ? output_gradient() : nullptr;
     if (spec_.config.kind == ModelKind::Autoencoder) {
       reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum);
@@ -126,14 +130,11 @@ template <class T> class Executor {
 
   // Back-propagates output_gradient() into grads() (for trainable parameters only) and into every
   // activation gradient that a trainable parameter upstream needs.
-  void backward(int batch, std::uint64_t step) {
-    check_batch(batch);
-    for (std::size_t i = spec_.layers.size(); i-- > first_backward_layer_;)
-      backward_layer(i, batch, step);
-  }
+  void backward(int batch, std::uint64_t step) { backward_impl(batch, step, nullptr); }
 
   // One Adam step (t is 1-based) over every trainable parameter range.
   void adam(std::uint64_t t, const AdamConfig& config) {
+    NvtxRange range("optimizer");
     const auto constants = adam_step_constants<T>(config, t);
     for (const auto& r : trainable_ranges_)
       ops_.adam_update(r.count, params_ + r.offset, grads_ + r.offset, exp_avg_ + r.offset,
@@ -147,6 +148,31 @@ template <class T> class Executor {
     loss(batch, train_loss_sum_, /*with_gradient=*/true);
     backward(batch, step);
     adam(step, config);
+  }
+
+  // ---- steps whose per-step values live in backend memory (host/batch_stream.h) -----------------
+  // Stages the batch rows that `order` names for cursor->index from `source` into
+  // batch_images()/batch_labels() (Ops::gather_rows).
+  void stage(int batch, const RowSource& source, const RowOrder& order, const StepCursor* cursor) {
+    check_batch(batch);
+    NvtxRange range("stage batch");
+    ops_.gather_rows(batch, spec_.input.count(), source, order, cursor, images_, labels_);
+  }
+
+  // train_step(batch, cursor->step, ...) with Adam's constants adam_table[cursor->index] (made by
+  // adam_step_constants), then advance_cursor: the same ops on the same values, so the same
+  // results bit for bit; nothing here depends on the host's view of the step.
+  void train_step_at(int batch, const elementwise::AdamStep<T>* adam_table, StepCursor* cursor) {
+    forward_impl(batch, /*training=*/true, 0, cursor);
+    loss(batch, train_loss_sum_, /*with_gradient=*/true);
+    backward_impl(batch, 0, cursor);
+    {
+      NvtxRange range("optimizer");
+      for (const auto& r : trainable_ranges_)
+        ops_.adam_update_at(r.count, params_ + r.offset, grads_ + r.offset, exp_avg_ + r.offset,
+                            exp_avg_sq_ + r.offset, adam_table, cursor);
+    }
+    ops_.advance_cursor(cursor);
   }
 
   // Evaluation of one batch: forward without dropout, the training loss added to
@@ -176,6 +202,39 @@ template <class T> class Executor {
   void release() noexcept {
     for (void* p : allocations_) ops_.deallocate(p);
     allocations_.clear();
+  }
+
+  static const char* kind_name(LayerKind kind) {
+    switch (kind) {
+      case LayerKind::Conv2d: return "Conv2d";
+      case LayerKind::ConvTranspose2d: return "ConvTranspose2d";
+      case LayerKind::MaxPool2d: return "MaxPool2d";
+      case LayerKind::Linear: return "Linear";
+      case LayerKind::ReLU: return "ReLU";
+      case LayerKind::Sigmoid: return "Sigmoid";
+      case LayerKind::Dropout: return "Dropout";
+    }
+    return "?";
+  }
+
+  // Dropout reads its step from `cursor` when non-null, else uses `step`.
+  void forward_impl(int batch, bool training, std::uint64_t step, const StepCursor* cursor) {
+    check_batch(batch);
+    NvtxRange range("forward");
+    ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
+    for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+      NvtxRange layer(forward_labels_[i].c_str());
+      forward_layer(i, batch, training, step, cursor);
+    }
+  }
+
+  void backward_impl(int batch, std::uint64_t step, const StepCursor* cursor) {
+    check_batch(batch);
+    NvtxRange range("backward");
+    for (std::size_t i = spec_.layers.size(); i-- > first_backward_layer_;) {
+      NvtxRange layer(backward_labels_[i].c_str());
+      backward_layer(i, batch, step, cursor);
+    }
   }
 
   template <class U> U* alloc(std::size_t n) {
@@ -244,7 +303,8 @@ template <class T> class Executor {
     return grads_ + spec_.params[index].offset;
   }
 
-  void forward_layer(std::size_t i, int batch, bool training, std::uint64_t step) {
+  void forward_layer(std::size_t i, int batch, bool training, std::uint64_t step,
+                     const StepCursor* cursor) {
     const LayerSpec& l = spec_.layers[i];
     const T* x = activations_[i];
     T* y = activations_[i + 1];
@@ -269,7 +329,9 @@ template <class T> class Executor {
         ops_.sigmoid_forward(n, x, y);
         break;
       case LayerKind::Dropout:
-        if (training)
+        if (training && cursor != nullptr)
+          ops_.dropout_forward_at(n, l.dropout_p, seed_, cursor, l.dropout_index, x, y);
+        else if (training)
           ops_.dropout_forward(n, l.dropout_p, seed_, step, l.dropout_index, x, y);
         else
           ops_.copy(y, x, n * sizeof(T));
@@ -277,7 +339,7 @@ template <class T> class Executor {
     }
   }
 
-  void backward_layer(std::size_t i, int batch, std::uint64_t step) {
+  void backward_layer(std::size_t i, int batch, std::uint64_t step, const StepCursor* cursor) {
     const LayerSpec& l = spec_.layers[i];
     const T* x = activations_[i];
     const T* y = activations_[i + 1];
@@ -308,7 +370,10 @@ template <class T> class Executor {
         if (dx) ops_.sigmoid_backward(n, y, dy, dx);
         break;
       case LayerKind::Dropout:
-        if (dx) ops_.dropout_backward(n, l.dropout_p, seed_, step, l.dropout_index, dy, dx);
+        if (dx && cursor != nullptr)
+          ops_.dropout_backward_at(n, l.dropout_p, seed_, cursor, l.dropout_index, dy, dx);
+        else if (dx)
+          ops_.dropout_backward(n, l.dropout_p, seed_, step, l.dropout_index, dy, dx);
         break;
     }
   }
@@ -328,6 +393,7 @@ template <class T> class Executor {
   std::int64_t* confusion_ = nullptr;
   std::size_t first_backward_layer_ = 0;
   std::vector<Range> trainable_ranges_;
+  std::vector<std::string> forward_labels_, backward_labels_;  // NVTX: "encoder.0 Conv2d"
 };
 
 }  // namespace fmnist

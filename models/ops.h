@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "elementwise.h"
+#include "stream_types.h"
 
 namespace fmnist {
 
@@ -62,7 +64,7 @@ struct LinearGeometry {
 template <class T> class Ops {
  public:
   virtual ~Ops() = default;
-  virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>"
+  virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>" (+ " (TF32)" when allowed)
 
   // ---- memory -----------------------------------------------------------------------------------
   virtual void* allocate(std::size_t bytes) = 0;  // zero-filled
@@ -126,6 +128,48 @@ template <class T> class Ops {
   // One Adam step over n contiguous parameters (their gradients and both moments alike).
   virtual void adam_update(std::size_t n, T* params, const T* grads, T* m, T* v,
                            const elementwise::AdamStep<T>& step) = 0;
+
+  // ---- streaming: steps without the host (stream_types.h; host/batch_stream.h drives these) ----
+  // The defaults (ops_defaults.h) suit a backend whose memory is host memory and whose ops run
+  // when called (the CPU reference): synchronous copies, no capture. The CUDA backend overrides
+  // every one. Each step-reading op computes exactly what its by-value twin does.
+
+  // Host memory that copy_to_device reads asynchronously (pinned on a GPU); zero-filled.
+  virtual void* allocate_host(std::size_t bytes);
+  virtual void deallocate_host(void* ptr) noexcept;
+  // Free backend memory in bytes; 0 when the backend's memory is the host's (keeping a data set
+  // "resident" would gain nothing).
+  virtual std::size_t free_memory() { return 0; }
+  virtual std::unique_ptr<UploadRing> make_upload_ring(int slots, std::size_t slot_bytes);
+  virtual std::unique_ptr<Stopwatch> make_stopwatch();
+
+  // Capture: between begin_capture and end_capture ops are recorded, not run; the result replays
+  // them. Nothing captured may allocate or wait (run the same ops once first: a GPU plans a new
+  // convolution geometry on first use). abort_capture ends a failed capture, discarding it.
+  virtual bool can_capture() const { return false; }
+  virtual void begin_capture();
+  virtual std::unique_ptr<CapturedWork> end_capture();
+  virtual void abort_capture() noexcept {}
+
+  // images (count, pixels) and labels (count) = the rows of `source` that `order` names for
+  // cursor->index (see RowOrder).
+  virtual void gather_rows(int count, std::size_t pixels, const RowSource& source,
+                           const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
+                           std::uint8_t* labels);
+  // dropout_forward/backward at step cursor->step.
+  virtual void dropout_forward_at(std::size_t n, float p, std::uint64_t seed,
+                                  const StepCursor* cursor, std::uint32_t layer, const T* x, T* y);
+  virtual void dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
+                                   const StepCursor* cursor, std::uint32_t layer, const T* dy,
+                                   T* dx);
+  // adam_update with the constants table[cursor->index].
+  virtual void adam_update_at(std::size_t n, T* params, const T* grads, T* m, T* v,
+                              const elementwise::AdamStep<T>* table, const StepCursor* cursor);
+  // *cursor = {step, index}; advance_cursor: both + 1.
+  virtual void set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index);
+  virtual void advance_cursor(StepCursor* cursor);
 };
 
 }  // namespace fmnist
+
+#include "ops_defaults.h"

@@ -1,7 +1,8 @@
-// `fmnist bench`: training-step throughput (images per second) of the paper's networks on one
-// backend: warm-up steps, then the median of repeated timed runs. Prints a table; --json writes it.
+// `fmnist bench`: throughput (images per second) of the paper's networks on one backend
+// (host/bench.h): training steps of each model at each batch size ("step"), a batch-size sweep of
+// one model ("sweep"), and whole epochs with validation ("epoch"). Prints tables; --json writes
+// the figures in the format tools/torch_baseline.py writes (tools/bench_compare.py joins them).
 #include <algorithm>
-#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -12,10 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "host/backend_select.h"
+#include "host/bench.h"
 #include "host/cli/cli.h"
-#include "host/dataset.h"
-#include "models/executor.h"
-#include "models/rng.h"
 
 namespace fmnist::cli {
 namespace {
@@ -23,10 +22,21 @@ namespace {
 struct BenchOptions {
   std::string models = "ae64,ae128,ae256,c64,c256";
   std::vector<int> batches{100};
+  std::string measure = "step,epoch,sweep";
+  std::string sweep_model = "ae256";
+  std::vector<int> sweep_batches{100, 128, 256, 512, 1024, 2048, 4096};
   int warmup = 10;
   int steps = 50;
   int repeats = 5;
+  int epoch_warmup = 1;
+  int epoch_repeats = 3;
+  int epoch_images = 60000;
+  int val_images = 9900;
   std::string device = "auto";
+  bool tf32 = false;
+  bool no_graph = false;
+  std::string placement = "auto";
+  int slots = 4;
   std::string json_path;
   std::uint64_t seed = 1;
 };
@@ -44,78 +54,120 @@ ModelConfig parse_model(const std::string& name) {
   return m;
 }
 
-struct BenchRow {
-  std::string model;
-  int batch = 0;
-  double median_images_per_second = 0, min_images_per_second = 0, max_images_per_second = 0;
-};
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
 
-BenchRow bench_one(Ops<float>& ops, const ModelConfig& model, int batch, const BenchOptions& o) {
-  const NetworkSpec spec = build_network(model);
-  Executor<float> ex(spec, ops, batch, o.seed);
-  std::vector<float> params(spec.param_count);
-  initialize_parameters(spec, o.seed, params.data());
-  ops.copy_to_device(ex.params(), params.data(), params.size() * sizeof(float));
-  // Synthetic images and labels: the step's cost does not depend on the pixel values.
-  SplitMix64 rng(o.seed);
-  std::vector<std::uint8_t> images(static_cast<std::size_t>(batch) * spec.input.count());
-  std::vector<std::uint8_t> labels(batch);
-  for (auto& px : images) px = static_cast<std::uint8_t>(rng.below(256));
-  for (auto& l : labels) l = static_cast<std::uint8_t>(rng.below(kNetworkClasses));
-  ops.copy_to_device(ex.batch_images(), images.data(), images.size());
-  ops.copy_to_device(ex.batch_labels(), labels.data(), labels.size());
-  AdamConfig adam;
-  std::uint64_t step = 0;
-  for (int i = 0; i < o.warmup; ++i) ex.train_step(batch, ++step, adam);
-  ops.synchronize();
-  std::vector<double> rates;
-  for (int r = 0; r < o.repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < o.steps; ++i) ex.train_step(batch, ++step, adam);
-    ops.synchronize();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    rates.push_back(static_cast<double>(o.steps) * batch / seconds);
-  }
-  std::sort(rates.begin(), rates.end());
-  BenchRow row;
-  row.model = describe(model);
-  row.batch = batch;
-  row.median_images_per_second = rates[rates.size() / 2];
-  row.min_images_per_second = rates.front();
-  row.max_images_per_second = rates.back();
-  return row;
+// The sweep keeps the images per timed run of batch 100: fewer steps for larger batches.
+int scaled(int count, int batch, int floor) {
+  return batch <= 100 ? count : std::max(floor, static_cast<int>(static_cast<long long>(count) * 100 / batch));
+}
+
+nlohmann::json step_json(const StepRate& r, const char* measure) {
+  return {{"model", r.model},           {"batch", r.batch},
+          {"measure", measure},         {"mode", "fmnist"},
+          {"warmup", r.warmup},         {"steps", r.steps},
+          {"graphs", r.graphs},         {"median_images_per_second", r.median},
+          {"min_images_per_second", r.min}, {"max_images_per_second", r.max},
+          {"median_step_ms", r.median_step_ms}};
+}
+
+void print_step_header() {
+  std::cout << fmt::format("{:<10} {:>6} {:>14} {:>12} {:>12} {:>10} {:>6}\n", "model", "batch",
+                           "median img/s", "min img/s", "max img/s", "ms/step", "graph");
+}
+void print_step(const StepRate& r) {
+  std::cout << fmt::format("{:<10} {:>6} {:>14.0f} {:>12.0f} {:>12.0f} {:>10.3f} {:>6}\n", r.model,
+                           r.batch, r.median, r.min, r.max, r.median_step_ms, r.graphs ? "yes" : "no")
+            << std::flush;
 }
 
 int run_bench(void* p) {
   const auto& o = *static_cast<BenchOptions*>(p);
   std::vector<ModelConfig> models;
-  std::stringstream list(o.models);
-  for (std::string name; std::getline(list, name, ',');) models.push_back(parse_model(name));
+  for (const std::string& name : split(o.models)) models.push_back(parse_model(name));
+  const ModelConfig sweep_model = parse_model(o.sweep_model);
   for (const auto& m : models) build_network(m);  // validate before timing anything
-  BackendChoice backend = select_backend(o.device);
-  std::cerr << "fmnist bench on " << backend.ops->name() << " (" << backend.note << ")\n";
-  std::vector<BenchRow> rows;
-  std::cout << fmt::format("{:<10} {:>6} {:>14} {:>14} {:>14}\n", "model", "batch", "median img/s",
-                           "min img/s", "max img/s");
-  for (const auto& m : models)
-    for (int batch : o.batches) {
-      rows.push_back(bench_one(*backend.ops, m, batch, o));
-      const auto& r = rows.back();
-      std::cout << fmt::format("{:<10} {:>6} {:>14.0f} {:>14.0f} {:>14.0f}\n", r.model, r.batch,
-                               r.median_images_per_second, r.min_images_per_second,
-                               r.max_images_per_second)
-                << std::flush;
+  const auto measures = split(o.measure);
+  auto measuring = [&](const char* what) { return std::find(measures.begin(), measures.end(), what) != measures.end(); };
+  for (const auto& m : measures)
+    if (m != "step" && m != "epoch" && m != "sweep")
+      throw std::invalid_argument("--measure: '" + m + "' is not step, epoch or sweep");
+
+  BenchSettings settings;
+  settings.warmup = o.warmup;
+  settings.steps = o.steps;
+  settings.repeats = o.repeats;
+  settings.seed = o.seed;
+  settings.stream.graphs = !o.no_graph;
+  settings.stream.placement = parse_placement(o.placement);
+  settings.stream.slots = o.slots;
+  settings.epoch_warmup = o.epoch_warmup;
+  settings.epoch_repeats = o.epoch_repeats;
+  settings.epoch_train_images = o.epoch_images;
+  settings.epoch_val_images = o.val_images;
+
+  BackendChoice backend = select_backend(o.device, o.tf32);
+  Ops<float>& ops = *backend.ops;
+  const std::string clock = ops.make_stopwatch()->clock();
+  std::cerr << "fmnist bench on " << ops.name() << " (" << backend.note << "); timing: " << clock
+            << "; graphs " << (settings.stream.graphs ? "on" : "off") << "\n";
+  nlohmann::json results = nlohmann::json::array(), epochs = nlohmann::json::array();
+
+  if (measuring("step")) {
+    std::cout << fmt::format("training step: median of {} runs of {} steps after {} warm-up steps\n",
+                             o.repeats, o.steps, o.warmup);
+    print_step_header();
+    for (const auto& m : models)
+      for (int batch : o.batches) {
+        const StepRate r = bench_step(ops, m, batch, o.warmup, o.steps, settings);
+        print_step(r);
+        results.push_back(step_json(r, "step"));
+      }
+  }
+  if (measuring("sweep")) {
+    std::cout << fmt::format("\nbatch-size sweep of {}: as many images per timed run as {} steps of 100\n",
+                             describe(sweep_model), o.steps);
+    print_step_header();
+    for (int batch : o.sweep_batches) {
+      const StepRate r = bench_step(ops, sweep_model, batch, scaled(o.warmup, batch, 2),
+                                    scaled(o.steps, batch, 5), settings);
+      print_step(r);
+      results.push_back(step_json(r, "sweep"));
     }
+  }
+  if (measuring("epoch")) {
+    const FashionMnist data = synthetic_fashion_mnist(o.epoch_images, std::max(10000, o.val_images + 100), o.seed);
+    std::cout << fmt::format("\nwhole epoch: {} training images and {} validation images, median of {} "
+                             "after {} warm-up epoch(s)\n", o.epoch_images, o.val_images, o.epoch_repeats, o.epoch_warmup);
+    std::cout << fmt::format("{:<10} {:>6} {:>9} {:>10} {:>10} {:>12} {:>14} {:>6}\n", "model", "batch",
+                             "placement", "epoch s", "wall s", "train img/s", "100 epochs s", "graph");
+    for (const auto& m : models)
+      for (int batch : o.batches) {
+        const EpochRate r = bench_epoch(ops, m, batch, data, settings);
+        std::cout << fmt::format("{:<10} {:>6} {:>9} {:>10.3f} {:>10.3f} {:>12.0f} {:>14.1f} {:>6}\n",
+                                 r.model, r.batch, r.placement, r.median_seconds, r.median_wall_seconds,
+                                 r.images_per_second, 100 * r.median_seconds, r.graphs ? "yes" : "no")
+                  << std::flush;
+        epochs.push_back({{"model", r.model}, {"batch", r.batch}, {"placement", r.placement},
+                          {"train_images", r.train_images}, {"val_images", r.val_images},
+                          {"median_seconds", r.median_seconds}, {"min_seconds", r.min_seconds},
+                          {"max_seconds", r.max_seconds}, {"median_wall_seconds", r.median_wall_seconds},
+                          {"images_per_second", r.images_per_second},
+                          {"projected_100_epochs_seconds", 100 * r.median_seconds}, {"graphs", r.graphs}});
+      }
+  }
   if (!o.json_path.empty()) {
-    nlohmann::json j = {{"backend", backend.ops->name()}, {"warmup", o.warmup},
-                        {"steps", o.steps},               {"repeats", o.repeats},
-                        {"results", nlohmann::json::array()}};
-    for (const auto& r : rows)
-      j["results"].push_back({{"model", r.model},
-                              {"batch", r.batch},
-                              {"median_images_per_second", r.median_images_per_second},
-                              {"min_images_per_second", r.min_images_per_second},
-                              {"max_images_per_second", r.max_images_per_second}});
+    nlohmann::json j = {{"backend", ops.name()},   {"tool", "fmnist bench"},
+                        {"tf32", o.tf32},           {"graphs", settings.stream.graphs},
+                        {"placement", o.placement}, {"timing", clock},
+                        {"warmup", o.warmup},       {"steps", o.steps},
+                        {"repeats", o.repeats},     {"seed", o.seed},
+                        {"results", results},       {"epochs", epochs}};
     std::ofstream f(o.json_path, std::ios::trunc);
     f << j.dump(2) << '\n';
     if (!f) throw std::runtime_error(o.json_path + ": write failed");
@@ -127,15 +179,26 @@ int run_bench(void* p) {
 
 void add_bench_command(CLI::App& app, Command& command) {
   static BenchOptions o;
-  CLI::App* sub = app.add_subcommand("bench", "Measure training-step throughput (images per second)");
-  sub->add_option("--models", o.models, "comma-separated aeN / cN")->capture_default_str();
-  sub->add_option("--batch-size", o.batches, "one or more batch sizes")->check(CLI::Range(1, 65536))->capture_default_str();
+  CLI::App* sub = app.add_subcommand("bench", "Measure training throughput (images per second): steps, a batch-size sweep, whole epochs");
+  sub->add_option("--models", o.models, "comma-separated aeN / cN (step and epoch measures)")->capture_default_str();
+  sub->add_option("--batch-size", o.batches, "one or more batch sizes (step and epoch measures)")->delimiter(',')->check(CLI::Range(1, 65536))->capture_default_str();
+  sub->add_option("--measure", o.measure, "comma-separated: step, sweep, epoch")->capture_default_str();
+  sub->add_option("--sweep-model", o.sweep_model, "the model of the batch-size sweep")->capture_default_str();
+  sub->add_option("--sweep-batches", o.sweep_batches, "batch sizes of the sweep")->delimiter(',')->check(CLI::Range(1, 65536))->capture_default_str();
   sub->add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::Range(0, 100000))->capture_default_str();
   sub->add_option("--steps", o.steps, "steps per timed run")->check(CLI::Range(1, 1000000))->capture_default_str();
   sub->add_option("--repeats", o.repeats, "timed runs; the median is reported")->check(CLI::Range(1, 1000))->capture_default_str();
+  sub->add_option("--epoch-warmup", o.epoch_warmup, "untimed epochs first")->check(CLI::Range(0, 100))->capture_default_str();
+  sub->add_option("--epoch-repeats", o.epoch_repeats, "timed epochs; the median is reported")->check(CLI::Range(1, 100))->capture_default_str();
+  sub->add_option("--epoch-images", o.epoch_images, "training images per epoch (synthetic)")->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_option("--validation-images", o.val_images, "validation images per epoch (synthetic)")->check(CLI::Range(1, 1000000))->capture_default_str();
   sub->add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  sub->add_flag("--no-graph", o.no_graph, "launch every op of every step (no CUDA graphs)");
+  sub->add_option("--data-placement", o.placement, "epochs: auto, resident or stream")->check(CLI::IsMember({"auto", "resident", "stream"}))->capture_default_str();
+  sub->add_option("--stream-slots", o.slots, "batches in flight when streaming")->check(CLI::Range(2, 64))->capture_default_str();
   sub->add_option("--json", o.json_path, "also write the results to this JSON file");
-  sub->add_option("--seed", o.seed, "seed of the weights and synthetic batch")->capture_default_str();
+  sub->add_option("--seed", o.seed, "seed of the weights and synthetic data")->capture_default_str();
   command = {sub, &run_bench, &o};
 }
 

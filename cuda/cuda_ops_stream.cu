@@ -1,0 +1,136 @@
+// CudaOps' streaming calls (models/ops.h, "streaming"): pinned host memory, the upload ring and
+// stopwatch (streaming.h), graph capture of the compute stream (graph.h) and the step-reading
+// ops (step_kernels.h). Preconditions are checked on the host as in cuda_ops.cu.
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/cuda_ops.h"
+#include "cuda/graph.h"
+#include "cuda/step_kernels.h"
+#include "cuda/streaming.h"
+
+namespace fmnist::cuda {
+namespace {
+
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::invalid_argument(std::string(op) + ": " + what);
+}
+template <class P> void require(const char* op, const char* name, P pointer) {
+  if (pointer == nullptr) fail(op, std::string(name) + " is null");
+}
+
+}  // namespace
+
+void* CudaOps::allocate_host(std::size_t bytes) {
+  const std::size_t size = bytes == 0 ? 1 : bytes;
+  void* ptr = nullptr;
+  CUDA_CHECK(cudaHostAlloc(&ptr, size, cudaHostAllocDefault));
+  std::memset(ptr, 0, size);
+  return ptr;
+}
+
+void CudaOps::deallocate_host(void* ptr) noexcept {
+  if (ptr == nullptr) return;
+  CUDA_LOG(cudaStreamSynchronize(context_.stream()));  // a queued copy may still read it
+  CUDA_LOG(cudaFreeHost(ptr));
+}
+
+std::size_t CudaOps::free_memory() {
+  std::size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
+}
+
+std::unique_ptr<UploadRing> CudaOps::make_upload_ring(int slots, std::size_t slot_bytes) {
+  return std::make_unique<CudaUploadRing>(context_, slots, slot_bytes);
+}
+
+std::unique_ptr<Stopwatch> CudaOps::make_stopwatch() {
+  return std::make_unique<CudaStopwatch>(context_);
+}
+
+void CudaOps::begin_capture() {
+  if (capturing_) throw std::logic_error("begin_capture: a capture is already running");
+  begin_stream_capture(context_.stream());
+  capturing_ = true;
+}
+
+std::unique_ptr<CapturedWork> CudaOps::end_capture() {
+  if (!capturing_) throw std::logic_error("end_capture: no capture is running");
+  capturing_ = false;
+  cudaGraph_t graph = end_stream_capture(context_.stream());
+  return std::make_unique<CudaGraph>(graph, context_.stream());
+}
+
+void CudaOps::abort_capture() noexcept {
+  if (!capturing_) return;
+  capturing_ = false;
+  abort_stream_capture(context_.stream());
+}
+
+void CudaOps::gather_rows(int count, std::size_t pixels, const RowSource& source,
+                          const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
+                          std::uint8_t* labels) {
+  const char* op = "gather_rows";
+  if (count <= 0) fail(op, "count must be positive (got " + std::to_string(count) + ")");
+  if (pixels == 0) fail(op, "pixels must be positive");
+  require(op, "source.images", source.images);
+  require(op, "source.labels", source.labels);
+  require(op, "order", order.order);
+  require(op, "cursor", cursor);
+  require(op, "images", images);
+  require(op, "labels", labels);
+  if (order.stride < static_cast<std::size_t>(count)) fail(op, "order stride below the count");
+  launch_gather_rows(context_, count, pixels, source, order, cursor, images, labels);
+}
+
+void CudaOps::dropout_forward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
+                                 std::uint32_t layer, const float* x, float* y) {
+  const char* op = "dropout_forward_at";
+  if (n == 0) fail(op, "n must be positive");
+  if (!(p >= 0.0f && p < 1.0f)) fail(op, "p must be in [0, 1) (got " + std::to_string(p) + ")");
+  require(op, "cursor", cursor);
+  require(op, "x", x);
+  require(op, "y", y);
+  launch_dropout_at(context_, n, p, seed, cursor, layer, x, y);
+}
+
+void CudaOps::dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
+                                  const StepCursor* cursor, std::uint32_t layer, const float* dy,
+                                  float* dx) {
+  const char* op = "dropout_backward_at";
+  if (n == 0) fail(op, "n must be positive");
+  if (!(p >= 0.0f && p < 1.0f)) fail(op, "p must be in [0, 1) (got " + std::to_string(p) + ")");
+  require(op, "cursor", cursor);
+  require(op, "dy", dy);
+  require(op, "dx", dx);
+  launch_dropout_at(context_, n, p, seed, cursor, layer, dy, dx);
+}
+
+void CudaOps::adam_update_at(std::size_t n, float* params, const float* grads, float* m, float* v,
+                             const elementwise::AdamStep<float>* table, const StepCursor* cursor) {
+  const char* op = "adam_update_at";
+  if (n == 0) fail(op, "n must be positive");
+  require(op, "params", params);
+  require(op, "grads", grads);
+  require(op, "m", m);
+  require(op, "v", v);
+  require(op, "table", table);
+  require(op, "cursor", cursor);
+  launch_adam_at(context_, n, params, grads, m, v, table, cursor);
+}
+
+void CudaOps::set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
+  require("set_cursor", "cursor", cursor);
+  launch_set_cursor(context_, cursor, step, index);
+}
+
+void CudaOps::advance_cursor(StepCursor* cursor) {
+  require("advance_cursor", "cursor", cursor);
+  launch_advance_cursor(context_, cursor);
+}
+
+}  // namespace fmnist::cuda

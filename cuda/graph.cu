@@ -1,0 +1,50 @@
+// CUDA graphs: capture, instantiation and replay (see graph.h).
+#include "cuda/graph.h"
+
+#include <stdexcept>
+
+#include "cuda/check.h"
+
+namespace fmnist::cuda {
+
+void begin_stream_capture(cudaStream_t stream) {
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+}
+
+cudaGraph_t end_stream_capture(cudaStream_t stream) {
+  cudaGraph_t graph = nullptr;
+  const cudaError_t status = cudaStreamEndCapture(stream, &graph);
+  if (status != cudaSuccess) {
+    if (graph != nullptr) CUDA_LOG(cudaGraphDestroy(graph));
+    throw_cuda(status, "cudaStreamEndCapture(stream, &graph)", __FILE__, __LINE__);
+  }
+  if (graph == nullptr) throw std::runtime_error("CUDA graph capture produced no graph");
+  return graph;
+}
+
+void abort_stream_capture(cudaStream_t stream) noexcept {
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capturing) != cudaSuccess) (void)cudaGetLastError();
+  if (capturing != cudaStreamCaptureStatusNone) {
+    cudaGraph_t graph = nullptr;
+    (void)cudaStreamEndCapture(stream, &graph);  // fails for an invalidated capture: expected
+    if (graph != nullptr) CUDA_LOG(cudaGraphDestroy(graph));
+  }
+  (void)cudaGetLastError();  // the capture's error is not sticky; clear it
+}
+
+CudaGraph::CudaGraph(cudaGraph_t graph, cudaStream_t stream) : stream_(stream) {
+  const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes_);
+  const cudaError_t status = counted == cudaSuccess ? cudaGraphInstantiate(&exec_, graph, 0) : counted;
+  CUDA_LOG(cudaGraphDestroy(graph));
+  if (status != cudaSuccess) throw_cuda(status, "cudaGraphInstantiate(&exec_, graph, 0)", __FILE__, __LINE__);
+}
+
+CudaGraph::~CudaGraph() {
+  // An executable graph still running is freed when it completes.
+  if (exec_ != nullptr) CUDA_LOG(cudaGraphExecDestroy(exec_));
+}
+
+void CudaGraph::replay() { CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+}  // namespace fmnist::cuda

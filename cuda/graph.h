@@ -1,0 +1,43 @@
+// CUDA graphs for CudaOps' capture calls (models/ops.h): stream capture of the compute stream into
+// a graph, instantiated once and replayed with one cudaGraphLaunch. What a graph captured holds
+// fixed: every kernel argument (device pointers included) and every cuDNN/cuBLAS call's
+// algorithm, workspace and scalars. So everything it touches must outlive it at the same address
+// (the executor's buffers, the cuDNN workspace: the context retires a grown workspace instead of
+// freeing it), and whatever changes per step is read from device memory (a StepCursor).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "models/stream_types.h"
+
+namespace fmnist::cuda {
+
+// Starts capturing `stream` (thread-local mode: other threads' CUDA calls are not affected).
+void begin_stream_capture(cudaStream_t stream);
+// Ends the capture of `stream`; throws when the capture failed (an op that may not be captured
+// ran, e.g. one that allocates or waits).
+cudaGraph_t end_stream_capture(cudaStream_t stream);
+// Ends a capture that failed midway and discards it; never throws.
+void abort_stream_capture(cudaStream_t stream) noexcept;
+
+// An instantiated graph, replayed on `stream`.
+class CudaGraph final : public CapturedWork {
+ public:
+  // Instantiates `graph` and destroys it (the executable graph is all that is kept).
+  CudaGraph(cudaGraph_t graph, cudaStream_t stream);
+  ~CudaGraph() override;
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  void replay() override;
+  std::size_t node_count() const { return nodes_; }
+
+ private:
+  cudaGraphExec_t exec_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  std::size_t nodes_ = 0;
+};
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,97 @@
+// Kernels of the step-reading ops (see step_kernels.h). Compiled with --fmad=false like every
+// kernel of this library: adam_at and dropout_at round exactly as their by-value twins
+// (adam.cu, kernels.cu) and as the CPU reference.
+#include "cuda/step_kernels.h"
+
+#include "cuda/check.h"
+
+namespace fmnist::cuda {
+namespace {
+
+namespace ew = elementwise;
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ std::size_t global_index() {
+  return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::size_t global_stride() {
+  return static_cast<std::size_t>(gridDim.x) * blockDim.x;
+}
+
+// One thread per image byte (grid-stride); the first `count` threads also copy a label.
+__global__ void gather_rows_kernel(int count, std::size_t pixels, RowSource source, RowOrder order,
+                                   const StepCursor* cursor, std::uint8_t* images,
+                                   std::uint8_t* labels) {
+  const std::uint64_t index = order.period != 0 ? cursor->index % order.period : cursor->index;
+  const std::int32_t* rows = order.order + index * order.stride;
+  const std::size_t n = static_cast<std::size_t>(count) * pixels;
+  for (std::size_t i = global_index(); i < n; i += global_stride()) {
+    const std::size_t r = i / pixels, j = i % pixels;
+    images[i] = source.images[static_cast<std::size_t>(rows[r]) * source.image_stride + j];
+  }
+  for (std::size_t r = global_index(); r < static_cast<std::size_t>(count); r += global_stride())
+    labels[r] = source.labels[static_cast<std::size_t>(rows[r]) * source.label_stride];
+}
+
+__global__ void dropout_at_kernel(std::size_t n, float p, std::uint64_t seed,
+                                  const StepCursor* cursor, std::uint32_t layer, const float* in,
+                                  float* out) {
+  const std::uint64_t step = cursor->step;
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    out[i] = in[i] * ew::dropout_factor<float>(seed, step, layer, i, p);
+}
+
+__global__ void adam_at_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
+                               const ew::AdamStep<float>* table, const StepCursor* cursor) {
+  const ew::AdamStep<float> step = table[cursor->index];
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    ew::adam_update(params[i], grads[i], m[i], v[i], step);
+}
+
+__global__ void set_cursor_kernel(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
+  cursor->step = step;
+  cursor->index = index;
+}
+
+__global__ void advance_cursor_kernel(StepCursor* cursor) {
+  cursor->step += 1;
+  cursor->index += 1;
+}
+
+}  // namespace
+
+void launch_gather_rows(const Context& c, int count, std::size_t pixels, const RowSource& source,
+                        const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
+                        std::uint8_t* labels) {
+  const std::size_t n = static_cast<std::size_t>(count) * pixels;
+  gather_rows_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(count, pixels, source, order,
+                                                                          cursor, images, labels);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t seed,
+                       const StepCursor* cursor, std::uint32_t layer, const float* in, float* out) {
+  dropout_at_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, p, seed, cursor, layer,
+                                                                         in, out);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_adam_at(const Context& c, std::size_t n, float* params, const float* grads, float* m,
+                    float* v, const elementwise::AdamStep<float>* table, const StepCursor* cursor) {
+  adam_at_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, params, grads, m, v, table,
+                                                                      cursor);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_set_cursor(const Context& c, StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
+  set_cursor_kernel<<<1, 1, 0, c.stream()>>>(cursor, step, index);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_advance_cursor(const Context& c, StepCursor* cursor) {
+  advance_cursor_kernel<<<1, 1, 0, c.stream()>>>(cursor);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,190 @@
+// The measurements of `fmnist bench` (see bench.h).
+#include "host/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+#include "host/batch_stream.h"
+#include "host/step_graphs.h"
+#include "models/executor.h"
+#include "models/nvtx.h"
+#include "models/rng.h"
+
+namespace fmnist {
+namespace {
+
+// A buffer in backend memory, freed with the scope.
+class BackendBuffer {
+ public:
+  BackendBuffer(Ops<float>& ops, std::size_t bytes) : ops_(ops), ptr_(ops.allocate(bytes)) {}
+  ~BackendBuffer() { ops_.deallocate(ptr_); }
+  BackendBuffer(const BackendBuffer&) = delete;
+  BackendBuffer& operator=(const BackendBuffer&) = delete;
+  template <class T> T* as() const { return static_cast<T*>(ptr_); }
+
+ private:
+  Ops<float>& ops_;
+  void* ptr_;
+};
+
+void fill_random(std::vector<std::uint8_t>& bytes, SplitMix64& rng) {
+  for (std::size_t i = 0; i < bytes.size(); i += 8) {
+    const std::uint64_t word = rng.next();
+    std::memcpy(bytes.data() + i, &word, std::min<std::size_t>(8, bytes.size() - i));
+  }
+}
+
+void load_initial_params(Executor<float>& ex, std::uint64_t seed) {
+  std::vector<float> params(ex.spec().param_count);
+  initialize_parameters(ex.spec(), seed, params.data());
+  ex.ops().copy_to_device(ex.params(), params.data(), params.size() * sizeof(float));
+}
+
+template <class V> V median_of(std::vector<V> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+FashionMnist synthetic_fashion_mnist(int train_count, int t10k_count, std::uint64_t seed) {
+  if (train_count < 1 || t10k_count < 2) throw std::invalid_argument("synthetic data: too few images");
+  SplitMix64 rng(derive_seed(seed, /*purpose=*/90));
+  FashionMnist data;
+  data.directory = "(synthetic)";
+  for (auto [set, count] : {std::pair{&data.train, train_count}, std::pair{&data.t10k, t10k_count}}) {
+    set->images.resize(static_cast<std::size_t>(count) * kImagePixels);
+    set->labels.resize(static_cast<std::size_t>(count));
+    fill_random(set->images, rng);
+    for (auto& l : set->labels) l = static_cast<std::uint8_t>(rng.below(kClassCount));
+  }
+  return data;
+}
+
+StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int warmup, int steps,
+                    const BenchSettings& settings) {
+  if (batch < 1 || steps < 1 || warmup < 0 || settings.repeats < 1)
+    throw std::invalid_argument("bench: batch, steps and repeats must be positive");
+  const NetworkSpec spec = build_network(model);
+  Executor<float> ex(spec, ops, batch, settings.seed);
+  load_initial_params(ex, settings.seed);
+  // One synthetic batch, kept on the device as the PyTorch baseline keeps its batch.
+  SplitMix64 rng(settings.seed);
+  std::vector<std::uint8_t> images(static_cast<std::size_t>(batch) * spec.input.count());
+  std::vector<std::uint8_t> labels(static_cast<std::size_t>(batch));
+  fill_random(images, rng);
+  for (auto& l : labels) l = static_cast<std::uint8_t>(rng.below(kNetworkClasses));
+  ops.copy_to_device(ex.batch_images(), images.data(), images.size());
+  ops.copy_to_device(ex.batch_labels(), labels.data(), labels.size());
+  // Adam's constants for every step this measurement runs, indexed by the cursor.
+  const std::size_t total = static_cast<std::size_t>(warmup) + static_cast<std::size_t>(settings.repeats) * steps;
+  std::vector<elementwise::AdamStep<float>> table(total);
+  for (std::size_t i = 0; i < total; ++i) table[i] = adam_step_constants<float>(AdamConfig{}, i + 1);
+  BackendBuffer device_table(ops, total * sizeof(table[0]));
+  BackendBuffer cursor(ops, sizeof(StepCursor));
+  ops.copy_to_device(device_table.as<void>(), table.data(), total * sizeof(table[0]));
+  ops.set_cursor(cursor.as<StepCursor>(), 1, 0);
+
+  StepGraphs graphs(ops, settings.stream.graphs);
+  auto step = [&] {
+    graphs.run({StepGraphs::Phase::Bench, batch, nullptr}, [&] {
+      ex.train_step_at(batch, device_table.as<const elementwise::AdamStep<float>>(), cursor.as<StepCursor>());
+    });
+  };
+  {
+    NvtxRange range("bench warm-up");
+    for (int i = 0; i < warmup; ++i) step();
+    ops.synchronize();
+  }
+  auto watch = ops.make_stopwatch();
+  std::vector<double> rates;
+  const long long replays_before = graphs.replays();
+  for (int r = 0; r < settings.repeats; ++r) {
+    NvtxRange range("bench timed run");
+    watch->start();
+    for (int i = 0; i < steps; ++i) step();
+    watch->stop();
+    rates.push_back(static_cast<double>(steps) * batch / watch->seconds());
+  }
+  StepRate out;
+  out.model = describe(model);
+  out.batch = batch;
+  out.warmup = warmup;
+  out.steps = steps;
+  out.median = median_of(rates);
+  out.min = *std::min_element(rates.begin(), rates.end());
+  out.max = *std::max_element(rates.begin(), rates.end());
+  out.median_step_ms = 1000.0 * batch / out.median;
+  out.graphs = graphs.replays() - replays_before == static_cast<long long>(settings.repeats) * steps;
+  return out;
+}
+
+EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, const FashionMnist& data,
+                      const BenchSettings& settings) {
+  if (settings.epoch_train_images < 1 || settings.epoch_train_images > data.train.count() ||
+      settings.epoch_val_images < 1 || settings.epoch_val_images > data.t10k.count() - 1)
+    throw std::invalid_argument("bench: the epoch's image counts do not fit the data");
+  if (settings.epoch_repeats < 1 || settings.epoch_warmup < 0)
+    throw std::invalid_argument("bench: epoch repeats must be positive");
+  const NetworkSpec spec = build_network(model);
+  Splits splits = make_splits(data, settings.seed, settings.epoch_val_images);
+  splits.train.resize(static_cast<std::size_t>(settings.epoch_train_images));
+  Executor<float> ex(spec, ops, batch, settings.seed);
+  load_initial_params(ex, settings.seed);
+  BatchStream stream(ex, settings.stream);
+  const int steps = (settings.epoch_train_images + batch - 1) / batch;
+
+  // One epoch as the trainer runs it: the shuffled order, the Adam table, every step, the loss
+  // sum read once, then validation.
+  auto run_epoch = [&](int epoch) {
+    NvtxRange range("bench epoch");
+    const std::vector<std::int32_t> order = epoch_order(splits.train, settings.seed, epoch);
+    std::vector<elementwise::AdamStep<float>> table(static_cast<std::size_t>(steps));
+    const std::uint64_t first = static_cast<std::uint64_t>(epoch - 1) * steps + 1;
+    for (int b = 0; b < steps; ++b) table[b] = adam_step_constants<float>(AdamConfig{}, first + b);
+    BatchStream::Epoch e;
+    e.set = &data.train;
+    e.order = &order;
+    e.steps = steps;
+    e.first_step = first;
+    e.adam = &table;
+    ex.reset_metrics();
+    stream.begin_epoch(e);
+    for (int b = 0; b < steps; ++b) stream.train_step(b);
+    double loss_sum = 0;
+    ops.copy_to_host(&loss_sum, ex.train_loss_sum(), sizeof loss_sum);
+    stream.evaluate(data.t10k, splits.validation);
+  };
+  int epoch = 0;
+  for (int i = 0; i < settings.epoch_warmup; ++i) run_epoch(++epoch);
+  auto watch = ops.make_stopwatch();
+  std::vector<double> seconds, wall;
+  const long long replays_before = stream.graphs().replays();
+  for (int r = 0; r < settings.epoch_repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    watch->start();
+    run_epoch(++epoch);
+    watch->stop();
+    seconds.push_back(watch->seconds());
+    wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  EpochRate out;
+  out.model = describe(model);
+  out.batch = batch;
+  out.train_images = settings.epoch_train_images;
+  out.val_images = settings.epoch_val_images;
+  out.placement = placement_name(stream.placement_of(data.train));
+  out.median_seconds = median_of(seconds);
+  out.min_seconds = *std::min_element(seconds.begin(), seconds.end());
+  out.max_seconds = *std::max_element(seconds.begin(), seconds.end());
+  out.median_wall_seconds = median_of(wall);
+  out.images_per_second = out.train_images / out.median_seconds;
+  out.graphs = stream.graphs().replays() > replays_before;
+  return out;
+}
+
+}  // namespace fmnist

@@ -1,0 +1,60 @@
+// The measurements of `fmnist bench`, on any backend: training-step throughput (one batch kept on
+// the device, the step replayed as a CUDA graph where possible, as tools/torch_baseline.py keeps
+// its batch on the device) and whole-epoch throughput (a full epoch through the streaming
+// orchestrator, validation included, on synthetic data of Fashion-MNIST's shape). Warm-up first,
+// then the median of repeated runs timed where the work runs (Ops::make_stopwatch: CUDA events on
+// the GPU, the host clock on the CPU). Pixel values do not change the cost of a step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "host/dataset.h"
+#include "host/stream_options.h"
+#include "models/network.h"
+#include "models/ops.h"
+
+namespace fmnist {
+
+struct BenchSettings {
+  int warmup = 10;   // un-timed steps first (the first runs un-captured, the second is captured)
+  int steps = 50;    // steps per timed run
+  int repeats = 5;   // timed runs; the median is reported
+  std::uint64_t seed = 1;
+  StreamOptions stream;
+  int epoch_warmup = 1;           // un-timed epochs first
+  int epoch_repeats = 3;          // timed epochs
+  int epoch_train_images = 60000;
+  int epoch_val_images = 9900;
+};
+
+struct StepRate {
+  std::string model;
+  int batch = 0, warmup = 0, steps = 0;
+  double median = 0, min = 0, max = 0;  // images per second
+  double median_step_ms = 0;
+  bool graphs = false;  // the timed steps were graph replays
+};
+
+// Training steps of `model` at `batch` (warmup un-timed, then settings.repeats runs of `steps`).
+StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int warmup, int steps,
+                    const BenchSettings& settings);
+
+struct EpochRate {
+  std::string model;
+  int batch = 0, train_images = 0, val_images = 0;
+  std::string placement;  // of the training set: resident or stream
+  double median_seconds = 0, min_seconds = 0, max_seconds = 0;  // one epoch, validation included
+  double median_wall_seconds = 0;                                // the host clock around the same
+  double images_per_second = 0;                                  // train_images / median_seconds
+  bool graphs = false;
+};
+
+// Whole epochs of `model` at `batch` on `data` (settings.epoch_* images of it).
+EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, const FashionMnist& data,
+                      const BenchSettings& settings);
+
+// Seeded random images and labels of Fashion-MNIST's shape: train_count and t10k_count images.
+FashionMnist synthetic_fashion_mnist(int train_count, int t10k_count, std::uint64_t seed);
+
+}  // namespace fmnist

@@ -1,0 +1,64 @@
+// StepGraphs (see step_graphs.h) and the names of the data placements (stream_options.h).
+#include "host/step_graphs.h"
+
+#include <ostream>
+#include <stdexcept>
+#include <string>
+
+#include "host/stream_options.h"
+
+namespace fmnist {
+
+const char* placement_name(DataPlacement placement) {
+  switch (placement) {
+    case DataPlacement::Auto: return "auto";
+    case DataPlacement::Resident: return "resident";
+    case DataPlacement::Stream: return "stream";
+  }
+  return "?";
+}
+
+DataPlacement parse_placement(const std::string& name) {
+  for (DataPlacement p : {DataPlacement::Auto, DataPlacement::Resident, DataPlacement::Stream})
+    if (name == placement_name(p)) return p;
+  throw std::invalid_argument("data placement must be auto, resident or stream, got '" + name + "'");
+}
+
+StepGraphs::StepGraphs(Ops<float>& ops, bool enabled, std::ostream* log)
+    : ops_(ops), enabled_(enabled), log_(log) {}
+
+void StepGraphs::run(const Key& key, const std::function<void()>& enqueue) {
+  if (!active()) {
+    enqueue();
+    return;
+  }
+  Entry& e = entries_[key];
+  if (e.graph) {
+    e.graph->replay();
+    ++replays_;
+    return;
+  }
+  if (e.runs++ == 0 || e.failed) {  // the warm-up (or a kind of step that cannot be captured)
+    enqueue();
+    return;
+  }
+  try {
+    ops_.begin_capture();
+    enqueue();
+    e.graph = ops_.end_capture();
+  } catch (const std::exception& error) {
+    ops_.abort_capture();
+    e.failed = true;
+    ++failures_;
+    if (log_ != nullptr)
+      *log_ << "fmnist: warning: CUDA graph capture failed (" << error.what()
+            << "); this kind of step runs un-captured (same results, more launch overhead)\n";
+    enqueue();  // nothing captured has run
+    return;
+  }
+  ++captured_;
+  e.graph->replay();
+  ++replays_;
+}
+
+}  // namespace fmnist

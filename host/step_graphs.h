@@ -1,0 +1,60 @@
+// The captured steps of one executor: each kind of step (phase, batch size, data source) runs
+// un-captured the first time (a warm-up: a GPU plans its convolutions and loads its kernels then,
+// which a capture cannot hold), is captured as a CUDA graph the second time and replayed from
+// then on. Where the backend cannot capture (the CPU) or graphs are off (--no-graph), the work
+// simply runs. A capture that fails (a CUDA or library call that may not be captured) is logged
+// once and that kind of step runs un-captured for the rest of the run: the results are the same.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "models/ops.h"
+
+namespace fmnist {
+
+class StepGraphs {
+ public:
+  enum class Phase { Train, Eval, Bench };
+  struct Key {
+    Phase phase;
+    int count;           // the batch size of the step
+    const void* source;  // where its rows come from (a resident set or the upload ring)
+    bool operator<(const Key& o) const {
+      return std::tie(phase, count, source) < std::tie(o.phase, o.count, o.source);
+    }
+  };
+
+  StepGraphs(Ops<float>& ops, bool enabled, std::ostream* log = nullptr);
+  StepGraphs(const StepGraphs&) = delete;
+  StepGraphs& operator=(const StepGraphs&) = delete;
+
+  // Runs (or replays) the ops that `enqueue` enqueues for `key`; `enqueue` must enqueue the same
+  // ops on the same buffers every time it is called with the same key.
+  void run(const Key& key, const std::function<void()>& enqueue);
+  // Forgets every graph (a buffer they use has moved); the next runs capture again.
+  void clear() { entries_.clear(); }
+
+  bool active() const { return enabled_ && ops_.can_capture(); }
+  int captured() const { return captured_; }  // graphs made so far
+  int failures() const { return failures_; }  // captures that failed (their steps run un-captured)
+  long long replays() const { return replays_; }
+
+ private:
+  struct Entry {
+    int runs = 0;
+    bool failed = false;
+    std::unique_ptr<CapturedWork> graph;
+  };
+  Ops<float>& ops_;
+  const bool enabled_;
+  std::ostream* log_;
+  std::map<Key, Entry> entries_;
+  int captured_ = 0, failures_ = 0;
+  long long replays_ = 0;
+};
+
+}  // namespace fmnist
