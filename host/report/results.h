@@ -1,0 +1,112 @@
+// The results of a reproduction set against the paper: what each run measured, the paper's own
+// figures (../shared/paper/FACTS.md), the targets with pass / fail / n/a, and the table as
+// text (terminal), HTML (the report) and JSON (results.json).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/trainer.h"
+
+namespace fmnist::report {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The paper's figures for one run (NaN where the paper gives none). FACTS.md "Results" (final epoch
+// of the notebook) and "The paper's own trained weights, evaluated on all 10,000 t10k images".
+struct PaperFigures {
+  double train_loss = kNaN, val_loss = kNaN;
+  double val_accuracy = kNaN, val_accuracy_best = kNaN;
+  double t10k_mae = kNaN, t10k_accuracy = kNaN;
+  std::string note;  // e.g. "62 epochs"
+};
+
+// The paper's figures for a run of the reproduction, by its name ("ae64", "c256-frozen", ...);
+// an unknown name (the improved recipe) gives all NaN.
+PaperFigures paper_figures(const std::string& run_name);
+
+// One evaluation of a set of weights on a split.
+struct SplitEval {
+  int images = 0;
+  double mae = kNaN;       // autoencoders
+  double loss = kNaN;      // classifiers: the head's cross-entropy
+  double accuracy = kNaN;  // classifiers
+  std::vector<std::int64_t> confusion;  // classifiers, 10 x 10 [label][prediction]
+};
+
+SplitEval to_split_eval(const EvalResult& r, bool classifier);
+
+// Everything a run produced that the table and the figures need.
+struct RunResult {
+  std::string name;    // "ae64"
+  std::string title;   // "AE(64)"
+  std::string recipe;  // "faithful" or "improved"
+  bool classifier = false;
+  std::string loss_name;  // the training loss: "MAE", "MSE" or "cross-entropy"
+  std::string status = "ok";  // "ok", or "failed: ..." / "skipped: ..."
+  std::vector<EpochMetrics> history;
+  int best_epoch = 0;
+  double wall_seconds = 0;
+  std::string backend;
+  // Evaluations with the final weights (last epoch) and the best weights (best validation epoch).
+  SplitEval test_final, t10k_final, test_best, t10k_best;
+  // Figure material. AE: the snapshot image's reconstruction after some epochs (Fig. 8) and the
+  // first test images' reconstructions with the final weights (Figs. 4, 9), 784 floats each.
+  std::vector<std::pair<int, std::vector<float>>> snapshots;
+  std::vector<std::vector<float>> reconstructions;
+  // Classifier: predicted class of each test image with the final weights (Fig. 12).
+  std::vector<int> test_predictions;
+
+  bool ok() const { return status == "ok"; }
+  int epochs_run() const { return history.empty() ? 0 : history.back().epoch; }
+  const EpochMetrics* final_epoch() const { return history.empty() ? nullptr : &history.back(); }
+  const EpochMetrics* best() const;  // the history entry of best_epoch, or null
+};
+
+// How a reproduction was run, as far as judging its targets goes.
+struct RunScale {
+  int epochs = 100;
+  bool full_epochs = true;  // no --max-steps-per-epoch
+  std::string backend;      // e.g. "cpu", "cuda:NVIDIA H100 80GB HBM3"
+  double total_wall_seconds = 0;
+};
+
+enum class TargetStatus { Pass, Fail, NotApplicable };
+const char* to_string(TargetStatus s);
+
+struct TargetCheck {
+  std::string id;           // "ae256-val-mae", ...
+  std::string description;  // the words
+  TargetStatus status = TargetStatus::NotApplicable;
+  std::string detail;       // the measured values, or why it cannot be judged
+};
+
+// The targets: AE(256) validation MAE <= 0.0547 and C(256) from scratch >= 0.905 on t10k
+// (faithful recipe, 100 epochs, final weights); larger n reconstructs better; frozen encoder below
+// scratch; dropout worse; the improved C(256) >= 0.93 on t10k; the whole reproduction <= 60 s on an
+// H100. A target is judged only when its runs completed the full 100 epochs (the paper's length);
+// otherwise it is n/a and the detail gives what the shorter runs show.
+std::vector<TargetCheck> check_targets(const std::vector<RunResult>& runs, const RunScale& scale);
+
+// The results table as aligned text (one block for autoencoders, one for classifiers) and as HTML
+// tables; both list, per run, the final and best figures beside the paper's and the wall time.
+std::string results_text(const std::vector<RunResult>& runs, const RunScale& scale);
+std::string results_html(const std::vector<RunResult>& runs, const RunScale& scale);
+std::string targets_text(const std::vector<TargetCheck>& targets);
+
+// results.json: {"scale": ..., "runs": [...], "targets": [...]} with every number of the tables and
+// each run's per-epoch history; NaN becomes null.
+nlohmann::json results_json(const std::vector<RunResult>& runs, const RunScale& scale,
+                            const std::vector<TargetCheck>& targets);
+
+// A number for a table: fixed decimals, or "-" for NaN.
+std::string fixed(double v, int decimals);
+
+}  // namespace fmnist::report
