@@ -1,5 +1,6 @@
 // Reading and writing IDX files (the format of the Fashion-MNIST distribution), raw or gzip-compressed,
-// with every malformation reported as a one-line DataError naming the file and the problem.
+// from a file or from memory, with every malformation reported as a one-line DataError naming the
+// file and the problem.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,11 @@ constexpr std::uint64_t kMaxIdxDataBytes = 1000000000;
 // Both read raw or gzip files (zlib tells them apart).
 IdxImages read_idx_images(const std::string& path);
 std::vector<std::uint8_t> read_idx_labels(const std::string& path);
+
+// The same checks on a whole file's bytes already in memory (raw or gzip, read exactly as
+// read_idx_* read a file); `path` only names the file in messages.
+IdxImages decode_idx_images(const std::vector<std::uint8_t>& bytes, const std::string& path);
+std::vector<std::uint8_t> decode_idx_labels(const std::vector<std::uint8_t>& bytes, const std::string& path);
 
 // For tests and tools: write IDX files, gzip-compressed when gzip is true.
 void write_idx_images(const std::string& path, int count, int rows, int cols, const std::uint8_t* pixels,
