@@ -13,10 +13,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
+#include "host/batch_stream.h"
 #include "host/checkpoint.h"
-#include "host/metrics_log.h"
+#include "host/divergence_guard.h"
 #include "host/progress.h"
+#include "host/run_state.h"
 #include "host/safetensors.h"
+#include "host/stop_signal.h"
 #include "models/rng.h"
 
 namespace fmnist {
@@ -57,23 +62,18 @@ nlohmann::json config_json(const TrainConfig& c, const std::string& backend) {
           {"max_steps_per_epoch", c.max_steps_per_epoch},
           {"init_encoder_from", c.init_encoder_from},
           {"init_redraws", c.init_redraws},
+          {"lr_schedule", c.lr_schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant"},
+          {"lr_warmup_fraction", c.lr_warmup_fraction},
+          {"lr_final_fraction", c.lr_final_fraction},
+          {"augment", c.augment},
+          {"augment_max_shift", c.augment_max_shift},
+          {"augment_flip", c.augment_flip},
+          {"checkpoint_every", c.checkpoint_every},
+          {"keep_checkpoints", c.keep_checkpoints},
+          {"guard_every", c.guard_every},
           {"backend", backend}};
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::trunc);
-  f << text;
-  f.flush();
-  if (!f) throw std::runtime_error(path + ": write failed");
-}
-
-// The run's training state as last.state.safetensors holds it.
-struct ResumePoint {
-  int epoch = 0;
-  std::uint64_t step = 0;
-  int best_epoch = 0;
-  double best_metric = 0;
-};
 
 // About half of PyTorch's default initialisations of this AE leave the reconstruction's ReLU at
 // zero for every pixel (decoder.5.bias is one scalar in +-1/3, larger than the signal reaching it
@@ -102,61 +102,51 @@ int redraw_dead_autoencoder(Executor<float>& ex, const NetworkSpec& spec, const 
 
 }  // namespace
 
-EvalResult evaluate(Executor<float>& ex, const Dataset& set, const std::vector<std::int32_t>& indices) {
-  const NetworkSpec& spec = ex.spec();
-  const bool classifier = spec.config.kind == ModelKind::Classifier;
-  const int max_batch = ex.max_batch();
-  const int total = static_cast<int>(indices.size());
-  if (total == 0) throw std::invalid_argument("evaluate: no images to evaluate");
-  Ops<float>& ops = ex.ops();
-  // Sums of batch means, of the full batches [0,1] and of a partial last batch [2,3]:
-  // AE: MAE, MSE; classifier: cross-entropy, unused.
-  auto* sums = static_cast<double*>(ops.allocate(4 * sizeof(double)));
-  std::vector<std::uint8_t> images, labels;
-  try {
-    ex.reset_metrics();
-    for (int start = 0; start < total; start += max_batch) {
-      const int count = std::min(max_batch, total - start);
-      double* s = sums + (count == max_batch ? 0 : 2);
-      stage_batch(ex, set, indices.data() + start, count, images, labels);
-      ex.forward(count, /*training=*/false, 0);
-      if (classifier) {
-        ex.loss(count, s, /*with_gradient=*/false);
-        ops.count_predictions(count, kNetworkClasses, ex.output(), ex.batch_labels(), ex.confusion());
-      } else {
-        ex.reconstruction_loss(AeLoss::MAE, count, nullptr, s);
-        ex.reconstruction_loss(AeLoss::MSE, count, nullptr, s + 1);
-      }
+double scheduled_lr(const TrainConfig& config, std::uint64_t step, std::uint64_t total_steps) {
+  const double peak = config.adam.lr;
+  if (config.lr_schedule == LrSchedule::Constant || total_steps == 0) return peak;
+  const double final_lr = peak * config.lr_final_fraction;
+  const auto warmup = static_cast<std::uint64_t>(
+      std::llround(std::clamp(config.lr_warmup_fraction, 0.0, 1.0) * static_cast<double>(total_steps)));
+  if (step <= warmup) return peak * static_cast<double>(step) / static_cast<double>(warmup);
+  if (step >= total_steps) return final_lr;
+  const double progress =
+      static_cast<double>(step - warmup) / static_cast<double>(total_steps - warmup);
+  return final_lr + (peak - final_lr) * 0.5 * (1.0 + std::cos(std::acos(-1.0) * progress));
+}
+
+void shift_flip_image(const std::uint8_t* in, std::uint8_t* out, int dx, int dy, bool flip) {
+  for (int y = 0; y < kImageRows; ++y) {
+    for (int x = 0; x < kImageCols; ++x) {
+      const int sx = (flip ? kImageCols - 1 - x : x) - dx;  // column of the shifted image, then source
+      const int sy = y - dy;
+      const bool inside = sx >= 0 && sx < kImageCols && sy >= 0 && sy < kImageRows;
+      out[y * kImageCols + x] = inside ? in[sy * kImageCols + sx] : 0;
     }
-  } catch (...) {
-    ops.deallocate(sums);
-    throw;
   }
-  auto host_sums = download(ops, sums, 4);
-  ops.deallocate(sums);
-  const int partial = total % max_batch;
-  auto mean = [&](int k) {
-    return (host_sums[k] * max_batch + host_sums[k + 2] * partial) / total;
-  };
-  EvalResult r;
-  r.images = total;
-  r.loss = mean(0);
-  if (!classifier) {
-    r.mse = mean(1);
-    return r;
+}
+
+void augment_images(std::uint8_t* images, int count, const std::int32_t* indices, std::uint64_t seed,
+                    int epoch, int max_shift, bool flip) {
+  if (max_shift < 0 || max_shift >= kImageCols)
+    throw std::invalid_argument("augment: shift must be in [0, 27]");
+  std::uint8_t source[kImagePixels];
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t key = (static_cast<std::uint64_t>(epoch) << 32) | static_cast<std::uint32_t>(indices[i]);
+    SplitMix64 rng(derive_seed(seed, /*purpose=*/5, key));
+    const int span = 2 * max_shift + 1;
+    const int dx = static_cast<int>(rng.below(span)) - max_shift;
+    const int dy = static_cast<int>(rng.below(span)) - max_shift;
+    const bool mirror = flip && (rng.next() >> 63) != 0;
+    std::uint8_t* image = images + static_cast<std::size_t>(i) * kImagePixels;
+    std::copy(image, image + kImagePixels, source);
+    shift_flip_image(source, image, dx, dy, mirror);
   }
-  r.confusion = download(ops, ex.confusion(), kNetworkClasses * kNetworkClasses);
-  std::int64_t correct = 0;
-  r.class_accuracy.assign(kNetworkClasses, 0.0);
-  for (int label = 0; label < kNetworkClasses; ++label) {
-    std::int64_t row = 0;
-    for (int p = 0; p < kNetworkClasses; ++p) row += r.confusion[label * kNetworkClasses + p];
-    correct += r.confusion[label * kNetworkClasses + label];
-    r.class_accuracy[label] =
-        row > 0 ? static_cast<double>(r.confusion[label * kNetworkClasses + label]) / row : std::nan("");
-  }
-  r.accuracy = static_cast<double>(correct) / total;
-  return r;
+}
+
+EvalResult evaluate(Executor<float>& ex, const Dataset& set, const std::vector<std::int32_t>& indices) {
+  BatchStream stream(ex, StreamOptions{});  // streamed as training is (host/batch_stream.h)
+  return stream.evaluate(set, indices);
 }
 
 TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float>& ops,
@@ -165,57 +155,59 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
   if (config.batch < 1) throw std::invalid_argument("batch size must be >= 1");
   const NetworkSpec spec = build_network(config.model);
   const bool classifier = config.model.kind == ModelKind::Classifier;
+  if (config.guard_every < 1) throw std::invalid_argument("guard_every must be >= 1");
   const Splits splits = make_splits(data, config.seed, config.validation_count);
-  Executor<float> ex(spec, ops, config.batch, config.seed);
-
-  // Initial state: PyTorch-style init, optionally an AE's encoder, or a previous run's state.
-  std::vector<float> params(spec.param_count);
-  initialize_parameters(spec, config.seed, params.data());
-  int init_draws = 1;
-  ResumePoint resume;
-  if (!config.init_encoder_from.empty()) {
-    if (!classifier) throw std::invalid_argument("--init-from applies to a classifier only");
-    load_encoder_weights(read_safetensors(config.init_encoder_from), config.init_encoder_from, spec,
-                         params.data());
-  }
-  if (!config.resume_from.empty()) {
-    const std::string weights = config.resume_from + "/last.safetensors";
-    const std::string state_path = config.resume_from + "/last.state.safetensors";
-    load_weights(read_safetensors(weights), weights, spec, params.data());
-    TrainingState state = load_training_state(state_path, spec);
-    if (state.seed != config.seed)
-      throw std::invalid_argument(state_path + ": was trained with seed " +
-                                  std::to_string(state.seed) + ", not " + std::to_string(config.seed));
-    ops.copy_to_device(ex.exp_avg(), state.exp_avg.data(), spec.param_count * sizeof(float));
-    ops.copy_to_device(ex.exp_avg_sq(), state.exp_avg_sq.data(), spec.param_count * sizeof(float));
-    const auto extra = nlohmann::json::parse(state.extra_json);
-    resume.epoch = state.epoch;
-    resume.step = state.step;
-    resume.best_epoch = extra.value("best_epoch", 0);
-    resume.best_metric = extra.value("best_metric", 0.0);
-  }
-  ops.copy_to_device(ex.params(), params.data(), spec.param_count * sizeof(float));
-  if (config.model.kind == ModelKind::Autoencoder && config.resume_from.empty()) {
-    init_draws = redraw_dead_autoencoder(ex, spec, data.train, splits.train, config, params, progress_out);
-  }
-
-  const bool writing = !config.out_dir.empty();
-  std::unique_ptr<MetricsLog> metrics_log;
-  if (writing) {
-    std::error_code ec;
-    std::filesystem::create_directories(config.out_dir, ec);
-    if (ec) throw std::runtime_error(config.out_dir + ": cannot create output directory: " + ec.message());
-    nlohmann::json run = config_json(config, ops.name());
-    run["init_draws"] = init_draws;
-    write_text_file(config.out_dir + "/config.json", run.dump(2) + "\n");
-    metrics_log = std::make_unique<MetricsLog>(config.out_dir, /*append=*/resume.epoch > 0);
-  }
-
   const int train_count = static_cast<int>(splits.train.size());
   int steps_per_epoch = config.drop_last ? train_count / config.batch
                                          : (train_count + config.batch - 1) / config.batch;
   if (config.max_steps_per_epoch > 0) steps_per_epoch = std::min(steps_per_epoch, config.max_steps_per_epoch);
   if (steps_per_epoch < 1) throw std::invalid_argument("batch size larger than the training set with drop_last");
+  if (!config.init_encoder_from.empty() && !classifier)
+    throw std::invalid_argument("--init-from applies to a classifier only");
+  Executor<float> ex(spec, ops, config.batch, config.seed);
+
+  // Initial state: PyTorch-style init, optionally an AE's encoder, or a previous run's checkpoint
+  // (host/run_state.h: weights, Adam moments, counters, a partial epoch's sums).
+  std::vector<float> params(spec.param_count);
+  initialize_parameters(spec, config.seed, params.data());
+  int init_draws = 1;
+  RunState resume;
+  const bool resumed = load_resume_state(config, spec, steps_per_epoch, resume);
+  if (resumed) {
+    params = resume.params;
+    ops.copy_to_device(ex.exp_avg(), resume.exp_avg.data(), spec.param_count * sizeof(float));
+    ops.copy_to_device(ex.exp_avg_sq(), resume.exp_avg_sq.data(), spec.param_count * sizeof(float));
+  } else if (!config.init_encoder_from.empty()) {
+    load_encoder_weights(read_safetensors(config.init_encoder_from), config.init_encoder_from, spec,
+                         params.data());
+  }
+  ops.copy_to_device(ex.params(), params.data(), spec.param_count * sizeof(float));
+  if (config.model.kind == ModelKind::Autoencoder && !resumed) {
+    init_draws = redraw_dead_autoencoder(ex, spec, data.train, splits.train, config, params, progress_out);
+  }
+
+  const bool writing = !config.out_dir.empty();
+  const RunFiles files(writing ? config.out_dir : std::string("."));
+  const CheckpointPolicy policy{config.checkpoint_every, config.keep_checkpoints};
+  const std::map<std::string, std::string> weights_metadata = {
+      {"fmnist.config", model_config_to_json(config.model)},
+      {"fmnist.seed", std::to_string(config.seed)},
+      {"fmnist.validation_count", std::to_string(config.validation_count)}};
+  if (writing) {
+    prepare_output_directory(config.out_dir);
+    if (resumed) {  // redo what a kill between the state and the rest of its checkpoint left undone
+      finish_checkpoint(files, spec, resume, weights_metadata, policy);
+    } else {  // a new run (or one killed before its first checkpoint): nothing of an older one stays
+      std::filesystem::remove(files.state);
+      for (const int e : epoch_checkpoints(config.out_dir)) std::filesystem::remove(files.epoch_weights(e));
+      nlohmann::json run = config_json(config, ops.name());
+      run["init_draws"] = init_draws;
+      write_file_atomically(files.config, run.dump(2) + "\n");
+      reconcile_metrics(files, RunState{});
+    }
+  }
+  const std::uint64_t total_steps = static_cast<std::uint64_t>(config.epochs) * steps_per_epoch;
+  AdamConfig adam = config.adam;
 
   Progress progress(progress_out, callbacks.live_progress, config.epochs, classifier);
   TrainResult result;
@@ -223,38 +215,129 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
   result.best_epoch = resume.best_epoch;
   double best_metric = resume.best_metric;
   std::uint64_t step = resume.step;
-  std::vector<std::uint8_t> images, labels;
-  const std::map<std::string, std::string> weights_metadata = {
-      {"fmnist.config", model_config_to_json(config.model)},
-      {"fmnist.seed", std::to_string(config.seed)},
-      {"fmnist.validation_count", std::to_string(config.validation_count)}};
+  GradientGuard gradient_guard(spec, ops);
+  BatchStream batches(ex, config.stream, &progress_out);  // gets batches on, runs steps (graphs)
+  std::string last_checkpoint = resumed && writing ? describe_checkpoint(files, resume) : "";
 
-  if (callbacks.inspect && resume.epoch == 0) callbacks.inspect(0, ex);
+  // The divergence guard: the last step's loss, then its gradients (host/divergence_guard.h).
+  auto diverged = [&](int epoch, int s, const std::string& what) {
+    std::string kept = !writing ? "nothing is written for this run"
+                       : last_checkpoint.empty() ? "no checkpoint was written yet"
+                                                 : "the last good checkpoint " + last_checkpoint + " is untouched";
+    return DivergenceError(fmt::format("training diverged at epoch {}, step {} of {} (global step {}): {}; {} "
+                                       "(try a lower --lr)", epoch, s, steps_per_epoch, step, what, kept));
+  };
+  auto guard = [&](int epoch, int s) {
+    float loss = 0;
+    ops.copy_to_host(&loss, ex.batch_loss(), sizeof loss);
+    if (!std::isfinite(loss)) throw diverged(epoch, s, "the loss is " + value_text(loss));
+    std::string bad;
+    const std::string layer = gradient_guard.check(ex.grads(), &bad);
+    if (!layer.empty()) throw diverged(epoch, s, "the gradient of " + layer + " holds " + bad);
+  };
+  // A checkpoint of the executor's state after `s` steps of `epoch` (s == steps_per_epoch: its end),
+  // refused when a weight or moment is not finite.
+  auto capture = [&](int epoch, int s) {
+    RunState st;
+    st.epoch = s == steps_per_epoch ? epoch : epoch - 1;
+    st.step_in_epoch = s == steps_per_epoch ? 0 : s;
+    st.step = step;
+    st.seed = config.seed;
+    st.batch = config.batch;
+    st.steps_per_epoch = steps_per_epoch;
+    st.best_epoch = result.best_epoch;
+    st.best_metric = best_metric;
+    st.params = download(ops, ex.params(), spec.param_count);
+    st.exp_avg = download(ops, ex.exp_avg(), spec.param_count);
+    st.exp_avg_sq = download(ops, ex.exp_avg_sq(), spec.param_count);
+    const std::pair<const char*, const std::vector<float>*> parts[] = {
+        {"weights", &st.params}, {"Adam exp_avg", &st.exp_avg}, {"Adam exp_avg_sq", &st.exp_avg_sq}};
+    for (const auto& [what, values] : parts) {
+      std::string bad;
+      const std::string name = first_nonfinite_tensor(spec, values->data(), /*trainable_only=*/false, &bad);
+      if (!name.empty()) throw diverged(epoch, s, fmt::format("the {} of {} hold {}", what, name, bad));
+    }
+    return st;
+  };
+  auto checkpoint = [&](const RunState& st) {
+    write_checkpoint(files, spec, st, weights_metadata, policy);
+    last_checkpoint = describe_checkpoint(files, st);
+  };
+  auto stop_requested = [&] { return callbacks.stop_signal != nullptr && *callbacks.stop_signal != 0; };
+
+  if (resumed && resume.epoch == config.epochs)
+    progress_out << fmt::format("fmnist: the run is already complete ({} of {} epochs); nothing to train\n",
+                                resume.epoch, config.epochs);
+  if (callbacks.inspect && !resumed) callbacks.inspect(0, ex);
   for (int epoch = resume.epoch + 1; epoch <= config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     const std::vector<std::int32_t> order = epoch_order(splits.train, config.seed, epoch);
+    // Resuming mid-epoch: skip the batches done, and carry on the epoch's sums where they were.
+    const bool partial = epoch == resume.epoch + 1 && resume.step_in_epoch > 0;
+    const double earlier_seconds = partial ? resume.epoch_seconds : 0.0;
     ex.reset_metrics();
+    if (partial) ops.copy_to_device(ex.train_loss_sum(), &resume.epoch_loss_sum, sizeof(double));
     progress.epoch_started(epoch, steps_per_epoch);
-    int images_seen = 0;
+    int images_seen = partial ? resume.epoch_images : 0;
     float last_batch_loss = 0;
     int last_batch = config.batch;
-    for (int s = 0; s < steps_per_epoch; ++s) {
+    // The epoch's batches and each step's Adam constants (its learning rate), uploaded once.
+    const int first_batch = partial ? resume.step_in_epoch : 0;
+    std::vector<elementwise::AdamStep<float>> adam_steps(static_cast<std::size_t>(steps_per_epoch));
+    for (int b = 0; b < steps_per_epoch; ++b) {
+      const std::uint64_t t = step + 1 - static_cast<std::uint64_t>(first_batch) + static_cast<std::uint64_t>(b);
+      adam.lr = scheduled_lr(config, t, total_steps);
+      adam_steps[static_cast<std::size_t>(b)] = adam_step_constants<float>(adam, t);
+    }
+    BatchStream::Epoch plan;
+    plan.set = &data.train;
+    plan.order = &order;
+    plan.steps = steps_per_epoch;
+    plan.first_batch = first_batch;
+    plan.first_step = step + 1;
+    plan.adam = &adam_steps;
+    if (config.augment)  // on the host, between gather and upload
+      plan.gather = [&](const std::int32_t* indices, int count, std::uint8_t* images, std::uint8_t* labels) {
+        gather_batch(data.train, indices, count, images, labels);
+        augment_images(images, count, indices, config.seed, epoch, config.augment_max_shift, config.augment_flip);
+      };
+    batches.begin_epoch(plan);
+    for (int s = first_batch; s < steps_per_epoch; ++s) {
       const int count = std::min(config.batch, train_count - s * config.batch);
-      stage_batch(ex, data.train, order.data() + static_cast<std::size_t>(s) * config.batch, count,
-                  images, labels);
-      ex.train_step(count, ++step, config.adam);
+      ++step;
+      batches.train_step(s);  // step `step` on batch s, without waiting for the device
       images_seen += count;
       last_batch = count;
+      if (callbacks.after_step) callbacks.after_step(step, ex);
+      if (step % static_cast<std::uint64_t>(config.guard_every) == 0) guard(epoch, s + 1);
       if (callbacks.on_step) {
         ops.copy_to_host(&last_batch_loss, ex.batch_loss(), sizeof(float));
         callbacks.on_step(step, last_batch_loss);
       }
       progress.step_done(s + 1, images_seen);
+      if (stop_requested() && s + 1 < steps_per_epoch) {  // a signal: checkpoint mid-epoch and return
+        guard(epoch, s + 1);
+        if (writing) {
+          RunState st = capture(epoch, s + 1);
+          ops.copy_to_host(&st.epoch_loss_sum, ex.train_loss_sum(), sizeof(double));
+          st.epoch_images = images_seen;
+          st.epoch_seconds = earlier_seconds + seconds_since(epoch_start);
+          checkpoint(st);
+        }
+        progress_out << (callbacks.live_progress ? "\r\033[K" : "")
+                     << fmt::format("fmnist: {}: stopped after step {} of {} of epoch {} (global step {}); {}\n",
+                                    signal_name(*callbacks.stop_signal), s + 1, steps_per_epoch, epoch, step,
+                                    writing ? "checkpoint written: " + last_checkpoint : "nothing is written for this run");
+        result.stopped_by = *callbacks.stop_signal;
+        result.final_params = download(ops, ex.params(), spec.param_count);
+        return result;
+      }
     }
+    guard(epoch, steps_per_epoch);  // before anything reads the epoch's loss (evaluation reuses the buffer)
     // Mean over images: each batch mean weighs by its size (only the last batch may be partial).
     double batch_means = 0;
     ops.copy_to_host(&batch_means, ex.train_loss_sum(), sizeof batch_means);
-    const double train_seconds = seconds_since(epoch_start);
+    const double train_seconds = earlier_seconds + seconds_since(epoch_start);
     double image_loss_sum = batch_means * config.batch;
     if (last_batch != config.batch) {
       float partial_mean = 0;
@@ -266,14 +349,15 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     m.epoch = epoch;
     m.steps = step;
     m.train_loss = image_loss_sum / images_seen;
-    const EvalResult val = evaluate(ex, data.t10k, splits.validation);
+    const EvalResult val = batches.evaluate(data.t10k, splits.validation);
     m.val_loss = classifier || config.model.ae_loss == AeLoss::MAE ? val.loss : val.mse;
     m.val_accuracy = val.accuracy;
-    m.seconds = seconds_since(epoch_start);
+    m.seconds = earlier_seconds + seconds_since(epoch_start);
     m.images_per_second = images_seen / train_seconds;
-    if (!std::isfinite(m.train_loss) || !std::isfinite(m.val_loss))
-      throw std::runtime_error("epoch " + std::to_string(epoch) + ": the loss is not finite (" +
-                               std::to_string(m.train_loss) + "); training diverged");
+    if (!std::isfinite(m.train_loss))
+      throw diverged(epoch, steps_per_epoch, "the epoch's training loss is " + value_text(m.train_loss));
+    if (!std::isfinite(m.val_loss))
+      throw diverged(epoch, steps_per_epoch, "the validation loss is " + value_text(m.val_loss));
     progress.epoch_done(m);
     result.epochs.push_back(m);
 
@@ -284,22 +368,21 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       best_metric = metric;
       result.best_epoch = epoch;
     }
-    if (writing) {
-      ops.copy_to_host(params.data(), ex.params(), spec.param_count * sizeof(float));
-      if (is_best) save_weights(config.out_dir + "/best.safetensors", spec, params.data(), weights_metadata);
-      save_weights(config.out_dir + "/last.safetensors", spec, params.data(), weights_metadata);
-      TrainingState state;
-      state.step = step;
-      state.epoch = epoch;
-      state.seed = config.seed;
-      state.extra_json = nlohmann::json{{"best_epoch", result.best_epoch}, {"best_metric", best_metric}}.dump();
-      state.exp_avg = download(ops, ex.exp_avg(), spec.param_count);
-      state.exp_avg_sq = download(ops, ex.exp_avg_sq(), spec.param_count);
-      save_training_state(config.out_dir + "/last.state.safetensors", spec, state);
-      metrics_log->write(m);
+    if (writing) {  // the state (the commit point), last, best, epoch-NNNN, then the metrics row
+      RunState st = capture(epoch, steps_per_epoch);
+      st.has_metrics = true;
+      st.metrics = m;
+      checkpoint(st);
     }
     if (callbacks.on_epoch) callbacks.on_epoch(m);
     if (callbacks.inspect) callbacks.inspect(epoch, ex);
+    if (stop_requested() && epoch < config.epochs) {
+      progress_out << fmt::format("fmnist: {}: stopped after epoch {} (global step {}); {}\n",
+                                  signal_name(*callbacks.stop_signal), epoch, step,
+                                  writing ? "checkpoint written: " + last_checkpoint : "nothing is written for this run");
+      result.stopped_by = *callbacks.stop_signal;
+      break;
+    }
   }
   result.final_params = download(ops, ex.params(), spec.param_count);
   return result;

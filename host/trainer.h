@@ -2,6 +2,7 @@
 // validation after each epoch, metrics (CSV and JSON lines), checkpoints of the best and last epoch.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
@@ -10,10 +11,15 @@
 #include <vector>
 
 #include "host/dataset.h"
+#include "host/stream_options.h"
 #include "models/executor.h"
 #include "models/network.h"
 
 namespace fmnist {
+
+// The learning rate over a run: constant (the paper's), or a linear warm-up to adam.lr followed by
+// a cosine decay (see scheduled_lr).
+enum class LrSchedule { Constant, WarmupCosine };
 
 struct TrainConfig {
   ModelConfig model;
@@ -32,6 +38,27 @@ struct TrainConfig {
   // of PyTorch's default draws) cannot train; redraw up to this many times (0: keep it, as
   // PyTorch would).
   int init_redraws = 10;
+  // Learning rate per step; adam.lr is the peak. WarmupCosine: linear from 0 over
+  // lr_warmup_fraction of all steps, then cosine down to adam.lr * lr_final_fraction.
+  LrSchedule lr_schedule = LrSchedule::Constant;
+  double lr_warmup_fraction = 0.05;
+  double lr_final_fraction = 0.01;
+  // Training batches only (never validation or evaluation): each image shifted by up to
+  // augment_max_shift pixels each way (zero fill) and flipped left-right with p = 0.5, drawn from
+  // (seed, epoch, image index) so that a run repeats bitwise.
+  bool augment = false;
+  int augment_max_shift = 2;
+  bool augment_flip = true;
+  // Robustness (host/run_state.h): last/best and last.state are written every epoch; the weights
+  // also as epoch-NNNN.safetensors every checkpoint_every epochs (0: never), the newest
+  // keep_checkpoints of those kept (0: all). The divergence guard checks the loss and gradients
+  // every guard_every steps (each a device sync on a GPU) and always before a checkpoint.
+  int checkpoint_every = 10;
+  int keep_checkpoints = 3;
+  int guard_every = 1;
+  // How batches reach the backend and steps are launched (resident/streamed data, CUDA graphs):
+  // never changes a result (host/batch_stream.h).
+  StreamOptions stream;
 };
 
 struct EpochMetrics {
@@ -62,6 +89,11 @@ struct TrainCallbacks {
   // e.g. to reconstruct or classify a few images for figures. Its own work must not change state.
   std::function<void(int epoch, Executor<float>& executor)> inspect;
   bool live_progress = false;  // redraw a progress line in place (the output is a terminal)
+  // When it becomes non-zero (a signal's number, see host/stop_signal.h): finish the step, write a
+  // mid-epoch checkpoint and return with TrainResult::stopped_by set.
+  const volatile std::sig_atomic_t* stop_signal = nullptr;
+  // Tests only: called after each step's update, before the divergence guard looks at it.
+  std::function<void(std::uint64_t step, Executor<float>& executor)> after_step;
 };
 
 struct TrainResult {
@@ -69,12 +101,26 @@ struct TrainResult {
   int best_epoch = 0;
   int init_draws = 1;  // initialisations drawn (more than 1 when a dead AE was redrawn)
   std::vector<float> final_params;  // spec.param_count, in state_dict order
+  int stopped_by = 0;  // the signal that stopped the run early (its checkpoint is written), or 0
 };
 
 // Trains `config.model` on `data` with `ops`. Progress goes to `progress` (a live line when it is
 // a terminal, else one line per epoch). Throws on bad configuration or I/O failure.
 TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float>& ops,
                   std::ostream& progress, const TrainCallbacks& callbacks = {});
+
+// The learning rate of 1-based `step` of a run of `total_steps` steps under config's schedule
+// (steps past the end keep the final rate).
+double scheduled_lr(const TrainConfig& config, std::uint64_t step, std::uint64_t total_steps);
+
+// One image (28x28) shifted right by dx and down by dy (zero fill), then mirrored left-right when
+// `flip`: out[y][x] = shifted[y][27 - x]. `in` and `out` must not overlap.
+void shift_flip_image(const std::uint8_t* in, std::uint8_t* out, int dx, int dy, bool flip);
+
+// Augments `count` gathered images in place as TrainConfig::augment describes; image i is the
+// dataset image indices[i], whose shift and flip depend only on (seed, epoch, indices[i]).
+void augment_images(std::uint8_t* images, int count, const std::int32_t* indices, std::uint64_t seed,
+                    int epoch, int max_shift, bool flip);
 
 // Evaluates `params` on the images of `data.t10k` (or `.train`) listed in `indices`.
 EvalResult evaluate(Executor<float>& executor, const Dataset& set,

@@ -3,11 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "gradient_check.h"
@@ -180,6 +183,77 @@ std::vector<std::vector<float>> conv_step(CpuOps<float>& ops, const ConvGeometry
 
 bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Max pooling as PyTorch defines it, written plainly: in each window, scanned row by row, a value
+// replaces the best so far when it is larger or NaN.
+void naive_maxpool(const PoolGeometry& g, const Vec& x, Vec& y, std::vector<std::int32_t>& argmax) {
+  const int ho = g.out_h(), wo = g.out_w();
+  y.assign(g.out_count(), 0.0);
+  argmax.assign(g.out_count(), -1);
+  for (int plane = 0; plane < g.batch * g.channels; ++plane)
+    for (int oy = 0; oy < ho; ++oy)
+      for (int ox = 0; ox < wo; ++ox) {
+        double best = -std::numeric_limits<double>::infinity();
+        int at = (oy * g.stride) * g.in_w + ox * g.stride;
+        for (int ky = 0; ky < g.kernel; ++ky)
+          for (int kx = 0; kx < g.kernel; ++kx) {
+            const int i = (oy * g.stride + ky) * g.in_w + ox * g.stride + kx;
+            const double v = x[static_cast<std::size_t>(plane) * g.in_h * g.in_w + i];
+            if (v > best || std::isnan(v)) {
+              best = v;
+              at = i;
+            }
+          }
+        const std::size_t o = (static_cast<std::size_t>(plane) * ho + oy) * wo + ox;
+        y[o] = best;
+        argmax[o] = at;
+      }
+}
+
+// Every output of one training-step's worth of ops, on a CpuOps with `threads` threads: the
+// paper's four convolutions (forward and backward), its Linear layers, both poolings, ReLU and Adam.
+std::vector<std::vector<float>> all_ops_step(int threads, int batch) {
+  CpuOps<float> ops(threads);
+  REQUIRE(ops.threads() == threads);
+  std::vector<std::vector<float>> out;
+  for (const ConvGeometry& g :
+       {paper_conv1(batch), paper_conv2(batch), paper_deconv1(batch), paper_deconv2(batch)})
+    for (auto& v : conv_step(ops, g)) out.push_back(std::move(v));
+  SplitMix64 rng(7);
+  for (const LinearGeometry& g : {linear_geometry(batch, 800, 256), linear_geometry(batch, 256, 800),
+                                  linear_geometry(batch, 256, 10)}) {
+    const std::size_t nx = static_cast<std::size_t>(batch) * g.in_features;
+    const std::size_t ny = static_cast<std::size_t>(batch) * g.out_features;
+    const auto x = to_float(random_vector(nx, rng)), dy = to_float(random_vector(ny, rng));
+    const auto w = to_float(random_vector(static_cast<std::size_t>(g.out_features) * g.in_features, rng));
+    const auto b = to_float(random_vector(g.out_features, rng));
+    std::vector<float> y(ny), dx(nx), dw(w.size()), db(b.size());
+    ops.linear_forward(g, x.data(), w.data(), b.data(), y.data());
+    ops.linear_backward(g, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    for (auto* v : {&y, &dx, &dw, &db}) out.push_back(*v);
+  }
+  for (const PoolGeometry& g : {pool_geometry(batch, 16, 26, 26), pool_geometry(batch, 32, 11, 11)}) {
+    const auto x = to_float(random_vector(g.in_count(), rng));
+    const auto dy = to_float(random_vector(g.out_count(), rng));
+    std::vector<float> y(g.out_count()), dx(g.in_count());
+    std::vector<std::int32_t> argmax(g.out_count());
+    ops.maxpool2d_forward(g, x.data(), y.data(), argmax.data());
+    ops.maxpool2d_backward(g, dy.data(), argmax.data(), dx.data());
+    out.push_back(y);
+    out.push_back(dx);
+    out.emplace_back(argmax.begin(), argmax.end());
+    std::vector<float> relu(x.size()), drelu(x.size());
+    ops.relu_forward(x.size(), x.data(), relu.data());
+    ops.relu_backward(x.size(), relu.data(), x.data(), drelu.data());
+    out.push_back(relu);
+    out.push_back(drelu);
+  }
+  std::vector<float> p = to_float(random_vector(423809, rng)), m(p.size(), 0.0f), v(p.size(), 0.0f);
+  const auto grad = to_float(random_vector(p.size(), rng));
+  for (int t = 1; t <= 2; ++t) ops.adam_update(p.size(), p.data(), grad.data(), m.data(), v.data(), adam_step_for<float>(t));
+  out.push_back(p);
+  return out;
 }
 
 }  // namespace
@@ -392,6 +466,115 @@ TEST_CASE("Convolutions are bitwise deterministic at the paper's shapes, batch 1
       CHECK(bitwise_equal(a[i], c[i]));
     }
   }
+}
+
+TEST_CASE("Every op gives the same bits on 1, 2 and 3 threads", "[ops]") {
+  // Work is cut into tasks fixed by the shapes alone (host/reference/parallel.h): the thread count
+  // only decides who runs them. Batch 100 (full chunks of images) and 13 (a partial last chunk).
+  for (int batch : {100, 13}) {
+    INFO("batch " << batch);
+    const auto one = all_ops_step(1, batch);
+    for (int threads : {2, 3}) {
+      INFO(threads << " threads");
+      const auto many = all_ops_step(threads, batch);
+      REQUIRE(many.size() == one.size());
+      for (std::size_t i = 0; i < one.size(); ++i) {
+        INFO("output " << i);
+        CHECK(bitwise_equal(many[i], one[i]));
+      }
+    }
+  }
+}
+
+TEST_CASE("A whole training step gives the same bits on 1 and 3 threads", "[ops]") {
+  for (ModelKind kind : {ModelKind::Autoencoder, ModelKind::Classifier}) {
+    ModelConfig config;
+    config.kind = kind;
+    config.latent = 256;
+    const NetworkSpec spec = build_network(config);
+    std::vector<std::vector<float>> params;
+    for (int threads : {1, 3}) {
+      CpuOps<float> ops(threads);
+      const int batch = 23;
+      Executor<float> ex(spec, ops, batch, 5);
+      std::vector<float> p(spec.param_count);
+      initialize_parameters(spec, 5, p.data());
+      ops.copy_to_device(ex.params(), p.data(), p.size() * sizeof(float));
+      SplitMix64 rng(9);
+      for (int i = 0; i < batch * 784; ++i) ex.batch_images()[i] = static_cast<std::uint8_t>(rng.below(256));
+      for (int i = 0; i < batch; ++i) ex.batch_labels()[i] = static_cast<std::uint8_t>(rng.below(10));
+      for (std::uint64_t step = 1; step <= 3; ++step) ex.train_step(batch, step, AdamConfig{});
+      ops.copy_to_host(p.data(), ex.params(), p.size() * sizeof(float));
+      params.push_back(p);
+    }
+    CHECK(bitwise_equal(params[0], params[1]));
+  }
+}
+
+TEST_CASE("MaxPool2d matches a naive loop with ties and NaNs, 2x2 and other windows", "[ops]") {
+  // Few distinct values (many ties) and a sprinkling of NaNs; the 2x2 stride-2 windows take a
+  // path of their own, the others the general loop.
+  for (const PoolGeometry& g : {pool_geometry(3, 4, 26, 26), pool_geometry(3, 4, 11, 11),
+                                pool_geometry(2, 3, 9, 8, 3), pool_geometry(2, 2, 7, 7, 1)}) {
+    INFO("MaxPool2d k" << g.kernel << " on " << g.in_h << "x" << g.in_w);
+    SplitMix64 rng(31);
+    Vec x(g.in_count());
+    for (double& v : x)
+      v = rng.below(40) == 0 ? std::numeric_limits<double>::quiet_NaN() : static_cast<double>(rng.below(4));
+    Vec expected;
+    std::vector<std::int32_t> expected_argmax;
+    naive_maxpool(g, x, expected, expected_argmax);
+    for (int threads : {1, 2}) {
+      CpuOps<double> ops(threads);
+      Vec y(g.out_count());
+      std::vector<std::int32_t> argmax(g.out_count(), -7);
+      ops.maxpool2d_forward(g, x.data(), y.data(), argmax.data());
+      CHECK(argmax == expected_argmax);
+      bool same = true;
+      for (std::size_t i = 0; i < y.size(); ++i)
+        same = same && (y[i] == expected[i] || (std::isnan(y[i]) && std::isnan(expected[i])));
+      CHECK(same);
+    }
+  }
+}
+
+TEST_CASE("The CPU thread count: the constructor's, else FMNIST_CPU_THREADS, else the CPUs", "[ops]") {
+  const char* saved = std::getenv("FMNIST_CPU_THREADS");
+  const std::string saved_value = saved != nullptr ? saved : "";
+  CHECK(CpuOps<float>(3).threads() == 3);
+  ::setenv("FMNIST_CPU_THREADS", "5", 1);
+  CHECK(CpuOps<float>().threads() == 5);
+  CHECK(CpuOps<float>(2).threads() == 2);
+  for (const char* bad : {"0", "-1", "two", "3x", "5000"}) {
+    ::setenv("FMNIST_CPU_THREADS", bad, 1);
+    CHECK_THROWS_WITH(CpuOps<float>(), Catch::Matchers::Contains("FMNIST_CPU_THREADS"));
+  }
+  ::unsetenv("FMNIST_CPU_THREADS");
+  const int cpus = CpuOps<float>().threads();
+  CHECK(cpus >= 1);
+  CHECK(cpus <= reference::kMaxDefaultThreads);
+  if (saved != nullptr) ::setenv("FMNIST_CPU_THREADS", saved_value.c_str(), 1);
+}
+
+TEST_CASE("TaskPool runs every task exactly once, op after op", "[ops]") {
+  // Many short ops back to back, so that workers often arrive late for an op (the case the
+  // pool's ticket numbering exists for); each task counts its runs.
+  reference::TaskPool pool(4);
+  SplitMix64 rng(3);
+  std::vector<std::atomic<int>> runs(64);
+  std::atomic<int> bad_thread{0};
+  for (int op = 0; op < 3000; ++op) {
+    const int tasks = 1 + static_cast<int>(rng.below(64));
+    for (int t = 0; t < tasks; ++t) runs[t] = 0;
+    pool.run(tasks, [&](int task, int thread) {
+      runs[task].fetch_add(1);
+      if (thread < 0 || thread >= pool.threads()) bad_thread = 1;
+    });
+    bool once = true;
+    for (int t = 0; t < tasks; ++t) once = once && runs[t].load() == 1;
+    REQUIRE(once);
+  }
+  CHECK(bad_thread == 0);
 }
 
 TEST_CASE("Every op refuses bad arguments with std::invalid_argument", "[ops]") {

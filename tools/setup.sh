@@ -9,7 +9,10 @@ packages=(
   catch2                                 # Catch2 v2, the tests
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libpng-dev libopenblas-dev
   dataset-fashion-mnist                  # the real data, in /usr/share/datasets/fashion-mnist
+  libcairo2-dev fonts-dejavu-core        # the report's figures (fmnist reproduce)
+  chromium                               # the report's browser check (tools/browser_check.sh)
   python3 python3-numpy python3-torch    # the PyTorch cross-checks (tools/torch_*.py)
+  clang libclang-rt-14-dev               # the libFuzzer harnesses (tools/fuzz.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -30,17 +30,31 @@ std::string default_run_dir(const std::string& stem) {
   return "runs/" + stem + "-" + stamp;
 }
 
-int run(int argc, char** argv) {
+namespace {
+
+// Prints "fmnist: error: MESSAGE" as one line, whatever line breaks the message (an argument, a
+// path) holds.
+void print_error(std::string message) {
+  for (char& c : message)
+    if (c == '\n' || c == '\r') c = ' ';
+  std::cerr << "fmnist: error: " << message << '\n';
+}
+
+// Builds the command line with every subcommand and parses argv. On success calls `then` with the
+// chosen command and returns its result; otherwise returns the exit code of --help, --version or a
+// bad command line (whose message it prints as one line on stderr).
+int parse_then(int argc, char** argv, int (*then)(const Command&)) {
   CLI::App app{"fmnist: trains the Fashion-MNIST autoencoder and classifier of Salomon (2024) "
                "on NVIDIA GPUs (cuDNN, cuBLAS) or the CPU reference backend."};
   app.set_version_flag("--version", std::string("fmnist ") + FMNIST_VERSION);
   app.require_subcommand(1);
-  Command train, eval, info, bench;
+  Command train, eval, info, bench, reproduce;
   add_train_command(app, train);
   add_eval_command(app, eval);
   add_info_command(app, info);
   add_bench_command(app, bench);
-  const std::vector<const Command*> commands = {&train, &eval, &info, &bench};
+  add_reproduce_command(app, reproduce);
+  const std::vector<const Command*> commands = {&train, &eval, &info, &bench, &reproduce};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;
@@ -49,8 +63,7 @@ int run(int argc, char** argv) {
       names += (names.empty() ? "" : ", ") + c->app->get_name();
     }
     if (!known) {
-      std::cerr << "fmnist: error: unknown command '" << argv[1] << "' (commands: " << names
-                << "; see fmnist --help)\n";
+      print_error("unknown command '" + std::string(argv[1]) + "' (commands: " + names + "; see fmnist --help)");
       return kExitBadInput;
     }
   }
@@ -63,28 +76,39 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "fmnist: error: " << e.what() << " (see fmnist --help)\n";
+    print_error(std::string(e.what()) + " (see fmnist --help)");
     return kExitBadInput;
   }
-  for (const Command* c : commands) {
-    if (!c->app->parsed()) continue;
-    try {
-      return c->action(c->options);
-    } catch (const std::invalid_argument& e) {
-      std::cerr << "fmnist: error: " << e.what() << "\n";
-      return kExitBadInput;
-    } catch (const DataError& e) {
-      std::cerr << "fmnist: error: " << e.what() << "\n";
-      return kExitBadInput;
-    } catch (const FormatError& e) {
-      std::cerr << "fmnist: error: " << e.what() << "\n";
-      return kExitBadInput;
-    } catch (const std::exception& e) {
-      std::cerr << "fmnist: error: " << e.what() << "\n";
-      return kExitFailure;
-    }
-  }
+  for (const Command* c : commands)
+    if (c->app->parsed()) return then(*c);
   return kExitFailure;
+}
+
+// Runs the chosen command, turning its exceptions into one line on stderr and an exit code.
+int run_command(const Command& command) {
+  try {
+    return command.action(command.options);
+  } catch (const std::invalid_argument& e) {
+    print_error(e.what());
+    return kExitBadInput;
+  } catch (const DataError& e) {
+    print_error(e.what());
+    return kExitBadInput;
+  } catch (const FormatError& e) {
+    print_error(e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    return kExitFailure;
+  }
+}
+
+}  // namespace
+
+int run(int argc, char** argv) { return parse_then(argc, argv, run_command); }
+
+int parse_only(int argc, char** argv) {
+  return parse_then(argc, argv, [](const Command&) { return 0; });
 }
 
 }  // namespace fmnist::cli

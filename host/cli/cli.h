@@ -1,4 +1,4 @@
-// The `fmnist` command line: train | eval | info | bench. Each subcommand lives in its own file.
+// The `fmnist` command line: train | eval | info | bench | reproduce. Each subcommand lives in its own file.
 #pragma once
 
 #include <string>
@@ -16,6 +16,11 @@ constexpr int kExitBadInput = 2;
 // Runs the command line; prints errors as one line "fmnist: error: ..." on stderr.
 int run(int argc, char** argv);
 
+// Parses the command line exactly as run() does but runs no command: returns 0 where run() would
+// start one, else what run() returns for --help, --version or a bad command line (printing the
+// same). For the command-line fuzzer (tests/fuzz).
+int parse_only(int argc, char** argv);
+
 // Subcommand registration: each adds itself to `app` and sets `action` to run when chosen.
 struct Command {
   CLI::App* app = nullptr;
@@ -26,6 +31,7 @@ void add_train_command(CLI::App& app, Command& command);
 void add_eval_command(CLI::App& app, Command& command);
 void add_info_command(CLI::App& app, Command& command);
 void add_bench_command(CLI::App& app, Command& command);
+void add_reproduce_command(CLI::App& app, Command& command);
 
 // Helpers shared by the subcommands.
 bool stderr_is_terminal();

@@ -27,6 +27,7 @@ struct EvalOptions {
   std::string split = "t10k";
   std::string data_dir;
   std::string device = "auto";
+  bool tf32 = false;
   std::uint64_t seed = 0;      // 0: the seed recorded in the checkpoint, else 1
   int validation_count = 0;    // 0: the value recorded in the checkpoint, else 9900
   int batch = 100;
@@ -92,7 +93,7 @@ int run_eval(void* p) {
   const std::vector<std::int32_t>& indices =
       o.split == "val" ? splits.validation : o.split == "test" ? splits.test : splits.t10k;
 
-  BackendChoice backend = select_backend(o.device);
+  BackendChoice backend = select_backend(o.device, o.tf32);
   Executor<float> executor(spec, *backend.ops, o.batch, seed);
   backend.ops->copy_to_device(executor.params(), params.data(), params.size() * sizeof(float));
   const EvalResult result = evaluate(executor, data.t10k, indices);
@@ -112,6 +113,7 @@ void add_eval_command(CLI::App& app, Command& command) {
   sub->add_option("--split", o.split, "val, test or t10k (all 10,000)")->check(CLI::IsMember({"val", "test", "t10k"}))->capture_default_str();
   sub->add_option("--data-dir", o.data_dir, "directory of the IDX files (default: $FMNIST_DATA_DIR or " FMNIST_DEFAULT_DATA_DIR ")");
   sub->add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
   sub->add_option("--seed", o.seed, "seed of the val/test split (default: the checkpoint's, else 1)");
   sub->add_option("--validation-size", o.validation_count, "t10k images in the validation split (default: the checkpoint's, else 9900)")->check(CLI::Range(1, 9999));
   sub->add_option("--batch-size", o.batch, "images per evaluated batch")->check(CLI::Range(1, 10000))->capture_default_str();

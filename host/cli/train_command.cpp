@@ -9,7 +9,10 @@
 
 #include "host/backend_select.h"
 #include "host/cli/cli.h"
+#include "host/cli/train_resume.h"
 #include "host/dataset.h"
+#include "host/run_state.h"
+#include "host/stop_signal.h"
 #include "host/trainer.h"
 
 namespace fmnist::cli {
@@ -27,6 +30,9 @@ struct TrainOptions {
   std::uint64_t seed = 1;
   std::string device = "auto";
   bool tf32 = false;
+  bool no_graph = false;            // host/batch_stream.h: how batches and steps reach the device
+  std::string placement = "auto";
+  int stream_slots = 4;
   std::string data_dir;
   std::string out_dir;
   std::string init_from;
@@ -37,6 +43,10 @@ struct TrainOptions {
   std::string resume;
   bool overwrite = false;
   int init_redraws = 10;
+  int checkpoint_every = 10;
+  int keep_checkpoints = 3;
+  int guard_every = 1;
+  CLI::App* app = nullptr;  // the subcommand, to tell which flags were given (--resume)
 };
 
 const std::map<std::string, ModelKind> kModels{{"ae", ModelKind::Autoencoder},
@@ -48,7 +58,7 @@ const std::map<std::string, ClassifierHead> kHeads{{"sigmoid", ClassifierHead::S
 // Refuses to write a new run over checkpoints that are already there.
 void check_out_dir(const TrainOptions& o) {
   if (!o.resume.empty() || o.overwrite) return;
-  for (const char* name : {"last.safetensors", "best.safetensors", "metrics.csv"}) {
+  for (const char* name : {"last.safetensors", "best.safetensors", "last.state.safetensors", "metrics.csv"}) {
     const std::string path = o.out_dir + "/" + name;
     if (std::filesystem::exists(path))
       throw std::invalid_argument(path + " already exists: choose another --out, --resume " +
@@ -58,6 +68,7 @@ void check_out_dir(const TrainOptions& o) {
 
 int run_train(void* p) {
   auto& o = *static_cast<TrainOptions*>(p);
+  install_stop_handlers();  // SIGINT/SIGTERM: finish the step, checkpoint, exit 128 + signal
   TrainConfig config;
   config.model.kind = kModels.at(o.model);
   config.model.latent = o.latent;
@@ -76,27 +87,44 @@ int run_train(void* p) {
   config.drop_last = o.drop_last;
   config.init_encoder_from = o.init_from;
   config.init_redraws = o.init_redraws;
+  config.checkpoint_every = o.checkpoint_every;
+  config.keep_checkpoints = o.keep_checkpoints;
+  config.guard_every = o.guard_every;
   if (!o.resume.empty()) {
     if (!o.out_dir.empty() && o.out_dir != o.resume)
       throw std::invalid_argument("--resume DIR writes into DIR; do not also give another --out");
     o.out_dir = o.resume;
-    config.resume_from = o.resume;
+    // The run's own configuration (DIR/config.json); flags given again must agree with it.
+    config = resumed_run_config(o.resume, config, given_flags(*o.app));
   }
+  // Operational: never changes a result, so a resumed run takes them as given.
+  config.stream.graphs = !o.no_graph;
+  config.stream.placement = parse_placement(o.placement);
+  config.stream.slots = o.stream_slots;
   if (o.out_dir.empty())
     o.out_dir = default_run_dir(fmt::format("{}{}", o.model == "ae" ? "ae" : "c", o.latent));
   config.out_dir = o.out_dir;
-  build_network(config.model);  // validates the model options before any data is read
+  const NetworkSpec spec = build_network(config.model);  // validates the model options before any data is read
   check_out_dir(o);
+  if (!config.resume_from.empty() && std::filesystem::exists(RunFiles(config.resume_from).state))
+    load_run_state(RunFiles(config.resume_from).state, spec);  // a corrupt or foreign checkpoint: refused now
 
   const std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
   const FashionMnist data = load_fashion_mnist(data_dir);
+  prepare_output_directory(config.out_dir);  // unwritable: one line, exit 2, before any training
   BackendChoice backend = select_backend(o.device, o.tf32);
   std::cerr << fmt::format("fmnist: training {} on {} ({}); data {}; output {}\n",
                            describe(config.model), backend.ops->name(), backend.note, data_dir,
                            config.out_dir);
   TrainCallbacks callbacks;
   callbacks.live_progress = stderr_is_terminal();
+  callbacks.stop_signal = stop_signal_flag();
   const TrainResult result = train(config, data, *backend.ops, std::cerr, callbacks);
+  if (result.stopped_by != 0) {
+    std::cerr << fmt::format("fmnist: {} received: the run stopped early; continue it with: fmnist train --resume {}\n",
+                             signal_name(result.stopped_by), config.out_dir);
+    return 128 + result.stopped_by;
+  }
   if (!result.epochs.empty()) {
     const EpochMetrics& last = result.epochs.back();
     std::cout << fmt::format("final: epoch {} train loss {:.6f} val loss {:.6f}", last.epoch,
@@ -125,6 +153,9 @@ void add_train_command(CLI::App& app, Command& command) {
   sub->add_option("--seed", o.seed, "seed of initialisation, splits, shuffles and dropout")->capture_default_str();
   sub->add_option("--device", o.device, "cpu, cuda or auto (the GPU when there is one)")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
   sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  sub->add_flag("--no-graph", o.no_graph, "launch every op of every step (default: each kind of step is captured once as a CUDA graph and replayed)");
+  sub->add_option("--data-placement", o.placement, "auto (resident when the data fits in a quarter of free GPU memory), resident (uploaded once, batches gathered on the GPU) or stream (pinned batches copied while the previous step runs)")->check(CLI::IsMember({"auto", "resident", "stream"}))->capture_default_str();
+  sub->add_option("--stream-slots", o.stream_slots, "batches in flight when streaming")->check(CLI::Range(2, 64))->capture_default_str();
   sub->add_option("--data-dir", o.data_dir, "directory of the IDX files (default: $FMNIST_DATA_DIR or " FMNIST_DEFAULT_DATA_DIR ")");
   sub->add_option("--out", o.out_dir, "output directory (default: runs/<model><n>-<time>)");
   sub->add_option("--init-from", o.init_from, "classifier: take the encoder from this AE checkpoint (frozen unless --fine-tune)");
@@ -132,9 +163,13 @@ void add_train_command(CLI::App& app, Command& command) {
   sub->add_option("--validation-size", o.validation_count, "t10k images used for validation; the rest is the test split")->check(CLI::Range(1, 9999))->capture_default_str();
   sub->add_option("--max-steps-per-epoch", o.max_steps, "stop each epoch after this many steps (0: whole epoch)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_flag("--drop-last", o.drop_last, "drop a partial last batch of each epoch");
-  sub->add_option("--resume", o.resume, "continue the run in this directory after its last epoch");
+  sub->add_option("--resume", o.resume, "continue the run in this directory from its last checkpoint, with its recorded configuration (config.json)");
   sub->add_option("--init-redraws", o.init_redraws, "AE: redraw initial weights whose reconstruction is all zeros (a dead ReLU) up to this many times; 0 keeps them as PyTorch would")->check(CLI::Range(0, 1000))->capture_default_str();
   sub->add_flag("--overwrite", o.overwrite, "write over checkpoints already in --out");
+  sub->add_option("--checkpoint-every", o.checkpoint_every, "also keep the weights of every Nth epoch as epoch-NNNN.safetensors (0: never; last/best/state are written every epoch)")->check(CLI::Range(0, 1000000))->capture_default_str();
+  sub->add_option("--keep-checkpoints", o.keep_checkpoints, "keep only the newest K epoch-NNNN.safetensors (0: all)")->check(CLI::Range(0, 1000000))->capture_default_str();
+  sub->add_option("--guard-every", o.guard_every, "check the loss and gradients for NaN/Inf every N steps (and before every checkpoint); on a GPU each check is a sync")->check(CLI::Range(1, 1000000))->capture_default_str();
+  o.app = sub;
   command = {sub, &run_train, &o};
 }
 

@@ -1,8 +1,10 @@
 // CpuOps: memory, pooling, Linear, activations, dropout, losses and Adam on host memory, each a
-// plain loop over the elementwise.h math; the convolutions are in conv.cpp, BLAS calls in gemm.h.
+// plain loop over the elementwise.h math, cut into tasks run in parallel (parallel.h); the
+// convolutions are in conv.cpp, BLAS calls in gemm.h.
 #include "host/reference/cpu_ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,12 +15,54 @@
 #include <vector>
 
 #include "host/reference/gemm.h"
+#include "host/reference/parallel.h"
 #include "host/reference/sum.h"
 
 namespace fmnist {
+
 namespace {
 
 namespace ew = elementwise;
+using reference::TaskPool;
+
+// Every op below cuts its work into tasks fixed by its shapes alone (parallel.h), in one of
+// three ways; body(begin, end) handles one task's range.
+//
+// Element-wise loops: blocks of kElementsPerTask elements (128 KB of floats, a multiple of 4 for
+// dropout's Philox blocks). Each element is computed on its own: the cut changes nothing but speed.
+constexpr std::size_t kElementsPerTask = 32768;
+template <class Body> void for_blocks(TaskPool& pool, std::size_t n, const Body& body) {
+  const int tasks = static_cast<int>((n + kElementsPerTask - 1) / kElementsPerTask);
+  pool.run(tasks, [&](int task, int) {
+    const std::size_t begin = static_cast<std::size_t>(task) * kElementsPerTask;
+    body(begin, std::min(n, begin + kElementsPerTask));
+  });
+}
+
+// Pooling: the batch's B*C planes of `plane` elements, about kElementsPerTask elements per task.
+template <class Body>
+void for_plane_blocks(TaskPool& pool, int batch, int channels, std::size_t plane,
+                      const Body& body) {
+  const std::size_t planes = static_cast<std::size_t>(batch) * channels;
+  const std::size_t per_task = std::max<std::size_t>(1, kElementsPerTask / plane);
+  const int tasks = static_cast<int>((planes + per_task - 1) / per_task);
+  pool.run(tasks, [&](int task, int) {
+    const std::size_t first = static_cast<std::size_t>(task) * per_task;
+    body(first, std::min(planes, first + per_task));
+  });
+}
+
+// Linear's GEMMs: the columns of their result, in at most 8 blocks of at least 64 columns. Each
+// block is a GEMM of its own over the full inner dimension (no partial sums to add up).
+constexpr std::size_t kMinColumnsPerTask = 64;
+constexpr int kMaxColumnTasks = 8;
+template <class Body> void for_column_blocks(TaskPool& pool, int columns, const Body& body) {
+  const int tasks = reference::parts_of(columns, kMinColumnsPerTask, kMaxColumnTasks);
+  pool.run(tasks, [&](int task, int) {
+    const int begin = static_cast<int>(reference::part_begin(columns, tasks, task));
+    body(begin, static_cast<int>(reference::part_begin(columns, tasks, task + 1)));
+  });
+}
 
 [[noreturn]] void fail(const char* op, const std::string& what) {
   throw std::invalid_argument(std::string(op) + ": " + what);
@@ -65,7 +109,87 @@ template <class T> void write_mean(double sum, std::size_t n, T* loss, double* l
   if (loss_sum != nullptr) *loss_sum += mean;
 }
 
+// One (H,W) plane of max pooling: y (Ho,Wo) and its argmax from in (H,W rows of w elements).
+// One output row at a time, window elements in scan order (ky, kx), all ox at once: branch-free
+// selects that the compiler vectorizes. (Sizes are parameters, not captures: the int32 stores
+// cannot alias them.)
+template <class T>
+void maxpool_plane(const T* in, int w, int ho, int wo, int k, int s, T* y, std::int32_t* argmax) {
+  for (int oy = 0; oy < ho; ++oy) {
+    T* best = y + static_cast<std::size_t>(oy) * wo;
+    std::int32_t* best_index = argmax + static_cast<std::size_t>(oy) * wo;
+    for (int ox = 0; ox < wo; ++ox) {
+      best[ox] = -std::numeric_limits<T>::infinity();
+      best_index[ox] = oy * s * w + ox * s;
+    }
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) {
+        const int first = (oy * s + ky) * w + kx;  // the element for ox = 0
+        const T* row = in + first;
+        for (int ox = 0; ox < wo; ++ox) {
+          const T v = row[ox * s];
+          const bool take = (v > best[ox]) | (v != v);  // v != v: NaN
+          best[ox] = take ? v : best[ox];
+          best_index[ox] = take ? first + ox * s : best_index[ox];
+        }
+      }
+  }
+}
+
+// The same for the paper's 2x2 windows at stride 2, the same scan order and NaN rule written out
+// for the four elements of a window: about three times faster (the loop vectorizes whole).
+template <class T>
+void maxpool_plane_2x2(const T* in, int w, int ho, int wo, T* y, std::int32_t* argmax) {
+  for (int oy = 0; oy < ho; ++oy) {
+    const T* top = in + static_cast<std::size_t>(2 * oy) * w;
+    const T* bottom = top + w;
+    T* best_row = y + static_cast<std::size_t>(oy) * wo;
+    std::int32_t* index_row = argmax + static_cast<std::size_t>(oy) * wo;
+    for (int ox = 0; ox < wo; ++ox) {
+      const T v0 = top[2 * ox], v1 = top[2 * ox + 1], v2 = bottom[2 * ox], v3 = bottom[2 * ox + 1];
+      T best = v0;
+      std::int32_t at = 0;  // the best's offset within the window: 0, 1, w or w + 1
+      bool take = (v1 > best) | (v1 != v1);
+      best = take ? v1 : best;
+      at = take ? 1 : at;
+      take = (v2 > best) | (v2 != v2);
+      best = take ? v2 : best;
+      at = take ? w : at;
+      take = (v3 > best) | (v3 != v3);
+      best = take ? v3 : best;
+      at = take ? w + 1 : at;
+      best_row[ox] = best;
+      index_row[ox] = 2 * oy * w + 2 * ox + at;
+    }
+  }
+}
+
+// One plane of max pooling's backward: dx (in_plane) = 0, then each dy goes to its argmax
+// (skipped, and false returned, when an argmax lies outside the plane).
+template <class T>
+bool unpool_plane(const T* dy, const std::int32_t* argmax, std::size_t out_plane,
+                  std::size_t in_plane, T* dx) {
+  std::fill(dx, dx + in_plane, T(0));
+  bool ok = true;
+  for (std::size_t o = 0; o < out_plane; ++o) {
+    const std::int32_t a = argmax[o];
+    if (a < 0 || static_cast<std::size_t>(a) >= in_plane) {
+      ok = false;
+      continue;
+    }
+    dx[a] += dy[o];
+  }
+  return ok;
+}
+
 }  // namespace
+
+template <class T> CpuOps<T>::CpuOps(int threads)
+    : pool_(threads > 0 ? threads : reference::default_cpu_threads()) {
+  // Our tasks call BLAS from several threads at once; OpenBLAS's own threads would only compete
+  // with them for the cores (and its results would depend on OPENBLAS_NUM_THREADS).
+  openblas_set_num_threads(1);
+}
 
 // ---- memory -------------------------------------------------------------------------------------
 
@@ -113,35 +237,37 @@ void CpuOps<T>::images_to_float(std::size_t n, const std::uint8_t* pixels, T* x)
   require_positive("images_to_float", "n", n);
   require("images_to_float", "pixels", pixels);
   require("images_to_float", "x", x);
-  for (std::size_t i = 0; i < n; ++i) x[i] = ew::pixel_to_unit<T>(pixels[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) x[i] = ew::pixel_to_unit<T>(pixels[i]);
+  });
 }
 
 // ---- convolutions (conv.cpp) ----------------------------------------------------------------------
 
 template <class T>
 void CpuOps<T>::conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
-  reference::conv2d_forward(g, x, w, b, y, scratch_);
+  reference::conv2d_forward(g, x, w, b, y, scratch_, pool_);
 }
 template <class T>
 void CpuOps<T>::conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
                                 T* dw, T* db) {
-  reference::conv2d_backward(g, x, w, dy, dx, dw, db, scratch_);
+  reference::conv2d_backward(g, x, w, dy, dx, dw, db, scratch_, pool_);
 }
 template <class T>
 void CpuOps<T>::conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w,
                                          const T* b, T* y) {
-  reference::conv_transpose2d_forward(g, x, w, b, y, scratch_);
+  reference::conv_transpose2d_forward(g, x, w, b, y, scratch_, pool_);
 }
 template <class T>
 void CpuOps<T>::conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w,
                                           const T* dy, T* dx, T* dw, T* db) {
-  reference::conv_transpose2d_backward(g, x, w, dy, dx, dw, db, scratch_);
+  reference::conv_transpose2d_backward(g, x, w, dy, dx, dw, db, scratch_, pool_);
 }
 
 // ---- max pooling ---------------------------------------------------------------------------------
 
 // x (B,C,H,W) -> y (B,C,Ho,Wo), argmax = index in the (H,W) plane; as PyTorch: the first maximum
-// in scan order wins, and a NaN counts as a maximum.
+// in scan order wins, and a NaN counts as a maximum. Tasks take whole planes.
 template <class T>
 void CpuOps<T>::maxpool2d_forward(const PoolGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   const char* op = "maxpool2d_forward";
@@ -152,34 +278,20 @@ void CpuOps<T>::maxpool2d_forward(const PoolGeometry& g, const T* x, T* y, std::
   const int ho = g.out_h(), wo = g.out_w();
   const std::size_t in_plane = static_cast<std::size_t>(g.in_h) * g.in_w;
   const std::size_t out_plane = static_cast<std::size_t>(ho) * wo;
-  const int k = g.kernel, s = g.stride, w = g.in_w;  // locals: the int32 stores cannot alias them
-  for (std::size_t plane = 0; plane < static_cast<std::size_t>(g.batch) * g.channels; ++plane) {
-    const T* in = x + plane * in_plane;
-    for (int oy = 0; oy < ho; ++oy) {
-      // One output row at a time, window elements in scan order (ky, kx), all ox at once:
-      // branch-free selects that the compiler vectorizes.
-      T* best = y + plane * out_plane + static_cast<std::size_t>(oy) * wo;
-      std::int32_t* best_index = argmax + plane * out_plane + static_cast<std::size_t>(oy) * wo;
-      for (int ox = 0; ox < wo; ++ox) {
-        best[ox] = -std::numeric_limits<T>::infinity();
-        best_index[ox] = oy * s * w + ox * s;
-      }
-      for (int ky = 0; ky < k; ++ky)
-        for (int kx = 0; kx < k; ++kx) {
-          const int first = (oy * s + ky) * w + kx;  // the element for ox = 0
-          const T* row = in + first;
-          for (int ox = 0; ox < wo; ++ox) {
-            const T v = row[ox * s];
-            const bool take = (v > best[ox]) | (v != v);  // v != v: NaN
-            best[ox] = take ? v : best[ox];
-            best_index[ox] = take ? first + ox * s : best_index[ox];
-          }
-        }
+  for_plane_blocks(pool_, g.batch, g.channels, in_plane, [&](std::size_t first, std::size_t end) {
+    for (std::size_t plane = first; plane < end; ++plane) {
+      const T* in = x + plane * in_plane;
+      if (g.kernel == 2 && g.stride == 2)
+        maxpool_plane_2x2(in, g.in_w, ho, wo, y + plane * out_plane, argmax + plane * out_plane);
+      else
+        maxpool_plane(in, g.in_w, ho, wo, g.kernel, g.stride, y + plane * out_plane,
+                      argmax + plane * out_plane);
     }
-  }
+  });
 }
 
-// dy (B,C,Ho,Wo) -> dx (B,C,H,W): each dy goes to its argmax, every other dx is 0.
+// dy (B,C,Ho,Wo) -> dx (B,C,H,W): each dy goes to its argmax, every other dx is 0. Plane by plane
+// (zeroed, then written while it is in cache), whole planes per task.
 template <class T>
 void CpuOps<T>::maxpool2d_backward(const PoolGeometry& g, const T* dy, const std::int32_t* argmax,
                                    T* dx) {
@@ -190,13 +302,14 @@ void CpuOps<T>::maxpool2d_backward(const PoolGeometry& g, const T* dy, const std
   if (dx == nullptr) return;
   const std::size_t in_plane = static_cast<std::size_t>(g.in_h) * g.in_w;
   const std::size_t out_plane = static_cast<std::size_t>(g.out_h()) * g.out_w();
-  std::fill(dx, dx + g.in_count(), T(0));
-  for (std::size_t plane = 0; plane < static_cast<std::size_t>(g.batch) * g.channels; ++plane)
-    for (std::size_t o = 0; o < out_plane; ++o) {
-      const std::int32_t a = argmax[plane * out_plane + o];
-      if (a < 0 || static_cast<std::size_t>(a) >= in_plane) fail(op, "argmax out of its plane");
-      dx[plane * in_plane + a] += dy[plane * out_plane + o];
-    }
+  std::atomic<bool> bad_argmax{false};  // a task cannot throw: it flags, the op throws after
+  for_plane_blocks(pool_, g.batch, g.channels, in_plane, [&](std::size_t first, std::size_t end) {
+    for (std::size_t plane = first; plane < end; ++plane)
+      if (!unpool_plane(dy + plane * out_plane, argmax + plane * out_plane, out_plane, in_plane,
+                        dx + plane * in_plane))
+        bad_argmax = true;
+  });
+  if (bad_argmax) fail(op, "argmax out of its plane");
 }
 
 // ---- Linear --------------------------------------------------------------------------------------
@@ -210,10 +323,16 @@ void CpuOps<T>::linear_forward(const LinearGeometry& g, const T* x, const T* w, 
   require(op, "w", w);
   require(op, "y", y);
   const int in = g.in_features, out = g.out_features;
-  if (b != nullptr)
-    for (int r = 0; r < g.batch; ++r) std::copy(b, b + out, y + static_cast<std::size_t>(r) * out);
-  reference::gemm(false, true, g.batch, out, in, T(1), x, in, w, in, b != nullptr ? T(1) : T(0), y,
-                  out);
+  // Output columns [j0, j1) per task: y[:, j0:j1] = b[j0:j1] (the GEMM's starting value, beta 1)
+  // + x w[j0:j1, :]^T.
+  for_column_blocks(pool_, out, [&](int j0, int j1) {
+    if (b != nullptr)
+      for (int r = 0; r < g.batch; ++r)
+        std::copy(b + j0, b + j1, y + static_cast<std::size_t>(r) * out + j0);
+    reference::gemm(false, true, g.batch, j1 - j0, in, T(1), x, in,
+                    w + static_cast<std::size_t>(j0) * in, in, b != nullptr ? T(1) : T(0), y + j0,
+                    out);
+  });
 }
 
 // dx (B,in) = dy (B,out) w;  dw (out,in) = dy^T x;  db (out) = column sums of dy (in double)
@@ -226,11 +345,19 @@ void CpuOps<T>::linear_backward(const LinearGeometry& g, const T* x, const T* w,
   if (dw != nullptr) require(op, "x (needed for dw)", x);
   if (dx != nullptr) require(op, "w (needed for dx)", w);
   const int in = g.in_features, out = g.out_features;
-  if (dx != nullptr) reference::gemm(false, false, g.batch, in, out, T(1), dy, out, w, in, T(0), dx, in);
-  if (dw != nullptr) reference::gemm(true, false, out, in, g.batch, T(1), dy, out, x, in, T(0), dw, in);
+  // Both products are cut along the input features: dx[:, i0:i1] = dy w[:, i0:i1] and
+  // dw[:, i0:i1] = dy^T x[:, i0:i1], each over the whole batch.
+  for_column_blocks(pool_, in, [&](int i0, int i1) {
+    if (dx != nullptr)
+      reference::gemm(false, false, g.batch, i1 - i0, out, T(1), dy, out, w + i0, in, T(0),
+                      dx + i0, in);
+    if (dw != nullptr)
+      reference::gemm(true, false, out, i1 - i0, g.batch, T(1), dy, out, x + i0, in, T(0),
+                      dw + i0, in);
+  });
   if (db != nullptr) {
-    std::vector<double>& sums = column_sums_;  // row by row, so each column sums in row order
-    sums.assign(out, 0.0);
+    double* sums = scratch_.get_double(out);  // row by row, so each column sums in row order
+    std::fill(sums, sums + out, 0.0);
     for (int r = 0; r < g.batch; ++r)
       for (int j = 0; j < out; ++j) sums[j] += static_cast<double>(dy[static_cast<std::size_t>(r) * out + j]);
     for (int j = 0; j < out; ++j) db[j] = static_cast<T>(sums[j]);
@@ -243,7 +370,9 @@ template <class T> void CpuOps<T>::relu_forward(std::size_t n, const T* x, T* y)
   require_positive("relu_forward", "n", n);
   require("relu_forward", "x", x);
   require("relu_forward", "y", y);
-  for (std::size_t i = 0; i < n; ++i) y[i] = ew::relu(x[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) y[i] = ew::relu(x[i]);
+  });
 }
 
 template <class T> void CpuOps<T>::relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
@@ -251,14 +380,18 @@ template <class T> void CpuOps<T>::relu_backward(std::size_t n, const T* y, cons
   require("relu_backward", "y", y);
   require("relu_backward", "dy", dy);
   require("relu_backward", "dx", dx);
-  for (std::size_t i = 0; i < n; ++i) dx[i] = ew::relu_grad(y[i], dy[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) dx[i] = ew::relu_grad(y[i], dy[i]);
+  });
 }
 
 template <class T> void CpuOps<T>::sigmoid_forward(std::size_t n, const T* x, T* y) {
   require_positive("sigmoid_forward", "n", n);
   require("sigmoid_forward", "x", x);
   require("sigmoid_forward", "y", y);
-  for (std::size_t i = 0; i < n; ++i) y[i] = ew::sigmoid(x[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) y[i] = ew::sigmoid(x[i]);
+  });
 }
 
 template <class T> void CpuOps<T>::sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
@@ -266,18 +399,21 @@ template <class T> void CpuOps<T>::sigmoid_backward(std::size_t n, const T* y, c
   require("sigmoid_backward", "y", y);
   require("sigmoid_backward", "dy", dy);
   require("sigmoid_backward", "dx", dx);
-  for (std::size_t i = 0; i < n; ++i) dx[i] = ew::sigmoid_grad(y[i], dy[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) dx[i] = ew::sigmoid_grad(y[i], dy[i]);
+  });
 }
 
-// out (n) = in (n) * dropout factor of element i; one Philox block gives the factors of four
+// out [begin, end) = in * dropout factor of element i; one Philox block gives the factors of four
 // consecutive elements (the same values elementwise::dropout_factor gives one at a time).
+// begin is a multiple of 4.
 namespace {
 template <class T>
-void scale_by_dropout_mask(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
-                           std::uint32_t layer, const T* in, T* out) {
-  for (std::size_t first = 0; first < n; first += 4) {
+void scale_by_dropout_mask(std::size_t begin, std::size_t end, float p, std::uint64_t seed,
+                           std::uint64_t step, std::uint32_t layer, const T* in, T* out) {
+  for (std::size_t first = begin; first < end; first += 4) {
     const ew::Philox4x32 bits = ew::dropout_block(seed, step, layer, first / 4);
-    for (std::size_t k = 0; k < 4 && first + k < n; ++k)
+    for (std::size_t k = 0; k < 4 && first + k < end; ++k)
       out[first + k] = in[first + k] * ew::dropout_factor_of<T>(ew::dropout_uniform_from_bits(bits.v[k]), p);
   }
 }
@@ -290,7 +426,9 @@ void CpuOps<T>::dropout_forward(std::size_t n, float p, std::uint64_t seed, std:
   check_dropout("dropout_forward", n, p);
   require("dropout_forward", "x", x);
   require("dropout_forward", "y", y);
-  scale_by_dropout_mask(n, p, seed, step, layer, x, y);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    scale_by_dropout_mask(begin, end, p, seed, step, layer, x, y);
+  });
 }
 
 // dx = dy * the same factor as the forward.
@@ -300,7 +438,9 @@ void CpuOps<T>::dropout_backward(std::size_t n, float p, std::uint64_t seed, std
   check_dropout("dropout_backward", n, p);
   require("dropout_backward", "dy", dy);
   require("dropout_backward", "dx", dx);
-  scale_by_dropout_mask(n, p, seed, step, layer, dy, dx);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    scale_by_dropout_mask(begin, end, p, seed, step, layer, dy, dx);
+  });
 }
 
 // ---- losses and metrics ----------------------------------------------------------------------
@@ -315,10 +455,12 @@ void CpuOps<T>::l1_loss(std::size_t n, const T* pred, const T* target, T* dpred,
   require(op, "loss", loss);
   const T inv_n = T(1) / static_cast<T>(n);
   T* terms = scratch_.get(0, n);  // computed apart (vectorized, no branches), summed in order
-  for (std::size_t i = 0; i < n; ++i) terms[i] = ew::l1_term(pred[i], target[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) terms[i] = ew::l1_term(pred[i], target[i]);
+    if (dpred != nullptr)  // a loop of its own, so that it vectorizes
+      for (std::size_t i = begin; i < end; ++i) dpred[i] = ew::l1_grad(pred[i], target[i], inv_n);
+  });
   const double sum = reference::sum_in_double(terms, n);
-  if (dpred != nullptr)  // a loop of its own, so that it vectorizes
-    for (std::size_t i = 0; i < n; ++i) dpred[i] = ew::l1_grad(pred[i], target[i], inv_n);
   write_mean(sum, n, loss, loss_sum);
 }
 
@@ -332,10 +474,12 @@ void CpuOps<T>::mse_loss(std::size_t n, const T* pred, const T* target, T* dpred
   require(op, "loss", loss);
   const T inv_n = T(1) / static_cast<T>(n);
   T* terms = scratch_.get(0, n);  // computed apart (vectorized, no branches), summed in order
-  for (std::size_t i = 0; i < n; ++i) terms[i] = ew::mse_term(pred[i], target[i]);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) terms[i] = ew::mse_term(pred[i], target[i]);
+    if (dpred != nullptr)  // a loop of its own, so that it vectorizes
+      for (std::size_t i = begin; i < end; ++i) dpred[i] = ew::mse_grad(pred[i], target[i], inv_n);
+  });
   const double sum = reference::sum_in_double(terms, n);
-  if (dpred != nullptr)  // a loop of its own, so that it vectorizes
-    for (std::size_t i = 0; i < n; ++i) dpred[i] = ew::mse_grad(pred[i], target[i], inv_n);
   write_mean(sum, n, loss, loss_sum);
 }
 
@@ -390,7 +534,9 @@ void CpuOps<T>::adam_update(std::size_t n, T* params, const T* grads, T* m, T* v
   require(op, "m", m);
   require(op, "v", v);
   const elementwise::AdamStep<T> s = step;  // a local copy: stores to params cannot alias it
-  for (std::size_t i = 0; i < n; ++i) ew::adam_update(params[i], grads[i], m[i], v[i], s);
+  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) ew::adam_update(params[i], grads[i], m[i], v[i], s);
+  });
 }
 
 template class CpuOps<float>;

@@ -6,16 +6,24 @@
 #include <vector>
 
 #include "host/reference/conv.h"
+#include "host/reference/parallel.h"
 #include "models/ops.h"
 
 namespace fmnist {
 
-// Results are bitwise deterministic run to run (fixed summation orders, BLAS with a fixed
-// thread count). Loss values and bias gradients are summed in double (fixed order, sum.h);
-// a loss is that sum divided by the count.
+// Results are bitwise deterministic run to run, and the same on any number of threads: work is
+// cut into tasks fixed by the shapes alone and partial sums are added in task order (parallel.h);
+// BLAS runs single-threaded inside the tasks. Loss values and bias gradients are summed in double
+// (fixed order, sum.h); a loss is that sum divided by the count.
 // A null bias b in a forward op means "no bias". Not thread-safe: one object per thread.
 template <class T> class CpuOps final : public Ops<T> {
  public:
+  // threads: how many threads the ops run on; 0 means reference::default_cpu_threads()
+  // (FMNIST_CPU_THREADS, else the CPUs this process may use, at most 8). Also sets OpenBLAS to
+  // one thread for the whole process: the ops parallelise around their BLAS calls.
+  explicit CpuOps(int threads = 0);
+  int threads() const { return pool_.threads(); }
+
   std::string name() const override { return "cpu"; }
 
   void* allocate(std::size_t bytes) override;  // zeroed, 64-byte aligned; never null
@@ -64,8 +72,8 @@ template <class T> class CpuOps final : public Ops<T> {
                    const elementwise::AdamStep<T>& step) override;
 
  private:
-  reference::Scratch<T> scratch_;     // im2col buffers and loss terms, grown on demand
-  std::vector<double> column_sums_;  // Linear bias gradient
+  reference::TaskPool pool_;
+  reference::Scratch<T> scratch_;  // im2col buffers, partial sums and loss terms, grown on demand
 };
 
 extern template class CpuOps<float>;
