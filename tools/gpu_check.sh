@@ -394,6 +394,13 @@ compare_runs() {  # compare_runs GPU_LOG CPU_LOG: val loss within 2% relative, a
     }
     print "compare: " line; exit ok ? 0 : 1 }'
 }
+figure_bench() { grep -m1 -E '^AE\(256\) +100 ' "$1" | awk '{ print "AE(256) b100: " $3 " img/s" }'; }
+figure_torch() { grep -m1 -E '^AE\(256\) +100 +eager' "$1" | awk '{ print "eager AE(256) b100: " $4 " img/s" }'; }
+# The side-by-side table of fmnist and PyTorch on this card (tools/bench_compare.py).
+bench_ratio() {
+  python3 "$repo/tools/bench_compare.py" "$log_dir/bench-fmnist.json" "$log_dir"/bench-torch-*.json \
+    >"$log_dir/ratio.txt" && cat "$log_dir/ratio.txt"
+}
 figure_compare() { grep -m1 '^compare:' "$1" | sed 's/^compare: //'; }
 
 train() {  # train MODEL DEVICE OUT: 2 epochs of MODEL(256) on DEVICE, the run written to OUT
@@ -404,8 +411,8 @@ train() {  # train MODEL DEVICE OUT: 2 epochs of MODEL(256) on DEVICE, the run w
 
 gpu_tests="$build_dir/tests/gpu/fmnist_gpu_tests"
 fmnist="$build_dir/fmnist"
-export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps
-export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs
+export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
+export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s"
 run_step info 30 figure_info info
@@ -471,6 +478,14 @@ if [ "$build_ok" -eq 1 ]; then
   ae_gpu_log="$log_dir/$(printf '%02d' "$step_number")-train-ae256.log"
   run_step train-c256 120 figure_train train classifier cuda "$log_dir/c256"
   c_gpu_log="$log_dir/$(printf '%02d' "$step_number")-train-c256.log"
+  run_step bench 120 figure_bench "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist.json"
+  if python3 -c 'import torch' >/dev/null 2>&1; then
+    run_step torch-eager 180 figure_torch python3 "$repo/tools/torch_baseline.py" --device cuda --modes eager \
+      --json "$log_dir/bench-torch-eager.json"
+    run_step ratio 20 figure_none bench_ratio
+  else
+    record torch-bench SKIP 0 "python3 has no torch"
+  fi
   if [ "${FMNIST_GPU_CHECK_CPU:-0}" = 1 ]; then
     run_step cpu-ae256 600 figure_train train ae cpu "$log_dir/ae256-cpu"
     ae_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-ae256.log"
@@ -495,6 +510,7 @@ total=$(($(date +%s) - start_time))
   done
   if [ "$failed" -eq 0 ]; then echo "result: PASS"; else echo "result: FAIL"; fi
   echo "logs: $log_dir"
+  if [ -s "$log_dir/ratio.txt" ]; then echo; echo "fmnist vs PyTorch on this card"; cat "$log_dir/ratio.txt"; fi
 } >"$log_dir/summary.txt"
 if [ "$pack_logs" = 1 ]; then
   # Keep summary.txt and one archive of everything else (LOG_DIR may return few files).
