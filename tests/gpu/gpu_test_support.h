@@ -201,12 +201,9 @@ CompareResult compare(const std::string& what, const std::vector<float>& got,
   summary << what << ": " << got.size() << " elements, max|ref| " << scale << ", worst |diff| "
           << r.worst_abs << ", worst diff/allowed " << r.worst_excess << " at [" << r.worst_index
           << "] (rtol " << tol.rtol << ", atol " << atol << ")";
-  if (!r.ok) {
-    FAIL_CHECK(summary.str() << "\n  " << r.mismatches << " mismatches; first:" << first.str());
-  } else {
-    if (verbose()) std::printf("  ok %s\n", summary.str().c_str());
-    SUCCEED();
-  }
+  INFO(summary.str() << "\n  " << r.mismatches << " mismatches; first:" << first.str());
+  CHECK(r.ok);
+  if (r.ok && verbose()) std::printf("  ok %s\n", summary.str().c_str());
   return r;
 }
 
@@ -233,14 +230,12 @@ bool compare_exact(const std::string& what, const std::vector<T>& got, const std
     }
     ++mismatches;
   }
-  if (mismatches != 0) {
-    FAIL_CHECK(what << ": " << mismatches << " of " << got.size()
-                    << " elements differ (bitwise comparison); first:" << first.str());
-    return false;
-  }
-  if (verbose()) std::printf("  ok %s: %zu elements bitwise equal\n", what.c_str(), got.size());
-  SUCCEED();
-  return true;
+  INFO(what << ": " << mismatches << " of " << got.size()
+            << " elements differ (bitwise comparison); first:" << first.str());
+  CHECK(mismatches == 0);
+  if (mismatches == 0 && verbose())
+    std::printf("  ok %s: %zu elements bitwise equal\n", what.c_str(), got.size());
+  return mismatches == 0;
 }
 
 }  // namespace fmnist::gputest
