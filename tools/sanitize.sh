@@ -18,5 +18,7 @@ echo "sanitize: built $build_dir (ASan + UBSan) in $(( built - start )) s; runni
 # Child processes (the CLI tests run the instrumented fmnist) inherit these.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Leaks that third-party libraries make once per process (see the file) are not reported.
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tools/lsan-suppressions.txt:print_suppressions=0}"
 cd "$build_dir"
 exec ctest --output-on-failure -j"$(nproc)" --timeout 1500 "$@"
