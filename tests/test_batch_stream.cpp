@@ -294,7 +294,7 @@ TEST_CASE("stream: results are bitwise those of the synchronous path", "[stream]
   }
 }
 
-TEST_CASE("stream: a seed gives bitwise identical runs; another seed does not", "[stream]") {
+TEST_CASE("stream: a seed gives bitwise identical runs, another seed does not", "[stream]") {
   const FashionMnist data = tagged_data(kTrain, 20);
   const Splits splits = small_splits(data, 7);
   const ModelConfig m = model(ModelKind::Autoencoder, 0.2f);
@@ -339,7 +339,7 @@ TEST_CASE("stream: an epoch resumed mid-way ends as the whole epoch does", "[str
   }
 }
 
-TEST_CASE("stream: the host gather hook sees each batch's indices; resident refuses it", "[stream]") {
+TEST_CASE("stream: the host gather hook sees each batch's indices, resident refuses it", "[stream]") {
   const FashionMnist data = tagged_data(kTrain, 20);
   const Splits splits = small_splits(data, 2);
   const auto order = epoch_order(splits.train, 2, 1);

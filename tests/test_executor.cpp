@@ -108,7 +108,7 @@ TEST_CASE("classifier gradients match finite differences, both heads", "[executo
   }
 }
 
-TEST_CASE("a frozen encoder is never written; only the head trains", "[executor]") {
+TEST_CASE("a frozen encoder is never written, only the head trains", "[executor]") {
   ModelConfig c;
   c.kind = ModelKind::Classifier;
   c.latent = 32;
