@@ -5,19 +5,16 @@
 #include <cstddef>
 
 #include "cuda/check.h"
+#include "cuda/grid_stride.cuh"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
 // params, grads, m, v are (n); step is passed by value (kernel parameter memory).
 __global__ void adam_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
                             elementwise::AdamStep<float> step) {
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride)
+  for (std::size_t i = global_index(); i < n; i += global_stride())
     elementwise::adam_update(params[i], grads[i], m[i], v[i], step);
 }
 

@@ -7,6 +7,7 @@
 
 #include "cuda/check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/kernels.h"
 
 namespace fmnist {
 
@@ -78,6 +79,13 @@ std::string cuda_runtime_summary() {
 
 std::unique_ptr<Ops<float>> make_cuda_ops(const CudaOptions& options) {
   return std::make_unique<cuda::CudaOps>(options);
+}
+
+std::uint64_t cuda_bf16_rounding_mismatches(int device) {
+  CudaOptions options;
+  options.device = device;
+  cuda::Context context(options);
+  return cuda::count_bf16_rounding_mismatches(context);
 }
 
 }  // namespace fmnist

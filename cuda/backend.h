@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ struct CudaOptions {
   // TF32 tensor-core math in cuDNN and cuBLAS (faster, ~1e-3 relative error). Off: FP32 FMA math
   // only, and only GEMM-family/direct convolution algorithms, so results match the CPU reference.
   bool allow_tf32 = false;
+  // BF16 products (models/precision.h): every convolution through cuDNN on bfloat16 tensors
+  // (CUDNN_DATA_BFLOAT16, FP32 compute) and every Linear product through cublasGemmEx on bfloat16
+  // operands (CUBLAS_COMPUTE_32F), results rounded to bfloat16 and kept in FP32 buffers; weights,
+  // gradient buffers, Adam and every other op stay FP32. Excludes allow_tf32; needs compute
+  // capability 8.0 or newer. Off: the FP32 (or TF32) path, untouched.
+  bool bf16 = false;
   // Deterministic cuDNN algorithms only (bitwise equal results run to run). Every fmnist kernel is
   // deterministic either way (no floating-point atomics).
   bool deterministic = true;
@@ -40,5 +47,11 @@ struct CudaOptions {
 // The GPU backend on options.device. Throws std::runtime_error with a one-line message when there
 // is no such device, no driver, or the device's compute capability is not supported by this build.
 std::unique_ptr<Ops<float>> make_cuda_ops(const CudaOptions& options);
+
+// For tests/gpu: runs elementwise::bf16_bits (the shared rounding of models/elementwise.h) and
+// CUDA's __float2bfloat16_rn on `device` over every one of the 2^32 float bit patterns and returns
+// how many disagree (0 expected: the BF16 casts of the GPU backend use the shared function, and
+// must mean what cuDNN and cuBLAS mean by bfloat16).
+std::uint64_t cuda_bf16_rounding_mismatches(int device = 0);
 
 }  // namespace fmnist

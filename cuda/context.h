@@ -42,6 +42,14 @@ class Context {
   // The largest workspace a convolution algorithm may ask for.
   std::size_t workspace_limit() const { return workspace_limit_; }
 
+  // BF16 mode's scratch (options().bf16, models/precision.h): the bfloat16 copies of a product's
+  // operands and, for cuDNN, its bfloat16 result. At least `bytes` after the call; grown only
+  // when a convolution is planned or a Linear shape is first met, waiting for the stream first,
+  // never while the stream is being captured (std::logic_error: run the step once un-captured).
+  // The smaller buffer it replaces is kept until teardown (a captured graph may hold its address).
+  void reserve_bf16_scratch(std::size_t bytes);
+  void* bf16_scratch() const { return bf16_scratch_; }
+
   // Scratch for two-pass reductions: kReducePartials doubles.
   static constexpr int kReducePartials = 1024;
   double* reduce_partials() const { return reduce_partials_; }
@@ -50,6 +58,10 @@ class Context {
   int grid_for(std::size_t n, int threads) const;
 
  private:
+  // Grows `buffer` (of `buffer_bytes`) to at least `bytes`, rounded up to 1 MiB and zeroed: waits
+  // for the stream, retires the old buffer (a captured graph may hold it), refuses during capture.
+  void grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t bytes, const char* what);
+
   CudaOptions options_;
   cudaDeviceProp properties_{};
   cudaStream_t stream_ = nullptr;
@@ -59,6 +71,8 @@ class Context {
   std::size_t workspace_bytes_ = 0;
   std::size_t workspace_limit_ = 0;
   std::vector<void*> retired_workspaces_;
+  void* bf16_scratch_ = nullptr;
+  std::size_t bf16_scratch_bytes_ = 0;
   void* cublas_workspace_ = nullptr;
   double* reduce_partials_ = nullptr;
 

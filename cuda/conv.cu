@@ -9,9 +9,13 @@
 //   3. a known-good fallback (implicit GEMM / ALGO_1) is tried last.
 // The heuristic ranking does not depend on timings, so every run of a build on a device makes the
 // same choice: with deterministic algorithms results are bitwise reproducible across processes.
+// BF16 mode (conv.h, models/precision.h), bfloat16 tensors: the heuristics are asked with
+// tensor-op math; GEMM-family and direct algorithms only, deterministic as above, with the math
+// type each was ranked with; fallbacks implicit GEMM / ALGO_1 with tensor-op, then FMA math.
 #include "cuda/conv.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include "cuda/check.h"
+#include "cuda/kernels.h"
 
 namespace fmnist::cuda {
 namespace {
@@ -91,6 +96,10 @@ bool known_nondeterministic(cudnnConvolutionBwdFilterAlgo_t a) {
   return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
 }
 
+// Which filter the ranking applies: FP32 (FMA math, direct sums), TF32 (anything cuDNN ranks) or
+// BF16 on bfloat16 tensors (direct sums, tensor-op or FMA math).
+enum class PlanMath { Fp32, Tf32, Bf16 };
+
 template <class Algo> struct Candidate {
   Algo algo;
   cudnnMathType_t math;
@@ -99,7 +108,7 @@ template <class Algo> struct Candidate {
 // The heuristic's ranking, filtered as the file header says, with `fallback` appended.
 template <class Perf, class Algo>
 std::vector<Candidate<Algo>> rank(const std::vector<Perf>& perf, int returned,
-                                  const CudaOptions& options, Algo fallback) {
+                                  const CudaOptions& options, PlanMath mode, Algo fallback) {
   std::vector<Candidate<Algo>> out;
   for (int i = 0; i < returned; ++i) {
     const Perf& p = perf[i];
@@ -108,7 +117,10 @@ std::vector<Candidate<Algo>> rank(const std::vector<Perf>& perf, int returned,
         (p.determinism != CUDNN_DETERMINISTIC || known_nondeterministic(p.algo)))
       continue;
     cudnnMathType_t math = p.mathType;
-    if (!options.allow_tf32) {
+    if (mode == PlanMath::Bf16) {
+      // bfloat16 operands multiply exactly; the descriptor's FP32 compute type sums the products.
+      if (!direct_sum(p.algo) || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    } else if (mode == PlanMath::Fp32) {
       if (!direct_sum(p.algo)) continue;
       if (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
         continue;
@@ -119,13 +131,21 @@ std::vector<Candidate<Algo>> rank(const std::vector<Perf>& perf, int returned,
     });
     if (!seen) out.push_back({p.algo, math});
   }
-  const cudnnMathType_t fallback_math = options.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-  const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate<Algo>& c) {
-    return c.algo == fallback && c.math == fallback_math;
-  });
-  if (!seen) out.push_back({fallback, fallback_math});
+  std::vector<cudnnMathType_t> fallback_maths;
+  if (mode == PlanMath::Bf16)
+    fallback_maths = {CUDNN_TENSOR_OP_MATH, CUDNN_FMA_MATH};
+  else
+    fallback_maths = {mode == PlanMath::Tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH};
+  for (const cudnnMathType_t fallback_math : fallback_maths) {
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate<Algo>& c) {
+      return c.algo == fallback && c.math == fallback_math;
+    });
+    if (!seen) out.push_back({fallback, fallback_math});
+  }
   return out;
 }
+
+std::size_t aligned_bytes(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 std::string geometry_text(const ConvGeometry& g) {
   std::ostringstream s;
@@ -159,9 +179,11 @@ class TrialBuffer {
 
 }  // namespace
 
-ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry)
-    : context_(context), geometry_(geometry) {
+ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry, ConvStorage storage)
+    : context_(context), geometry_(geometry), bf16_(context.options().bf16), storage_(storage) {
   const ConvGeometry& g = geometry_;
+  if (storage_ == ConvStorage::Bfloat16 && !bf16_)
+    throw std::logic_error("conv plan: bfloat16 storage outside BF16 mode");
   // The cuDNN convolution underneath: src (N,C,Hs,Ws) -> dst (N,K,Hd,Wd), filter (K,C,k,k).
   int c, hs, ws, k, hd, wd;
   if (!g.transposed) {
@@ -171,6 +193,11 @@ ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry)
     c = g.out_channels, hs = g.out_h(), ws = g.out_w();
     k = g.in_channels, hd = g.in_h, wd = g.in_w;
   }
+  src_count_ = g.transposed ? g.out_count() : g.in_count();
+  dst_count_ = g.transposed ? g.in_count() : g.out_count();
+  filter_count_ = g.weight_count();
+  const cudnnDataType_t data =
+      storage_ == ConvStorage::Bfloat16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   try {
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&src_));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&dst_));
@@ -178,16 +205,16 @@ ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry)
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_fwd_));
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_bwd_data_));
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_bwd_filter_));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(src_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.batch, c,
-                                           hs, ws));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(dst_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.batch, k,
-                                           hd, wd));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(src_, CUDNN_TENSOR_NCHW, data, g.batch, c, hs, ws));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(dst_, CUDNN_TENSOR_NCHW, data, g.batch, k, hd, wd));
     // Conv2d weight (Cout,Cin,k,k) = (K,C,k,k); ConvTranspose2d weight (Cin,Cout,k,k) = (K,C,k,k).
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(filter_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k, c,
-                                           g.kernel, g.kernel));
-    // As PyTorch: FMA math (no TF32) unless TF32 is allowed, then the default (TF32 permitted).
-    const cudnnMathType_t query_math =
-        context_.options().allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(filter_, data, CUDNN_TENSOR_NCHW, k, c, g.kernel,
+                                           g.kernel));
+    // As PyTorch: FMA math (no TF32) unless TF32 is allowed, then the default (TF32 permitted);
+    // bfloat16 tensors: tensor-op math (FP32 accumulation: the compute type below).
+    const cudnnMathType_t query_math = storage_ == ConvStorage::Bfloat16 ? CUDNN_TENSOR_OP_MATH
+                                       : context_.options().allow_tf32   ? CUDNN_DEFAULT_MATH
+                                                                         : CUDNN_FMA_MATH;
     for (cudnnConvolutionDescriptor_t d : {conv_fwd_, conv_bwd_data_, conv_bwd_filter_}) {
       // PyTorch's Conv2d is a cross-correlation: CUDNN_CROSS_CORRELATION, FP32 accumulation.
       CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, g.padding, g.padding, g.stride, g.stride,
@@ -202,6 +229,13 @@ ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry)
       throw std::invalid_argument("conv plan: cuDNN computes " + std::to_string(h_out) + "x" +
                                   std::to_string(w_out) + " where " + geometry_text(g) +
                                   " needs " + std::to_string(hd) + "x" + std::to_string(wd));
+    if (bf16_) {  // the scratch every pass of this plan uses, reserved now (never mid-capture)
+      const std::size_t element =
+          storage_ == ConvStorage::Bfloat16 ? sizeof(std::uint16_t) : sizeof(float);
+      src_bytes_ = aligned_bytes(src_count_ * element);
+      dst_bytes_ = aligned_bytes(dst_count_ * element);
+      context_.reserve_bf16_scratch(src_bytes_ + dst_bytes_ + filter_count_ * element);
+    }
     choose_algorithms();
   } catch (...) {
     release();
@@ -232,7 +266,10 @@ void ConvPlan::choose_algorithms() {
   const std::size_t src_count = g.transposed ? g.out_count() : g.in_count();
   const std::size_t dst_count = g.transposed ? g.in_count() : g.out_count();
   TrialBuffer src(src_count, stream), dst(dst_count, stream), filter(g.weight_count(), stream);
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f, zero = 0.0f;  // float scalars for float and bfloat16 data alike
+  const PlanMath mode = storage_ == ConvStorage::Bfloat16 ? PlanMath::Bf16
+                        : options.allow_tf32              ? PlanMath::Tf32
+                                                          : PlanMath::Fp32;
 
   // Takes the first candidate that works: math type, workspace size within the limit, then a real
   // run on zeros. cuDNN refusals (not supported, bad parameter...) move on to the next candidate,
@@ -280,7 +317,7 @@ void ConvPlan::choose_algorithms() {
       returned = 0;
     choose(
         "forward", conv_fwd_,
-        rank(perf, returned, options, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM),
+        rank(perf, returned, options, mode, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM),
         [&](cudnnConvolutionFwdAlgo_t a, std::size_t* b) {
           return cudnnGetConvolutionForwardWorkspaceSize(handle, src_, filter_, conv_fwd_, dst_, a,
                                                          b);
@@ -302,7 +339,7 @@ void ConvPlan::choose_algorithms() {
       returned = 0;
     choose(
         "backward-data", conv_bwd_data_,
-        rank(perf, returned, options, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1),
+        rank(perf, returned, options, mode, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1),
         [&](cudnnConvolutionBwdDataAlgo_t a, std::size_t* b) {
           return cudnnGetConvolutionBackwardDataWorkspaceSize(handle, filter_, dst_, conv_bwd_data_,
                                                               src_, a, b);
@@ -324,7 +361,7 @@ void ConvPlan::choose_algorithms() {
       returned = 0;
     choose(
         "backward-filter", conv_bwd_filter_,
-        rank(perf, returned, options, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1),
+        rank(perf, returned, options, mode, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1),
         [&](cudnnConvolutionBwdFilterAlgo_t a, std::size_t* b) {
           return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, src_, dst_,
                                                                 conv_bwd_filter_, filter_, a, b);
@@ -347,11 +384,49 @@ std::string ConvPlan::describe() const {
     << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B) bwd_filter="
     << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " ("
     << bwd_filter_bytes_ << " B)";
+  if (bf16_)
+    s << (storage_ == ConvStorage::Bfloat16 ? " BF16 (bfloat16 tensors)"
+                                            : " BF16 (bfloat16-rounded FP32 tensors)");
   return s.str();
+}
+
+// ---- BF16 mode: staging of operands and results -----------------------------------------------------
+
+ConvPlan::Regions ConvPlan::regions() const {
+  char* base = static_cast<char*>(context_.bf16_scratch());
+  return {base, base + src_bytes_, base + src_bytes_ + dst_bytes_};
+}
+
+void ConvPlan::stage(const float* in, std::size_t n, void* region) const {
+  if (storage_ == ConvStorage::Bfloat16)
+    launch_float_to_bf16(context_, n, in, static_cast<std::uint16_t*>(region));
+  else
+    launch_round_to_bf16(context_, n, in, static_cast<float*>(region));
+}
+
+void* ConvPlan::result(void* region, float* out) const {
+  return storage_ == ConvStorage::Bfloat16 ? region : static_cast<void*>(out);
+}
+
+void ConvPlan::finish(void* region, std::size_t n, float* out) const {
+  if (storage_ == ConvStorage::Bfloat16)
+    launch_bf16_to_float(context_, n, static_cast<const std::uint16_t*>(region), out);
+  else
+    launch_round_to_bf16(context_, n, out, out);  // cuDNN wrote FP32 into out
 }
 
 void ConvPlan::conv_forward(const float* src, const float* w, float* dst) {
   const float one = 1.0f, zero = 0.0f;
+  if (bf16_) {
+    const Regions r = regions();
+    stage(src, src_count_, r.src);
+    stage(w, filter_count_, r.filter);
+    CUDNN_CHECK(cudnnConvolutionForward(context_.cudnn(), &one, src_, r.src, filter_, r.filter,
+                                        conv_fwd_, fwd_algo_, context_.workspace(), fwd_bytes_,
+                                        &zero, dst_, result(r.dst, dst)));
+    finish(r.dst, dst_count_, dst);
+    return;
+  }
   CUDNN_CHECK(cudnnConvolutionForward(context_.cudnn(), &one, src_, src, filter_, w, conv_fwd_,
                                       fwd_algo_, context_.workspace(), fwd_bytes_, &zero, dst_,
                                       dst));
@@ -359,6 +434,16 @@ void ConvPlan::conv_forward(const float* src, const float* w, float* dst) {
 
 void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc) {
   const float one = 1.0f, zero = 0.0f;
+  if (bf16_) {
+    const Regions r = regions();
+    stage(w, filter_count_, r.filter);
+    stage(ddst, dst_count_, r.dst);
+    CUDNN_CHECK(cudnnConvolutionBackwardData(context_.cudnn(), &one, filter_, r.filter, dst_, r.dst,
+                                             conv_bwd_data_, bwd_data_algo_, context_.workspace(),
+                                             bwd_data_bytes_, &zero, src_, result(r.src, dsrc)));
+    finish(r.src, src_count_, dsrc);
+    return;
+  }
   CUDNN_CHECK(cudnnConvolutionBackwardData(context_.cudnn(), &one, filter_, w, dst_, ddst,
                                            conv_bwd_data_, bwd_data_algo_, context_.workspace(),
                                            bwd_data_bytes_, &zero, src_, dsrc));
@@ -366,6 +451,17 @@ void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc
 
 void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw) {
   const float one = 1.0f, zero = 0.0f;
+  if (bf16_) {
+    const Regions r = regions();
+    stage(src, src_count_, r.src);
+    stage(ddst, dst_count_, r.dst);
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(context_.cudnn(), &one, src_, r.src, dst_, r.dst,
+                                               conv_bwd_filter_, bwd_filter_algo_,
+                                               context_.workspace(), bwd_filter_bytes_, &zero,
+                                               filter_, result(r.filter, dw)));
+    finish(r.filter, filter_count_, dw);
+    return;
+  }
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(context_.cudnn(), &one, src_, src, dst_, ddst,
                                              conv_bwd_filter_, bwd_filter_algo_,
                                              context_.workspace(), bwd_filter_bytes_, &zero,
@@ -398,7 +494,21 @@ ConvPlan& ConvPlanCache::get(const ConvGeometry& g) {
                 g.kernel, g.stride,      g.padding, g.output_padding, g.transposed};
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
-  auto plan = std::make_unique<ConvPlan>(context_, g);
+  std::unique_ptr<ConvPlan> plan;
+  if (context_.options().bf16) {
+    try {
+      plan = std::make_unique<ConvPlan>(context_, g, ConvStorage::Bfloat16);
+    } catch (const std::runtime_error& e) {
+      // No bfloat16 algorithm here (or bfloat16 descriptors refused): the same BF16 semantics on
+      // FP32 tensors holding bfloat16 values (conv.h). A real CUDA fault recurs below and throws.
+      std::fprintf(stderr, "fmnist: warning: cuDNN has no usable bfloat16 convolution for %s (%s); "
+                   "it runs on bfloat16-rounded FP32 tensors instead (same results, slower)\n",
+                   geometry_text(g).c_str(), e.what());
+      plan = std::make_unique<ConvPlan>(context_, g, ConvStorage::Float);
+    }
+  } else {
+    plan = std::make_unique<ConvPlan>(context_, g);
+  }
   // FMNIST_CUDA_VERBOSE=1: say which algorithms each new geometry got (once per geometry).
   static const bool verbose = [] {
     const char* v = std::getenv("FMNIST_CUDA_VERBOSE");

@@ -10,6 +10,15 @@
 // its weight gradient that conv's backward-filter with the roles of x and dy swapped.
 // output_padding only makes the larger tensor bigger (the extra rows/columns get bias alone).
 // Biases are not part of the plan (see kernels.h: add_channel_bias, channel_bias_grad).
+//
+// BF16 mode (context options().bf16, models/precision.h): each pass casts its two FP32 operands to
+// bfloat16 in the context's BF16 scratch (sized when the plan is made), runs cuDNN on
+// CUDNN_DATA_BFLOAT16 tensors and filter with FP32 compute (tensor-core math where cuDNN has it;
+// FFT and Winograd excluded: they would not sum exact products), and casts the bfloat16 result
+// back into the FP32 output. Where cuDNN offers no bfloat16 algorithm for a geometry, that plan
+// stores FP32 instead (ConvStorage::Float): operands rounded to bfloat16 values in FP32 scratch,
+// FMA math, the result rounded in place: the same semantics, without the tensor-core speed-up
+// (said once on stderr).
 #pragma once
 
 #include <cudnn.h>
@@ -25,9 +34,15 @@
 
 namespace fmnist::cuda {
 
+// How a plan's cuDNN tensors hold data in BF16 mode (Float also outside it).
+enum class ConvStorage { Float, Bfloat16 };
+
 class ConvPlan {
  public:
-  ConvPlan(Context& context, const ConvGeometry& geometry);
+  // storage Bfloat16 needs options().bf16. Throws std::runtime_error when cuDNN offers no usable
+  // algorithm for a pass.
+  ConvPlan(Context& context, const ConvGeometry& geometry,
+           ConvStorage storage = ConvStorage::Float);
   ~ConvPlan();
   ConvPlan(const ConvPlan&) = delete;
   ConvPlan& operator=(const ConvPlan&) = delete;
@@ -53,8 +68,23 @@ class ConvPlan {
   void choose_algorithms();
   void release() noexcept;
 
+  // BF16 mode: scratch regions for src, dst and filter (each pass reads two, writes the third).
+  struct Regions {
+    void* src;
+    void* dst;
+    void* filter;
+  };
+  Regions regions() const;
+  void stage(const float* in, std::size_t n, void* region) const;   // operand -> region
+  void* result(void* region, float* out) const;  // where cuDNN writes a result bound for `out`
+  void finish(void* region, std::size_t n, float* out) const;       // that result -> out
+
   Context& context_;
   ConvGeometry geometry_;
+  bool bf16_ = false;  // options().bf16: operands and results rounded (models/precision.h)
+  ConvStorage storage_ = ConvStorage::Float;
+  std::size_t src_count_ = 0, dst_count_ = 0, filter_count_ = 0;
+  std::size_t src_bytes_ = 0, dst_bytes_ = 0;  // region sizes (256-byte aligned)
   cudnnTensorDescriptor_t src_ = nullptr, dst_ = nullptr;
   cudnnFilterDescriptor_t filter_ = nullptr;
   // One convolution descriptor per pass, each with the math type of its chosen algorithm.

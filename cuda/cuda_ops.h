@@ -28,7 +28,8 @@ class CudaOps final : public Ops<float> {
   explicit CudaOps(const CudaOptions& options);
   ~CudaOps() override = default;
 
-  std::string name() const override;
+  std::string name() const override;  // + " (TF32)" or " (BF16)"
+  Precision precision() const override;
 
   void* allocate(std::size_t bytes) override;
   void deallocate(void* ptr) noexcept override;
@@ -107,6 +108,11 @@ class CudaOps final : public Ops<float> {
 
  private:
   ConvPlan& plan(const ConvGeometry& g);
+  // The bodies of conv2d_* (transposed false) and conv_transpose2d_* (true); op names the caller.
+  void conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
+                    const float* w, const float* b, float* y);
+  void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
+                     const float* w, const float* dy, float* dx, float* dw, float* db);
 
   Context context_;
   ConvPlanCache plans_;

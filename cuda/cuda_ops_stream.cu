@@ -11,18 +11,11 @@
 #include "cuda/graph.h"
 #include "cuda/step_kernels.h"
 #include "cuda/streaming.h"
+#include "models/op_checks.h"
 
 namespace fmnist::cuda {
-namespace {
 
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
-template <class P> void require(const char* op, const char* name, P pointer) {
-  if (pointer == nullptr) fail(op, std::string(name) + " is null");
-}
-
-}  // namespace
+using namespace op_checks;  // fail, require, check_* (models/op_checks.h)
 
 void* CudaOps::allocate_host(std::size_t bytes) {
   const std::size_t size = bytes == 0 ? 1 : bytes;
@@ -90,11 +83,8 @@ void CudaOps::gather_rows(int count, std::size_t pixels, const RowSource& source
 void CudaOps::dropout_forward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
                                  std::uint32_t layer, const float* x, float* y) {
   const char* op = "dropout_forward_at";
-  if (n == 0) fail(op, "n must be positive");
-  if (!(p >= 0.0f && p < 1.0f)) fail(op, "p must be in [0, 1) (got " + std::to_string(p) + ")");
+  check_dropout_forward(op, n, p, x, y);
   require(op, "cursor", cursor);
-  require(op, "x", x);
-  require(op, "y", y);
   launch_dropout_at(context_, n, p, seed, cursor, layer, x, y);
 }
 
@@ -102,22 +92,15 @@ void CudaOps::dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
                                   const StepCursor* cursor, std::uint32_t layer, const float* dy,
                                   float* dx) {
   const char* op = "dropout_backward_at";
-  if (n == 0) fail(op, "n must be positive");
-  if (!(p >= 0.0f && p < 1.0f)) fail(op, "p must be in [0, 1) (got " + std::to_string(p) + ")");
+  check_dropout_backward(op, n, p, dy, dx);
   require(op, "cursor", cursor);
-  require(op, "dy", dy);
-  require(op, "dx", dx);
   launch_dropout_at(context_, n, p, seed, cursor, layer, dy, dx);
 }
 
 void CudaOps::adam_update_at(std::size_t n, float* params, const float* grads, float* m, float* v,
                              const elementwise::AdamStep<float>* table, const StepCursor* cursor) {
   const char* op = "adam_update_at";
-  if (n == 0) fail(op, "n must be positive");
-  require(op, "params", params);
-  require(op, "grads", grads);
-  require(op, "m", m);
-  require(op, "v", v);
+  check_adam_update(op, n, params, grads, m, v);
   require(op, "table", table);
   require(op, "cursor", cursor);
   launch_adam_at(context_, n, params, grads, m, v, table, cursor);

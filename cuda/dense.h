@@ -2,7 +2,7 @@
 // a row-major (r,c) matrix is the column-major (c,r) matrix, its transpose, so each product below
 // is computed as the transposed product with the operands swapped. No TF32 unless the context's
 // options allow it (CUBLAS_DEFAULT_MATH: FP32 FMA); deterministic (fixed user workspace, no
-// atomics); no allocation.
+// atomics); no allocation, except BF16 mode's scratch on a shape's first use (dense.cu).
 #pragma once
 
 #include "cuda/context.h"

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "cuda/check.h"
+#include "cuda/grid_stride.cuh"
 
 #ifndef FMNIST_CUDA_ARCHITECTURES
 #define FMNIST_CUDA_ARCHITECTURES "unknown"
@@ -22,15 +23,6 @@ namespace fmnist::cuda {
 namespace {
 
 namespace ew = elementwise;
-
-constexpr int kThreads = 256;  // threads per block of every kernel here
-
-__device__ __forceinline__ std::size_t global_index() {
-  return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ std::size_t global_stride() {
-  return static_cast<std::size_t>(gridDim.x) * blockDim.x;
-}
 
 // Sum of v over the block (blockDim.x == kThreads), in a fixed tree order; every thread gets it.
 // Call at most once per kernel (the shared array is reused without a trailing barrier).

@@ -14,8 +14,10 @@
 
 namespace fmnist::cuda {
 
-// nvcc 13 builds for compute capability 7.5 and newer; the build's own list may be narrower.
+// The oldest compute capability fmnist runs on: CUDA 13 (nvcc, the runtime, cuDNN 9 for CUDA 13)
+// supports 7.5 (Turing) and newer; the build's own list may be narrower. Compared as (major, minor).
 constexpr int kMinComputeMajor = 7;
+constexpr int kMinComputeMinor = 5;
 // Empty when this build holds code the current device can run, else why not.
 std::string kernel_image_problem();
 // The architectures this library was compiled for, e.g. "90-real;80-virtual".
@@ -68,6 +70,19 @@ void launch_softmax_cross_entropy(const Context& c, int batch, int classes, cons
 // confusion (classes,classes)[label][argmax] += 1 per row (rows with a bad label are skipped).
 void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,
                               const std::uint8_t* labels, std::int64_t* confusion);
+
+// ---- BF16 mode (bf16.cu; models/precision.h) -------------------------------------------------------
+// bfloat16 tensors are held as their raw bits (std::uint16_t), which is what cuDNN's
+// CUDNN_DATA_BFLOAT16 and cuBLAS's CUDA_R_16BF read and write.
+// dst (n) = elementwise::bf16_bits(src (n)): round to nearest, ties to even (as __float2bfloat16_rn).
+void launch_float_to_bf16(const Context& c, std::size_t n, const float* src, std::uint16_t* dst);
+// dst (n) = the bfloat16 values src (n) as floats (exact).
+void launch_bf16_to_float(const Context& c, std::size_t n, const std::uint16_t* src, float* dst);
+// dst (n) = elementwise::round_to_bf16(src (n)), float to float; dst may alias src.
+void launch_round_to_bf16(const Context& c, std::size_t n, const float* src, float* dst);
+// How many of the 2^32 float bit patterns elementwise::bf16_bits and __float2bfloat16_rn round
+// differently (waits for the stream).
+std::uint64_t count_bf16_rounding_mismatches(const Context& c);
 
 // ---- optimizer (adam.cu) ----------------------------------------------------------------------------
 // One launch: params, grads, m, v (n each, contiguous) updated by elementwise::adam_update.

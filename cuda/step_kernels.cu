@@ -4,20 +4,12 @@
 #include "cuda/step_kernels.h"
 
 #include "cuda/check.h"
+#include "cuda/grid_stride.cuh"
 
 namespace fmnist::cuda {
 namespace {
 
 namespace ew = elementwise;
-
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ std::size_t global_index() {
-  return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ std::size_t global_stride() {
-  return static_cast<std::size_t>(gridDim.x) * blockDim.x;
-}
 
 // One thread per image byte (grid-stride); the first `count` threads also copy a label.
 __global__ void gather_rows_kernel(int count, std::size_t pixels, RowSource source, RowOrder order,

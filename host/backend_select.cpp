@@ -1,4 +1,4 @@
-// Chooses the backend a command runs on: --device cpu | cuda | auto.
+// Chooses the backend a command runs on: --device cpu | cuda | auto, at a precision.
 #include "backend_select.h"
 
 #include <stdexcept>
@@ -10,6 +10,18 @@
 
 namespace fmnist {
 
+namespace {
+
+// The CPU backend at `precision`, chosen for `why`; TF32 refused in one line.
+BackendChoice cpu_backend(Precision precision, const std::string& why) {
+  if (precision == Precision::TF32)
+    throw std::invalid_argument("--precision tf32 needs a GPU: the CPU backend has no TF32 (" + why +
+                                "); use --precision fp32 or bf16 there");
+  return {make_cpu_ops(precision), why};
+}
+
+}  // namespace
+
 bool cuda_compiled_in() {
 #if defined(FMNIST_HAVE_CUDA)
   return true;
@@ -18,26 +30,26 @@ bool cuda_compiled_in() {
 #endif
 }
 
-BackendChoice select_backend(const std::string& device, bool allow_tf32) {
+BackendChoice select_backend(const std::string& device, Precision precision) {
   if (device != "cpu" && device != "cuda" && device != "auto")
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
-  if (device == "cpu") return {make_cpu_ops(), "CPU backend (--device cpu)"};
+  if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
 #if defined(FMNIST_HAVE_CUDA)
   const bool have_gpu = !list_cuda_devices().empty();
   if (have_gpu) {
     CudaOptions options;
-    options.allow_tf32 = allow_tf32;
+    options.allow_tf32 = precision == Precision::TF32;
+    options.bf16 = precision == Precision::BF16;
     return {make_cuda_ops(options), "CUDA backend"};
   }
   if (device == "cuda")
     throw std::runtime_error("--device cuda: no CUDA device found (" + cuda_runtime_summary() + ")");
-  return {make_cpu_ops(), "no CUDA device found; running on the CPU backend"};
+  return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
 #else
-  (void)allow_tf32;  // only the GPU has TF32
   if (device == "cuda")
     throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "
                              "(configure with -DFMNIST_CUDA=ON on a machine with nvcc)");
-  return {make_cpu_ops(), "built without CUDA; running on the CPU backend"};
+  return cpu_backend(precision, "built without CUDA; running on the CPU backend");
 #endif
 }
 

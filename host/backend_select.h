@@ -1,4 +1,5 @@
-// Chooses the backend a command runs on: --device cpu | cuda | auto.
+// Chooses the backend a command runs on: --device cpu | cuda | auto, at --precision fp32 | tf32 |
+// bf16 (models/precision.h).
 #pragma once
 
 #include <memory>
@@ -14,8 +15,10 @@ struct BackendChoice {
 };
 
 // Throws std::runtime_error with one line when the device cannot be had ("cuda" without a GPU,
-// or a build without CUDA) and std::invalid_argument for a name that is not cpu, cuda or auto.
-BackendChoice select_backend(const std::string& device, bool allow_tf32 = false);
+// or a build without CUDA), std::invalid_argument for a name that is not cpu, cuda or auto, and
+// std::invalid_argument for TF32 on the CPU backend ("cpu", or "auto" without a GPU): the CPU has
+// no TF32, and a run that asked for it is not silently run in FP32. BF16 runs on both backends.
+BackendChoice select_backend(const std::string& device, Precision precision = Precision::FP32);
 
 // True when this build has the CUDA backend compiled in.
 bool cuda_compiled_in();

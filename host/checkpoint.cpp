@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -269,6 +270,10 @@ TrainingState load_training_state(const std::string& path, const NetworkSpec& sp
       !train.contains("step") || !train["step"].is_number_unsigned() || !train.contains("seed") ||
       !train["seed"].is_number_unsigned())
     fail(path, "metadata fmnist.train needs integer epoch, step and seed: " + meta("fmnist.train"));
+  if (train["epoch"].get<std::int64_t>() < 0 ||
+      (train["epoch"].is_number_unsigned() ? train["epoch"].get<std::uint64_t>() > INT_MAX
+                                           : train["epoch"].get<std::int64_t>() > INT_MAX))
+    fail(path, "metadata fmnist.train: epoch is not in [0, 2^31): " + train["epoch"].dump());
   state.epoch = train["epoch"].get<int>();
   state.step = train["step"].get<std::uint64_t>();
   state.seed = train["seed"].get<std::uint64_t>();

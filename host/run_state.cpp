@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -46,9 +49,23 @@ json metrics_to_json(const EpochMetrics& m) {
           {"images_per_second", m.images_per_second}};
 }
 
+// j[key] as an int when it is an integer in [0, INT_MAX], `fallback` when absent; anything else
+// (a string, a fraction, 1e12 that get<int>() would silently truncate) throws.
+int counter(const json& j, const char* key, std::optional<int> fallback = std::nullopt) {
+  if (!j.contains(key)) {
+    if (fallback) return *fallback;
+    throw std::out_of_range(std::string("no '") + key + "'");
+  }
+  const json& v = j[key];
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > INT_MAX) ||
+      (!v.is_number_unsigned() && (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > INT_MAX)))
+    throw std::out_of_range(std::string("'") + key + "' is not a count in [0, 2^31): " + v.dump());
+  return static_cast<int>(v.get<std::int64_t>());
+}
+
 EpochMetrics metrics_from_json(const json& j) {
   EpochMetrics m;
-  m.epoch = j.at("epoch").get<int>();
+  m.epoch = counter(j, "epoch");
   m.steps = j.at("steps").get<std::uint64_t>();
   m.train_loss = j.at("train_loss").get<double>();
   m.val_loss = j.at("val_loss").get<double>();
@@ -165,19 +182,19 @@ RunState load_run_state(const std::string& path, const NetworkSpec& spec) {
   s.params = std::move(t.params);
   try {
     const json extra = json::parse(t.extra_json);
-    s.step_in_epoch = extra.value("step_in_epoch", 0);
-    s.batch = extra.value("batch", 0);
-    s.steps_per_epoch = extra.value("steps_per_epoch", 0);
-    s.best_epoch = extra.value("best_epoch", 0);
+    s.step_in_epoch = counter(extra, "step_in_epoch", 0);
+    s.batch = counter(extra, "batch", 0);
+    s.steps_per_epoch = counter(extra, "steps_per_epoch", 0);
+    s.best_epoch = counter(extra, "best_epoch", 0);
     s.best_metric = number_or(extra, "best_metric", 0.0);
     s.epoch_loss_sum = number_or(extra, "epoch_loss_sum", 0.0);
-    s.epoch_images = extra.value("epoch_images", 0);
+    s.epoch_images = counter(extra, "epoch_images", 0);
     s.epoch_seconds = number_or(extra, "epoch_seconds", 0.0);
     if (extra.contains("metrics")) {
       s.metrics = metrics_from_json(extra["metrics"]);
       s.has_metrics = true;
     }
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json's own exceptions and counter()'s
     fail(path, std::string("metadata fmnist.train is malformed: ") + e.what());
   }
   if (s.epoch < 0 || s.step_in_epoch < 0 || s.epoch_images < 0 || s.best_epoch < 0 || s.best_epoch > s.epoch)
@@ -360,7 +377,7 @@ TrainConfig read_run_config(const std::string& path) {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",
       "max_steps_per_epoch", "init_encoder_from", "init_redraws", "lr_schedule", "lr_warmup_fraction",
       "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "backend", "init_draws",
-      "checkpoint_every", "keep_checkpoints", "guard_every"};
+      "checkpoint_every", "keep_checkpoints", "guard_every", "precision"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(path, "unknown field '" + it.key() + "' (written by a newer fmnist?)");
@@ -406,6 +423,10 @@ TrainConfig read_run_config(const std::string& path) {
   field("checkpoint_every", c.checkpoint_every);
   field("keep_checkpoints", c.keep_checkpoints);
   field("guard_every", c.guard_every);
+  std::string precision = "fp32";  // a run of an fmnist that did not record it ran in FP32 or TF32
+  field("precision", precision);
+  if (!parse_precision(precision, c.precision))
+    fail(path, "field 'precision' is '" + precision + "', not fp32, tf32 or bf16");
   return c;
 }
 
@@ -434,7 +455,8 @@ std::map<std::string, std::string> flatten_run_config(const TrainConfig& c) {
           {"lr_final_fraction", fmt::format("{}", c.lr_final_fraction)},
           {"augment", c.augment ? "true" : "false"},
           {"augment_max_shift", std::to_string(c.augment_max_shift)},
-          {"augment_flip", c.augment_flip ? "true" : "false"}};
+          {"augment_flip", c.augment_flip ? "true" : "false"},
+          {"precision", precision_name(c.precision)}};
 }
 
 }  // namespace fmnist

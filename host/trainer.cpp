@@ -49,29 +49,17 @@ template <class U> std::vector<U> download(Ops<float>& ops, const U* src, std::s
   return host;
 }
 
+// A run's config.json: its training settings, and how it ran.
 nlohmann::json config_json(const TrainConfig& c, const std::string& backend) {
-  return {{"model", nlohmann::json::parse(model_config_to_json(c.model))},
-          {"description", describe(c.model)},
-          {"epochs", c.epochs},
-          {"batch", c.batch},
-          {"adam", {{"lr", c.adam.lr}, {"beta1", c.adam.beta1}, {"beta2", c.adam.beta2},
-                    {"eps", c.adam.eps}}},
-          {"seed", c.seed},
-          {"validation_count", c.validation_count},
-          {"drop_last", c.drop_last},
-          {"max_steps_per_epoch", c.max_steps_per_epoch},
-          {"init_encoder_from", c.init_encoder_from},
-          {"init_redraws", c.init_redraws},
-          {"lr_schedule", c.lr_schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant"},
-          {"lr_warmup_fraction", c.lr_warmup_fraction},
-          {"lr_final_fraction", c.lr_final_fraction},
-          {"augment", c.augment},
-          {"augment_max_shift", c.augment_max_shift},
-          {"augment_flip", c.augment_flip},
-          {"checkpoint_every", c.checkpoint_every},
-          {"keep_checkpoints", c.keep_checkpoints},
-          {"guard_every", c.guard_every},
-          {"backend", backend}};
+  nlohmann::json run = training_settings_json(c);
+  run["description"] = describe(c.model);
+  run["drop_last"] = c.drop_last;
+  run["init_encoder_from"] = c.init_encoder_from;
+  run["checkpoint_every"] = c.checkpoint_every;
+  run["keep_checkpoints"] = c.keep_checkpoints;
+  run["guard_every"] = c.guard_every;
+  run["backend"] = backend;
+  return run;
 }
 
 
@@ -101,6 +89,30 @@ int redraw_dead_autoencoder(Executor<float>& ex, const NetworkSpec& spec, const 
 }
 
 }  // namespace
+
+nlohmann::json training_settings_json(const TrainConfig& c) {
+  return {{"model", nlohmann::json::parse(model_config_to_json(c.model))},
+          {"epochs", c.epochs},
+          {"batch", c.batch},
+          {"adam", {{"lr", c.adam.lr}, {"beta1", c.adam.beta1}, {"beta2", c.adam.beta2},
+                    {"eps", c.adam.eps}}},
+          {"seed", c.seed},
+          {"validation_count", c.validation_count},
+          {"max_steps_per_epoch", c.max_steps_per_epoch},
+          {"init_redraws", c.init_redraws},
+          {"lr_schedule", c.lr_schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant"},
+          {"lr_warmup_fraction", c.lr_warmup_fraction},
+          {"lr_final_fraction", c.lr_final_fraction},
+          {"augment", c.augment},
+          {"augment_max_shift", c.augment_max_shift},
+          {"augment_flip", c.augment_flip},
+          {"precision", precision_name(c.precision)}};
+}
+
+int guard_interval(const TrainConfig& config, const Ops<float>& ops) {
+  if (config.guard_every > 0) return config.guard_every;
+  return ops.name().rfind("cpu", 0) == 0 ? 1 : kDeviceGuardEvery;  // "cpu", "cpu (BF16)": the CPU
+}
 
 double scheduled_lr(const TrainConfig& config, std::uint64_t step, std::uint64_t total_steps) {
   const double peak = config.adam.lr;
@@ -155,7 +167,12 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
   if (config.batch < 1) throw std::invalid_argument("batch size must be >= 1");
   const NetworkSpec spec = build_network(config.model);
   const bool classifier = config.model.kind == ModelKind::Classifier;
-  if (config.guard_every < 1) throw std::invalid_argument("guard_every must be >= 1");
+  if (ops.precision() != config.precision)
+    throw std::invalid_argument(std::string("the run asks for precision ") +
+                                precision_name(config.precision) + " but its backend (" + ops.name() +
+                                ") computes in " + precision_name(ops.precision()));
+  if (config.guard_every < 0) throw std::invalid_argument("guard_every must be >= 0 (0: by backend)");
+  const int guard_every = guard_interval(config, ops);
   const Splits splits = make_splits(data, config.seed, config.validation_count);
   const int train_count = static_cast<int>(splits.train.size());
   int steps_per_epoch = config.drop_last ? train_count / config.batch
@@ -309,7 +326,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       images_seen += count;
       last_batch = count;
       if (callbacks.after_step) callbacks.after_step(step, ex);
-      if (step % static_cast<std::uint64_t>(config.guard_every) == 0) guard(epoch, s + 1);
+      if (step % static_cast<std::uint64_t>(guard_every) == 0) guard(epoch, s + 1);
       if (callbacks.on_step) {
         ops.copy_to_host(&last_batch_loss, ex.batch_loss(), sizeof(float));
         callbacks.on_step(step, last_batch_loss);

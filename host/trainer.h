@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "host/dataset.h"
 #include "host/stream_options.h"
 #include "models/executor.h"
@@ -52,10 +54,15 @@ struct TrainConfig {
   // Robustness (host/run_state.h): last/best and last.state are written every epoch; the weights
   // also as epoch-NNNN.safetensors every checkpoint_every epochs (0: never), the newest
   // keep_checkpoints of those kept (0: all). The divergence guard checks the loss and gradients
-  // every guard_every steps (each a device sync on a GPU) and always before a checkpoint.
+  // every guard_every steps and always before a checkpoint (so a checkpoint is never written
+  // from a diverged state, whatever the interval); 0 picks by backend (guard_interval).
+  // The precision of the convolutions' and Linear products (models/precision.h). The backend
+  // computes it (select_backend); train() checks that the backend's is this one, and config.json
+  // records it.
+  Precision precision = Precision::FP32;
   int checkpoint_every = 10;
   int keep_checkpoints = 3;
-  int guard_every = 1;
+  int guard_every = 0;
   // How batches reach the backend and steps are launched (resident/streamed data, CUDA graphs):
   // never changes a result (host/batch_stream.h).
   StreamOptions stream;
@@ -108,6 +115,18 @@ struct TrainResult {
 // a terminal, else one line per epoch). Throws on bad configuration or I/O failure.
 TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float>& ops,
                   std::ostream& progress, const TrainCallbacks& callbacks = {});
+
+// The steps between two divergence-guard checks: config.guard_every when it is positive, else
+// (0, the default) every step on the CPU, where a check is cheap, and every kDeviceGuardEvery
+// steps on a GPU, where each check waits for the device (a host sync that would otherwise stall
+// the stream of captured steps every step; the loss and the gradients stay on the device).
+inline constexpr int kDeviceGuardEvery = 100;
+int guard_interval(const TrainConfig& config, const Ops<float>& ops);
+
+// The settings that decide what a run trains (model, epochs, batch, Adam, learning-rate schedule,
+// augmentation, seed, validation split, step limit, init redraws) as a JSON object: what a run's
+// config.json and `fmnist reproduce`'s settings.json both record of it.
+nlohmann::json training_settings_json(const TrainConfig& config);
 
 // The learning rate of 1-based `step` of a run of `total_steps` steps under config's schedule
 // (steps past the end keep the final rate).

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define FMNIST_HD __host__ __device__ __forceinline__
@@ -13,6 +14,44 @@
 #endif
 
 namespace fmnist::elementwise {
+
+// ---- bfloat16 (models/precision.h defines where BF16 mode rounds) ----------------------------
+// x rounded to the nearest bfloat16 (8-bit exponent, 7-bit mantissa: the top 16 bits of a float),
+// ties to even, returned as the float of that value (its low 16 bits zero). Finite values beyond
+// the largest bfloat16 round to +-inf, +-inf stay, subnormals round on the same grid (no flush to
+// zero), -0 stays -0. Any NaN becomes the canonical quiet NaN 0x7FFF (bfloat16 bits), never an
+// infinity (cutting a NaN's low payload bits could). This is, bit for bit, what CUDA's
+// __float2bfloat16_rn gives (its host code, and cvt.rn.bf16.f32 on sm_80 and newer, which also
+// returns the canonical NaN): tests/test_precision.cpp checks the host path, tests/gpu the device.
+FMNIST_HD std::uint32_t float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(x);
+#else
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+#endif
+}
+FMNIST_HD float float_from_bits(std::uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+#endif
+}
+// The bfloat16 bits (the top half of the float's) of round_to_bf16(x).
+FMNIST_HD std::uint16_t bf16_bits(float x) {
+  std::uint32_t u = float_bits(x);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FFFu;  // NaN
+  u += 0x7FFFu + ((u >> 16) & 1u);  // round to nearest, ties to even; carries into the exponent
+  return static_cast<std::uint16_t>(u >> 16);
+}
+FMNIST_HD float bf16_bits_to_float(std::uint16_t b) {
+  return float_from_bits(static_cast<std::uint32_t>(b) << 16);
+}
+FMNIST_HD float round_to_bf16(float x) { return bf16_bits_to_float(bf16_bits(x)); }
 
 // ---- input ----------------------------------------------------------------------------------
 // uint8 pixel to [0,1], as torchvision's ToTensor does (x / 255).

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "elementwise.h"
+#include "precision.h"
 #include "stream_types.h"
 
 namespace fmnist {
@@ -64,7 +65,9 @@ struct LinearGeometry {
 template <class T> class Ops {
  public:
   virtual ~Ops() = default;
-  virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>" (+ " (TF32)" when allowed)
+  virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>", + " (TF32)"/" (BF16)"
+  // The precision of the convolutions' and Linear layers' products (models/precision.h).
+  virtual Precision precision() const { return Precision::FP32; }
 
   // ---- memory -----------------------------------------------------------------------------------
   virtual void* allocate(std::size_t bytes) = 0;  // zero-filled

@@ -66,7 +66,7 @@ data="${FMNIST_DATA_DIR:-/usr/share/datasets/fashion-mnist}"
 small=(--model ae --latent 16 --epochs 1 --max-steps-per-epoch 2 --validation-size 9000 --device cpu)
 expect 2 "--checkpoint-every|range"    -- train --checkpoint-every -1
 expect 2 "--keep-checkpoints|range"    -- train --keep-checkpoints -2
-expect 2 "--guard-every|range"         -- train --guard-every 0
+expect 2 "--guard-every|range"         -- train --guard-every 1000001
 printf 'a file' >"$tmp/plain"
 expect 2 "plain/run: cannot create the output directory: Not a directory" -- train "${small[@]}" --data-dir "$data" --out "$tmp/plain/run"
 expect 2 "/proc/fmnist-run: cannot create the output directory" -- train "${small[@]}" --data-dir "$data" --out /proc/fmnist-run
@@ -125,6 +125,30 @@ expect_ok train --resume "$tmp/good" --device cpu --data-dir "$data"  # with roo
 printf '\x01' | dd of="$tmp/good/last.state.safetensors" bs=1 seek=$(( $(stat -c %s "$tmp/good/last.state.safetensors") - 5 )) conv=notrunc status=none
 sed -i 's/"epochs": 2,/"epochs": 3,/' "$tmp/good/config.json"
 expect 2 "last.state.safetensors: checksum mismatch" -- train --resume "$tmp/good" --device cpu --data-dir "$data"
+
+# ---- precision: --precision fp32|tf32|bf16 (models/precision.h), --tf32 its alias ----
+expect 2 "--precision|not in"          -- train --precision fp16
+expect 2 "--tf32 means --precision tf32, which contradicts --precision bf16" -- train --tf32 --precision bf16 --data-dir "$tmp"
+expect 2 "--tf32 means --precision tf32, which contradicts --precision fp32" -- eval --checkpoint "$tmp/garbage.safetensors" --tf32 --precision fp32
+expect 2 "--tf32 means --precision tf32, which contradicts --precision bf16" -- bench --tf32 --precision bf16 --models ae16 --steps 1 --repeats 1 --warmup 0
+expect_ok train --tf32 --precision tf32 --help
+# The CPU has no TF32: refused in one line, not run in FP32 under a TF32 label.
+expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- train "${small[@]}" --data-dir "$data" --out "$tmp/tf32" --precision tf32
+expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- bench --device cpu --tf32 --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+# BF16 on the CPU: the run records it; a resume keeps it (and refuses another precision).
+expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/bf16" --precision bf16
+grep -q '"precision": "bf16"' "$tmp/bf16/config.json" || { echo "FAIL: config.json does not record precision bf16"; failures=$((failures + 1)); }
+grep -q 'cpu (BF16)' "$tmp/err" || { echo "FAIL: a BF16 run does not say it runs on cpu (BF16)"; failures=$((failures + 1)); }
+expect 2 "--precision disagrees with the run being resumed: precision is bf16 there but fp32 here" -- train --resume "$tmp/bf16" --precision fp32
+expect 2 "--tf32 disagrees with the run being resumed: precision is bf16 there but tf32 here" -- train --resume "$tmp/bf16" --tf32
+expect_ok train --resume "$tmp/bf16" --device cpu --data-dir "$data"
+grep -q "already complete" "$tmp/err" || { echo "FAIL: resuming the complete BF16 run does not say so"; failures=$((failures + 1)); }
+expect_ok eval --checkpoint "$tmp/bf16/last.safetensors" --device cpu --data-dir "$data" --precision bf16 --json
+grep -q '"precision":"bf16"' "$tmp/out" || { echo "FAIL: eval --json does not record precision bf16"; failures=$((failures + 1)); }
+expect_ok bench --device cpu --precision bf16 --models ae16 --measure step --steps 1 --repeats 1 --warmup 0 --json "$tmp/bench.json"
+grep -q '^precision: bf16' "$tmp/out" && grep -q '"precision": "bf16"' "$tmp/bench.json" ||
+  { echo "FAIL: fmnist bench does not report precision bf16"; failures=$((failures + 1)); }
+grep -q '"precision": "fp32"' "$tmp/good/config.json" || { echo "FAIL: config.json does not record precision fp32"; failures=$((failures + 1)); }
 
 # Without a GPU, --device cuda is refused in one line (this suite runs where there is none).
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then

@@ -13,6 +13,8 @@
 
 #include "host/checkpoint.h"
 #include "host/idx.h"
+#include "host/run_state.h"
+#include "host/safetensors.h"
 #include "torch_bridge.h"
 #include "models/rng.h"
 
@@ -263,6 +265,34 @@ TEST_CASE("training state round trips Adam moments, counters and extra fields", 
   const std::string weights = (scratch_dir() / "not_a_state.safetensors").string();
   save_weights(weights, ae, initial_params(ae, 3).data());
   REQUIRE_THROWS_WITH(load_training_state(weights, ae), StartsWith(weights + ": not a training state"));
+}
+
+TEST_CASE("counters that do not fit an int are refused, not truncated", "[checkpoint]") {
+  // get<int>() would turn 2^32 + 5 into 5: a resume from the wrong place. Each must be refused.
+  const std::string path = (scratch_dir() / "counters.safetensors").string();
+  const NetworkSpec spec = build_network(config_of(ModelKind::Autoencoder, 16));
+  TrainingState state;
+  state.epoch = 3;
+  state.step = 30;
+  state.seed = 1;
+  state.exp_avg.assign(spec.param_count, 0.0f);
+  state.exp_avg_sq.assign(spec.param_count, 0.0f);
+  for (const std::string& extra : {std::string(R"({"step_in_epoch":4294967301})"),
+                                   std::string(R"({"batch":-100})"), std::string(R"({"best_epoch":1.5})"),
+                                   std::string(R"({"epoch_images":"many"})")}) {
+    INFO(extra);
+    state.extra_json = extra;
+    save_training_state(path, spec, state);
+    REQUIRE_NOTHROW(load_training_state(path, spec));
+    REQUIRE_THROWS_WITH(load_run_state(path, spec), StartsWith(path + ": metadata fmnist.train is malformed"));
+  }
+  state.extra_json = "{}";
+  save_training_state(path, spec, state);
+  REQUIRE_NOTHROW(load_run_state(path, spec));
+  SafetensorsFile file = read_safetensors(path);
+  file.metadata["fmnist.train"] = R"({"epoch":4294967299,"step":30,"seed":1})";
+  write_safetensors(path, file);
+  REQUIRE_THROWS_WITH(load_training_state(path, spec), Contains("epoch is not in [0, 2^31)"));
 }
 
 TEST_CASE("a training state can hold the weights too, all in one checksummed file", "[checkpoint]") {

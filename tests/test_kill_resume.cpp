@@ -49,15 +49,25 @@ std::string scratch(const std::string& name) {
   return dir;
 }
 
+// The device every run of this file trains on: the CPU, or with FMNIST_KILL_RESUME_DEVICE=cuda the
+// GPU (tools/gpu_check.sh: the same kills and resumes, every result compared bit for bit, on the
+// GPU's deterministic algorithms and CUDA graphs). A resume runs on the device its run started on.
+std::string device() {
+  const char* d = std::getenv("FMNIST_KILL_RESUME_DEVICE");
+  const std::string name = d != nullptr && *d != '\0' ? d : "cpu";
+  if (name != "cpu" && name != "cuda") FAIL("FMNIST_KILL_RESUME_DEVICE must be cpu or cuda, not '" << name << "'");
+  return name;
+}
+
 // A small run: AE(16) with dropout, 3 epochs of 15 steps, 1,000 validation images, the weights of
-// every epoch kept (2 of them), on the CPU (a resume must not switch to a GPU).
+// every epoch kept (2 of them).
 std::vector<std::string> run_args(const std::string& dir) {
   return {FMNIST_BINARY, "train", "--model", "ae", "--latent", "16", "--dropout", "0.2", "--epochs", "3",
           "--max-steps-per-epoch", "15", "--validation-size", "9000", "--seed", "7", "--checkpoint-every", "1",
-          "--keep-checkpoints", "2", "--device", "cpu", "--out", dir};
+          "--keep-checkpoints", "2", "--device", device(), "--out", dir};
 }
 std::vector<std::string> resume_args(const std::string& dir) {
-  return {FMNIST_BINARY, "train", "--resume", dir, "--device", "cpu"};
+  return {FMNIST_BINARY, "train", "--resume", dir, "--device", device()};
 }
 
 struct Child {
@@ -183,7 +193,9 @@ const Reference& reference_run() {
     r.dir = scratch("reference");
     const Child c = spawn(run_args(r.dir), r.dir + "-log");
     int status = 0;
-    REQUIRE(wait_until_training(c, &status));
+    const bool training = wait_until_training(c, &status);
+    INFO(describe_status(status) << "; its stderr: " << read_text(c.err));  // e.g. no such device
+    REQUIRE(training);
     const auto start = Clock::now();
     status = wait_for(c);
     r.training_seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -204,7 +216,7 @@ std::uint64_t kill_seed() {
 TEST_CASE("fmnist train killed with SIGKILL at random moments and resumed ends bitwise equal", "[resume][kill]") {
   const Reference& ref = reference_run();
   const std::uint64_t seed = kill_seed();
-  std::cout << "kill-and-resume: seed " << seed << " (FMNIST_KILL_SEED=" << seed << " repeats it); the "
+  std::cout << "kill-and-resume (--device " << device() << "): seed " << seed << " (FMNIST_KILL_SEED=" << seed << " repeats it); the "
             << "uninterrupted run trained for " << ref.training_seconds << " s\n";
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> fraction(0.0, 1.0);

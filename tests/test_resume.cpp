@@ -292,6 +292,15 @@ TEST_CASE("the guard names the first non-finite gradient in backward order", "[g
   CHECK(first_nonfinite_tensor(classifier, g.data(), /*trainable_only=*/false) == "encoder.0.weight");
 }
 
+TEST_CASE("guard-every 0 (the default) checks every step on the CPU, a positive N is kept", "[guard]") {
+  TrainConfig c;
+  CHECK(c.guard_every == 0);
+  CHECK(guard_interval(c, *make_cpu_ops()) == 1);
+  c.guard_every = 7;
+  CHECK(guard_interval(c, *make_cpu_ops()) == 7);
+  // The GPU's default (kDeviceGuardEvery) is checked in tests/gpu/test_gpu_runtime.cpp.
+}
+
 TEST_CASE("a diverging run stops naming epoch, step and tensor, and keeps the last checkpoint", "[guard]") {
   TrainConfig c = tiny_run("diverge", 3, 10);
   std::string state_after_epoch_1, last_after_epoch_1;

@@ -33,7 +33,7 @@ struct BenchOptions {
   int epoch_images = 60000;
   int val_images = 9900;
   std::string device = "auto";
-  bool tf32 = false;
+  PrecisionFlags precision;  // --precision / --tf32
   bool no_graph = false;
   std::string placement = "auto";
   int slots = 4;
@@ -111,11 +111,14 @@ int run_bench(void* p) {
   settings.epoch_train_images = o.epoch_images;
   settings.epoch_val_images = o.val_images;
 
-  BackendChoice backend = select_backend(o.device, o.tf32);
+  BackendChoice backend = select_backend(o.device, resolve_precision(o.precision));
   Ops<float>& ops = *backend.ops;
   const std::string clock = ops.make_stopwatch()->clock();
-  std::cerr << "fmnist bench on " << ops.name() << " (" << backend.note << "); timing: " << clock
-            << "; graphs " << (settings.stream.graphs ? "on" : "off") << "\n";
+  const char* precision = precision_name(ops.precision());
+  std::cerr << "fmnist bench on " << ops.name() << " (" << backend.note << "); precision "
+            << precision << "; timing: " << clock << "; graphs "
+            << (settings.stream.graphs ? "on" : "off") << "\n";
+  std::cout << "precision: " << precision << "\n";
   nlohmann::json results = nlohmann::json::array(), epochs = nlohmann::json::array();
 
   if (measuring("step")) {
@@ -163,7 +166,9 @@ int run_bench(void* p) {
   }
   if (!o.json_path.empty()) {
     nlohmann::json j = {{"backend", ops.name()},   {"tool", "fmnist bench"},
-                        {"tf32", o.tf32},           {"graphs", settings.stream.graphs},
+                        {"precision", precision},
+                        {"tf32", ops.precision() == Precision::TF32},
+                        {"graphs", settings.stream.graphs},
                         {"placement", o.placement}, {"timing", clock},
                         {"warmup", o.warmup},       {"steps", o.steps},
                         {"repeats", o.repeats},     {"seed", o.seed},
@@ -193,7 +198,7 @@ void add_bench_command(CLI::App& app, Command& command) {
   sub->add_option("--epoch-images", o.epoch_images, "training images per epoch (synthetic)")->check(CLI::Range(1, 1000000))->capture_default_str();
   sub->add_option("--validation-images", o.val_images, "validation images per epoch (synthetic)")->check(CLI::Range(1, 1000000))->capture_default_str();
   sub->add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
-  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  add_precision_flags(sub, o.precision);
   sub->add_flag("--no-graph", o.no_graph, "launch every op of every step (no CUDA graphs)");
   sub->add_option("--data-placement", o.placement, "epochs: auto, resident or stream")->check(CLI::IsMember({"auto", "resident", "stream"}))->capture_default_str();
   sub->add_option("--stream-slots", o.slots, "batches in flight when streaming")->check(CLI::Range(2, 64))->capture_default_str();

@@ -21,6 +21,27 @@ namespace fmnist::cli {
 
 bool stderr_is_terminal() { return isatty(STDERR_FILENO) == 1; }
 
+void add_precision_flags(CLI::App* sub, PrecisionFlags& flags) {
+  sub->add_option("--precision", flags.precision,
+                  "precision of the convolutions and Linear products: fp32 (the default), tf32 (GPU "
+                  "only: TF32 tensor cores) or bf16 (bfloat16 operands and results, FP32 sums and "
+                  "master weights; CPU and GPU)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  sub->add_flag("--tf32", flags.tf32, "the same as --precision tf32");
+}
+
+Precision resolve_precision(const PrecisionFlags& flags) {
+  Precision precision = flags.tf32 ? Precision::TF32 : Precision::FP32;
+  if (!flags.precision.empty()) {
+    if (!parse_precision(flags.precision, precision))
+      throw std::invalid_argument("--precision must be fp32, tf32 or bf16, got '" + flags.precision + "'");
+    if (flags.tf32 && precision != Precision::TF32)
+      throw std::invalid_argument("--tf32 means --precision tf32, which contradicts --precision " +
+                                  flags.precision + ": give one of them");
+  }
+  return precision;
+}
+
 std::string default_run_dir(const std::string& stem) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm local{};

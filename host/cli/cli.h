@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "models/precision.h"
+
 namespace CLI {
 class App;
 }
@@ -32,6 +34,17 @@ void add_eval_command(CLI::App& app, Command& command);
 void add_info_command(CLI::App& app, Command& command);
 void add_bench_command(CLI::App& app, Command& command);
 void add_reproduce_command(CLI::App& app, Command& command);
+
+// --precision fp32|tf32|bf16 and its alias --tf32 (= --precision tf32), as train, eval, bench and
+// reproduce take them.
+struct PrecisionFlags {
+  std::string precision;  // empty: not given
+  bool tf32 = false;
+};
+void add_precision_flags(CLI::App* sub, PrecisionFlags& flags);
+// The precision the flags name: fp32 when neither is given. --tf32 with --precision fp32 or bf16
+// is refused (std::invalid_argument, one line: exit 2).
+Precision resolve_precision(const PrecisionFlags& flags);
 
 // Helpers shared by the subcommands.
 bool stderr_is_terminal();

@@ -27,7 +27,7 @@ struct EvalOptions {
   std::string split = "t10k";
   std::string data_dir;
   std::string device = "auto";
-  bool tf32 = false;
+  PrecisionFlags precision;  // --precision / --tf32
   std::uint64_t seed = 0;      // 0: the seed recorded in the checkpoint, else 1
   int validation_count = 0;    // 0: the value recorded in the checkpoint, else 9900
   int batch = 100;
@@ -59,9 +59,10 @@ void print_text(const ModelConfig& model, const std::string& split, const EvalRe
   }
 }
 
-void print_json(const ModelConfig& model, const std::string& split, const EvalResult& r) {
+void print_json(const ModelConfig& model, const std::string& split, const EvalResult& r,
+                Precision precision) {
   nlohmann::json j = {{"model", describe(model)}, {"latent", model.latent}, {"split", split},
-                      {"images", r.images}};
+                      {"images", r.images}, {"precision", precision_name(precision)}};
   if (model.kind == ModelKind::Autoencoder) {
     j["mae"] = r.loss;
     j["mse"] = r.mse;
@@ -76,6 +77,7 @@ void print_json(const ModelConfig& model, const std::string& split, const EvalRe
 
 int run_eval(void* p) {
   const auto& o = *static_cast<EvalOptions*>(p);
+  const Precision precision = resolve_precision(o.precision);  // a contradiction: refused first
   const SafetensorsFile file = read_safetensors(o.checkpoint);
   const ModelConfig model = infer_model_config(file, o.checkpoint);
   const NetworkSpec spec = build_network(model);
@@ -93,12 +95,12 @@ int run_eval(void* p) {
   const std::vector<std::int32_t>& indices =
       o.split == "val" ? splits.validation : o.split == "test" ? splits.test : splits.t10k;
 
-  BackendChoice backend = select_backend(o.device, o.tf32);
+  BackendChoice backend = select_backend(o.device, precision);
   Executor<float> executor(spec, *backend.ops, o.batch, seed);
   backend.ops->copy_to_device(executor.params(), params.data(), params.size() * sizeof(float));
   const EvalResult result = evaluate(executor, data.t10k, indices);
   if (o.json)
-    print_json(model, o.split, result);
+    print_json(model, o.split, result, backend.ops->precision());
   else
     print_text(model, o.split, result);
   return 0;
@@ -113,7 +115,7 @@ void add_eval_command(CLI::App& app, Command& command) {
   sub->add_option("--split", o.split, "val, test or t10k (all 10,000)")->check(CLI::IsMember({"val", "test", "t10k"}))->capture_default_str();
   sub->add_option("--data-dir", o.data_dir, "directory of the IDX files (default: $FMNIST_DATA_DIR or " FMNIST_DEFAULT_DATA_DIR ")");
   sub->add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
-  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  add_precision_flags(sub, o.precision);
   sub->add_option("--seed", o.seed, "seed of the val/test split (default: the checkpoint's, else 1)");
   sub->add_option("--validation-size", o.validation_count, "t10k images in the validation split (default: the checkpoint's, else 9900)")->check(CLI::Range(1, 9999));
   sub->add_option("--batch-size", o.batch, "images per evaluated batch")->check(CLI::Range(1, 10000))->capture_default_str();

@@ -11,6 +11,7 @@
 #include "host/backend_select.h"
 #include "host/cli/cli.h"
 #include "host/dataset.h"
+#include "host/reference/parallel.h"
 #if defined(FMNIST_HAVE_CUDA)
 #include "cuda/backend.h"
 #endif
@@ -46,8 +47,9 @@ void print_data(const std::string& dir) {
 int run_info(void* p) {
   const auto& o = *static_cast<InfoOptions*>(p);
   std::cout << "fmnist " << FMNIST_VERSION << '\n';
-  std::cout << "CPU backend: OpenBLAS " << openblas_get_config() << ", "
-            << openblas_get_num_threads() << " threads\n";
+  std::cout << "CPU backend: " << reference::default_cpu_threads()
+            << " threads (FMNIST_CPU_THREADS), each calling OpenBLAS " << openblas_get_config()
+            << " single-threaded\n";
 #if defined(FMNIST_HAVE_CUDA)
   std::cout << "CUDA backend: compiled in; " << cuda_runtime_summary() << '\n';
   const auto devices = list_cuda_devices();

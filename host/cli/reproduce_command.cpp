@@ -21,7 +21,7 @@ struct ReproduceCliOptions {
   int max_steps = 0;
   std::uint64_t seed = 1;
   std::string device = "auto";
-  bool tf32 = false;
+  PrecisionFlags precision;  // --precision / --tf32
   std::string data_dir;
   std::string out_dir;
   std::string recipe = "faithful";
@@ -40,7 +40,7 @@ int run_reproduce(void* p) {
   options.plan.only = reproduce::split_names(o.only);
   options.recipe_name = o.only.empty() ? o.recipe : o.recipe + " (--only " + o.only + ")";
   options.device = o.device;
-  options.tf32 = o.tf32;
+  options.precision = resolve_precision(o.precision);
   options.data_dir = o.data_dir;
   options.out_dir = o.out_dir.empty() ? default_run_dir("reproduce") : o.out_dir;
   options.jobs = o.jobs;
@@ -77,7 +77,7 @@ void add_reproduce_command(CLI::App& app, Command& command) {
   sub->add_option("--max-steps-per-epoch", o.max_steps, "stop each epoch after this many steps (0: whole epochs), for quick checks")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--seed", o.seed, "seed of initialisation, splits, shuffles, dropout and augmentation")->capture_default_str();
   sub->add_option("--device", o.device, "cpu, cuda or auto (the GPU when there is one)")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
-  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  add_precision_flags(sub, o.precision);
   sub->add_option("--data-dir", o.data_dir, "directory of the IDX files (default: $FMNIST_DATA_DIR or " FMNIST_DEFAULT_DATA_DIR ")");
   sub->add_option("--out", o.out_dir, "output directory (default: runs/reproduce-<time>)");
   sub->add_option("--recipe", o.recipe, "faithful (the paper's runs), improved (C(256) with logits head, warm-up + cosine lr, shifts and flips) or both")->check(CLI::IsMember({"faithful", "improved", "both"}))->capture_default_str();

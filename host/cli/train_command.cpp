@@ -29,7 +29,7 @@ struct TrainOptions {
   std::string head = "sigmoid";
   std::uint64_t seed = 1;
   std::string device = "auto";
-  bool tf32 = false;
+  PrecisionFlags precision;  // --precision / --tf32
   bool no_graph = false;            // host/batch_stream.h: how batches and steps reach the device
   std::string placement = "auto";
   int stream_slots = 4;
@@ -45,7 +45,7 @@ struct TrainOptions {
   int init_redraws = 10;
   int checkpoint_every = 10;
   int keep_checkpoints = 3;
-  int guard_every = 1;
+  int guard_every = 0;  // by backend (guard_interval)
   CLI::App* app = nullptr;  // the subcommand, to tell which flags were given (--resume)
 };
 
@@ -90,6 +90,7 @@ int run_train(void* p) {
   config.checkpoint_every = o.checkpoint_every;
   config.keep_checkpoints = o.keep_checkpoints;
   config.guard_every = o.guard_every;
+  config.precision = resolve_precision(o.precision);
   if (!o.resume.empty()) {
     if (!o.out_dir.empty() && o.out_dir != o.resume)
       throw std::invalid_argument("--resume DIR writes into DIR; do not also give another --out");
@@ -112,7 +113,7 @@ int run_train(void* p) {
   const std::string data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
   const FashionMnist data = load_fashion_mnist(data_dir);
   prepare_output_directory(config.out_dir);  // unwritable: one line, exit 2, before any training
-  BackendChoice backend = select_backend(o.device, o.tf32);
+  BackendChoice backend = select_backend(o.device, config.precision);
   std::cerr << fmt::format("fmnist: training {} on {} ({}); data {}; output {}\n",
                            describe(config.model), backend.ops->name(), backend.note, data_dir,
                            config.out_dir);
@@ -152,7 +153,7 @@ void add_train_command(CLI::App& app, Command& command) {
   sub->add_option("--head", o.head, "classifier head: sigmoid (the paper's Sigmoid + cross-entropy) or logits (softmax cross-entropy)")->check(CLI::IsMember({"sigmoid", "logits"}))->capture_default_str();
   sub->add_option("--seed", o.seed, "seed of initialisation, splits, shuffles and dropout")->capture_default_str();
   sub->add_option("--device", o.device, "cpu, cuda or auto (the GPU when there is one)")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
-  sub->add_flag("--tf32", o.tf32, "allow TF32 tensor-core math on the GPU (default: exact FP32)");
+  add_precision_flags(sub, o.precision);
   sub->add_flag("--no-graph", o.no_graph, "launch every op of every step (default: each kind of step is captured once as a CUDA graph and replayed)");
   sub->add_option("--data-placement", o.placement, "auto (resident when the data fits in a quarter of free GPU memory), resident (uploaded once, batches gathered on the GPU) or stream (pinned batches copied while the previous step runs)")->check(CLI::IsMember({"auto", "resident", "stream"}))->capture_default_str();
   sub->add_option("--stream-slots", o.stream_slots, "batches in flight when streaming")->check(CLI::Range(2, 64))->capture_default_str();
@@ -168,7 +169,7 @@ void add_train_command(CLI::App& app, Command& command) {
   sub->add_flag("--overwrite", o.overwrite, "write over checkpoints already in --out");
   sub->add_option("--checkpoint-every", o.checkpoint_every, "also keep the weights of every Nth epoch as epoch-NNNN.safetensors (0: never; last/best/state are written every epoch)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--keep-checkpoints", o.keep_checkpoints, "keep only the newest K epoch-NNNN.safetensors (0: all)")->check(CLI::Range(0, 1000000))->capture_default_str();
-  sub->add_option("--guard-every", o.guard_every, "check the loss and gradients for NaN/Inf every N steps (and before every checkpoint); on a GPU each check is a sync")->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_option("--guard-every", o.guard_every, "check the loss and gradients for NaN/Inf every N steps, and always before a checkpoint; 0: every step on the CPU, every 100 on a GPU (where each check waits for the device)")->check(CLI::Range(0, 1000000))->capture_default_str();
   o.app = sub;
   command = {sub, &run_train, &o};
 }

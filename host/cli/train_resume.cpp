@@ -31,11 +31,13 @@ const std::map<std::string, std::vector<std::string>> kFlagFields = {
     {"--max-steps-per-epoch", {"max_steps_per_epoch"}},
     {"--drop-last", {"drop_last"}},
     {"--init-redraws", {"init_redraws"}},
+    {"--precision", {"precision"}},
+    {"--tf32", {"precision"}},
 };
 
 // Flags that do not change what is computed: a resumed run takes them as given.
 const std::vector<std::string> kOperationalFlags = {
-    "--device", "--tf32", "--no-graph", "--data-placement", "--stream-slots", "--data-dir", "--out",
+    "--device", "--no-graph", "--data-placement", "--stream-slots", "--data-dir", "--out",
     "--resume", "--overwrite", "--checkpoint-every", "--keep-checkpoints", "--guard-every", "--help"};
 
 bool contains(const std::vector<std::string>& v, const std::string& x) {

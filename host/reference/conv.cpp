@@ -10,7 +10,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "bf16.h"
 #include "gemm.h"
+#include "models/op_checks.h"
 #include "parallel.h"
 #include "sum.h"
 
@@ -163,35 +165,10 @@ template <class T> void add_bias(int batch, int channels, int hw, const T* bias,
     }
 }
 
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
+using namespace op_checks;  // fail, require, check_* (models/op_checks.h)
 
-void require_positive(const char* op, const char* field, int value) {
-  if (value <= 0) fail(op, std::string(field) + " must be positive (got " + std::to_string(value) + ")");
-}
-
-template <class P> void require(const char* op, const char* name, P pointer) {
-  if (pointer == nullptr) fail(op, std::string(name) + " is null");
-}
-
-void check_geometry(const char* op, const ConvGeometry& g, bool transposed) {
-  if (g.transposed != transposed)
-    fail(op, transposed ? "geometry is not marked transposed" : "geometry is marked transposed");
-  require_positive(op, "batch", g.batch);
-  require_positive(op, "in_channels", g.in_channels);
-  require_positive(op, "in_h", g.in_h);
-  require_positive(op, "in_w", g.in_w);
-  require_positive(op, "out_channels", g.out_channels);
-  require_positive(op, "kernel", g.kernel);
-  require_positive(op, "stride", g.stride);
-  if (g.padding < 0) fail(op, "padding is negative");
-  if (g.output_padding < 0) fail(op, "output_padding is negative");
-  if (!transposed && g.output_padding != 0) fail(op, "output_padding applies to transposed only");
-  if (transposed && g.output_padding >= g.stride) fail(op, "output_padding must be below stride");
-  if (!transposed && (g.in_h + 2 * g.padding < g.kernel || g.in_w + 2 * g.padding < g.kernel))
-    fail(op, "kernel is larger than the padded input");
-  if (g.out_h() <= 0 || g.out_w() <= 0) fail(op, "output size is not positive");
+// The limit BLAS adds to a convolution's checks: its matrices' 32-bit sizes.
+void check_blas_sizes(const char* op, const ConvGeometry& g) {
   const long long big = std::max(static_cast<long long>(g.out_h()) * g.out_w(),
                                  static_cast<long long>(g.in_h) * g.in_w);
   const long long rows = static_cast<long long>(std::max(g.in_channels, g.out_channels)) *
@@ -255,18 +232,29 @@ template <class T> void bias_from_plane_sums(int batch, int channels, const doub
   }
 }
 
+// True in BF16 mode (models/precision.h); throws for TF32, which the CPU does not have.
+bool bf16_mode(const char* op, Precision precision) {
+  if (precision == Precision::TF32)
+    throw std::invalid_argument(std::string(op) + ": the CPU reference has no TF32 (precision fp32 or bf16)");
+  return precision == Precision::BF16;
+}
+
+// w (n) rounded to bfloat16 into scratch slot 3 in BF16 mode, else w itself.
+template <class T> const T* operand_weights(bool bf16, const T* w, std::size_t n, Scratch<T>& scratch) {
+  if (!bf16 || w == nullptr) return w;
+  return rounded_to_bf16(w, n, scratch.get(3, n));
+}
+
 }  // namespace
 
 // Per task: col (Cin*k*k, n) = im2col(x); then per image y (Cout, Ho*Wo) = b (the GEMM's
 // starting value, beta 1) + w col[:, the image's columns], written in place in (B,Cout,Ho,Wo).
 template <class T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
-                    Scratch<T>& scratch, TaskPool& pool) {
+                    Scratch<T>& scratch, TaskPool& pool, Precision precision) {
   const char* op = "conv2d_forward";
-  check_geometry(op, g, false);
-  require(op, "x", x);
-  require(op, "w", w);
-  require(op, "y", y);
+  check_conv_forward(op, g, false, x, w, y);
+  check_blas_sizes(op, g);
   const Patches p = input_patches(g);
   const Chunks chunks{g.batch};
   const int K = p.rows(), Cout = g.out_channels, hw = g.out_h() * g.out_w();
@@ -275,10 +263,22 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T
   const std::size_t max_n = static_cast<std::size_t>(kImagesPerTask) * hw;  // columns of a task
   const int threads = pool.threads();  // any thread may run any task: a slice for each
   T* cols = scratch.get(0, threads * K * max_n);
+  const bool bf16 = bf16_mode(op, precision);
+  const T* wk = operand_weights(bf16, w, g.weight_count(), scratch);
   pool.run(chunks.tasks(), [&](int task, int thread) {
     const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
     T* col = cols + thread * K * max_n;
     im2col(chunk_of(p, count), x + first * in_image, col);
+    if (bf16) {  // y = bf16(w col) + b: the product rounded, then the bias added
+      round_to_bf16_in_place(col, static_cast<std::size_t>(K) * n);
+      for (int i = 0; i < count; ++i) {
+        T* out = y + (first + i) * out_image;
+        gemm(false, false, Cout, hw, K, T(1), wk, K, col + i * hw, n, T(0), out, hw);
+        round_to_bf16_in_place(out, out_image);
+        if (b != nullptr) add_bias(1, Cout, hw, b, out);
+      }
+      return;
+    }
     for (int i = 0; i < count; ++i) {
       T* out = y + (first + i) * out_image;
       for (int c = 0; c < Cout; ++c)
@@ -292,12 +292,10 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T
 // dcol = w^T dy_cm, dx = col2im(dcol). dw = the sum of the tasks' dw_task, in task order.
 template <class T>
 void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db, Scratch<T>& scratch, TaskPool& pool) {
+                     T* db, Scratch<T>& scratch, TaskPool& pool, Precision precision) {
   const char* op = "conv2d_backward";
-  check_geometry(op, g, false);
-  require(op, "dy", dy);
-  if (dw != nullptr) require(op, "x (needed for dw)", x);
-  if (dx != nullptr) require(op, "w (needed for dx)", w);
+  check_conv_backward(op, g, false, x, w, dy, dx, dw);
+  check_blas_sizes(op, g);
   const Patches p = input_patches(g);
   const Chunks chunks{g.batch};
   const int K = p.rows(), Cout = g.out_channels, hw = g.out_h() * g.out_w();
@@ -311,6 +309,9 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
   T* dw_tasks = dw != nullptr ? scratch.get(2, chunks.tasks() * weights) : nullptr;
   double* sums =
       db != nullptr ? scratch.get_double(static_cast<std::size_t>(g.batch) * Cout) : nullptr;
+  // BF16: dy, x (through col) and w rounded; dx rounded per chunk, dw once summed (db unrounded).
+  const bool bf16 = bf16_mode(op, precision);
+  const T* wk = dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w;
   pool.run(chunks.tasks(), [&](int task, int thread) {
     const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
     if (db != nullptr) plane_sums(first, count, Cout, hw, dy, sums);
@@ -318,29 +319,33 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
     T* col = cols + thread * K * max_n;
     T* dy_cm = dy_cms + thread * Cout * max_n;  // (Cout, n)
     to_channel_major(count, Cout, hw, dy + first * out_image, dy_cm);
+    if (bf16) round_to_bf16_in_place(dy_cm, static_cast<std::size_t>(Cout) * n);
     if (dw != nullptr) {
       im2col(chunk_of(p, count), x + first * in_image, col);
+      if (bf16) round_to_bf16_in_place(col, static_cast<std::size_t>(K) * n);
       gemm(false, true, Cout, K, n, T(1), dy_cm, n, col, n, T(0), dw_tasks + task * weights, K);
     }
     if (dx != nullptr) {
-      gemm(true, false, K, n, Cout, T(1), w, K, dy_cm, n, T(0), col, n);  // dcol = w^T dy_cm
+      gemm(true, false, K, n, Cout, T(1), wk, K, dy_cm, n, T(0), col, n);  // dcol = w^T dy_cm
       col2im(chunk_of(p, count), col, dx + first * in_image);
+      if (bf16) round_to_bf16_in_place(dx + first * in_image, count * in_image);
     }
   });
   if (db != nullptr) bias_from_plane_sums(g.batch, Cout, sums, db);
-  if (dw != nullptr) sum_partials(chunks.tasks(), weights, dw_tasks, dw);
+  if (dw != nullptr) {
+    sum_partials(chunks.tasks(), weights, dw_tasks, dw);
+    if (bf16) round_to_bf16_in_place(dw, weights);
+  }
 }
 
 // Per task: x_cm (Cin, n) = x in channel-major order; col (Cout*k*k, n) = w^T x_cm;
 // y = col2im(col) + b.
 template <class T>
 void conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
-                              Scratch<T>& scratch, TaskPool& pool) {
+                              Scratch<T>& scratch, TaskPool& pool, Precision precision) {
   const char* op = "conv_transpose2d_forward";
-  check_geometry(op, g, true);
-  require(op, "x", x);
-  require(op, "w", w);
-  require(op, "y", y);
+  check_conv_forward(op, g, true, x, w, y);
+  check_blas_sizes(op, g);
   const Patches p = output_patches(g);
   const Chunks chunks{g.batch};
   const int K = p.rows(), Cin = g.in_channels, hw = g.in_h * g.in_w;
@@ -351,14 +356,18 @@ void conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w, con
   const int threads = pool.threads();  // any thread may run any task: a slice for each
   T* cols = scratch.get(0, threads * K * max_n);
   T* x_cms = scratch.get(1, threads * Cin * max_n);
+  const bool bf16 = bf16_mode(op, precision);  // BF16: x and w rounded, y = bf16(col2im) + b
+  const T* wk = operand_weights(bf16, w, g.weight_count(), scratch);
   pool.run(chunks.tasks(), [&](int task, int thread) {
     const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
     T* col = cols + thread * K * max_n;
     T* x_cm = x_cms + thread * Cin * max_n;  // (Cin, n)
     to_channel_major(count, Cin, hw, x + first * in_image, x_cm);
-    gemm(true, false, K, n, Cin, T(1), w, K, x_cm, n, T(0), col, n);  // col = w^T x_cm
+    if (bf16) round_to_bf16_in_place(x_cm, static_cast<std::size_t>(Cin) * n);
+    gemm(true, false, K, n, Cin, T(1), wk, K, x_cm, n, T(0), col, n);  // col = w^T x_cm
     T* out = y + first * out_image;
     col2im(chunk_of(p, count), col, out);  // output_padding rows/cols receive nothing but the bias
+    if (bf16) round_to_bf16_in_place(out, count * out_image);
     if (b != nullptr) add_bias(count, g.out_channels, out_hw, b, out);
   });
 }
@@ -366,12 +375,11 @@ void conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w, con
 // Per task: dcol (Cout*k*k, n) = im2col(dy); dw_task = x_cm dcol^T; dx = w dcol in (B,Cin,H,W).
 template <class T>
 void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
-                               T* dw, T* db, Scratch<T>& scratch, TaskPool& pool) {
+                               T* dw, T* db, Scratch<T>& scratch, TaskPool& pool,
+                               Precision precision) {
   const char* op = "conv_transpose2d_backward";
-  check_geometry(op, g, true);
-  require(op, "dy", dy);
-  if (dw != nullptr) require(op, "x (needed for dw)", x);
-  if (dx != nullptr) require(op, "w (needed for dx)", w);
+  check_conv_backward(op, g, true, x, w, dy, dx, dw);
+  check_blas_sizes(op, g);
   const Patches p = output_patches(g);
   const Chunks chunks{g.batch};
   const int K = p.rows(), Cin = g.in_channels, Cout = g.out_channels, hw = g.in_h * g.in_w;
@@ -386,6 +394,9 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
   T* dw_tasks = dw != nullptr ? scratch.get(2, chunks.tasks() * weights) : nullptr;
   double* sums =
       db != nullptr ? scratch.get_double(static_cast<std::size_t>(g.batch) * Cout) : nullptr;
+  // BF16: dy (through dcol), x and w rounded; dx rounded per chunk, dw once summed.
+  const bool bf16 = bf16_mode(op, precision);
+  const T* wk = dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w;
   pool.run(chunks.tasks(), [&](int task, int thread) {
     const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
     if (db != nullptr) plane_sums(first, count, Cout, out_hw, dy, sums);
@@ -393,28 +404,34 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
     T* dcol = dcols + thread * K * max_n;  // (Cout*k*k, n)
     T* buf = bufs + thread * Cin * max_n;  // (Cin, n)
     im2col(chunk_of(p, count), dy + first * out_image, dcol);
+    if (bf16) round_to_bf16_in_place(dcol, static_cast<std::size_t>(K) * n);
     if (dw != nullptr) {
       to_channel_major(count, Cin, hw, x + first * in_image, buf);
+      if (bf16) round_to_bf16_in_place(buf, static_cast<std::size_t>(Cin) * n);
       gemm(false, true, Cin, K, n, T(1), buf, n, dcol, n, T(0), dw_tasks + task * weights, K);
     }
     if (dx != nullptr) {
-      gemm(false, false, Cin, n, K, T(1), w, K, dcol, n, T(0), buf, n);  // dx_cm = w dcol
+      gemm(false, false, Cin, n, K, T(1), wk, K, dcol, n, T(0), buf, n);  // dx_cm = w dcol
+      if (bf16) round_to_bf16_in_place(buf, static_cast<std::size_t>(Cin) * n);
       to_batch_major(count, Cin, hw, buf, static_cast<const T*>(nullptr), dx + first * in_image);
     }
   });
   if (db != nullptr) bias_from_plane_sums(g.batch, Cout, sums, db);
-  if (dw != nullptr) sum_partials(chunks.tasks(), weights, dw_tasks, dw);
+  if (dw != nullptr) {
+    sum_partials(chunks.tasks(), weights, dw_tasks, dw);
+    if (bf16) round_to_bf16_in_place(dw, weights);
+  }
 }
 
 #define FMNIST_INSTANTIATE_CONV(T)                                                                \
   template void conv2d_forward<T>(const ConvGeometry&, const T*, const T*, const T*, T*,          \
-                                  Scratch<T>&, TaskPool&);                                        \
+                                  Scratch<T>&, TaskPool&, Precision);                             \
   template void conv2d_backward<T>(const ConvGeometry&, const T*, const T*, const T*, T*, T*, T*, \
-                                   Scratch<T>&, TaskPool&);                                       \
+                                   Scratch<T>&, TaskPool&, Precision);                            \
   template void conv_transpose2d_forward<T>(const ConvGeometry&, const T*, const T*, const T*,    \
-                                            T*, Scratch<T>&, TaskPool&);                          \
+                                            T*, Scratch<T>&, TaskPool&, Precision);               \
   template void conv_transpose2d_backward<T>(const ConvGeometry&, const T*, const T*, const T*,   \
-                                             T*, T*, T*, Scratch<T>&, TaskPool&);
+                                             T*, T*, T*, Scratch<T>&, TaskPool&, Precision);
 FMNIST_INSTANTIATE_CONV(float)
 FMNIST_INSTANTIATE_CONV(double)
 #undef FMNIST_INSTANTIATE_CONV

@@ -16,7 +16,7 @@ namespace fmnist::reference {
 // TaskPool::run (never inside one), sized for every thread (each uses its own slice) or task.
 template <class T> class Scratch {
  public:
-  static constexpr int kSlots = 3;
+  static constexpr int kSlots = 4;
   T* get(int slot, std::size_t n) { return grow(buffers_[slot], n); }
   double* get_double(std::size_t n) { return grow(doubles_, n); }
 
@@ -29,22 +29,30 @@ template <class T> class Scratch {
   std::vector<double> doubles_;
 };
 
+// Precision::BF16 rounds each GEMM's operands and each pass's result to bfloat16 as
+// models/precision.h defines (float only; slot 3 holds the rounded weights); FP32 computes exactly
+// what it always has. TF32 is refused (std::invalid_argument): the CPU has no TF32.
+
 // x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
 template <class T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
-                    Scratch<T>& scratch, TaskPool& pool);
+                    Scratch<T>& scratch, TaskPool& pool,
+                    Precision precision = Precision::FP32);
 // dy (B,Cout,Ho,Wo) -> dx (B,Cin,H,W), dw (Cout,Cin,k,k), db (Cout); null outputs are skipped.
 template <class T>
 void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db, Scratch<T>& scratch, TaskPool& pool);
+                     T* db, Scratch<T>& scratch, TaskPool& pool,
+                    Precision precision = Precision::FP32);
 
 // x (B,Cin,H,W), w (Cin,Cout,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
 template <class T>
 void conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
-                              Scratch<T>& scratch, TaskPool& pool);
+                              Scratch<T>& scratch, TaskPool& pool,
+                    Precision precision = Precision::FP32);
 // dy (B,Cout,Ho,Wo) -> dx (B,Cin,H,W), dw (Cin,Cout,k,k), db (Cout); null outputs are skipped.
 template <class T>
 void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
-                               T* dw, T* db, Scratch<T>& scratch, TaskPool& pool);
+                               T* dw, T* db, Scratch<T>& scratch, TaskPool& pool,
+                    Precision precision = Precision::FP32);
 
 }  // namespace fmnist::reference

@@ -12,11 +12,14 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "host/reference/bf16.h"
 #include "host/reference/gemm.h"
 #include "host/reference/parallel.h"
 #include "host/reference/sum.h"
+#include "models/op_checks.h"
 
 namespace fmnist {
 
@@ -64,37 +67,10 @@ template <class Body> void for_column_blocks(TaskPool& pool, int columns, const 
   });
 }
 
-[[noreturn]] void fail(const char* op, const std::string& what) {
-  throw std::invalid_argument(std::string(op) + ": " + what);
-}
-template <class P> void require(const char* op, const char* name, P pointer) {
-  if (pointer == nullptr) fail(op, std::string(name) + " is null");
-}
-template <class I> void require_positive(const char* op, const char* field, I value) {
-  if (value <= 0) fail(op, std::string(field) + " must be positive (got " + std::to_string(value) + ")");
-}
+using namespace op_checks;  // fail, require, check_* (models/op_checks.h)
 
-void check_pool(const char* op, const PoolGeometry& g) {
-  require_positive(op, "batch", g.batch);
-  require_positive(op, "channels", g.channels);
-  require_positive(op, "in_h", g.in_h);
-  require_positive(op, "in_w", g.in_w);
-  require_positive(op, "kernel", g.kernel);
-  require_positive(op, "stride", g.stride);
-  if (g.in_h < g.kernel || g.in_w < g.kernel) fail(op, "kernel is larger than the input");
-}
-
-void check_linear(const char* op, const LinearGeometry& g) {
-  require_positive(op, "batch", g.batch);
-  require_positive(op, "in_features", g.in_features);
-  require_positive(op, "out_features", g.out_features);
-}
-
-void check_dropout(const char* op, std::size_t n, float p) {
-  require_positive(op, "n", n);
-  if (!(p >= 0.0f && p < 1.0f)) fail(op, "p must be in [0, 1) (got " + std::to_string(p) + ")");
-}
-
+// Labels are in host memory here, so the CPU also checks each is below classes (CUDA's stay on
+// the device, where a bad one makes the loss NaN instead).
 void check_labels(const char* op, int batch, int classes, const std::uint8_t* labels) {
   for (int r = 0; r < batch; ++r)
     if (labels[r] >= classes)
@@ -184,8 +160,12 @@ bool unpool_plane(const T* dy, const std::int32_t* argmax, std::size_t out_plane
 
 }  // namespace
 
-template <class T> CpuOps<T>::CpuOps(int threads)
-    : pool_(threads > 0 ? threads : reference::default_cpu_threads()) {
+template <class T> CpuOps<T>::CpuOps(int threads, Precision precision)
+    : pool_(threads > 0 ? threads : reference::default_cpu_threads()), precision_(precision) {
+  if (precision == Precision::TF32)
+    throw std::invalid_argument("the CPU backend has no TF32: its precision is fp32 or bf16");
+  if (precision == Precision::BF16 && !std::is_same_v<T, float>)
+    throw std::invalid_argument("BF16 precision is defined for the float CPU backend only");
   // Our tasks call BLAS from several threads at once; OpenBLAS's own threads would only compete
   // with them for the cores (and its results would depend on OPENBLAS_NUM_THREADS).
   openblas_set_num_threads(1);
@@ -234,9 +214,7 @@ template <class T> void CpuOps<T>::fill(T* dst, T value, std::size_t n) {
 // x (n) = pixels (n) / 255
 template <class T>
 void CpuOps<T>::images_to_float(std::size_t n, const std::uint8_t* pixels, T* x) {
-  require_positive("images_to_float", "n", n);
-  require("images_to_float", "pixels", pixels);
-  require("images_to_float", "x", x);
+  check_images_to_float("images_to_float", n, pixels, x);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) x[i] = ew::pixel_to_unit<T>(pixels[i]);
   });
@@ -246,22 +224,22 @@ void CpuOps<T>::images_to_float(std::size_t n, const std::uint8_t* pixels, T* x)
 
 template <class T>
 void CpuOps<T>::conv2d_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
-  reference::conv2d_forward(g, x, w, b, y, scratch_, pool_);
+  reference::conv2d_forward(g, x, w, b, y, scratch_, pool_, precision_);
 }
 template <class T>
 void CpuOps<T>::conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
                                 T* dw, T* db) {
-  reference::conv2d_backward(g, x, w, dy, dx, dw, db, scratch_, pool_);
+  reference::conv2d_backward(g, x, w, dy, dx, dw, db, scratch_, pool_, precision_);
 }
 template <class T>
 void CpuOps<T>::conv_transpose2d_forward(const ConvGeometry& g, const T* x, const T* w,
                                          const T* b, T* y) {
-  reference::conv_transpose2d_forward(g, x, w, b, y, scratch_, pool_);
+  reference::conv_transpose2d_forward(g, x, w, b, y, scratch_, pool_, precision_);
 }
 template <class T>
 void CpuOps<T>::conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w,
                                           const T* dy, T* dx, T* dw, T* db) {
-  reference::conv_transpose2d_backward(g, x, w, dy, dx, dw, db, scratch_, pool_);
+  reference::conv_transpose2d_backward(g, x, w, dy, dx, dw, db, scratch_, pool_, precision_);
 }
 
 // ---- max pooling ---------------------------------------------------------------------------------
@@ -270,11 +248,7 @@ void CpuOps<T>::conv_transpose2d_backward(const ConvGeometry& g, const T* x, con
 // in scan order wins, and a NaN counts as a maximum. Tasks take whole planes.
 template <class T>
 void CpuOps<T>::maxpool2d_forward(const PoolGeometry& g, const T* x, T* y, std::int32_t* argmax) {
-  const char* op = "maxpool2d_forward";
-  check_pool(op, g);
-  require(op, "x", x);
-  require(op, "y", y);
-  require(op, "argmax", argmax);
+  check_maxpool_forward("maxpool2d_forward", g, x, y, argmax);
   const int ho = g.out_h(), wo = g.out_w();
   const std::size_t in_plane = static_cast<std::size_t>(g.in_h) * g.in_w;
   const std::size_t out_plane = static_cast<std::size_t>(ho) * wo;
@@ -296,9 +270,7 @@ template <class T>
 void CpuOps<T>::maxpool2d_backward(const PoolGeometry& g, const T* dy, const std::int32_t* argmax,
                                    T* dx) {
   const char* op = "maxpool2d_backward";
-  check_pool(op, g);
-  require(op, "dy", dy);
-  require(op, "argmax", argmax);
+  check_maxpool_backward(op, g, dy, argmax);
   if (dx == nullptr) return;
   const std::size_t in_plane = static_cast<std::size_t>(g.in_h) * g.in_w;
   const std::size_t out_plane = static_cast<std::size_t>(g.out_h()) * g.out_w();
@@ -317,12 +289,24 @@ void CpuOps<T>::maxpool2d_backward(const PoolGeometry& g, const T* dy, const std
 // y (B,out) = x (B,in) w^T (w is (out,in)) + b (out)
 template <class T>
 void CpuOps<T>::linear_forward(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y) {
-  const char* op = "linear_forward";
-  check_linear(op, g);
-  require(op, "x", x);
-  require(op, "w", w);
-  require(op, "y", y);
+  check_linear_forward("linear_forward", g, x, w, y);
   const int in = g.in_features, out = g.out_features;
+  if (precision_ == Precision::BF16) {
+    // y[:, j0:j1] = bf16(bf16(x) bf16(w[j0:j1, :])^T) + b[j0:j1] (models/precision.h)
+    const std::size_t nx = static_cast<std::size_t>(g.batch) * in;
+    const std::size_t nw = static_cast<std::size_t>(out) * in;
+    const T* xr = reference::rounded_to_bf16(x, nx, scratch_.get(1, nx));
+    const T* wr = reference::rounded_to_bf16(w, nw, scratch_.get(2, nw));
+    for_column_blocks(pool_, out, [&](int j0, int j1) {
+      reference::gemm(false, true, g.batch, j1 - j0, in, T(1), xr, in,
+                      wr + static_cast<std::size_t>(j0) * in, in, T(0), y + j0, out);
+      reference::round_block_to_bf16(y + j0, g.batch, j1 - j0, out);
+      if (b != nullptr)
+        for (int r = 0; r < g.batch; ++r)
+          for (int j = j0; j < j1; ++j) y[static_cast<std::size_t>(r) * out + j] += b[j];
+    });
+    return;
+  }
   // Output columns [j0, j1) per task: y[:, j0:j1] = b[j0:j1] (the GEMM's starting value, beta 1)
   // + x w[j0:j1, :]^T.
   for_column_blocks(pool_, out, [&](int j0, int j1) {
@@ -339,21 +323,35 @@ void CpuOps<T>::linear_forward(const LinearGeometry& g, const T* x, const T* w, 
 template <class T>
 void CpuOps<T>::linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* dy, T* dx,
                                 T* dw, T* db) {
-  const char* op = "linear_backward";
-  check_linear(op, g);
-  require(op, "dy", dy);
-  if (dw != nullptr) require(op, "x (needed for dw)", x);
-  if (dx != nullptr) require(op, "w (needed for dx)", w);
+  check_linear_backward("linear_backward", g, x, w, dy, dx, dw);
   const int in = g.in_features, out = g.out_features;
+  // BF16 (models/precision.h): the GEMMs read dy, w and x rounded to bfloat16 (scratch copies)
+  // and their results are rounded; db sums the unrounded dy.
+  const bool bf16 = precision_ == Precision::BF16 && (dx != nullptr || dw != nullptr);
+  const T* dyk = dy;
+  const T* wk = w;
+  const T* xk = x;
+  if (bf16) {
+    const std::size_t ny = static_cast<std::size_t>(g.batch) * out;
+    const std::size_t nw = static_cast<std::size_t>(out) * in;
+    const std::size_t nx = static_cast<std::size_t>(g.batch) * in;
+    dyk = reference::rounded_to_bf16(dy, ny, scratch_.get(0, ny));
+    if (dx != nullptr) wk = reference::rounded_to_bf16(w, nw, scratch_.get(1, nw));
+    if (dw != nullptr) xk = reference::rounded_to_bf16(x, nx, scratch_.get(2, nx));
+  }
   // Both products are cut along the input features: dx[:, i0:i1] = dy w[:, i0:i1] and
   // dw[:, i0:i1] = dy^T x[:, i0:i1], each over the whole batch.
   for_column_blocks(pool_, in, [&](int i0, int i1) {
-    if (dx != nullptr)
-      reference::gemm(false, false, g.batch, i1 - i0, out, T(1), dy, out, w + i0, in, T(0),
+    if (dx != nullptr) {
+      reference::gemm(false, false, g.batch, i1 - i0, out, T(1), dyk, out, wk + i0, in, T(0),
                       dx + i0, in);
-    if (dw != nullptr)
-      reference::gemm(true, false, out, i1 - i0, g.batch, T(1), dy, out, x + i0, in, T(0),
+      if (bf16) reference::round_block_to_bf16(dx + i0, g.batch, i1 - i0, in);
+    }
+    if (dw != nullptr) {
+      reference::gemm(true, false, out, i1 - i0, g.batch, T(1), dyk, out, xk + i0, in, T(0),
                       dw + i0, in);
+      if (bf16) reference::round_block_to_bf16(dw + i0, out, i1 - i0, in);
+    }
   });
   if (db != nullptr) {
     double* sums = scratch_.get_double(out);  // row by row, so each column sums in row order
@@ -367,38 +365,28 @@ void CpuOps<T>::linear_backward(const LinearGeometry& g, const T* x, const T* w,
 // ---- element-wise (in place allowed) ------------------------------------------------------------
 
 template <class T> void CpuOps<T>::relu_forward(std::size_t n, const T* x, T* y) {
-  require_positive("relu_forward", "n", n);
-  require("relu_forward", "x", x);
-  require("relu_forward", "y", y);
+  check_activation_forward("relu_forward", n, x, y);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) y[i] = ew::relu(x[i]);
   });
 }
 
 template <class T> void CpuOps<T>::relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
-  require_positive("relu_backward", "n", n);
-  require("relu_backward", "y", y);
-  require("relu_backward", "dy", dy);
-  require("relu_backward", "dx", dx);
+  check_activation_backward("relu_backward", n, y, dy, dx);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) dx[i] = ew::relu_grad(y[i], dy[i]);
   });
 }
 
 template <class T> void CpuOps<T>::sigmoid_forward(std::size_t n, const T* x, T* y) {
-  require_positive("sigmoid_forward", "n", n);
-  require("sigmoid_forward", "x", x);
-  require("sigmoid_forward", "y", y);
+  check_activation_forward("sigmoid_forward", n, x, y);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) y[i] = ew::sigmoid(x[i]);
   });
 }
 
 template <class T> void CpuOps<T>::sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
-  require_positive("sigmoid_backward", "n", n);
-  require("sigmoid_backward", "y", y);
-  require("sigmoid_backward", "dy", dy);
-  require("sigmoid_backward", "dx", dx);
+  check_activation_backward("sigmoid_backward", n, y, dy, dx);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) dx[i] = ew::sigmoid_grad(y[i], dy[i]);
   });
@@ -423,9 +411,7 @@ void scale_by_dropout_mask(std::size_t begin, std::size_t end, float p, std::uin
 template <class T>
 void CpuOps<T>::dropout_forward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
                                 std::uint32_t layer, const T* x, T* y) {
-  check_dropout("dropout_forward", n, p);
-  require("dropout_forward", "x", x);
-  require("dropout_forward", "y", y);
+  check_dropout_forward("dropout_forward", n, p, x, y);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     scale_by_dropout_mask(begin, end, p, seed, step, layer, x, y);
   });
@@ -435,9 +421,7 @@ void CpuOps<T>::dropout_forward(std::size_t n, float p, std::uint64_t seed, std:
 template <class T>
 void CpuOps<T>::dropout_backward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
                                  std::uint32_t layer, const T* dy, T* dx) {
-  check_dropout("dropout_backward", n, p);
-  require("dropout_backward", "dy", dy);
-  require("dropout_backward", "dx", dx);
+  check_dropout_backward("dropout_backward", n, p, dy, dx);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     scale_by_dropout_mask(begin, end, p, seed, step, layer, dy, dx);
   });
@@ -445,42 +429,40 @@ void CpuOps<T>::dropout_backward(std::size_t n, float p, std::uint64_t seed, std
 
 // ---- losses and metrics ----------------------------------------------------------------------
 
+// l1_loss and mse_loss: loss = the mean over n of term(pred, target) (write_mean), and dpred =
+// grad(pred, target, 1/n) when non-null. The terms are computed apart into scratch slot 0
+// (vectorized, no branches), then summed in order. term and grad are lambdas, inlined.
+namespace {
+template <class T, class Term, class Grad>
+void mean_point_loss(TaskPool& pool, reference::Scratch<T>& scratch, std::size_t n, const T* pred,
+                     const T* target, T* dpred, T* loss, double* loss_sum, Term term, Grad grad) {
+  const T inv_n = T(1) / static_cast<T>(n);
+  T* terms = scratch.get(0, n);
+  for_blocks(pool, n, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) terms[i] = term(pred[i], target[i]);
+    if (dpred != nullptr)  // a loop of its own, so that it vectorizes
+      for (std::size_t i = begin; i < end; ++i) dpred[i] = grad(pred[i], target[i], inv_n);
+  });
+  write_mean(reference::sum_in_double(terms, n), n, loss, loss_sum);
+}
+}  // namespace
+
 template <class T>
 void CpuOps<T>::l1_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
                         double* loss_sum) {
-  const char* op = "l1_loss";
-  require_positive(op, "n", n);
-  require(op, "pred", pred);
-  require(op, "target", target);
-  require(op, "loss", loss);
-  const T inv_n = T(1) / static_cast<T>(n);
-  T* terms = scratch_.get(0, n);  // computed apart (vectorized, no branches), summed in order
-  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i) terms[i] = ew::l1_term(pred[i], target[i]);
-    if (dpred != nullptr)  // a loop of its own, so that it vectorizes
-      for (std::size_t i = begin; i < end; ++i) dpred[i] = ew::l1_grad(pred[i], target[i], inv_n);
-  });
-  const double sum = reference::sum_in_double(terms, n);
-  write_mean(sum, n, loss, loss_sum);
+  check_point_loss("l1_loss", n, pred, target, loss);
+  mean_point_loss(pool_, scratch_, n, pred, target, dpred, loss, loss_sum,
+                  [](T p, T t) { return ew::l1_term(p, t); },
+                  [](T p, T t, T inv_n) { return ew::l1_grad(p, t, inv_n); });
 }
 
 template <class T>
 void CpuOps<T>::mse_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
                          double* loss_sum) {
-  const char* op = "mse_loss";
-  require_positive(op, "n", n);
-  require(op, "pred", pred);
-  require(op, "target", target);
-  require(op, "loss", loss);
-  const T inv_n = T(1) / static_cast<T>(n);
-  T* terms = scratch_.get(0, n);  // computed apart (vectorized, no branches), summed in order
-  for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i) terms[i] = ew::mse_term(pred[i], target[i]);
-    if (dpred != nullptr)  // a loop of its own, so that it vectorizes
-      for (std::size_t i = begin; i < end; ++i) dpred[i] = ew::mse_grad(pred[i], target[i], inv_n);
-  });
-  const double sum = reference::sum_in_double(terms, n);
-  write_mean(sum, n, loss, loss_sum);
+  check_point_loss("mse_loss", n, pred, target, loss);
+  mean_point_loss(pool_, scratch_, n, pred, target, dpred, loss, loss_sum,
+                  [](T p, T t) { return ew::mse_term(p, t); },
+                  [](T p, T t, T inv_n) { return ew::mse_grad(p, t, inv_n); });
 }
 
 // scores (B,classes), labels (B): loss = mean over rows; dscores (B,classes) includes the 1/B.
@@ -489,11 +471,7 @@ void CpuOps<T>::softmax_cross_entropy(int batch, int classes, const T* scores,
                                       const std::uint8_t* labels, T* dscores, T* loss,
                                       double* loss_sum) {
   const char* op = "softmax_cross_entropy";
-  require_positive(op, "batch", batch);
-  require_positive(op, "classes", classes);
-  require(op, "scores", scores);
-  require(op, "labels", labels);
-  require(op, "loss", loss);
+  check_softmax_cross_entropy(op, batch, classes, scores, labels, loss);
   check_labels(op, batch, classes, labels);
   const T scale = T(1) / static_cast<T>(batch);
   double sum = 0.0;
@@ -510,11 +488,7 @@ template <class T>
 void CpuOps<T>::count_predictions(int batch, int classes, const T* scores,
                                   const std::uint8_t* labels, std::int64_t* confusion) {
   const char* op = "count_predictions";
-  require_positive(op, "batch", batch);
-  require_positive(op, "classes", classes);
-  require(op, "scores", scores);
-  require(op, "labels", labels);
-  require(op, "confusion", confusion);
+  check_count_predictions(op, batch, classes, scores, labels, confusion);
   check_labels(op, batch, classes, labels);
   for (int r = 0; r < batch; ++r) {
     const int predicted = ew::argmax_row(scores + static_cast<std::size_t>(r) * classes, classes);
@@ -527,12 +501,7 @@ void CpuOps<T>::count_predictions(int batch, int classes, const T* scores,
 template <class T>
 void CpuOps<T>::adam_update(std::size_t n, T* params, const T* grads, T* m, T* v,
                             const elementwise::AdamStep<T>& step) {
-  const char* op = "adam_update";
-  require_positive(op, "n", n);
-  require(op, "params", params);
-  require(op, "grads", grads);
-  require(op, "m", m);
-  require(op, "v", v);
+  check_adam_update("adam_update", n, params, grads, m, v);
   const elementwise::AdamStep<T> s = step;  // a local copy: stores to params cannot alias it
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) ew::adam_update(params[i], grads[i], m[i], v[i], s);
@@ -542,6 +511,8 @@ void CpuOps<T>::adam_update(std::size_t n, T* params, const T* grads, T* m, T* v
 template class CpuOps<float>;
 template class CpuOps<double>;
 
-std::unique_ptr<Ops<float>> make_cpu_ops() { return std::make_unique<CpuOps<float>>(); }
+std::unique_ptr<Ops<float>> make_cpu_ops(Precision precision) {
+  return std::make_unique<CpuOps<float>>(0, precision);
+}
 
 }  // namespace fmnist

@@ -21,10 +21,16 @@ template <class T> class CpuOps final : public Ops<T> {
   // threads: how many threads the ops run on; 0 means reference::default_cpu_threads()
   // (FMNIST_CPU_THREADS, else the CPUs this process may use, at most 8). Also sets OpenBLAS to
   // one thread for the whole process: the ops parallelise around their BLAS calls.
-  explicit CpuOps(int threads = 0);
+  // precision: FP32 (the default) or BF16, the products rounded as models/precision.h defines
+  // (CpuOps<float> only; bitwise deterministic alike). TF32, which the CPU does not have, and BF16
+  // for CpuOps<double> throw std::invalid_argument.
+  explicit CpuOps(int threads = 0, Precision precision = Precision::FP32);
   int threads() const { return pool_.threads(); }
 
-  std::string name() const override { return "cpu"; }
+  std::string name() const override {
+    return precision_ == Precision::BF16 ? "cpu (BF16)" : "cpu";
+  }
+  Precision precision() const override { return precision_; }
 
   void* allocate(std::size_t bytes) override;  // zeroed, 64-byte aligned; never null
   void deallocate(void* ptr) noexcept override;
@@ -73,13 +79,14 @@ template <class T> class CpuOps final : public Ops<T> {
 
  private:
   reference::TaskPool pool_;
+  Precision precision_ = Precision::FP32;
   reference::Scratch<T> scratch_;  // im2col buffers, partial sums and loss terms, grown on demand
 };
 
 extern template class CpuOps<float>;
 extern template class CpuOps<double>;
 
-// The float CPU backend, as the executor takes it.
-std::unique_ptr<Ops<float>> make_cpu_ops();
+// The float CPU backend, as the executor takes it (precision: FP32 or BF16, see CpuOps).
+std::unique_ptr<Ops<float>> make_cpu_ops(Precision precision = Precision::FP32);
 
 }  // namespace fmnist

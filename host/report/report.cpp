@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -63,6 +64,24 @@ std::vector<const RunResult*> present(const std::vector<RunResult>& runs, std::i
   return out;
 }
 
+// Figs. 4 and 9: the first `cols` test images (test_image(i)) in a row, then one labelled row per
+// run of its reconstructions of them (each run has at least `cols`).
+template <class TestImage>
+ImageGrid reconstruction_grid(const std::string& title, int cols, const TestImage& test_image,
+                              const std::vector<std::pair<std::string, const RunResult*>>& runs) {
+  ImageGrid g;
+  g.title = title;
+  g.rows = 1 + static_cast<int>(runs.size());
+  g.cols = cols;
+  g.row_labels.push_back("test image");
+  for (int c = 0; c < cols; ++c) g.cells.push_back({test_image(c), {}, {}, {}});
+  for (const auto& [label, run] : runs) {
+    g.row_labels.push_back(label);
+    for (int c = 0; c < cols; ++c) g.cells.push_back({run->reconstructions[c], {}, {}, {}});
+  }
+  return g;
+}
+
 }  // namespace
 
 std::vector<int> snapshot_epochs(int epochs) {
@@ -106,14 +125,9 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
     if (mae && mse && !mae->reconstructions.empty() && !mse->reconstructions.empty() && grid_images > 0) {
       const int cols = std::min<int>({grid_images, static_cast<int>(mae->reconstructions.size()),
                                       static_cast<int>(mse->reconstructions.size())});
-      ImageGrid g;
-      g.title = "Fig. 4: AE(64) reconstructions, MAE against MSE loss";
-      g.rows = 3;
-      g.cols = cols;
-      g.row_labels = {"test image", "MAE (L1) loss", "MSE loss"};
-      for (int c = 0; c < cols; ++c) g.cells.push_back({test_image(c), {}, {}, {}});
-      for (int c = 0; c < cols; ++c) g.cells.push_back({mae->reconstructions[c], {}, {}, {}});
-      for (int c = 0; c < cols; ++c) g.cells.push_back({mse->reconstructions[c], {}, {}, {}});
+      const ImageGrid g = reconstruction_grid("Fig. 4: AE(64) reconstructions, MAE against MSE loss",
+                                              cols, test_image,
+                                              {{"MAE (L1) loss", mae}, {"MSE loss", mse}});
       figs.push_back(figure("fig4", "Fig. 4: reconstructions with MAE and with MSE loss",
                             "The first test images (top) reconstructed by AE(64) trained with the L1 loss (the paper's "
                             "choice) and with MSE, final weights. The paper saw edge artefacts with MSE. " + length + ".",
@@ -169,16 +183,10 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
     if (!aes.empty() && grid_images > 0) {
       int cols = grid_images;
       for (const RunResult* r : aes) cols = std::min<int>(cols, static_cast<int>(r->reconstructions.size()));
-      ImageGrid g;
-      g.title = "Fig. 9: test images and their reconstructions";
-      g.rows = 1 + static_cast<int>(aes.size());
-      g.cols = cols;
-      g.row_labels.push_back("test image");
-      for (int c = 0; c < cols; ++c) g.cells.push_back({test_image(c), {}, {}, {}});
-      for (const RunResult* r : aes) {
-        g.row_labels.push_back(r->title);
-        for (int c = 0; c < cols; ++c) g.cells.push_back({r->reconstructions[c], {}, {}, {}});
-      }
+      std::vector<std::pair<std::string, const RunResult*>> rows;
+      for (const RunResult* r : aes) rows.push_back({r->title, r});
+      const ImageGrid g =
+          reconstruction_grid("Fig. 9: test images and their reconstructions", cols, test_image, rows);
       figs.push_back(figure("fig9", "Fig. 9: test images and their reconstructions",
                             "The first test images of the paper's 100-image test split and their reconstructions by "
                             "each autoencoder (final weights). " + length + ".",

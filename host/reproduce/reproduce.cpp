@@ -93,28 +93,16 @@ const char* loss_name(const ModelConfig& m) {
   return m.ae_loss == AeLoss::MAE ? "MAE" : "MSE";
 }
 
+// A planned run in settings.json: its training settings, and its place in the plan.
 nlohmann::json run_settings(const PlannedRun& r) {
-  const TrainConfig& c = r.config;
-  return {{"name", r.name},
-          {"title", r.title},
-          {"recipe", r.recipe},
-          {"model", nlohmann::json::parse(model_config_to_json(c.model))},
-          {"epochs", c.epochs},
-          {"batch", c.batch},
-          {"max_steps_per_epoch", c.max_steps_per_epoch},
-          {"adam", {{"lr", c.adam.lr}, {"beta1", c.adam.beta1}, {"beta2", c.adam.beta2}, {"eps", c.adam.eps}}},
-          {"lr_schedule", c.lr_schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant"},
-          {"lr_warmup_fraction", c.lr_warmup_fraction},
-          {"lr_final_fraction", c.lr_final_fraction},
-          {"augment", c.augment},
-          {"augment_max_shift", c.augment_max_shift},
-          {"augment_flip", c.augment_flip},
-          {"seed", c.seed},
-          {"validation_count", c.validation_count},
-          {"init_redraws", c.init_redraws},
-          {"encoder_from", r.encoder_from.empty() ? nlohmann::json(nullptr)
-                                                  : nlohmann::json(r.encoder_from + "/last.safetensors")},
-          {"depends_on", r.depends_on}};
+  nlohmann::json run = training_settings_json(r.config);
+  run["name"] = r.name;
+  run["title"] = r.title;
+  run["recipe"] = r.recipe;
+  run["encoder_from"] = r.encoder_from.empty() ? nlohmann::json(nullptr)
+                                               : nlohmann::json(r.encoder_from + "/last.safetensors");
+  run["depends_on"] = r.depends_on;
+  return run;
 }
 
 // Stages `count` t10k images (by index) into the executor's batch and runs the forward pass;
@@ -144,7 +132,7 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
   config.out_dir = options.out_dir + "/" + plan.name;
   if (!plan.encoder_from.empty())
     config.init_encoder_from = options.out_dir + "/" + plan.encoder_from + "/last.safetensors";
-  BackendChoice backend = select_backend(options.device, options.tf32);
+  BackendChoice backend = select_backend(options.device, options.precision);
   Ops<float>& ops = *backend.ops;
   out.backend = ops.name();
   run_log << fmt::format("training {} on {}{}\n", describe(config.model), ops.name(),
@@ -216,8 +204,9 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   const auto start = Clock::now();
   if (options.out_dir.empty()) throw std::invalid_argument("reproduce: no output directory");
   if (options.plan.epochs < 1) throw std::invalid_argument("--epochs must be >= 1");
-  const std::vector<PlannedRun> plan = make_plan(options.plan);
+  std::vector<PlannedRun> plan = make_plan(options.plan);
   if (plan.empty()) throw std::invalid_argument("reproduce: no runs selected");
+  for (PlannedRun& r : plan) r.config.precision = options.precision;  // recorded and checked by train()
   for (const PlannedRun& r : plan) build_network(r.config.model);  // validates before any work
   const std::string settings_path = options.out_dir + "/reproduce.json";
   if (!options.overwrite && std::filesystem::exists(settings_path))
@@ -231,7 +220,7 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   std::string backend_name;
   bool gpu = false;
   {
-    BackendChoice probe = select_backend(options.device, options.tf32);
+    BackendChoice probe = select_backend(options.device, options.precision);
     backend_name = probe.ops->name();
     gpu = backend_name.rfind("cuda", 0) == 0;
     log << fmt::format("fmnist reproduce: {} run(s) on {} ({}); data {}; output {}\n", plan.size(), backend_name,
@@ -255,7 +244,8 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   settings["seed"] = options.plan.seed;
   settings["device"] = options.device;
   settings["backend"] = backend_name;
-  settings["tf32"] = options.tf32;
+  settings["precision"] = precision_name(options.precision);
+  settings["tf32"] = options.precision == Precision::TF32;
   settings["workers"] = workers;
   settings["data_dir"] = data_dir;
   settings["run_names"] = run_names;

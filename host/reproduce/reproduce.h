@@ -18,7 +18,7 @@ struct ReproduceOptions {
   PlanOptions plan;
   std::string recipe_name = "faithful";  // as given, for the record
   std::string device = "auto";
-  bool tf32 = false;
+  Precision precision = Precision::FP32;  // of every run (models/precision.h)
   std::string data_dir;  // empty: default_data_dir()
   std::string out_dir;   // required
   int jobs = 0;          // runs at the same time; 0: one on the CPU, every ready run on a GPU

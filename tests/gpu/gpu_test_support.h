@@ -58,7 +58,8 @@ inline bool on_cpu_stand_in() {
 
 // A fresh backend under test: CudaOps (or the stand-in).
 inline std::unique_ptr<Ops<float>> make_backend(const CudaOptions& options) {
-  if (on_cpu_stand_in()) return std::make_unique<CpuStandIn>();
+  if (on_cpu_stand_in())
+    return std::make_unique<CpuStandIn>(options.bf16 ? Precision::BF16 : Precision::FP32);
   return make_cuda_ops(options);
 }
 
@@ -72,6 +73,21 @@ inline std::unique_ptr<Ops<float>>& shared_gpu_slot() {
 inline Ops<float>& gpu() {
   auto& ops = shared_gpu_slot();
   if (!ops) ops = make_backend(CudaOptions{});
+  return *ops;
+}
+
+// The same for the BF16 tests (CudaOptions::bf16; test_gpu_bf16.cpp), also released by main().
+inline std::unique_ptr<Ops<float>>& shared_bf16_gpu_slot() {
+  static std::unique_ptr<Ops<float>> ops;
+  return ops;
+}
+inline Ops<float>& bf16_gpu() {
+  auto& ops = shared_bf16_gpu_slot();
+  if (!ops) {
+    CudaOptions options;
+    options.bf16 = true;
+    ops = make_backend(options);
+  }
   return *ops;
 }
 
@@ -145,6 +161,40 @@ inline int random_int(SplitMix64& rng, int lo, int hi) {  // in [lo, hi]
 }
 template <class From> std::vector<double> to_double(const std::vector<From>& v) {
   return std::vector<double>(v.begin(), v.end());
+}
+
+// A Linear layer's name and random inputs (PyTorch's init range for w and b): (B,in) x, (out,in) w,
+// (out) b, (B,out) dy.
+struct LinearCase {
+  std::string name;
+  std::size_t nx, ny, nw;
+  std::vector<float> x, w, b, dy;
+};
+inline LinearCase random_linear_case(const LinearGeometry& g, std::uint64_t seed) {
+  LinearCase c;
+  c.name = "Linear(B" + std::to_string(g.batch) + " " + std::to_string(g.in_features) + " -> " +
+           std::to_string(g.out_features) + ")";
+  c.nx = static_cast<std::size_t>(g.batch) * g.in_features;
+  c.ny = static_cast<std::size_t>(g.batch) * g.out_features;
+  c.nw = static_cast<std::size_t>(g.out_features) * g.in_features;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(g.in_features));
+  c.x = uniform(c.nx, -1.0, 1.0, seed);
+  c.w = uniform(c.nw, -bound, bound, seed + 1);
+  c.b = uniform(static_cast<std::size_t>(g.out_features), -bound, bound, seed + 2);
+  c.dy = uniform(c.ny, -1.0, 1.0, seed + 3);
+  return c;
+}
+
+// A convolution's random inputs (PyTorch's init range for w and b): x, w, b, dy in the shapes of g.
+struct ConvCase {
+  std::vector<float> x, w, b, dy;
+};
+inline ConvCase random_conv_case(const ConvGeometry& g, std::uint64_t seed) {
+  const int fan_in = (g.transposed ? g.out_channels : g.in_channels) * g.kernel * g.kernel;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  return {uniform(g.in_count(), -1.0, 1.0, seed), uniform(g.weight_count(), -bound, bound, seed + 1),
+          uniform(static_cast<std::size_t>(g.out_channels), -bound, bound, seed + 2),
+          uniform(g.out_count(), -1.0, 1.0, seed + 3)};
 }
 
 // ---- comparisons --------------------------------------------------------------------------------

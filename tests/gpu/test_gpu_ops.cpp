@@ -10,35 +10,20 @@
 #include "gpu_test_support.h"
 #include "host/reference/cpu_ops.h"
 #include "models/executor.h"
+#include "tests/op_shapes.h"
 
 using namespace fmnist;
 using namespace fmnist::gputest;
+using namespace fmnist::testing;  // conv_geometry, paper_conv1 ..., describe
 
 namespace {
 
-ConvGeometry conv_geometry(int batch, int cin, int h, int w, int cout, int kernel, int stride,
-                           int padding, int output_padding, bool transposed) {
-  ConvGeometry g;
-  g.batch = batch;
-  g.in_channels = cin;
-  g.in_h = h;
-  g.in_w = w;
-  g.out_channels = cout;
-  g.kernel = kernel;
-  g.stride = stride;
-  g.padding = padding;
-  g.output_padding = output_padding;
-  g.transposed = transposed;
-  return g;
-}
-
-std::string describe(const ConvGeometry& g) {
-  return std::string(g.transposed ? "ConvTranspose2d" : "Conv2d") + "(B" + std::to_string(g.batch) +
-         " " + std::to_string(g.in_channels) + "x" + std::to_string(g.in_h) + "x" +
-         std::to_string(g.in_w) + " -> " + std::to_string(g.out_channels) + "x" +
-         std::to_string(g.out_h()) + "x" + std::to_string(g.out_w()) + " k" +
-         std::to_string(g.kernel) + " s" + std::to_string(g.stride) + " p" +
-         std::to_string(g.padding) + " op" + std::to_string(g.output_padding) + ")";
+// got (GPU) against the float and the double CPU reference, under one tolerance.
+void compare_with_cpu(const std::string& what, const std::vector<float>& got,
+                      const std::vector<float>& ref32, const std::vector<double>& ref64,
+                      Tolerance tol) {
+  compare(what, got, ref32, tol);
+  compare(what + " (vs double)", got, ref64, tol);
 }
 
 // Forward (with and without bias) and backward (dx, dw, db) of one convolution on every backend.
@@ -48,12 +33,8 @@ void check_conv(const ConvGeometry& g, std::uint64_t seed) {
   Ops<float>& G = gpu();
   CpuOps<float> cpu;
   CpuOps<double> cpu64;
-  const int fan_in = (g.transposed ? g.out_channels : g.in_channels) * g.kernel * g.kernel;
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  const auto x = uniform(g.in_count(), -1.0, 1.0, seed);
-  const auto w = uniform(g.weight_count(), -bound, bound, seed + 1);
-  const auto b = uniform(static_cast<std::size_t>(g.out_channels), -bound, bound, seed + 2);
-  const auto dy = uniform(g.out_count(), -1.0, 1.0, seed + 3);
+  const ConvCase c = random_conv_case(g, seed);
+  const std::vector<float>&x = c.x, &w = c.w, &b = c.b, &dy = c.dy;
   const auto x64 = to_double(x), w64 = to_double(w), b64 = to_double(b), dy64 = to_double(dy);
 
   auto forward = [&](auto& ops, const auto* xp, const auto* wp, const auto* bp, auto* yp) {
@@ -100,15 +81,11 @@ void check_conv(const ConvGeometry& g, std::uint64_t seed) {
   backward(G, gx.get(), gw.get(), gdy.get(), gdx.get(), gdw.get(), gdb.get());
   const auto dx = gdx.download(), dw = gdw.download(), db = gdb.download();
 
-  compare(name + " y", y, y32, kForward);
-  compare(name + " y (vs double)", y, y64, kForward);
+  compare_with_cpu(name + " y", y, y32, y64, kForward);
   compare(name + " y without bias", y_nobias, y32_nobias, kForward);
-  compare(name + " dx", dx, dx32, kGradient);
-  compare(name + " dx (vs double)", dx, dx64, kGradient);
-  compare(name + " dw", dw, dw32, kGradient);
-  compare(name + " dw (vs double)", dw, dw64, kGradient);
-  compare(name + " db", db, db32, kGradient);
-  compare(name + " db (vs double)", db, db64, kGradient);
+  compare_with_cpu(name + " dx", dx, dx32, dx64, kGradient);
+  compare_with_cpu(name + " dw", dw, dw32, dw64, kGradient);
+  compare_with_cpu(name + " db", db, db32, db64, kGradient);
 
   // The executor's pattern for a first layer: weight gradients only (dx and db null).
   gdw.poison();
@@ -152,20 +129,14 @@ void check_pool(const PoolGeometry& g, std::uint64_t seed) {
 }
 
 void check_linear(const LinearGeometry& g, std::uint64_t seed) {
-  const std::string name = "Linear(B" + std::to_string(g.batch) + " " +
-                           std::to_string(g.in_features) + " -> " +
-                           std::to_string(g.out_features) + ")";
+  const LinearCase c = random_linear_case(g, seed);
+  const std::string& name = c.name;
+  const std::size_t nx = c.nx, ny = c.ny, nw = c.nw;
+  const std::vector<float>&x = c.x, &w = c.w, &b = c.b, &dy = c.dy;
   INFO(name);
   Ops<float>& G = gpu();
   CpuOps<float> cpu;
   CpuOps<double> cpu64;
-  const std::size_t nx = static_cast<std::size_t>(g.batch) * g.in_features;
-  const std::size_t ny = static_cast<std::size_t>(g.batch) * g.out_features;
-  const std::size_t nw = static_cast<std::size_t>(g.out_features) * g.in_features;
-  const double bound = 1.0 / std::sqrt(static_cast<double>(g.in_features));
-  const auto x = uniform(nx, -1.0, 1.0, seed), w = uniform(nw, -bound, bound, seed + 1),
-             b = uniform(static_cast<std::size_t>(g.out_features), -bound, bound, seed + 2),
-             dy = uniform(ny, -1.0, 1.0, seed + 3);
   const auto x64 = to_double(x), w64 = to_double(w), b64 = to_double(b), dy64 = to_double(dy);
   auto y32 = poisoned<float>(ny), dx32 = poisoned<float>(nx), dw32 = poisoned<float>(nw),
        db32 = poisoned<float>(static_cast<std::size_t>(g.out_features));
@@ -186,14 +157,10 @@ void check_linear(const LinearGeometry& g, std::uint64_t seed) {
   G.linear_forward(g, gx.get(), gw.get(), gb.get(), gy.get());
   G.linear_backward(g, gx.get(), gw.get(), gdy.get(), gdx.get(), gdw.get(), gdb.get());
   const auto y = gy.download(), dx = gdx.download(), dw = gdw.download(), db = gdb.download();
-  compare(name + " y", y, y32, kForward);
-  compare(name + " y (vs double)", y, y64, kForward);
-  compare(name + " dx", dx, dx32, kGradient);
-  compare(name + " dx (vs double)", dx, dx64, kGradient);
-  compare(name + " dw", dw, dw32, kGradient);
-  compare(name + " dw (vs double)", dw, dw64, kGradient);
-  compare(name + " db", db, db32, kGradient);
-  compare(name + " db (vs double)", db, db64, kGradient);
+  compare_with_cpu(name + " y", y, y32, y64, kForward);
+  compare_with_cpu(name + " dx", dx, dx32, dx64, kGradient);
+  compare_with_cpu(name + " dw", dw, dw32, dw64, kGradient);
+  compare_with_cpu(name + " db", db, db32, db64, kGradient);
 }
 
 void check_elementwise(std::size_t n, std::uint64_t seed) {
@@ -252,22 +219,18 @@ void check_elementwise(std::size_t n, std::uint64_t seed) {
 // ---- the paper's shapes (batch 100) ------------------------------------------------------------------
 
 TEST_CASE("GPU Conv2d at the paper's shapes", "[gpu][conv]") {
-  check_conv(conv_geometry(100, 1, 28, 28, 16, 3, 1, 0, 0, false), 11);   // encoder.0
-  check_conv(conv_geometry(100, 16, 13, 13, 32, 3, 1, 0, 0, false), 12);  // encoder.3
+  check_conv(paper_conv1(100), 11);  // encoder.0
+  check_conv(paper_conv2(100), 12);  // encoder.3
 }
 
 TEST_CASE("GPU ConvTranspose2d at the paper's shapes", "[gpu][conv]") {
-  check_conv(conv_geometry(100, 32, 5, 5, 16, 4, 2, 0, 1, true), 13);   // decoder.3 -> 16x13x13
-  check_conv(conv_geometry(100, 16, 13, 13, 1, 3, 2, 0, 1, true), 14);  // decoder.5 -> 1x28x28
+  check_conv(paper_deconv1(100), 13);  // decoder.3 -> 16x13x13
+  check_conv(paper_deconv2(100), 14);  // decoder.5 -> 1x28x28
 }
 
 TEST_CASE("GPU MaxPool2d at the paper's shapes", "[gpu][pool]") {
-  PoolGeometry a;
-  a.batch = 100, a.channels = 16, a.in_h = 26, a.in_w = 26, a.kernel = 2, a.stride = 2;
-  check_pool(a, 21);
-  PoolGeometry b;
-  b.batch = 100, b.channels = 32, b.in_h = 11, b.in_w = 11, b.kernel = 2, b.stride = 2;  // floor
-  check_pool(b, 22);
+  check_pool(pool_geometry(100, 16, 26, 26), 21);
+  check_pool(pool_geometry(100, 32, 11, 11), 22);  // 11: the floor mode drops a row and a column
 }
 
 TEST_CASE("GPU Linear at the paper's shapes", "[gpu][linear]") {
@@ -420,8 +383,7 @@ void check_point_losses(std::size_t n, std::uint64_t seed) {
       G.l1_loss(n, gpred.get(), gtarget.get(), gd.get(), gloss.get(), gsum.get());
     else
       G.mse_loss(n, gpred.get(), gtarget.get(), gd.get(), gloss.get(), gsum.get());
-    compare(name + " loss", gloss.download(), std::vector<float>{loss32}, kForward);
-    compare(name + " loss (vs double)", gloss.download(), std::vector<double>{loss64}, kForward);
+    compare_with_cpu(name + " loss", gloss.download(), {loss32}, {loss64}, kForward);
     if (kind == 0)
       compare_exact(name + " gradient", gd.download(), d32);  // +-1/n or 0: exact
     else
@@ -463,10 +425,8 @@ void check_softmax(int batch, int classes, std::uint64_t seed) {
   gd.poison();
   gloss.poison();
   G.softmax_cross_entropy(batch, classes, gs.get(), gl.get(), gd.get(), gloss.get(), gsum.get());
-  compare(name + " loss", gloss.download(), std::vector<float>{loss32}, kForward);
-  compare(name + " loss (vs double)", gloss.download(), std::vector<double>{loss64}, kForward);
-  compare(name + " dscores", gd.download(), d32, kForward);
-  compare(name + " dscores (vs double)", gd.download(), d64, kForward);
+  compare_with_cpu(name + " loss", gloss.download(), {loss32}, {loss64}, kForward);
+  compare_with_cpu(name + " dscores", gd.download(), d32, d64, kForward);
   const double got_sum = gsum.download()[0];
   INFO(name << ": loss_sum " << got_sum << " vs CPU " << sum32);
   CHECK(std::fabs(got_sum - sum32) <= 1e-6 * std::fabs(sum32));
