@@ -3,9 +3,24 @@
 #
 # HOW TO RUN IT (the next session with a device): first, HERE (Debian 12, with apt),
 #   tools/gpu_bundle.sh        # fills the git-ignored .gpu/: Fashion-MNIST + the Debian .debs (~44 MiB)
-# then ONE device call:
-#   run(command="tools/gpu_check.sh", carry=[".gpu"], timeout_s=540)
-# Everything comes back in $OUT: summary.txt and gpu-check-logs.tar.gz (every step's full log).
+# then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
+# the machine goes back after 30 s idle, and with it the build):
+#   call 1, the checks (every step; the budget cuts the measurements at the end, SKIP):
+#     run(command="tools/gpu_check.sh", carry=[".gpu"], timeout_s=480)
+#   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the measurements,
+#   reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
+#     run(command="FMNIST_GPU_CHECK_BUDGET=285 FMNIST_GPU_CHECK_STEPS=measure tools/gpu_check.sh",
+#         carry=[".gpu"], timeout_s=300)
+#   with timeout_s = min(300, lease.budget_left_s of call 1's reply - 20) and the BUDGET 15 s under
+#   it. "measure" = bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu
+#   (what call 1 already measured may be left out of the list). Rough costs on an H100, estimates
+#   until measured: bench 20 s, torch-eager 30 s, ae256-100 10-20 s, reproduce 60-120 s,
+#   reproduce-improved 30-60 s, torch-compile up to 3 x 90 s, ncu 30-60 s: the last in the list may
+#   be SKIPPED (out of time); name fewer steps to be sure of those. Have call 2's command ready
+#   before call 1 returns. Had the machine gone back, call 2 configures and builds again first
+#   (minutes), and its budget then cuts the measurements.
+# Everything comes back in $OUT: summary.txt and gpu-check-logs.tar.gz (every step's full log, the
+# reproduction's results, figures and report; no weights, *.safetensors stay behind).
 # The machine's 'cuda' image has nvcc 13, CMake, ninja, PyTorch (with pip's nvidia-cudnn-cu13) and
 # compute-sanitizer, but not Debian's -dev packages fmnist builds against; .gpu/debs brings those.
 # A dry run of all of this without a GPU: tools/gpu_sim_chroot.sh, a Debian 12 chroot holding only
@@ -25,18 +40,52 @@
 #               the machine has cairo and libpng (the report is no GPU work, and its libraries are not
 #               bundled)
 #   build       all targets, all cores
-#   ctest       every CTest test except the GPU binary (run next, verbosely), on the carried data
-#               (FMNIST_DATA_DIR, and /usr/share/datasets/fashion-mnist linked to it where
-#               missing); the [torch] cross-checks are left out when /usr/bin/python3
-#               cannot import torch, and the browser check when there is no chromium (both said in
-#               the key figure)
-#   gpu-tests   fmnist_gpu_tests: every GPU op and training step against the CPU reference
-#   memcheck    fmnist_gpu_tests "[sanitize]" under compute-sanitizer --tool memcheck
-#   racecheck   the same under --tool racecheck
+#   gpu-tests   fmnist_gpu_tests: every GPU op and training step against the CPU reference, graphs,
+#               streaming, out-of-memory handling
 #   train-ae256 fmnist train --model ae --latent 256 --epochs 2 --device cuda on the real data
 #   train-c256  the same for --model classifier
-#   cpu-*       (only with FMNIST_GPU_CHECK_CPU=1) the same two runs on --device cpu, and a
+#   kill-resume tests/test_kill_resume.cpp's runs on the GPU (FMNIST_KILL_RESUME_DEVICE=cuda):
+#               SIGKILL at random moments, SIGTERM and SIGINT, each resumed with --resume, the
+#               files compared byte for byte with an uninterrupted GPU run
+#   memcheck    fmnist_gpu_tests "[sanitize]" under compute-sanitizer --tool memcheck,
+#   initcheck   --tool initcheck and
+#   racecheck   --tool racecheck, the three side by side (FMNIST_GPU_CHECK_SANITIZE_PARALLEL=0:
+#               one after another)
+#   bench       fmnist bench --measure step, then torch-eager (tools/torch_baseline.py) and ratio
+#               (tools/bench_compare.py: fmnist against PyTorch on this card; LOGDIR/ratio.txt)
+#   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
+#               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
+#               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
+#   reproduce   fmnist reproduce --device cuda (faithful: the 9 runs, 100 epochs) into
+#               LOGDIR/reproduce (results.json/.txt, figures, report.html; its weights deleted), then
+#               tools/browser_check.sh's screenshot where chromium exists. Key figure: wall, AE(256) val
+#               MAE, C(256) t10k accuracy, the targets (<= 60 s on an H100, <= 0.0547, >= 0.905).
+#               A build without the report (no cairo on the machine, so no `fmnist reproduce`): the 9
+#               faithful runs through `fmnist train` side by side instead (the frozen ones after their
+#               AE), and C(256) t10k through `fmnist eval`; said in the key figure
+#   reproduce-improved  fmnist reproduce --recipe improved (C(256) improved alone, apart from the
+#               faithful wall time) into LOGDIR/reproduce-improved; target t10k >= 0.93. SKIP without
+#               the report
+#   torch-compile  tools/torch_baseline.py's torch.compile modes (FMNIST_GPU_CHECK_COMPILE_MODELS,
+#               default ae256; FMNIST_GPU_CHECK_COMPILE_MODES, default compile-reduce-overhead,
+#               compile-default,compile-max-autotune), one process and JSON per model and mode, each
+#               under FMNIST_GPU_CHECK_COMPILE_LIMIT (default 90 s) and what is left of the step (a
+#               mode cut short is said, not failed; compile time excluded from img/s, reported); then
+#               the ratio table again with them (and eager for those models if torch-eager did not run)
+#   ncu         tools/profile.sh's Nsight Compute pass only (ncu --clock-control none) over one
+#               AE(256) training step, at most FMNIST_GPU_CHECK_NCU_KERNELS (default 60) kernels, into
+#               LOGDIR/profile (kernels.txt, kernels-raw.csv, kernels.ncu-rep). Key figure: the
+#               heaviest kernel's GFLOP/s, DRAM GB/s, and SM% / mem% of the card's peak
+#   cpu-*       (only with FMNIST_GPU_CHECK_CPU=1) the two training runs on --device cpu, and a
 #               comparison of the final validation figures
+#   ctest       last: every CTest test except the GPU binary, on the carried data (FMNIST_DATA_DIR,
+#               and /usr/share/datasets/fashion-mnist linked to it where missing); the [torch]
+#               cross-checks are left out when /usr/bin/python3 cannot import torch, and the
+#               browser check when there is no chromium (both said in the key figure)
+# What must work comes first; measurements, then the CPU suite (run where fmnist is developed),
+# come last, so that the budget cuts those (SKIP) rather than a GPU check. A step that needs more
+# than is left (ae256-100 40 s, reproduce 90 s, reproduce-improved 60 s, torch-compile 60 s, ncu
+# 45 s; else 20 s) is SKIPPED, not started and killed.
 # Every step is timed and logged in full to LOGDIR/NN-step.log; a failing step is recorded and the
 # next one runs; a summary table (step, status, seconds, key figure) is printed last and written
 # to LOGDIR/summary.txt. Exit status: 0 when every step that ran passed, 1 otherwise. Without a
@@ -46,9 +95,18 @@
 #   DATA_DIR  Fashion-MNIST IDX files (.gz or not); default $FMNIST_DATA_DIR, else ./.gpu/data
 #   LOG_DIR   default $OUT, else ./gpu-logs
 # Environment:
+#   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
+#                               list's order (default: all). Aliases: all, sanitizers (memcheck,
+#                               initcheck,racecheck), measure (bench,torch-eager,ratio,ae256-100,
+#                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
+#                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
+#                               script at once (exit 2). info always runs. deps, configure and build
+#                               left out: the build directory's binaries are used as they are, and
+#                               the bundle's prefix ($FMNIST_GPU_CHECK_DEPS/env.sh) as it is; either
+#                               missing, deps (and configure and build) run all the same
 #   FMNIST_GPU_CHECK_BUDGET     seconds for the whole check (default 470): a step that would start
-#                               with less than 20 s left is SKIPPED, and each step's timeout is cut
-#                               to what is left
+#                               with less than 20 s left (more for the long measurements) is
+#                               SKIPPED, and each step's timeout is cut to what is left
 #   FMNIST_GPU_CHECK_STEP_SCALE multiplies every step's own timeout (default 1; e.g. 10 for a
 #                               dry run on a 2-core machine, with a larger BUDGET)
 #   FMNIST_GPU_CHECK_BUILD_DIR  build directory (default build-gpu-check)
@@ -60,10 +118,15 @@
 #   FMNIST_GPU_CHECK_LIBS       a folder of shared libraries to add to LD_LIBRARY_PATH (for a
 #                               prebuilt tree whose dependencies this machine lacks)
 #   FMNIST_GPU_CHECK_CPU=1      also train on the CPU and compare (slow)
+#   FMNIST_GPU_CHECK_SANITIZE_PARALLEL  1 (default): memcheck, initcheck and racecheck side by
+#                               side; 0: one after another (each then needs its own share of time)
 #   FMNIST_GPU_CHECK_PACK_LOGS  1: at the end, fold every log into LOG_DIR/gpu-check-logs.tar.gz,
 #                               leaving it and summary.txt (default 1 when LOG_DIR is $OUT, whose
 #                               file count is limited)
 #   FMNIST_CMAKE_ARGS           more configure arguments (after the script's own)
+#   FMNIST_GPU_CHECK_NCU_KERNELS  kernels the ncu step profiles (default 60)
+#   FMNIST_GPU_CHECK_MEASURE_DEVICE, _MEASURE_EPOCHS, _MEASURE_MAX_STEPS  dry runs of ae256-100 and
+#                               reproduce* without a GPU (defaults cuda, 100, 0: the real thing)
 # shellcheck disable=SC2317  # the step functions are called through run_step
 set -u
 set -o pipefail
@@ -88,6 +151,40 @@ log_dir="$(cd "$log_dir" && pwd)"
 [ -d "$data_dir" ] && data_dir="$(cd "$data_dir" && pwd)"
 jobs="$(nproc 2>/dev/null || echo 4)"
 start_time="$(date +%s)"
+
+# Which steps run (FMNIST_GPU_CHECK_STEPS): names and aliases expanded into ",a,b,...," (or "all").
+known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-resume memcheck initcheck"
+known_steps+=" racecheck bench torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu"
+known_steps+=" cpu ctest"
+measure_steps="bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu"
+steps_sel=","
+IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
+for s in "${steps_list[@]}"; do
+  case "$s" in
+    all) steps_sel=all; break ;;
+    sanitizers) steps_sel+="memcheck,initcheck,racecheck," ;;
+    measure) steps_sel+="$measure_steps," ;;
+    *)
+      if [[ " $known_steps " == *" $s "* ]]; then
+        steps_sel+="$s,"
+      else
+        echo "gpu_check: FMNIST_GPU_CHECK_STEPS: no step '$s' (steps: $known_steps; aliases: all, sanitizers, measure)" >&2
+        exit 2
+      fi
+      ;;
+  esac
+done
+[ "$steps_sel" = "," ] && steps_sel=all
+# want STEP: whether STEP was selected.
+want() { [ "$steps_sel" = all ] || [[ "$steps_sel" == *",$1,"* ]]; }
+# The measurements' settings (other than cuda/100/0 only for dry runs without a GPU).
+measure_device="${FMNIST_GPU_CHECK_MEASURE_DEVICE:-cuda}"
+measure_epochs="${FMNIST_GPU_CHECK_MEASURE_EPOCHS:-100}"
+measure_max_steps="${FMNIST_GPU_CHECK_MEASURE_MAX_STEPS:-0}"
+compile_models="${FMNIST_GPU_CHECK_COMPILE_MODELS:-ae256}"
+compile_modes="${FMNIST_GPU_CHECK_COMPILE_MODES:-compile-reduce-overhead,compile-default,compile-max-autotune}"
+compile_limit="${FMNIST_GPU_CHECK_COMPILE_LIMIT:-90}"
+ncu_kernels="${FMNIST_GPU_CHECK_NCU_KERNELS:-60}"
 
 # Where Python's nvidia-cudnn keeps libcudnn.so.9 (the GPU machine may have cuDNN only there).
 py_cudnn=""
@@ -116,38 +213,49 @@ failed=0
 record() {
   names+=("$1") statuses+=("$2") seconds+=("$3") figures+=("$4")
   case "$2" in PASS | SKIP) ;; *) failed=1 ;; esac
-  printf '== %-12s %-7s %6ss  %s\n' "$1" "$2" "$3" "$4"
+  printf '== %-18s %-7s %6ss  %s\n' "$1" "$2" "$3" "$4"
 }
 
-# run_step NAME TIMEOUT FIGURE_FUNCTION COMMAND...: runs COMMAND with its output in the step's log,
-# under min(TIMEOUT, time left); FIGURE_FUNCTION LOG prints the key figure.
-run_step() {
-  local name="$1" limit="$2" figure_fn="$3"
-  shift 3
+# A step runs COMMAND with its output in the step's log (LOGDIR/NN-NAME.log), under min(TIMEOUT,
+# time left), through bash -c so that the exported step functions below run under timeout too.
+# step_start NAME TIMEOUT COMMAND...: starts it in the background (step_pid[NAME] etc.); returns 1,
+# recording SKIP, when less than step_need seconds (default 20; e.g. `step_need=90 run_step ...`
+# for a step that is of no use cut short) of the budget are left. The step sees its own end as
+# STEP_DEADLINE (epoch seconds), to give what it runs inside a share of its time.
+declare -A step_pid step_log step_t0 step_limit
+step_start() {
+  local name="$1" limit="$2" need="${step_need:-20}"
+  shift 2
   step_number=$((step_number + 1))
   local log
   log="$log_dir/$(printf '%02d' "$step_number")-$name.log"
   limit=$((limit * step_scale))
   local left=$((budget - ($(date +%s) - start_time)))
-  if [ "$left" -lt 20 ]; then
-    echo "skipped: only ${left}s of the ${budget}s budget left" >"$log"
-    record "$name" SKIP 0 "out of time (${left}s left)"
+  if [ "$left" -lt "$need" ]; then
+    echo "skipped: only ${left}s of the ${budget}s budget left (the step needs ${need}s)" >"$log"
+    record "$name" SKIP 0 "out of time (${left}s left, needs ${need}s)"
     return 1
   fi
   [ "$limit" -gt $((left - 10)) ] && limit=$((left - 10))
   echo "== $name (timeout ${limit}s): $*"
-  local t0 t1 rc
-  t0="$(date +%s.%N)"
   {
     echo "\$ $*"
     echo "# $(date -u '+%Y-%m-%dT%H:%M:%SZ'), timeout ${limit}s"
   } >"$log"
-  # Through bash -c so that the exported step functions below run under timeout too.
-  timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >>"$log" 2>&1
+  step_log[$name]="$log" step_limit[$name]="$limit" step_t0[$name]="$(date +%s.%N)"
+  STEP_DEADLINE=$(($(date +%s) + limit)) timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >>"$log" 2>&1 &
+  step_pid[$name]=$!
+}
+
+# step_finish NAME FIGURE_FUNCTION: waits for step NAME and records it (FIGURE_FUNCTION LOG prints
+# the key figure); returns its exit status.
+step_finish() {
+  local name="$1" figure_fn="$2"
+  local rc log="${step_log[$name]}" limit="${step_limit[$name]}"
+  wait "${step_pid[$name]}"
   rc=$?
-  t1="$(date +%s.%N)"
   local took
-  took="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+  took="$(awk -v a="${step_t0[$name]}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
   echo "# exit status $rc" >>"$log"
   local figure
   figure="$("$figure_fn" "$log" 2>/dev/null | head -1)"
@@ -161,6 +269,35 @@ run_step() {
     record "$name" FAIL "$took" "exit $rc; $figure; see $(basename "$log")"
   fi
   return "$rc"
+}
+
+# run_step NAME TIMEOUT FIGURE_FUNCTION COMMAND...: one step, waited for.
+run_step() {
+  local name="$1" limit="$2" figure_fn="$3"
+  shift 3
+  step_start "$name" "$limit" "$@" || return 1
+  step_finish "$name" "$figure_fn"
+}
+
+# sanitizer_steps TIMEOUT TOOL...: compute-sanitizer --tool TOOL over the "[sanitize]" GPU tests, a
+# step (log, summary row) per tool. The tools run side by side (one GPU and 16 cores hold the
+# three instrumented processes; together they take as long as the slowest, not the sum), or one
+# after another with FMNIST_GPU_CHECK_SANITIZE_PARALLEL=0.
+sanitizer_steps() {
+  local limit="$1" tool
+  shift
+  local started=()
+  for tool in "$@"; do
+    if [ "${FMNIST_GPU_CHECK_SANITIZE_PARALLEL:-1}" = 1 ]; then
+      step_start "$tool" "$limit" "$sanitizer" --tool "$tool" --error-exitcode 1 --print-limit 50 \
+        "$gpu_tests" "[sanitize]" && started+=("$tool")
+    else
+      run_step "$tool" "$limit" figure_sanitizer "$sanitizer" --tool "$tool" --error-exitcode 1 \
+        --print-limit 50 "$gpu_tests" "[sanitize]"
+    fi
+  done
+  for tool in "${started[@]}"; do step_finish "$tool" figure_sanitizer; done
+  return 0
 }
 
 # ---- key figures (each reads one step's log) ------------------------------------------------------
@@ -394,7 +531,11 @@ compare_runs() {  # compare_runs GPU_LOG CPU_LOG: val loss within 2% relative, a
     }
     print "compare: " line; exit ok ? 0 : 1 }'
 }
-figure_bench() { grep -m1 -E '^AE\(256\) +100 ' "$1" | awk '{ print "AE(256) b100: " $3 " img/s" }'; }
+figure_bench() {
+  local line
+  line="$(grep -m1 -E '^AE\(256\) +100 ' "$1" | awk '{ print "AE(256) b100: " $3 " img/s" }')"
+  if [ -n "$line" ]; then echo "$line"; else grep -m1 -iE 'error' "$1"; fi
+}
 figure_torch() { grep -m1 -E '^AE\(256\) +100 +eager' "$1" | awk '{ print "eager AE(256) b100: " $4 " img/s" }'; }
 # The side-by-side table of fmnist and PyTorch on this card (tools/bench_compare.py).
 bench_ratio() {
@@ -403,34 +544,313 @@ bench_ratio() {
 }
 figure_compare() { grep -m1 '^compare:' "$1" | sed 's/^compare: //'; }
 
+# tests/test_kill_resume.cpp with every run on the GPU: `fmnist train` (AE(16), dropout, 3 short
+# epochs, deterministic cuDNN algorithms and CUDA graphs) killed with SIGKILL at random moments,
+# stopped with SIGTERM and SIGINT (mid-epoch checkpoints), resumed with `fmnist train --resume DIR`
+# each time, and its weights, Adam state, per-epoch weights and metrics compared byte for byte
+# with an uninterrupted GPU run's.
+kill_resume() { FMNIST_KILL_RESUME_DEVICE=cuda "$build_dir/tests/fmnist_tests" "[resume][kill]" --durations yes; }
+figure_kill_resume() {
+  local result interruptions
+  result="$(grep -m1 -E '^All tests passed|^test cases:' "$1")"
+  interruptions="$(grep -m1 -oE '[0-9]+ interruptions' "$1")"
+  echo "${result:-no Catch2 summary}${interruptions:+; $interruptions + SIGTERM/SIGINT, resumed, compared bitwise}"
+}
+
 train() {  # train MODEL DEVICE OUT: 2 epochs of MODEL(256) on DEVICE, the run written to OUT
   rm -rf "$3"
   FMNIST_CUDA_VERBOSE=1 "$fmnist" train --model "$1" --latent 256 --epochs 2 --device "$2" \
     --data-dir "$data_dir" --out "$3"
 }
 
+# ---- the measurements ------------------------------------------------------------------------------
+# Wall seconds since T0 (date +%s.%N).
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+# The settings shortening a dry run (none in the real thing).
+measure_args() {
+  echo "--device $measure_device --epochs $measure_epochs"
+  [ "$measure_max_steps" != 0 ] && echo "--max-steps-per-epoch $measure_max_steps"
+}
+
+# 100 epochs of AE(256) as the issue measures them: the real data resident on the GPU, CUDA graphs
+# (the default), last/best/state written every epoch as always but no epoch-NNNN copies; the wall
+# time of the whole process (start, data loading, CUDA set-up, training, validation, checkpoints).
+ae256_100() {
+  local out="$log_dir/ae256-100" placement=() t0 rc
+  rm -rf "$out"
+  [ "$measure_device" = cuda ] && placement=(--data-placement resident)
+  t0="$(date +%s.%N)"
+  # shellcheck disable=SC2046  # measure_args prints several arguments
+  "$fmnist" train --model ae --latent 256 $(measure_args) "${placement[@]}" --checkpoint-every 0 \
+    --data-dir "$data_dir" --out "$out"
+  rc=$?
+  local wall
+  wall="$(since "$t0")"
+  echo "wall: $wall s (fmnist train, start to exit)"
+  echo "wall_seconds=$wall epochs=$measure_epochs"  # read back by figure_ae256_100, with final:
+  return "$rc"
+}
+figure_ae256_100() {
+  local wall mae epochs
+  wall="$(sed -n 's/^wall_seconds=\([0-9.]*\).*/\1/p' "$1" | head -1)"
+  epochs="$(sed -n 's/^wall_seconds=.* epochs=\([0-9]*\).*/\1/p' "$1" | head -1)"
+  mae="$(sed -n 's/^final:.* val loss \([0-9.e+-]*\).*/\1/p' "$1" | head -1)"
+  [ -z "$mae" ] && { grep -m1 -iE 'error' "$1"; return; }
+  awk -v w="$wall" -v m="$mae" -v e="$epochs" 'BEGIN {
+    if (e == 100) {
+      printf "wall %.1f s (<= 10: %s), val MAE %.5f (<= 0.0547: %s)", w, (w <= 10 ? "MET" : "MISSED"), m, (m <= 0.0547 ? "MET" : "MISSED")
+    } else {
+      printf "wall %.1f s, val MAE %.5f after %s epochs (dry run: targets n/a)", w, m, e
+    }
+  }'
+}
+
+# The key figures of a reproduction (its results.json), on one "key:" line.
+reproduce_key() {
+  python3 - "$1/results.json" <<'PY'
+import json, sys
+try:
+    j = json.load(open(sys.argv[1]))
+except (OSError, ValueError) as e:
+    print("key: no results.json (%s)" % e)
+    sys.exit(0)
+runs = {r["name"]: r for r in j.get("runs", [])}
+scale = j.get("scale", {})
+parts = ["wall %.1f s on %s" % (scale.get("total_wall_seconds", float("nan")), scale.get("backend", "?"))]
+def fw(name, split, what):
+    try:
+        return runs[name]["final_weights"][split][what]
+    except (KeyError, TypeError):
+        return None
+if "ae256" in runs:
+    v = runs["ae256"].get("final", {}).get("val_loss")
+    parts.append("AE(256) val MAE %s" % ("%.5f" % v if v is not None else "-"))
+for name, title in (("c256", "C(256)"), ("c256-improved", "C(256) improved")):
+    if name in runs:
+        v = fw(name, "t10k", "accuracy")
+        parts.append("%s t10k %s" % (title, "%.4f" % v if v is not None else "-"))
+failed = [n for n, r in runs.items() if r.get("status") != "ok"]
+if failed:
+    parts.append("not ok: " + ", ".join(failed))
+# The targets this reproduction has the runs for (--recipe improved: only its own).
+t = [x for x in j.get("targets", []) if "not in this reproduction" not in (x.get("detail") or "")]
+count = {}
+for x in t:
+    count[x.get("status")] = count.get(x.get("status"), 0) + 1
+missed = [x["id"] for x in t if x.get("status") == "fail"]
+parts.append("targets " + ", ".join("%d %s" % (v, k) for k, v in sorted(count.items())) +
+             (" (missed: %s)" % ", ".join(missed) if missed else ""))
+print("key: " + "; ".join(parts))
+for x in t:
+    print("target [%s] %s: %s" % (x.get("status"), x.get("description"), x.get("detail")))
+PY
+}
+figure_key() {
+  local line
+  line="$(grep -m1 '^key: ' "$1" | sed 's/^key: //')"
+  if [ -n "$line" ]; then echo "$line"; else grep -m1 -iE 'error|fail' "$1"; fi
+}
+# Whether this fmnist has `fmnist reproduce` (built with the report, which needs cairo).
+# (FMNIST_GPU_CHECK_NO_REPORT=1: act as if it had not, to try the other way in a dry run.)
+has_report() { [ "${FMNIST_GPU_CHECK_NO_REPORT:-0}" != 1 ] && ! grep -q 'this build has no report support' "$fmnist"; }
+
+# reproduce RECIPE OUT: `fmnist reproduce` into OUT, its weights deleted afterwards (the results,
+# figures and report stay), and the report rendered in chromium where there is one.
+reproduce_run() {
+  local recipe="$1" out="$2" t0 rc
+  rm -rf "$out"
+  t0="$(date +%s.%N)"
+  # shellcheck disable=SC2046  # measure_args prints several arguments
+  "$fmnist" reproduce --recipe "$recipe" $(measure_args) --data-dir "$data_dir" --out "$out"
+  rc=$?
+  echo "wall: $(since "$t0") s (fmnist reproduce --recipe $recipe, start to exit)"
+  find "$out" -name '*.safetensors' -delete 2>/dev/null
+  reproduce_key "$out"
+  if [ -f "$out/report.html" ]; then
+    if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+      "$repo/tools/browser_check.sh" "$out/report.html" --screenshot "$out/report-screenshot.png" ||
+        echo "browser: the report's check failed (the step's status is the reproduction's)"
+    else
+      echo "browser: no chromium on this machine: no screenshot of the report"
+    fi
+  fi
+  return "$rc"
+}
+
+# Without the report (no cairo on this machine): the faithful runs through `fmnist train`, all
+# ready runs side by side on the GPU as `fmnist reproduce` runs them (the frozen classifiers after
+# their AE), then C(256)'s t10k accuracy through `fmnist eval`. No improved recipe (train has no
+# schedule or augmentation options).
+reproduce_by_train() {
+  local out="$1" t0 rc=0 pid
+  rm -rf "$out"
+  mkdir -p "$out" || return 1
+  t0="$(date +%s.%N)"
+  local -A pids=()
+  one() {  # one NAME ARGS...: a run in the background, its log OUT/NAME.log
+    local name="$1"
+    shift
+    # shellcheck disable=SC2046  # measure_args prints several arguments
+    "$fmnist" train "$@" $(measure_args) --checkpoint-every 0 --data-dir "$data_dir" \
+      --out "$out/$name" >"$out/$name.log" 2>&1 &
+    pids[$name]=$!
+  }
+  one ae64 --model ae --latent 64
+  one ae128 --model ae --latent 128
+  one ae256 --model ae --latent 256
+  one ae64-mse --model ae --latent 64 --loss mse
+  one ae64-dropout --model ae --latent 64 --dropout 0.2
+  one c64 --model classifier --latent 64
+  one c256 --model classifier --latent 256
+  local n
+  for n in ae64 ae256; do
+    wait "${pids[$n]}" || rc=1
+  done
+  one c64-frozen --model classifier --latent 64 --init-from "$out/ae64/last.safetensors"
+  one c256-frozen --model classifier --latent 256 --init-from "$out/ae256/last.safetensors"
+  for n in "${!pids[@]}"; do
+    case "$n" in ae64 | ae256) continue ;; esac
+    pid="${pids[$n]}"
+    wait "$pid" || { rc=1; echo "$n failed (see $n.log)"; }
+  done
+  local wall
+  wall="$(since "$t0")"
+  echo "wall: $wall s (the 9 faithful runs through fmnist train, side by side)"
+  local c256_t10k=""
+  if [ -f "$out/c256/last.safetensors" ]; then
+    "$fmnist" eval --checkpoint "$out/c256/last.safetensors" --split t10k --device "$measure_device" \
+      --data-dir "$data_dir" --json >"$out/c256-t10k.json" 2>"$out/c256-t10k.log" || rc=1
+    c256_t10k="$(python3 -c 'import json, sys; print("%.4f" % json.load(open(sys.argv[1]))["accuracy"])' \
+      "$out/c256-t10k.json" 2>/dev/null)"
+  fi
+  for n in ae64 ae128 ae256 ae64-mse ae64-dropout c64 c256 c64-frozen c256-frozen; do
+    echo "$n: $(grep -m1 '^final:' "$out/$n.log" 2>/dev/null || tail -1 "$out/$n.log" 2>/dev/null)"
+  done
+  find "$out" -name '*.safetensors' -delete 2>/dev/null
+  local ae_mae
+  ae_mae="$(sed -n 's/^final:.* val loss \([0-9.e+-]*\).*/\1/p' "$out/ae256.log" 2>/dev/null | head -1)"
+  local verdicts=""
+  if [ "$measure_epochs" = 100 ] && [ "$measure_max_steps" = 0 ]; then
+    verdicts="$(awk -v w="$wall" -v m="${ae_mae:-9}" -v a="${c256_t10k:-0}" 'BEGIN {
+      printf " (targets: wall <= 60 s %s, MAE <= 0.0547 %s, t10k >= 0.905 %s)", (w <= 60 ? "MET" : "MISSED"),
+        (m <= 0.0547 ? "MET" : "MISSED"), (a >= 0.905 ? "MET" : "MISSED") }')"
+  fi
+  echo "key: no report in this build (no cairo): the 9 faithful runs via fmnist train, wall $wall s; AE(256) val MAE ${ae_mae:--}; C(256) t10k ${c256_t10k:--}$verdicts"
+  return "$rc"
+}
+
+# torch.compile: one process (and JSON) per model and mode, each given at most compile_limit
+# seconds and what is left of the step, so that one slow compile (max-autotune) costs only itself
+# (a mode cut short is said, not failed); then the ratio table with them. Fails when no mode ran.
+torch_compile() {
+  local rc=0 model mode left models modes sub measured=0
+  models="$(echo "$compile_models" | tr ',' ' ')"
+  modes="$(echo "$compile_modes" | tr ',' ' ')"
+  if [ ! -f "$log_dir/bench-torch-eager.json" ]; then
+    python3 "$repo/tools/torch_baseline.py" --device cuda --modes eager --models "$compile_models" \
+      --json "$log_dir/bench-torch-eager.json" || rc=1
+  fi
+  for model in $models; do
+    for mode in $modes; do
+      left=$((${STEP_DEADLINE:-0} - $(date +%s) - 10))
+      [ "$left" -gt "$compile_limit" ] && left="$compile_limit"
+      if [ "$left" -lt 20 ]; then
+        echo "torch-compile: $model $mode not run (${left}s of the step left)"
+        continue
+      fi
+      echo "--- $model $mode (at most ${left}s)"
+      timeout --kill-after=5 "$left" python3 "$repo/tools/torch_baseline.py" --device cuda --modes "$mode" \
+        --models "$model" --json "$log_dir/bench-torch-$mode-$model.json"
+      sub=$?
+      case "$sub" in
+        0) measured=$((measured + 1)) ;;
+        124 | 137) echo "torch-compile: $model $mode cut after ${left}s (not measured)" ;;
+        *) echo "torch-compile: $model $mode failed (exit $sub)" ;;
+      esac
+    done
+  done
+  [ "$measured" -eq 0 ] && rc=1
+  if [ -f "$log_dir/bench-fmnist.json" ]; then
+    bench_ratio || rc=1
+  else
+    echo "no bench-fmnist.json (the bench step did not run): no ratio table"
+  fi
+  local line
+  line="$(grep -m1 'vs best torch.compile' "$log_dir/ratio.txt" 2>/dev/null | sed 's/  */ /g')"
+  [ -n "$line" ] && echo "key: $line"
+  return "$rc"
+}
+figure_torch_compile() {
+  local key best cut
+  key="$(grep -m1 '^key: ' "$1" | sed 's/^key: //')"
+  best="$(awk '$1 ~ /^(AE|C)\(/ && $3 ~ /^compile/ { printf "%s%s %s %s img/s (compile %s s)", sep, $1, $3, $4, $7; sep = "; " }' "$1")"
+  cut="$(grep -E '^torch-compile: .* (cut|failed)' "$1" | sed -E 's/^torch-compile: [^ ]+ ([^ ]+) (cut|failed).*/\1 \2/' | paste -sd, -)"
+  echo "${key:+$key; }${best:-no compile result}${cut:+; $cut}"
+}
+
+# Nsight Compute over one AE(256) training step (tools/profile.sh, its ncu pass only).
+ncu_profile() {
+  local rc
+  FMNIST_BIN="$fmnist" FMNIST_PROFILE_TOOLS=ncu FMNIST_PROFILE_STEPS=1 FMNIST_PROFILE_LAUNCH_COUNT="$ncu_kernels" \
+    bash "$repo/tools/profile.sh" "$log_dir/profile"
+  rc=$?
+  [ -f "$log_dir/profile/ncu.log" ] && { echo "--- ncu.log (tail)"; tail -20 "$log_dir/profile/ncu.log"; }
+  if [ -s "$log_dir/profile/kernels.txt" ]; then
+    awk 'NR == 2 && NF >= 8 {
+      name = substr($0, 1, 70); sub(/ +$/, "", name)
+      printf "key: heaviest kernel %s (%s%% of GPU time): %s GFLOP/s, %s GB/s DRAM; SM %s%%, mem %s%% of peak\n",
+        name, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF }' "$log_dir/profile/kernels.txt"
+  fi
+  return "$rc"
+}
+figure_ncu() {
+  local line
+  line="$(grep -m1 '^key: ' "$1" | sed 's/^key: //')"
+  [ -n "$line" ] && { echo "$line"; return; }
+  grep -m1 -oE 'ERR_NVGPUCTRPERM|ncu not found|ncu failed[^;]*' "$1"
+}
+
 gpu_tests="$build_dir/tests/gpu/fmnist_gpu_tests"
 fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
-export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio
+export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
+export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
+export -f since measure_args ae256_100 reproduce_key reproduce_run reproduce_by_train has_report torch_compile ncu_profile
 
-echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s"
+echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
 run_step info 30 figure_info info
 
-# The bundle: unpacked in a step (timed, logged), its settings read back into this shell.
+# A later call on the same machine (FMNIST_GPU_CHECK_STEPS without configure and build) uses the
+# build directory's binaries as they are, when it has them.
+have_build=0
+[ -x "$fmnist" ] && [ -x "$gpu_tests" ] && have_build=1
+reuse_build=0
+[ -z "$prebuilt" ] && ! want configure && ! want build && [ "$have_build" = 1 ] && reuse_build=1
+
+# The bundle: unpacked in a step (timed, logged), its settings read back into this shell. The
+# binaries find its libraries through their RPATH (and LD_LIBRARY_PATH below): a run that reuses a
+# build reuses the unpacked prefix too, or unpacks it again where it is gone.
 FMNIST_DEPS_CMAKE_ARGS="" FMNIST_DEPS_RUN_LIBS=""
 if [ -n "$prebuilt" ] && [ -z "$(ls "$bundle"/debs/*.deb 2>/dev/null)" ]; then
   record deps SKIP 0 "prebuilt tree, no bundle"
 elif [ -z "$(ls "$bundle"/debs/*.deb 2>/dev/null)" ]; then
   record deps SKIP 0 "no $bundle/debs: the machine's own packages (run tools/gpu_bundle.sh first)"
+elif ! want deps && [ -f "$deps/env.sh" ] && { [ "$reuse_build" = 1 ] || [ -n "$prebuilt" ]; }; then
+  # shellcheck disable=SC1091
+  . "$deps/env.sh"
+  record deps SKIP 0 "not selected: the prefix $deps as unpacked before"
 else
+  want deps || echo "gpu_check: deps not selected, but $deps/env.sh is missing or a build is due: unpacking"
   run_step deps 90 figure_deps unpack_deps
   # shellcheck disable=SC1091
   [ -f "$deps/env.sh" ] && . "$deps/env.sh"
 fi
 export FMNIST_DEPS_CMAKE_ARGS FMNIST_DATA_DIR="$data_dir"
 
-if [ -n "$prebuilt" ]; then
+if [ "$reuse_build" = 1 ]; then
+  record build SKIP 0 "not selected: $(basename "$build_dir")'s binaries as they are"
+  build_ok=1
+elif [ -n "$prebuilt" ]; then
   echo "prebuilt tree $build_dir: configure and build skipped" >"$log_dir/prebuilt.txt"
   record configure SKIP 0 "prebuilt: $build_dir"
   record build SKIP 0 "prebuilt"
@@ -438,6 +858,8 @@ if [ -n "$prebuilt" ]; then
   [ -x "$build_dir/fmnist" ] && [ -x "$build_dir/tests/gpu/fmnist_gpu_tests" ] || build_ok=0
 else
   build_ok=0
+  { want configure && want build; } || [ "$steps_sel" = all ] ||
+    echo "gpu_check: no binaries in $build_dir (or configure/build selected): configuring and building"
   if run_step configure 120 figure_configure configure; then
     run_step build 330 figure_build cmake --build "$build_dir" -j"$jobs" && build_ok=1
   else
@@ -456,69 +878,154 @@ if [ ! -e "$default_data" ] && [ -d "$data_dir" ] && mkdir -p "${default_data%/*
   echo "gpu_check: linked $default_data -> $data_dir (the tests' default data folder)"
 fi
 
+# The order puts what must work first (the GPU ops and tests, real training, kill-and-resume, the
+# sanitizers), the measurements after, and the CPU suite (already run where fmnist is developed)
+# last: a step that would start with under 20 s of the budget left is skipped, not failed.
 if [ "$build_ok" -eq 1 ]; then
-  if [ -n "$prebuilt" ]; then
+  # Verbose: every comparison's worst error, and the cuDNN algorithms each geometry got.
+  want gpu-tests && run_step gpu-tests 180 figure_catch env FMNIST_GPU_TEST_VERBOSE=1 FMNIST_CUDA_VERBOSE=1 \
+    "$gpu_tests" --durations yes
+  ae_gpu_log="" c_gpu_log=""
+  if want train-ae256; then
+    run_step train-ae256 90 figure_train train ae cuda "$log_dir/ae256"
+    ae_gpu_log="$log_dir/$(printf '%02d' "$step_number")-train-ae256.log"
+  fi
+  if want train-c256; then
+    run_step train-c256 90 figure_train train classifier cuda "$log_dir/c256"
+    c_gpu_log="$log_dir/$(printf '%02d' "$step_number")-train-c256.log"
+  fi
+  if ! want kill-resume; then
+    :
+  elif [ -n "$prebuilt" ]; then
+    record kill-resume SKIP 0 "prebuilt tree: its tests hold another machine's paths"
+  else
+    run_step kill-resume 120 figure_kill_resume kill_resume
+  fi
+  sanitize=()
+  for s in memcheck initcheck racecheck; do want "$s" && sanitize+=("$s"); done
+  if [ ${#sanitize[@]} -eq 0 ]; then
+    :
+  elif [ -n "$sanitizer" ]; then
+    sanitizer_steps 150 "${sanitize[@]}"
+  else
+    for s in "${sanitize[@]}"; do record "$s" FAIL 0 "compute-sanitizer not found"; done
+  fi
+  want bench && run_step bench 120 figure_bench "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist.json"
+  has_torch=0
+  python3 -c 'import torch' >/dev/null 2>&1 && has_torch=1
+  if want torch-eager; then
+    if [ "$has_torch" = 1 ]; then
+      run_step torch-eager 150 figure_torch python3 "$repo/tools/torch_baseline.py" --device cuda --modes eager \
+        --json "$log_dir/bench-torch-eager.json"
+    else
+      record torch-eager SKIP 0 "python3 has no torch"
+    fi
+  fi
+  want ratio && [ "$has_torch" = 1 ] && run_step ratio 20 figure_none bench_ratio
+  # The measurements the open issues need: 100 epochs of AE(256), the whole reproduction, the
+  # torch.compile comparison, one profiled step.
+  want ae256-100 && step_need=40 run_step ae256-100 60 figure_ae256_100 ae256_100
+  if want reproduce; then
+    if has_report; then
+      step_need=90 run_step reproduce 200 figure_key reproduce_run faithful "$log_dir/reproduce"
+    else
+      step_need=90 run_step reproduce 200 figure_key reproduce_by_train "$log_dir/reproduce"
+    fi
+  fi
+  if ! want reproduce-improved; then
+    :
+  elif has_report; then
+    step_need=60 run_step reproduce-improved 120 figure_key reproduce_run improved "$log_dir/reproduce-improved"
+  else
+    record reproduce-improved SKIP 0 "no report in this build (no cairo): no fmnist reproduce, and train has no improved recipe"
+  fi
+  if ! want torch-compile; then
+    :
+  elif [ "$has_torch" = 1 ]; then
+    step_need=60 run_step torch-compile 240 figure_torch_compile torch_compile
+  else
+    record torch-compile SKIP 0 "python3 has no torch"
+  fi
+  if ! want ncu; then
+    :
+  elif command -v ncu >/dev/null 2>&1; then
+    step_need=45 run_step ncu 120 figure_ncu ncu_profile
+  else
+    record ncu SKIP 0 "ncu not found"
+  fi
+  if [ "${FMNIST_GPU_CHECK_CPU:-0}" = 1 ] && want cpu; then
+    run_step cpu-ae256 600 figure_train train ae cpu "$log_dir/ae256-cpu"
+    ae_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-ae256.log"
+    if [ -n "$ae_gpu_log" ]; then
+      run_step compare-ae256 10 figure_compare compare_runs "$ae_gpu_log" "$ae_cpu_log"
+    fi
+    run_step cpu-c256 600 figure_train train classifier cpu "$log_dir/c256-cpu"
+    c_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-c256.log"
+    if [ -n "$c_gpu_log" ]; then
+      run_step compare-c256 10 figure_compare compare_runs "$c_gpu_log" "$c_cpu_log"
+    fi
+  fi
+  if ! want ctest; then
+    :
+  elif [ -n "$prebuilt" ]; then
     record ctest SKIP 0 "prebuilt tree: its CTest files hold another machine's paths"
   else
     run_step ctest 240 figure_ctest cpu_ctest
   fi
-  # Verbose: every comparison's worst error, and the cuDNN algorithms each geometry got.
-  run_step gpu-tests 240 figure_catch env FMNIST_GPU_TEST_VERBOSE=1 FMNIST_CUDA_VERBOSE=1 \
-    "$gpu_tests" --durations yes
-  if [ -n "$sanitizer" ]; then
-    run_step memcheck 150 figure_sanitizer "$sanitizer" --tool memcheck --error-exitcode 1 \
-      --print-limit 50 "$gpu_tests" "[sanitize]"
-    run_step racecheck 150 figure_sanitizer "$sanitizer" --tool racecheck --error-exitcode 1 \
-      --print-limit 50 "$gpu_tests" "[sanitize]"
-  else
-    record memcheck FAIL 0 "compute-sanitizer not found"
-    record racecheck FAIL 0 "compute-sanitizer not found"
-  fi
-  run_step train-ae256 120 figure_train train ae cuda "$log_dir/ae256"
-  ae_gpu_log="$log_dir/$(printf '%02d' "$step_number")-train-ae256.log"
-  run_step train-c256 120 figure_train train classifier cuda "$log_dir/c256"
-  c_gpu_log="$log_dir/$(printf '%02d' "$step_number")-train-c256.log"
-  run_step bench 120 figure_bench "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist.json"
-  if python3 -c 'import torch' >/dev/null 2>&1; then
-    run_step torch-eager 180 figure_torch python3 "$repo/tools/torch_baseline.py" --device cuda --modes eager \
-      --json "$log_dir/bench-torch-eager.json"
-    run_step ratio 20 figure_none bench_ratio
-  else
-    record torch-bench SKIP 0 "python3 has no torch"
-  fi
-  if [ "${FMNIST_GPU_CHECK_CPU:-0}" = 1 ]; then
-    run_step cpu-ae256 600 figure_train train ae cpu "$log_dir/ae256-cpu"
-    ae_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-ae256.log"
-    run_step compare-ae256 10 figure_compare compare_runs "$ae_gpu_log" "$ae_cpu_log"
-    run_step cpu-c256 600 figure_train train classifier cpu "$log_dir/c256-cpu"
-    c_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-c256.log"
-    run_step compare-c256 10 figure_compare compare_runs "$c_gpu_log" "$c_cpu_log"
-  fi
 else
-  for s in ctest gpu-tests memcheck racecheck train-ae256 train-c256; do record "$s" SKIP 0 "no build"; done
+  for s in $known_steps; do
+    case "$s" in info | deps | configure | build | cpu) continue ;; esac
+    want "$s" && record "$s" SKIP 0 "no build"
+  done
   failed=1
 fi
 
 # ---- summary, last ---------------------------------------------------------------------------------
+# The ratio table once more, with whatever PyTorch results there are (a torch-compile step cut short
+# leaves its finished modes' JSON files).
+if [ -f "$log_dir/bench-fmnist.json" ] && ls "$log_dir"/bench-torch-*.json >/dev/null 2>&1; then
+  bench_ratio >/dev/null 2>&1 || true
+fi
 total=$(($(date +%s) - start_time))
 {
   echo
   echo "gpu_check summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 '^card:' "$log_dir/01-info.log" 2>/dev/null | sed 's/^card: //'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), ${total}s)"
-  printf '%-13s %-8s %8s  %s\n' step status seconds "key figure"
+  [ "$steps_sel" = all ] || echo "steps: ${FMNIST_GPU_CHECK_STEPS:-all} (the others not run)"
+  printf '%-18s %-8s %8s  %s\n' step status seconds "key figure"
   for i in "${!names[@]}"; do
-    printf '%-13s %-8s %8s  %s\n' "${names[$i]}" "${statuses[$i]}" "${seconds[$i]}" "${figures[$i]}"
+    printf '%-18s %-8s %8s  %s\n' "${names[$i]}" "${statuses[$i]}" "${seconds[$i]}" "${figures[$i]}"
   done
   if [ "$failed" -eq 0 ]; then echo "result: PASS"; else echo "result: FAIL"; fi
   echo "logs: $log_dir"
   if [ -s "$log_dir/ratio.txt" ]; then echo; echo "fmnist vs PyTorch on this card"; cat "$log_dir/ratio.txt"; fi
+  for r in reproduce reproduce-improved; do
+    for f in "$log_dir"/[0-9][0-9]-"$r".log; do
+      if [ -f "$f" ] && grep -q '^target \[' "$f"; then
+        echo
+        echo "$r: the targets (fmnist reproduce's own check)"
+        grep '^target \[' "$f"
+      fi
+    done
+  done
 } >"$log_dir/summary.txt"
 if [ "$pack_logs" = 1 ]; then
-  # Keep summary.txt and one archive of everything else (LOG_DIR may return few files).
+  # Keep summary.txt and one archive of everything else (LOG_DIR may return few files, and little):
+  # no weights (*.safetensors: checkpoints of the training runs); if it is still over 18 MiB, also
+  # no Nsight Compute report or report screenshot (kernels.txt and the report's figures stay).
   archive="$(mktemp /tmp/gpu-check-logs.XXXXXX)"
-  (cd "$log_dir" && tar -czf "$archive" --exclude=summary.txt . &&
-    find . -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
-    mv "$archive" gpu-check-logs.tar.gz) ||
+  pack() { (cd "$log_dir" && tar -czf "$archive" --exclude=summary.txt --exclude='*.safetensors' "$@" .); }
+  if pack; then
+    if [ "$(stat -c %s "$archive")" -gt $((18 * 1024 * 1024)) ]; then
+      echo "gpu_check: the logs pack to $(($(stat -c %s "$archive") / 1048576)) MiB: leaving out *.ncu-rep and *-screenshot.png" |
+        tee -a "$log_dir/summary.txt"
+      pack --exclude='*.ncu-rep' --exclude='*-screenshot.png'
+    fi
+    (cd "$log_dir" && find . -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
+      mv "$archive" gpu-check-logs.tar.gz) || echo "gpu_check: packing the logs failed; they stay as they are"
+  else
+    rm -f "$archive"
     echo "gpu_check: packing the logs failed; they stay as they are"
+  fi
 fi
 cat "$log_dir/summary.txt"
 exit "$failed"

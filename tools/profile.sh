@@ -14,7 +14,10 @@
 # Usage: tools/profile.sh [OUT_DIR]         (default ./profile)
 # Environment: FMNIST_BIN (default build/fmnist), FMNIST_PROFILE_MODEL (ae256),
 #   FMNIST_PROFILE_BATCH (100), FMNIST_PROFILE_NO_GRAPH=1 (launch op by op: every layer's NVTX
-#   range shows on every step; with graphs a step is one graph launch inside "train step").
+#   range shows on every step; with graphs a step is one graph launch inside "train step"),
+#   FMNIST_PROFILE_TOOLS (nsys,ncu: which passes run), FMNIST_PROFILE_STEPS (2: training steps ncu
+#   replays), FMNIST_PROFILE_LAUNCH_COUNT (0: every kernel of them; N: the first N only, e.g. to
+#   bound the time ncu takes, about a second a kernel with these sections).
 # Exit status: 0 when at least one profiler ran and succeeded, 1 otherwise.
 set -u
 set -o pipefail
@@ -28,12 +31,18 @@ model="${FMNIST_PROFILE_MODEL:-ae256}"
 batch="${FMNIST_PROFILE_BATCH:-100}"
 graph_flag=()
 [ "${FMNIST_PROFILE_NO_GRAPH:-0}" = 1 ] && graph_flag=(--no-graph)
+tools=",${FMNIST_PROFILE_TOOLS:-nsys,ncu},"
+ncu_steps="${FMNIST_PROFILE_STEPS:-2}"
+launch_count=()
+[ "${FMNIST_PROFILE_LAUNCH_COUNT:-0}" != 0 ] && launch_count=(--launch-count "$FMNIST_PROFILE_LAUNCH_COUNT")
 export PATH="$PATH:/usr/local/cuda/bin"
 [ -x "$bin" ] || { echo "profile: $bin not found (build first, or set FMNIST_BIN)" >&2; exit 1; }
 ok=0
 
 echo "== Nsight Systems"
-if command -v nsys >/dev/null 2>&1; then
+if [[ "$tools" != *,nsys,* ]]; then
+  echo "not selected (FMNIST_PROFILE_TOOLS)"
+elif command -v nsys >/dev/null 2>&1; then
   if nsys profile --trace=cuda,nvtx,osrt --cuda-graph-trace=node --sample=none --cpuctxsw=none \
       --force-overwrite=true -o "$out/timeline" \
       "$bin" bench --device cuda --measure epoch --models "$model" --batch-size "$batch" \
@@ -57,13 +66,15 @@ metrics="gpu__time_duration.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed
 metrics+=",gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes.sum"
 metrics+=",sm__sass_thread_inst_executed_op_ffma_pred_on.sum,sm__sass_thread_inst_executed_op_fadd_pred_on.sum"
 metrics+=",sm__sass_thread_inst_executed_op_fmul_pred_on.sum,launch__grid_size,launch__block_size"
-if command -v ncu >/dev/null 2>&1; then
+if [[ "$tools" != *,ncu,* ]]; then
+  echo "not selected (FMNIST_PROFILE_TOOLS)"
+elif command -v ncu >/dev/null 2>&1; then
   if ncu --clock-control none --target-processes all --nvtx --nvtx-include "bench timed run/" \
-      --graph-profiling node --section SpeedOfLight --section MemoryWorkloadAnalysis \
+      "${launch_count[@]}" --graph-profiling node --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section ComputeWorkloadAnalysis --section LaunchStats --section Occupancy --metrics "$metrics" \
       --force-overwrite -o "$out/kernels" \
       "$bin" bench --device cuda --measure step --models "$model" --batch-size "$batch" \
-      --warmup 3 --steps 2 --repeats 1 "${graph_flag[@]}" >"$out/ncu.log" 2>&1; then
+      --warmup 3 --steps "$ncu_steps" --repeats 1 "${graph_flag[@]}" >"$out/ncu.log" 2>&1; then
     ncu --import "$out/kernels.ncu-rep" --csv --page raw --metrics "$metrics" >"$out/kernels-raw.csv" 2>>"$out/ncu.log"
     python3 - "$out/kernels-raw.csv" >"$out/kernels.txt" <<'EOF'
 import csv, sys
