@@ -30,7 +30,7 @@ expect_ok() {
   fi
 }
 
-for cmd in "" train eval info bench; do
+for cmd in "" train eval info bench reproduce report; do
   expect_ok $cmd --help
   grep -q "Usage" "$tmp/out" || { echo "FAIL: fmnist $cmd --help prints no usage"; failures=$((failures + 1)); }
 done
@@ -149,6 +149,43 @@ expect_ok bench --device cpu --precision bf16 --models ae16 --measure step --ste
 grep -q '^precision: bf16' "$tmp/out" && grep -q '"precision": "bf16"' "$tmp/bench.json" ||
   { echo "FAIL: fmnist bench does not report precision bf16"; failures=$((failures + 1)); }
 grep -q '"precision": "fp32"' "$tmp/good/config.json" || { echo "FAIL: config.json does not record precision fp32"; failures=$((failures + 1)); }
+
+# ---- fmnist report OUT: the figures of a finished reproduction drawn again from its files ----
+expect 2 "out is required|required"     -- report
+expect 2 "--nope|following argument"    -- report "$tmp" --nope
+if "$fmnist" info 2>/dev/null | grep -q '^report figures: drawn'; then
+  expect 2 "nowhere: no such directory"  -- report "$tmp/nowhere"
+  expect 2 "not-a-run/reproduce.json: cannot open" -- report "$tmp/not-a-run"
+  # A small reproduction (AE(64), two steps): redrawn, its report.html and figures are the same bytes.
+  expect_ok reproduce --only ae64 --epochs 1 --max-steps-per-epoch 2 --device cpu --data-dir "$data" --out "$tmp/repro"
+  cp "$tmp/repro/report.html" "$tmp/report.before" && cp "$tmp/repro/figures/fig8.png" "$tmp/fig8.before" &&
+    rm "$tmp/repro/report.html" "$tmp/repro/figures/fig8.png"
+  expect_ok report "$tmp/repro" --data-dir "$data"
+  cmp -s "$tmp/repro/report.html" "$tmp/report.before" && cmp -s "$tmp/repro/figures/fig8.png" "$tmp/fig8.before" ||
+    { echo "FAIL: fmnist report does not redraw the reproduction's report byte for byte"; failures=$((failures + 1)); }
+  # Malformed or missing files: one line naming the file, exit 2, and the report already there untouched.
+  cp "$tmp/repro/results.json" "$tmp/results.good"
+  printf '{"scale": ' >"$tmp/repro/results.json"
+  expect 2 "repro/results.json: not valid JSON" -- report "$tmp/repro" --data-dir "$data"
+  cp "$tmp/results.good" "$tmp/repro/results.json"
+  sed -i 's/"kind": "autoencoder"/"kind": "gan"/' "$tmp/repro/results.json"
+  expect 2 "repro/results.json: runs\[ae64\]\.kind: 'gan' is not" -- report "$tmp/repro" --data-dir "$data"
+  cp "$tmp/results.good" "$tmp/repro/results.json"
+  mv "$tmp/repro/figures.json" "$tmp/figures.good"
+  expect 2 "repro/figures.json: cannot open" -- report "$tmp/repro" --data-dir "$data"
+  mv "$tmp/figures.good" "$tmp/repro/figures.json"
+  expect 2 "nowhere.*not found"          -- report "$tmp/repro" --data-dir "$tmp/nowhere"
+  cmp -s "$tmp/repro/report.html" "$tmp/report.before" && cmp -s "$tmp/repro/figures/fig8.png" "$tmp/fig8.before" ||
+    { echo "FAIL: a refused fmnist report changed the report already written"; failures=$((failures + 1)); }
+else
+  # A build without cairo: reproduce writes the results and a report without figures; report says it cannot draw.
+  expect 2 "this build has no cairo"     -- report "$tmp/nowhere"
+  expect_ok reproduce --only ae64 --epochs 1 --max-steps-per-epoch 2 --device cpu --data-dir "$data" --out "$tmp/repro"
+  grep -q "Not drawn: this build of fmnist has no cairo" "$tmp/repro/report.html" && [ -s "$tmp/repro/figures.json" ] &&
+    [ ! -e "$tmp/repro/figures" ] && grep -q "fmnist report $tmp/repro" "$tmp/out" ||
+    { echo "FAIL: a reproduction without cairo does not write its report without figures and say how to draw them"; failures=$((failures + 1)); }
+  expect 2 "this build has no cairo"     -- report "$tmp/repro"
+fi
 
 # Without a GPU, --device cuda is refused in one line (this suite runs where there is none).
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then

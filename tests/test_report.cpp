@@ -248,8 +248,8 @@ TEST_CASE("the page embeds every figure as a data URI and counts them once loade
   ReportDocument doc;
   doc.title = "t <1>";
   Figure a(10, 10), b(20, 10);
-  doc.figures.push_back({"fig1", "Fig. 1: a", "first", a.png()});
-  doc.figures.push_back({"fig2", "Fig. 2: b", "second", b.png()});
+  doc.figures.push_back({"fig1", "Fig. 1: a", "first", a.png(), {}});
+  doc.figures.push_back({"fig2", "Fig. 2: b", "second", b.png(), {}});
   doc.missing.push_back("Fig. 3: needs x");
   const std::string html = render_report_html(doc);
   std::size_t imgs = 0;
@@ -369,8 +369,8 @@ TEST_CASE("the browser check passes a report whose figures load and fails one wi
   LinePlot p;
   p.title = "a plot";
   p.series.push_back({"a", palette(0), false, {1, 2}, {1, 2}});
-  doc.figures.push_back({"fig1", "Fig. 1: plot", "", draw_line_plot(p).png()});
-  doc.figures.push_back({"fig2", "Fig. 2: blank", "", Figure(40, 30).png()});
+  doc.figures.push_back({"fig1", "Fig. 1: plot", "", draw_line_plot(p).png(), {}});
+  doc.figures.push_back({"fig2", "Fig. 2: blank", "", Figure(40, 30).png(), {}});
   auto check = [&](const std::string& name, const ReportDocument& d) {
     const std::string html = dir + "/" + name + ".html";
     std::ofstream(html) << render_report_html(d);

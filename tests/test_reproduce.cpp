@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <set>
@@ -17,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "host/dataset.h"
+#include "host/idx.h"
+#include "host/report/report.h"
 #include "host/reference/cpu_ops.h"
 #include "host/reproduce/plan.h"
 #include "host/reproduce/reproduce.h"
@@ -45,6 +48,11 @@ std::vector<std::string> plan_names(Recipe recipe, std::vector<std::string> only
 const FashionMnist& real_data() {
   static const FashionMnist data = load_fashion_mnist(default_data_dir());
   return data;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 std::string fresh_dir(const std::string& name) {
@@ -347,10 +355,26 @@ TEST_CASE("a tiny reproduction writes its settings, results, figures and report"
   for (const char* name : {"encoder.0.weight", "encoder.3.bias", "encoder.7.weight"})
     CHECK(ae.find(name)->data == c.find(name)->data);
 
-  for (const char* f : {"reproduce.json", "results.json", "report.html", "figures/fig7.png", "figures/fig8.png",
-                        "figures/fig9.png", "figures/fig10.png", "figures/fig11.png", "figures/fig12.png",
-                        "figures/fig13.png", "figures/fig13b.png"})
+  const std::vector<std::string> drawn = {"fig7", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13", "fig13b"};
+  for (const char* f : {"reproduce.json", "results.json", "figures.json", "report.html"})
     CHECK(std::filesystem::exists(o.out_dir + "/" + f));
+  const std::string html = read_file(o.out_dir + "/report.html");
+  CHECK(html.find("Fig. 4: needs ae64 and ae64-mse") != std::string::npos);  // listed as missing
+  if (report::kCanDrawFigures) {
+    for (const std::string& f : drawn) CHECK(std::filesystem::exists(o.out_dir + "/figures/" + f + ".png"));
+    CHECK(html.find("Not drawn") == std::string::npos);
+  } else {  // no cairo: the tables, and in place of each figure a line saying how to draw it
+    CHECK_FALSE(std::filesystem::exists(o.out_dir + "/figures"));
+    CHECK(html.find("<img") == std::string::npos);
+    for (const std::string& f : drawn) CHECK(html.find("<figure id=\"" + f + "\">") != std::string::npos);
+    std::size_t lines = 0;
+    for (auto at = html.find("Not drawn: this build of fmnist has no cairo"); at != std::string::npos;
+         at = html.find("Not drawn: this build of fmnist has no cairo", at + 1))
+      ++lines;
+    CHECK(lines == drawn.size());
+    CHECK(html.find("`fmnist report " + o.out_dir + "`") != std::string::npos);
+    CHECK(html.find("<td>0.8982</td>") != std::string::npos);  // the tables are there (paper's C(64) t10k)
+  }
   CHECK_FALSE(std::filesystem::exists(o.out_dir + "/figures/fig4.png"));  // needs ae64-mse
   std::ifstream settings_file(o.out_dir + "/reproduce.json");
   const auto settings = nlohmann::json::parse(settings_file);
@@ -366,4 +390,24 @@ TEST_CASE("a tiny reproduction writes its settings, results, figures and report"
 
   // The same OUT again is refused; --overwrite allows it.
   CHECK_THROWS_AS(reproduce::reproduce(o, log), std::invalid_argument);
+
+  // What `fmnist report OUT` does: the report drawn again from the files alone (reproduce.json,
+  // results.json, figures.json and the data) is byte for byte the one reproduce wrote, figures too.
+  std::map<std::string, std::string> before;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(o.out_dir))
+    if (entry.path().extension() == ".png" || entry.path().filename() == "report.html")
+      before[entry.path().string()] = read_file(entry.path().string());
+  CHECK(before.size() == (report::kCanDrawFigures ? drawn.size() + 1 : 1));
+  for (const auto& [path, bytes] : before) std::filesystem::remove(path);
+  report::StoredReport stored = report::read_stored_report(o.out_dir);
+  report::attach_data(stored, real_data(), default_data_dir());
+  CHECK(report::write_report(o.out_dir, stored.inputs) == o.out_dir + "/report.html");
+  for (const auto& [path, bytes] : before) {
+    INFO(path);
+    CHECK(read_file(path) == bytes);
+  }
+  // Another data set (labels that differ at the test indices) is refused.
+  FashionMnist other = real_data();
+  other.t10k.labels[stored.inputs.test_indices[0]] = (other.t10k.labels[stored.inputs.test_indices[0]] + 1) % 10;
+  CHECK_THROWS_AS(report::attach_data(stored, other, "elsewhere"), DataError);
 }

@@ -20,7 +20,13 @@
 #   before call 1 returns. Had the machine gone back, call 2 configures and builds again first
 #   (minutes), and its budget then cuts the measurements.
 # Everything comes back in $OUT: summary.txt and gpu-check-logs.tar.gz (every step's full log, the
-# reproduction's results, figures and report; no weights, *.safetensors stay behind).
+# reproduction's reproduce.json, results.json, figures.json and report.html; no weights,
+# *.safetensors stay behind). The machine has no cairo, so the reports come back without figures;
+# draw them afterwards HERE (the dev machine, which has cairo and chromium), from the unpacked logs:
+#   mkdir -p gpu-logs && tar -xzf <files_at>/gpu-check-logs.tar.gz -C gpu-logs
+#   build/fmnist report gpu-logs/reproduce            # figures/*.png and report.html, as reproduce draws them
+#   tools/browser_check.sh gpu-logs/reproduce/report.html --min-figures 10 --screenshot gpu-logs/reproduce/report.png
+# (the same for gpu-logs/reproduce-improved, with --min-figures 4).
 # The machine's 'cuda' image has nvcc 13, CMake, ninja, PyTorch (with pip's nvidia-cudnn-cu13) and
 # compute-sanitizer, but not Debian's -dev packages fmnist builds against; .gpu/debs brings those.
 # A dry run of all of this without a GPU: tools/gpu_sim_chroot.sh, a Debian 12 chroot holding only
@@ -37,8 +43,8 @@
 #               runs, when that glibc is older. Skipped, using the machine's own packages, without .gpu/debs
 #   configure   -DFMNIST_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 (Ninja when present), the bundle
 #               first (CMAKE_PREFIX_PATH, PKG_CONFIG_PATH, fmt header-only), -DFMNIST_REPORT=OFF unless
-#               the machine has cairo and libpng (the report is no GPU work, and its libraries are not
-#               bundled)
+#               the machine has cairo and libpng (it governs only the drawing of the figures, no GPU
+#               work, whose libraries are not bundled; fmnist reproduce is built either way)
 #   build       all targets, all cores
 #   gpu-tests   fmnist_gpu_tests: every GPU op and training step against the CPU reference, graphs,
 #               streaming, out-of-memory handling
@@ -57,15 +63,13 @@
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
 #               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
 #   reproduce   fmnist reproduce --device cuda (faithful: the 9 runs, 100 epochs) into
-#               LOGDIR/reproduce (results.json/.txt, figures, report.html; its weights deleted), then
-#               tools/browser_check.sh's screenshot where chromium exists. Key figure: wall, AE(256) val
-#               MAE, C(256) t10k accuracy, the targets (<= 60 s on an H100, <= 0.0547, >= 0.905).
-#               A build without the report (no cairo on the machine, so no `fmnist reproduce`): the 9
-#               faithful runs through `fmnist train` side by side instead (the frozen ones after their
-#               AE), and C(256) t10k through `fmnist eval`; said in the key figure
+#               LOGDIR/reproduce (reproduce.json, results.json, figures.json, report.html; its weights
+#               deleted); where the machine has cairo the figures too, and with chromium
+#               tools/browser_check.sh's screenshot. Without cairo the figures are drawn afterwards on
+#               the dev machine with `fmnist report DIR` (above). Key figure: wall, AE(256) val MAE,
+#               C(256) t10k accuracy, the targets (<= 60 s on an H100, <= 0.0547, >= 0.905)
 #   reproduce-improved  fmnist reproduce --recipe improved (C(256) improved alone, apart from the
-#               faithful wall time) into LOGDIR/reproduce-improved; target t10k >= 0.93. SKIP without
-#               the report
+#               faithful wall time) into LOGDIR/reproduce-improved; target t10k >= 0.93
 #   torch-compile  tools/torch_baseline.py's torch.compile modes (FMNIST_GPU_CHECK_COMPILE_MODELS,
 #               default ae256; FMNIST_GPU_CHECK_COMPILE_MODES, default compile-reduce-overhead,
 #               compile-default,compile-max-autotune), one process and JSON per model and mode, each
@@ -426,7 +430,8 @@ unpack_deps() {
     chmod +x "$deps/bin/pkg-config"
     pkg_config="$deps/bin/pkg-config"
   fi
-  # The report needs cairo and libpng, which the bundle leaves out: built only when the machine has both.
+  # The figures need cairo (and the tests libpng), which the bundle leaves out: drawn only when the machine
+  # has both; fmnist reproduce and report are built either way.
   local report=OFF
   [ -n "$pkg_config" ] && "$pkg_config" --exists cairo libpng 2>/dev/null && report=AUTO
 
@@ -637,7 +642,7 @@ t = [x for x in j.get("targets", []) if "not in this reproduction" not in (x.get
 count = {}
 for x in t:
     count[x.get("status")] = count.get(x.get("status"), 0) + 1
-missed = [x["id"] for x in t if x.get("status") == "fail"]
+missed = [x["id"] for x in t if (x.get("status") or "").lower() == "fail"]
 parts.append("targets " + ", ".join("%d %s" % (v, k) for k, v in sorted(count.items())) +
              (" (missed: %s)" % ", ".join(missed) if missed else ""))
 print("key: " + "; ".join(parts))
@@ -650,12 +655,10 @@ figure_key() {
   line="$(grep -m1 '^key: ' "$1" | sed 's/^key: //')"
   if [ -n "$line" ]; then echo "$line"; else grep -m1 -iE 'error|fail' "$1"; fi
 }
-# Whether this fmnist has `fmnist reproduce` (built with the report, which needs cairo).
-# (FMNIST_GPU_CHECK_NO_REPORT=1: act as if it had not, to try the other way in a dry run.)
-has_report() { [ "${FMNIST_GPU_CHECK_NO_REPORT:-0}" != 1 ] && ! grep -q 'this build has no report support' "$fmnist"; }
-
-# reproduce RECIPE OUT: `fmnist reproduce` into OUT, its weights deleted afterwards (the results,
-# figures and report stay), and the report rendered in chromium where there is one.
+# reproduce RECIPE OUT: `fmnist reproduce` into OUT, its weights deleted afterwards (reproduce.json,
+# results.json, figures.json and report.html stay, and the figures where this build drew them), and
+# the report rendered in chromium where its figures were drawn and there is one. Without cairo the
+# figures are drawn later, from those files, by `fmnist report OUT` on the dev machine.
 reproduce_run() {
   local recipe="$1" out="$2" t0 rc
   rm -rf "$out"
@@ -666,7 +669,9 @@ reproduce_run() {
   echo "wall: $(since "$t0") s (fmnist reproduce --recipe $recipe, start to exit)"
   find "$out" -name '*.safetensors' -delete 2>/dev/null
   reproduce_key "$out"
-  if [ -f "$out/report.html" ]; then
+  if [ ! -d "$out/figures" ]; then
+    echo "figures: not drawn here (this build has no cairo); on the dev machine: fmnist report DIR, then tools/browser_check.sh"
+  elif [ -f "$out/report.html" ]; then
     if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
       "$repo/tools/browser_check.sh" "$out/report.html" --screenshot "$out/report-screenshot.png" ||
         echo "browser: the report's check failed (the step's status is the reproduction's)"
@@ -674,68 +679,6 @@ reproduce_run() {
       echo "browser: no chromium on this machine: no screenshot of the report"
     fi
   fi
-  return "$rc"
-}
-
-# Without the report (no cairo on this machine): the faithful runs through `fmnist train`, all
-# ready runs side by side on the GPU as `fmnist reproduce` runs them (the frozen classifiers after
-# their AE), then C(256)'s t10k accuracy through `fmnist eval`. No improved recipe (train has no
-# schedule or augmentation options).
-reproduce_by_train() {
-  local out="$1" t0 rc=0 pid
-  rm -rf "$out"
-  mkdir -p "$out" || return 1
-  t0="$(date +%s.%N)"
-  local -A pids=()
-  one() {  # one NAME ARGS...: a run in the background, its log OUT/NAME.log
-    local name="$1"
-    shift
-    # shellcheck disable=SC2046  # measure_args prints several arguments
-    "$fmnist" train "$@" $(measure_args) --checkpoint-every 0 --data-dir "$data_dir" \
-      --out "$out/$name" >"$out/$name.log" 2>&1 &
-    pids[$name]=$!
-  }
-  one ae64 --model ae --latent 64
-  one ae128 --model ae --latent 128
-  one ae256 --model ae --latent 256
-  one ae64-mse --model ae --latent 64 --loss mse
-  one ae64-dropout --model ae --latent 64 --dropout 0.2
-  one c64 --model classifier --latent 64
-  one c256 --model classifier --latent 256
-  local n
-  for n in ae64 ae256; do
-    wait "${pids[$n]}" || rc=1
-  done
-  one c64-frozen --model classifier --latent 64 --init-from "$out/ae64/last.safetensors"
-  one c256-frozen --model classifier --latent 256 --init-from "$out/ae256/last.safetensors"
-  for n in "${!pids[@]}"; do
-    case "$n" in ae64 | ae256) continue ;; esac
-    pid="${pids[$n]}"
-    wait "$pid" || { rc=1; echo "$n failed (see $n.log)"; }
-  done
-  local wall
-  wall="$(since "$t0")"
-  echo "wall: $wall s (the 9 faithful runs through fmnist train, side by side)"
-  local c256_t10k=""
-  if [ -f "$out/c256/last.safetensors" ]; then
-    "$fmnist" eval --checkpoint "$out/c256/last.safetensors" --split t10k --device "$measure_device" \
-      --data-dir "$data_dir" --json >"$out/c256-t10k.json" 2>"$out/c256-t10k.log" || rc=1
-    c256_t10k="$(python3 -c 'import json, sys; print("%.4f" % json.load(open(sys.argv[1]))["accuracy"])' \
-      "$out/c256-t10k.json" 2>/dev/null)"
-  fi
-  for n in ae64 ae128 ae256 ae64-mse ae64-dropout c64 c256 c64-frozen c256-frozen; do
-    echo "$n: $(grep -m1 '^final:' "$out/$n.log" 2>/dev/null || tail -1 "$out/$n.log" 2>/dev/null)"
-  done
-  find "$out" -name '*.safetensors' -delete 2>/dev/null
-  local ae_mae
-  ae_mae="$(sed -n 's/^final:.* val loss \([0-9.e+-]*\).*/\1/p' "$out/ae256.log" 2>/dev/null | head -1)"
-  local verdicts=""
-  if [ "$measure_epochs" = 100 ] && [ "$measure_max_steps" = 0 ]; then
-    verdicts="$(awk -v w="$wall" -v m="${ae_mae:-9}" -v a="${c256_t10k:-0}" 'BEGIN {
-      printf " (targets: wall <= 60 s %s, MAE <= 0.0547 %s, t10k >= 0.905 %s)", (w <= 60 ? "MET" : "MISSED"),
-        (m <= 0.0547 ? "MET" : "MISSED"), (a >= 0.905 ? "MET" : "MISSED") }')"
-  fi
-  echo "key: no report in this build (no cairo): the 9 faithful runs via fmnist train, wall $wall s; AE(256) val MAE ${ae_mae:--}; C(256) t10k ${c256_t10k:--}$verdicts"
   return "$rc"
 }
 
@@ -815,7 +758,7 @@ fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
 export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
-export -f since measure_args ae256_100 reproduce_key reproduce_run reproduce_by_train has_report torch_compile ncu_profile
+export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
 run_step info 30 figure_info info
@@ -925,20 +868,9 @@ if [ "$build_ok" -eq 1 ]; then
   # The measurements the open issues need: 100 epochs of AE(256), the whole reproduction, the
   # torch.compile comparison, one profiled step.
   want ae256-100 && step_need=40 run_step ae256-100 60 figure_ae256_100 ae256_100
-  if want reproduce; then
-    if has_report; then
-      step_need=90 run_step reproduce 200 figure_key reproduce_run faithful "$log_dir/reproduce"
-    else
-      step_need=90 run_step reproduce 200 figure_key reproduce_by_train "$log_dir/reproduce"
-    fi
-  fi
-  if ! want reproduce-improved; then
-    :
-  elif has_report; then
+  want reproduce && step_need=90 run_step reproduce 200 figure_key reproduce_run faithful "$log_dir/reproduce"
+  want reproduce-improved &&
     step_need=60 run_step reproduce-improved 120 figure_key reproduce_run improved "$log_dir/reproduce-improved"
-  else
-    record reproduce-improved SKIP 0 "no report in this build (no cairo): no fmnist reproduce, and train has no improved recipe"
-  fi
   if ! want torch-compile; then
     :
   elif [ "$has_torch" = 1 ]; then

@@ -69,13 +69,14 @@ int parse_then(int argc, char** argv, int (*then)(const Command&)) {
                "on NVIDIA GPUs (cuDNN, cuBLAS) or the CPU reference backend."};
   app.set_version_flag("--version", std::string("fmnist ") + FMNIST_VERSION);
   app.require_subcommand(1);
-  Command train, eval, info, bench, reproduce;
+  Command train, eval, info, bench, reproduce, report;
   add_train_command(app, train);
   add_eval_command(app, eval);
   add_info_command(app, info);
   add_bench_command(app, bench);
   add_reproduce_command(app, reproduce);
-  const std::vector<const Command*> commands = {&train, &eval, &info, &bench, &reproduce};
+  add_report_command(app, report);
+  const std::vector<const Command*> commands = {&train, &eval, &info, &bench, &reproduce, &report};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -1,4 +1,4 @@
-// The `fmnist` command line: train | eval | info | bench | reproduce. Each subcommand lives in its own file.
+// The `fmnist` command line: train | eval | info | bench | reproduce | report. Each subcommand lives in its own file.
 #pragma once
 
 #include <string>
@@ -34,6 +34,7 @@ void add_eval_command(CLI::App& app, Command& command);
 void add_info_command(CLI::App& app, Command& command);
 void add_bench_command(CLI::App& app, Command& command);
 void add_reproduce_command(CLI::App& app, Command& command);
+void add_report_command(CLI::App& app, Command& command);
 
 // --precision fp32|tf32|bf16 and its alias --tf32 (= --precision tf32), as train, eval, bench and
 // reproduce take them.

@@ -12,6 +12,7 @@
 #include "host/cli/cli.h"
 #include "host/dataset.h"
 #include "host/reference/parallel.h"
+#include "host/report/report.h"
 #if defined(FMNIST_HAVE_CUDA)
 #include "cuda/backend.h"
 #endif
@@ -61,6 +62,10 @@ int run_info(void* p) {
 #else
   std::cout << "CUDA backend: not compiled in (configure with -DFMNIST_CUDA=ON where nvcc exists)\n";
 #endif
+  std::cout << (report::kCanDrawFigures
+                    ? "report figures: drawn (cairo)\n"
+                    : "report figures: not drawn (built without cairo: `fmnist reproduce` writes the results and "
+                      "the report without them; `fmnist report OUT` on a build with cairo draws them)\n");
   print_data(o.data_dir.empty() ? default_data_dir() : o.data_dir);
   return 0;
 }

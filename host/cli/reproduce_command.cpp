@@ -1,5 +1,7 @@
 // `fmnist reproduce`: every run of the paper in one command, with its figures, a self-contained
-// HTML report and a results table set against the paper's numbers.
+// HTML report and a results table set against the paper's numbers. Every build trains and writes
+// the results and the report; the figures are drawn where the build has cairo, else later by
+// `fmnist report OUT` (report_command.cpp) on one that has.
 #include <iostream>
 #include <stdexcept>
 
@@ -7,10 +9,8 @@
 #include <fmt/format.h>
 
 #include "host/cli/cli.h"
-#ifdef FMNIST_HAVE_REPORT
 #include "host/report/results.h"
 #include "host/reproduce/reproduce.h"
-#endif
 
 namespace fmnist::cli {
 namespace {
@@ -29,7 +29,6 @@ struct ReproduceCliOptions {
   bool overwrite = false;
 };
 
-#ifdef FMNIST_HAVE_REPORT
 int run_reproduce(void* p) {
   const auto& o = *static_cast<ReproduceCliOptions*>(p);
   reproduce::ReproduceOptions options;
@@ -48,30 +47,25 @@ int run_reproduce(void* p) {
 
   const reproduce::ReproduceSummary s = reproduce::reproduce(options, std::cerr);
   std::cout << "\n" << report::results_text(s.runs, s.scale) << "\nTargets\n" << report::targets_text(s.targets);
-  std::cout << fmt::format("\nreport: {}\nresults: {}\nsettings: {}/reproduce.json\n", s.report_path, s.results_path,
-                           options.out_dir);
+  std::cout << fmt::format("\nreport: {}\nresults: {}\nfigure material: {}\nsettings: {}/reproduce.json\n",
+                           s.report_path, s.results_path, s.figures_path, options.out_dir);
+  if (!s.figures_drawn)
+    std::cout << fmt::format("figures: not drawn, this build has no cairo; `fmnist report {}` on a build with cairo "
+                             "draws them into the report\n", options.out_dir);
   if (!s.all_ok) {
     std::cerr << "fmnist: error: some runs failed or were skipped (see the table and " << s.results_path << ")\n";
     return kExitFailure;
   }
   return 0;
 }
-#else
-// A build without the report (CMake's FMNIST_REPORT off, or no cairo): the command and its options stay.
-int run_reproduce(void*) {
-  std::cerr << "fmnist: error: this build has no report support (host/report needs cairo; configure with "
-               "-DFMNIST_REPORT=ON), so `fmnist reproduce` is unavailable\n";
-  return kExitFailure;
-}
-#endif
-
 }  // namespace
 
 void add_reproduce_command(CLI::App& app, Command& command) {
   static ReproduceCliOptions o;
   CLI::App* sub = app.add_subcommand(
       "reproduce", "Train every run of the paper (AE(64/128/256), MSE, dropout, C(64/256) from scratch and with a "
-                   "frozen encoder; optionally the improved C(256)), draw its figures and compare with its numbers");
+                   "frozen encoder; optionally the improved C(256)), compare with its numbers and draw its figures (where "
+                   "this build has cairo; else `fmnist report OUT` draws them later)");
   sub->add_option("--epochs", o.epochs, "epochs of every run (the paper: 100)")->check(CLI::Range(1, 1000000))->capture_default_str();
   sub->add_option("--only", o.only, "comma list of runs: ae64,ae128,ae256,ae64-mse,ae64-dropout,c64,c256,c64-frozen,c256-frozen,c256-improved (a frozen classifier pulls in its AE)");
   sub->add_option("--max-steps-per-epoch", o.max_steps, "stop each epoch after this many steps (0: whole epochs), for quick checks")->check(CLI::Range(0, 1000000))->capture_default_str();

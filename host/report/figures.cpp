@@ -1,4 +1,4 @@
-// The report's figures with cairo: see figures.h.
+// The report's figures with cairo: see figures.h (the parts without cairo: figure_data.cpp).
 #include "host/report/figures.h"
 
 #include <cairo.h>
@@ -62,26 +62,6 @@ std::uint32_t Rgb::hex() const {
     return static_cast<std::uint32_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255.0));
   };
   return channel(r) << 16 | channel(g) << 8 | channel(b);
-}
-
-Rgb palette(std::size_t index) {
-  static const Rgb colours[] = {
-      {0.0, 0.447, 0.698},    // blue
-      {0.835, 0.369, 0.0},    // vermillion
-      {0.0, 0.620, 0.451},    // bluish green
-      {0.800, 0.475, 0.655},  // reddish purple
-      {0.902, 0.624, 0.0},    // orange
-      {0.337, 0.706, 0.914},  // sky blue
-      {0.5, 0.5, 0.5},        // grey
-      {0.941, 0.894, 0.259},  // yellow
-  };
-  return colours[index % (sizeof colours / sizeof colours[0])];
-}
-
-const std::vector<std::string>& class_names() {
-  static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-  return names;
 }
 
 // ---- Figure ----------------------------------------------------------------------------------------
@@ -355,12 +335,6 @@ Figure draw_line_plot(const LinePlot& plot, PlotArea* area_out) {
 
 // ---- image grid ------------------------------------------------------------------------------------
 
-std::vector<float> to_unit(const std::uint8_t* image) {
-  std::vector<float> v(kPixels);
-  for (int i = 0; i < kPixels; ++i) v[i] = image[i] / 255.0f;
-  return v;
-}
-
 namespace {
 
 // Paints a 28x28 image of [0, 1] values as grey levels, each pixel a scale x scale square.
@@ -372,8 +346,7 @@ void paint_image(cairo_t* cr, const std::vector<float>& pixels, int x, int y, in
   for (int r = 0; r < 28; ++r) {
     auto* row = reinterpret_cast<std::uint32_t*>(data + r * stride);
     for (int c = 0; c < 28; ++c) {
-      const float v = pixels[r * 28 + c];
-      const auto g = static_cast<std::uint32_t>(std::lround(std::clamp(std::isfinite(v) ? v : 0.0f, 0.0f, 1.0f) * 255));
+      const std::uint32_t g = grey_level(pixels[r * 28 + c]);
       row[c] = g << 16 | g << 8 | g;
     }
   }

@@ -1,6 +1,9 @@
 // The report's figures, drawn with cairo (lines, text, antialiasing) and written as PNG through
 // cairo's libpng writer: line plots with ticks, axis titles and a legend; grids of 28x28 images
 // with row labels and captions; a confusion matrix with counts and class names.
+// The descriptions (LinePlot, ImageGrid, ConfusionFigure), palette(), class_names(), to_unit() and
+// grey_level() need no cairo (figure_data.cpp, in every build); Figure, the draw_* functions,
+// nice_ticks() and tick_label() are figures.cpp's, built only with cairo (CMake's FMNIST_REPORT).
 #pragma once
 
 #include <cstdint>
@@ -115,6 +118,11 @@ Figure draw_image_grid(const ImageGrid& grid, std::vector<CellRect>* rects = nul
 
 // 784 bytes of a 28x28 image as [0, 1] floats.
 std::vector<float> to_unit(const std::uint8_t* image);
+
+// The grey level (0..255) an image grid paints for a [0, 1] value: round(clamp(v, 0, 1) * 255),
+// NaN as 0. to_unit() of it paints the same level again, so images kept as these bytes
+// (figures.json) redraw identically.
+std::uint8_t grey_level(float v);
 
 // ---- confusion matrix ------------------------------------------------------------------------------
 struct ConfusionFigure {

@@ -42,6 +42,35 @@ std::string base64_encode(const std::vector<std::uint8_t>& bytes) {
   return out;
 }
 
+bool base64_decode(const std::string& text, std::vector<std::uint8_t>& bytes) {
+  bytes.clear();
+  if (text.size() % 4 != 0) return false;
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  bytes.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+    if (pad == 1 && text[i + 2] == '=') return false;  // "x=y=" is not padding
+    std::uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int d = k >= 4 - pad ? 0 : value(text[i + k]);
+      if (d < 0) return false;
+      v = v << 6 | static_cast<std::uint32_t>(d);
+    }
+    bytes.push_back(static_cast<std::uint8_t>(v >> 16));
+    if (pad < 2) bytes.push_back(static_cast<std::uint8_t>(v >> 8 & 0xFF));
+    if (pad < 1) bytes.push_back(static_cast<std::uint8_t>(v & 0xFF));
+  }
+  return true;
+}
+
 std::string render_report_html(const ReportDocument& doc) {
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -56,7 +85,7 @@ table.kv td, table.kv th { text-align: left; }
 .pass { color: #0a6b2f; font-weight: bold; } .FAIL { color: #b00020; font-weight: bold; } .na { color: #777; font-weight: bold; }
 figure { margin: 18px 0 30px; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 14px; color: #444; max-width: 1100px; margin-top: 6px; }
-.note { color: #555; font-size: 13px; } #figures-status { color: #888; font-size: 12px; }
+.note { color: #555; font-size: 13px; } .not-drawn { color: #8a5a00; background: #fff8e6; padding: 6px 10px; } #figures-status { color: #888; font-size: 12px; }
 nav a { margin-right: 12px; }
 </style>
 </head>
@@ -76,8 +105,11 @@ nav a { margin-right: 12px; }
   h += "<h2>Figures</h2>\n";
   for (const ReportFigure& f : doc.figures) {
     h += "<figure id=\"" + html_escape(f.id) + "\">\n<h3>" + html_escape(f.title) + "</h3>\n";
-    h += "<img class=\"figure\" alt=\"" + html_escape(f.title) + "\" src=\"data:image/png;base64," +
-         base64_encode(f.png) + "\">\n";
+    if (f.png.empty())
+      h += "<p class=\"not-drawn\">" + html_escape(f.not_drawn) + "</p>\n";
+    else
+      h += "<img class=\"figure\" alt=\"" + html_escape(f.title) + "\" src=\"data:image/png;base64," +
+           base64_encode(f.png) + "\">\n";
     h += "<figcaption>" + html_escape(f.caption) + "</figcaption>\n</figure>\n";
   }
   if (!doc.missing.empty()) {

@@ -1,4 +1,5 @@
-// The self-contained HTML report: every figure embedded as a base64 PNG data URI, the results
+// The self-contained HTML report: every figure embedded as a base64 PNG data URI (or, in a build
+// without cairo, a line in its place saying it was not drawn and how to draw it), the results
 // table and the targets, and an inline script that, once the page has loaded, counts the figures
 // the browser decoded and writes "figures-loaded N/M" into the title and #figures-status (what
 // tools/browser_check.sh reads back from headless Chromium).
@@ -12,12 +13,15 @@ namespace fmnist::report {
 
 std::string html_escape(const std::string& text);
 std::string base64_encode(const std::vector<std::uint8_t>& bytes);
+// The inverse of base64_encode (padding required, no whitespace); false on anything else.
+bool base64_decode(const std::string& text, std::vector<std::uint8_t>& bytes);
 
 struct ReportFigure {
   std::string id;       // "fig7": the PNG is figures/<id>.png and the HTML anchor is #<id>
   std::string title;    // "Fig. 7: ..."
   std::string caption;  // plain text
-  std::vector<std::uint8_t> png;
+  std::vector<std::uint8_t> png;  // empty: not drawn, and `not_drawn` says why and how to draw it
+  std::string not_drawn;          // plain text
 };
 
 struct ReportDocument {

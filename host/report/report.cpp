@@ -2,6 +2,8 @@
 #include "host/report/report.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -9,7 +11,10 @@
 
 #include <fmt/format.h>
 
+#include "host/idx.h"
 #include "host/report/figures.h"
+#include "host/run_state.h"
+#include "host/safetensors.h"
 
 namespace fmnist::report {
 namespace {
@@ -53,8 +58,9 @@ std::string scale_note(const RunScale& s) {
                        : fmt::format("{} epochs shortened with --max-steps-per-epoch", s.epochs);
 }
 
-ReportFigure figure(const std::string& id, const std::string& title, const std::string& caption, const Figure& f) {
-  return {id, title, caption, f.png()};
+PlannedFigure figure(const std::string& id, const std::string& title, const std::string& caption,
+                     std::variant<LinePlot, ImageGrid, ConfusionFigure> content) {
+  return {id, title, caption, std::move(content)};
 }
 
 std::vector<const RunResult*> present(const std::vector<RunResult>& runs, std::initializer_list<const char*> names) {
@@ -96,8 +102,8 @@ std::vector<int> snapshot_epochs(int epochs) {
   return out;
 }
 
-std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::string>* missing) {
-  std::vector<ReportFigure> figs;
+std::vector<PlannedFigure> plan_figures(const ReportInputs& in, std::vector<std::string>* missing) {
+  std::vector<PlannedFigure> figs;
   auto skip = [&](const std::string& what, const std::string& needs) {
     if (missing) missing->push_back(what + ": needs " + needs + ", not in this reproduction (or failed)");
   };
@@ -108,12 +114,12 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
 
   // Fig. 7: the three AEs.
   if (auto aes = present(runs, {"ae64", "ae128", "ae256"}); !aes.empty()) {
-    const Figure f = draw_line_plot(loss_plot(aes, "Fig. 7: autoencoder loss per epoch (MAE)", "mean absolute error"));
+    LinePlot f = loss_plot(aes, "Fig. 7: autoencoder loss per epoch (MAE)", "mean absolute error");
     figs.push_back(figure("fig7", "Fig. 7: train and validation loss of AE(64), AE(128), AE(256)",
                           "L1 (MAE) loss per epoch; solid: training (mean over the epoch's batches), dashed: the "
                           "9,900-image validation split after the epoch. Paper at 100 epochs: validation 0.0630, "
                           "0.0591, 0.0547. This run: " + length + ".",
-                          f));
+                          std::move(f)));
   } else {
     skip("Fig. 7", "ae64, ae128 or ae256");
   }
@@ -131,7 +137,7 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
       figs.push_back(figure("fig4", "Fig. 4: reconstructions with MAE and with MSE loss",
                             "The first test images (top) reconstructed by AE(64) trained with the L1 loss (the paper's "
                             "choice) and with MSE, final weights. The paper saw edge artefacts with MSE. " + length + ".",
-                            draw_image_grid(g)));
+                            g));
     } else {
       skip("Fig. 4", "ae64 and ae64-mse");
     }
@@ -139,12 +145,12 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
 
   // Fig. 5: with and without dropout.
   if (auto pair = present(runs, {"ae64", "ae64-dropout"}); pair.size() == 2) {
-    const Figure f = draw_line_plot(loss_plot(pair, "Fig. 5: AE(64) loss with and without dropout 0.2", "mean absolute error"));
+    LinePlot f = loss_plot(pair, "Fig. 5: AE(64) loss with and without dropout 0.2", "mean absolute error");
     figs.push_back(figure("fig5", "Fig. 5: AE(64) with and without dropout",
                           "MAE per epoch of AE(64) and of AE(64) with dropout p = 0.2 after each hidden ReLU; solid: "
                           "training (with dropout active), dashed: validation (dropout off). Paper: dropout trained "
                           "worse (0.1160 validation after 62 epochs against 0.0630). " + length + ".",
-                          f));
+                          std::move(f)));
   } else {
     skip("Fig. 5", "ae64 and ae64-dropout");
   }
@@ -170,7 +176,7 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
                             "The first test image and " + ae->title + "'s reconstruction of it after the given number "
                             "of completed epochs (the paper shows its 0-based epochs 0, 20, 40, 60 and 80 of 100). " +
                             length + ".",
-                            draw_image_grid(g)));
+                            g));
     } else {
       skip("Fig. 8", "an MAE autoencoder (ae256, ae128 or ae64)");
     }
@@ -190,7 +196,7 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
       figs.push_back(figure("fig9", "Fig. 9: test images and their reconstructions",
                             "The first test images of the paper's 100-image test split and their reconstructions by "
                             "each autoencoder (final weights). " + length + ".",
-                            draw_image_grid(g)));
+                            g));
     } else {
       skip("Fig. 9", "ae64, ae128 or ae256");
     }
@@ -200,12 +206,12 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
   {
     auto faithful = present(runs, {"c64", "c256", "c64-frozen", "c256-frozen"});
     if (!faithful.empty()) {
-      const Figure f = draw_line_plot(loss_plot(faithful, "Fig. 10: classifier loss per epoch", "cross-entropy of the Sigmoid outputs"));
+      LinePlot f = loss_plot(faithful, "Fig. 10: classifier loss per epoch", "cross-entropy of the Sigmoid outputs");
       figs.push_back(figure("fig10", "Fig. 10: loss of the four classifiers",
                             "Cross-entropy on the Sigmoid outputs (the paper's head; its floor is about 1.46) per "
                             "epoch; solid: training, dashed: validation. 'frozen' = the encoder of the trained AE(n) "
                             "(its final weights), frozen. " + length + ".",
-                            f));
+                            std::move(f)));
     } else {
       skip("Fig. 10", "c64, c256, c64-frozen or c256-frozen");
     }
@@ -221,7 +227,7 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
       figs.push_back(figure("fig11", "Fig. 11: accuracy of the classifiers",
                             "Validation accuracy after each epoch. Paper at 100 epochs: C(64) 0.8946, C(256) 0.9135, "
                             "frozen C(64) 0.7909, frozen C(256) 0.8519. " + length + ".",
-                            draw_line_plot(p)));
+                            p));
     } else {
       skip("Fig. 11", "a classifier");
     }
@@ -262,7 +268,7 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
       figs.push_back(figure("fig12", "Fig. 12: test images with real and predicted labels",
                             "The first images of the paper's test split with their true class and " + c->title +
                             "'s prediction (final weights); red frame and caption: a wrong prediction. " + length + ".",
-                            draw_image_grid(g)));
+                            g));
     } else {
       skip("Fig. 12", "a classifier");
     }
@@ -272,9 +278,9 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
           "fig13", "Fig. 13: confusion matrix on the test split",
           "Rows: true class; columns: predicted class; each cell shaded by its share of the row. " + c->title +
               ", final weights, on the paper's " + std::to_string(c->test_final.images) + "-image test split. " + length + ".",
-          draw_confusion_matrix({fmt::format("Fig. 13: {} on the test split: {}/{} right", c->title, correct,
+          ConfusionFigure{fmt::format("Fig. 13: {} on the test split: {}/{} right", c->title, correct,
                                              c->test_final.images),
-                                 c->test_final.confusion, class_names()})));
+                                 c->test_final.confusion, class_names()}));
     } else {
       skip("Fig. 13", "a classifier");
     }
@@ -283,15 +289,15 @@ std::vector<ReportFigure> make_figures(const ReportInputs& in, std::vector<std::
           "fig13b", "Fig. 13b: confusion matrix on all 10,000 t10k images",
           "As Fig. 13 on all 10,000 t10k images (validation and test splits together), " + c->title +
               ", final weights, accuracy " + fixed(c->t10k_final.accuracy, 4) + ". " + length + ".",
-          draw_confusion_matrix({fmt::format("Fig. 13b: {} on all t10k images: accuracy {}", c->title,
+          ConfusionFigure{fmt::format("Fig. 13b: {} on all t10k images: accuracy {}", c->title,
                                              fixed(c->t10k_final.accuracy, 4)),
-                                 c->t10k_final.confusion, class_names()})));
+                                 c->t10k_final.confusion, class_names()}));
     }
   }
   return figs;
 }
 
-ReportDocument make_document(const ReportInputs& in) {
+ReportDocument make_document(const ReportInputs& in, const std::string& out_dir) {
   ReportDocument doc;
   doc.title = "fmnist reproduce: Salomon (2024), Fashion-MNIST autoencoder and classifier";
   std::string intro = "<p>Every run of the paper (../shared/paper/FACTS.md) trained by fmnist and set against the "
@@ -327,26 +333,89 @@ ReportDocument make_document(const ReportInputs& in) {
   t += "</tbody></table>\n";
   doc.targets_html = t;
   doc.results_html = results_html(in.runs, in.scale);
+#ifdef FMNIST_HAVE_FIGURES
+  (void)out_dir;
   doc.figures = make_figures(in, &doc.missing);
+#else
+  for (const PlannedFigure& f : plan_figures(in, &doc.missing)) {
+    ReportFigure undrawn{f.id, f.title, f.caption, {}, {}};
+    undrawn.not_drawn = "Not drawn: this build of fmnist has no cairo (CMake's FMNIST_REPORT). Its material is in "
+                        "figures.json; `fmnist report " + out_dir + "` on a build with cairo draws it into this report.";
+    doc.figures.push_back(std::move(undrawn));
+  }
+#endif
   return doc;
 }
 
 std::string write_report(const std::string& out_dir, const ReportInputs& in) {
-  const ReportDocument doc = make_document(in);
+  const ReportDocument doc = make_document(in, out_dir);  // everything drawn before any file is written
   const std::string fig_dir = out_dir + "/figures";
-  std::filesystem::create_directories(fig_dir);
-  for (const ReportFigure& f : doc.figures) {
-    const std::string path = fig_dir + "/" + f.id + ".png";
-    std::ofstream file(path, std::ios::binary | std::ios::trunc);
-    file.write(reinterpret_cast<const char*>(f.png.data()), static_cast<std::streamsize>(f.png.size()));
-    if (!file) throw std::runtime_error(path + ": write failed");
+  bool any_png = false;
+  for (const ReportFigure& f : doc.figures) any_png = any_png || !f.png.empty();
+  if (any_png) {
+    std::error_code ec;
+    std::filesystem::create_directories(fig_dir, ec);
+    if (ec) throw FormatError(fig_dir + ": cannot create the directory: " + ec.message());
   }
+  for (const ReportFigure& f : doc.figures)
+    if (!f.png.empty()) write_file_atomically(fig_dir + "/" + f.id + ".png", std::string(f.png.begin(), f.png.end()));
   const std::string html_path = out_dir + "/report.html";
-  std::ofstream html(html_path, std::ios::trunc);
-  html << render_report_html(doc);
-  html.flush();
-  if (!html) throw std::runtime_error(html_path + ": write failed");
+  write_file_atomically(html_path, render_report_html(doc));
   return html_path;
+}
+
+namespace {
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(path + ": cannot open: " + std::strerror(errno) + " (not the output of fmnist reproduce?)");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(path + ": not valid JSON: " + e.what());
+  }
+}
+
+}  // namespace
+
+StoredReport read_stored_report(const std::string& out_dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(out_dir, ec))
+    throw FormatError(out_dir + ": no such directory (give the --out of an fmnist reproduce)");
+  StoredReport s;
+  s.settings_path = out_dir + "/reproduce.json";
+  s.results_path = out_dir + "/results.json";
+  s.figures_path = out_dir + "/figures.json";
+  s.inputs.settings = read_json_file(s.settings_path);
+  if (!s.inputs.settings.is_object()) throw FormatError(s.settings_path + ": not a JSON object");
+  const nlohmann::json results = read_json_file(s.results_path);
+  const nlohmann::json figures = read_json_file(s.figures_path);
+  StoredResults stored;
+  try {
+    stored = results_from_json(results);
+  } catch (const std::exception& e) {  // invalid_argument from the checks, nlohmann's from get<>
+    throw FormatError(s.results_path + ": " + e.what());
+  }
+  try {
+    figures_from_json(figures, stored.runs, s.inputs.test_indices, s.test_labels);
+  } catch (const std::exception& e) {
+    throw FormatError(s.figures_path + ": " + e.what());
+  }
+  s.inputs.runs = std::move(stored.runs);
+  s.inputs.scale = stored.scale;
+  s.inputs.targets = std::move(stored.targets);
+  return s;
+}
+
+void attach_data(StoredReport& stored, const FashionMnist& data, const std::string& data_dir) {
+  for (std::size_t i = 0; i < stored.inputs.test_indices.size(); ++i) {
+    const std::int32_t index = stored.inputs.test_indices[i];
+    if (index >= data.t10k.count() || data.t10k.labels[index] != stored.test_labels[i])
+      throw DataError(fmt::format("{}: its t10k labels are not those figures.json recorded for the test split "
+                                  "(t10k image {}): not the data set the reproduction ran on",
+                                  data_dir, index));
+  }
+  stored.inputs.data = &data;
 }
 
 }  // namespace fmnist::report

@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "host/report/figures.h"
 #include "host/report/html.h"
 
 namespace fmnist::report {
@@ -376,8 +379,9 @@ nlohmann::json results_json(const std::vector<RunResult>& runs, const RunScale& 
     const PaperFigures p = paper_figures(r.name);
     nlohmann::json history = nlohmann::json::array();
     for (const EpochMetrics& m : r.history) {
-      nlohmann::json e = {{"epoch", m.epoch}, {"train_loss", number(m.train_loss)},
-                          {"val_loss", number(m.val_loss)}, {"seconds", m.seconds}};
+      nlohmann::json e = {{"epoch", m.epoch},          {"steps", m.steps},
+                          {"train_loss", number(m.train_loss)}, {"val_loss", number(m.val_loss)},
+                          {"seconds", number(m.seconds)}, {"images_per_second", number(m.images_per_second)}};
       if (r.classifier) e["val_accuracy"] = number(m.val_accuracy);
       history.push_back(e);
     }
@@ -408,6 +412,242 @@ nlohmann::json results_json(const std::vector<RunResult>& runs, const RunScale& 
     t.push_back({{"id", c.id}, {"description", c.description}, {"status", to_string(c.status)}, {"detail", c.detail}});
   j["targets"] = t;
   return j;
+}
+
+// ---- reading results.json and figures.json back ------------------------------------------------------
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& where, const std::string& problem) {
+  throw std::invalid_argument(where + ": " + problem);
+}
+
+const json& member(const json& j, const std::string& where, const char* key) {
+  if (!j.is_object()) bad(where, "not an object");
+  auto it = j.find(key);
+  if (it == j.end()) bad(where + "." + key, "missing");
+  return *it;
+}
+
+// A number, or null for NaN (as number() writes it).
+double get_number(const json& j, const std::string& where, const char* key) {
+  const json& v = member(j, where, key);
+  if (v.is_null()) return kNaN;
+  if (!v.is_number()) bad(where + "." + key, "not a number");
+  return v.get<double>();
+}
+
+std::int64_t get_integer(const json& j, const std::string& where, const char* key, std::int64_t lo, std::int64_t hi) {
+  const json& v = member(j, where, key);
+  if (!v.is_number_integer()) bad(where + "." + key, "not an integer");
+  const std::int64_t x = v.get<std::int64_t>();
+  if (x < lo || x > hi) bad(where + "." + key, fmt::format("{} is outside [{}, {}]", x, lo, hi));
+  return x;
+}
+
+std::string get_string(const json& j, const std::string& where, const char* key) {
+  const json& v = member(j, where, key);
+  if (!v.is_string()) bad(where + "." + key, "not a string");
+  return v.get<std::string>();
+}
+
+bool get_bool(const json& j, const std::string& where, const char* key) {
+  const json& v = member(j, where, key);
+  if (!v.is_boolean()) bad(where + "." + key, "not true or false");
+  return v.get<bool>();
+}
+
+const json& get_array(const json& j, const std::string& where, const char* key) {
+  const json& v = member(j, where, key);
+  if (!v.is_array()) bad(where + "." + key, "not an array");
+  return v;
+}
+
+constexpr std::int64_t kBig = std::int64_t{1} << 53;
+
+SplitEval split_from_json(const json& j, const std::string& where, bool classifier) {
+  SplitEval e;
+  e.images = static_cast<int>(get_integer(j, where, "images", 0, 1 << 30));
+  if (classifier) {
+    e.loss = get_number(j, where, "loss");
+    e.accuracy = get_number(j, where, "accuracy");
+    const json& c = get_array(j, where, "confusion");
+    if (!c.empty() && c.size() != 100) bad(where + ".confusion", fmt::format("{} counts, not 0 or 10 x 10", c.size()));
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (!c[i].is_number_integer()) bad(fmt::format("{}.confusion[{}]", where, i), "not an integer");
+      e.confusion.push_back(c[i].get<std::int64_t>());
+    }
+  } else {
+    e.mae = get_number(j, where, "mae");
+  }
+  return e;
+}
+
+TargetStatus target_status(const std::string& s, const std::string& where) {
+  for (TargetStatus t : {TargetStatus::Pass, TargetStatus::Fail, TargetStatus::NotApplicable})
+    if (s == to_string(t)) return t;
+  bad(where, "'" + s + "' is not pass, FAIL or n/a");
+}
+
+std::string pixels_b64(const std::vector<float>& image) {
+  std::vector<std::uint8_t> levels(image.size());
+  std::transform(image.begin(), image.end(), levels.begin(), grey_level);
+  return base64_encode(levels);
+}
+
+std::vector<float> pixels_from_b64(const json& v, const std::string& where) {
+  if (!v.is_string()) bad(where, "not a string (base64 of 784 grey levels)");
+  std::vector<std::uint8_t> levels;
+  if (!base64_decode(v.get<std::string>(), levels)) bad(where, "not base64");
+  if (levels.size() != 784) bad(where, fmt::format("{} grey levels, not 784", levels.size()));
+  return to_unit(levels.data());
+}
+
+}  // namespace
+
+StoredResults results_from_json(const nlohmann::json& j) {
+  StoredResults out;
+  const json& scale = member(j, "results", "scale");
+  out.scale.epochs = static_cast<int>(get_integer(scale, "scale", "epochs", 1, 1000000));
+  out.scale.full_epochs = get_bool(scale, "scale", "full_epochs");
+  out.scale.backend = get_string(scale, "scale", "backend");
+  out.scale.total_wall_seconds = get_number(scale, "scale", "total_wall_seconds");
+
+  const json& runs = get_array(j, "results", "runs");
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const json& r = runs[i];
+    std::string where = fmt::format("runs[{}]", i);
+    RunResult run;
+    run.name = get_string(r, where, "name");
+    where = "runs[" + run.name + "]";
+    if (!names.insert(run.name).second) bad(where, "a second run of this name");
+    run.title = get_string(r, where, "title");
+    run.recipe = get_string(r, where, "recipe");
+    run.status = get_string(r, where, "status");
+    const std::string kind = get_string(r, where, "kind");
+    if (kind != "classifier" && kind != "autoencoder") bad(where + ".kind", "'" + kind + "' is not autoencoder or classifier");
+    run.classifier = kind == "classifier";
+    run.loss_name = get_string(r, where, "loss");
+    run.best_epoch = static_cast<int>(get_integer(r, where, "best_epoch", 0, 1000000));
+    run.wall_seconds = get_number(r, where, "wall_seconds");
+    run.backend = get_string(r, where, "backend");
+    const json& history = get_array(r, where, "history");
+    for (std::size_t e = 0; e < history.size(); ++e) {
+      const std::string at = fmt::format("{}.history[{}]", where, e);
+      EpochMetrics m;
+      m.epoch = static_cast<int>(get_integer(history[e], at, "epoch", 1, 1000000));
+      m.steps = static_cast<std::uint64_t>(get_integer(history[e], at, "steps", 0, kBig));
+      m.train_loss = get_number(history[e], at, "train_loss");
+      m.val_loss = get_number(history[e], at, "val_loss");
+      m.seconds = get_number(history[e], at, "seconds");
+      m.images_per_second = get_number(history[e], at, "images_per_second");
+      if (run.classifier) m.val_accuracy = get_number(history[e], at, "val_accuracy");
+      if (!run.history.empty() && m.epoch <= run.history.back().epoch) bad(at + ".epoch", "not after the previous epoch");
+      run.history.push_back(m);
+    }
+    if (get_integer(r, where, "epochs", 0, 1000000) != run.epochs_run())
+      bad(where + ".epochs", "disagrees with the history's last epoch");
+    const json& final_w = member(r, where, "final_weights");
+    const json& best_w = member(r, where, "best_weights");
+    run.test_final = split_from_json(member(final_w, where + ".final_weights", "test"), where + ".final_weights.test", run.classifier);
+    run.t10k_final = split_from_json(member(final_w, where + ".final_weights", "t10k"), where + ".final_weights.t10k", run.classifier);
+    run.test_best = split_from_json(member(best_w, where + ".best_weights", "test"), where + ".best_weights.test", run.classifier);
+    run.t10k_best = split_from_json(member(best_w, where + ".best_weights", "t10k"), where + ".best_weights.t10k", run.classifier);
+    out.runs.push_back(std::move(run));
+  }
+
+  const json& targets = get_array(j, "results", "targets");
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::string where = fmt::format("targets[{}]", i);
+    TargetCheck t;
+    t.id = get_string(targets[i], where, "id");
+    t.description = get_string(targets[i], where, "description");
+    t.status = target_status(get_string(targets[i], where, "status"), where + ".status");
+    t.detail = get_string(targets[i], where, "detail");
+    out.targets.push_back(std::move(t));
+  }
+  return out;
+}
+
+nlohmann::json figures_json(const std::vector<RunResult>& runs, const std::vector<std::int32_t>& test_indices,
+                            const std::vector<int>& test_labels) {
+  json j;
+  j["format"] = "fmnist-figures/1";
+  j["pixels"] = "base64 of the 784 grey levels (uint8, row-major) a figure paints: round(clamp(x, 0, 1) * 255)";
+  j["test_indices"] = test_indices;
+  j["test_labels"] = test_labels;
+  json list = json::object();
+  for (const RunResult& r : runs) {
+    json run = json::object();
+    if (r.classifier) {
+      run["test_predictions"] = r.test_predictions;
+    } else {
+      json snapshots = json::array();
+      for (const auto& [epoch, image] : r.snapshots) snapshots.push_back({{"epoch", epoch}, {"pixels", pixels_b64(image)}});
+      json reconstructions = json::array();
+      for (const auto& image : r.reconstructions) reconstructions.push_back(pixels_b64(image));
+      run["snapshots"] = snapshots;
+      run["reconstructions"] = reconstructions;
+    }
+    list[r.name] = run;
+  }
+  j["runs"] = list;
+  return j;
+}
+
+void figures_from_json(const nlohmann::json& j, std::vector<RunResult>& runs, std::vector<std::int32_t>& test_indices,
+                       std::vector<int>& test_labels) {
+  const std::string format = get_string(j, "figures", "format");
+  if (format != "fmnist-figures/1") bad("format", "'" + format + "' is not fmnist-figures/1");
+  const json& indices = get_array(j, "figures", "test_indices");
+  const json& labels = get_array(j, "figures", "test_labels");
+  if (labels.size() != indices.size()) bad("test_labels", "not one per test index");
+  test_indices.clear();
+  test_labels.clear();
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    if (!indices[i].is_number_integer() || indices[i].get<std::int64_t>() < 0 || indices[i].get<std::int64_t>() >= 10000)
+      bad(fmt::format("test_indices[{}]", i), "not an index into the 10,000 t10k images");
+    if (!labels[i].is_number_integer() || labels[i].get<std::int64_t>() < 0 || labels[i].get<std::int64_t>() > 9)
+      bad(fmt::format("test_labels[{}]", i), "not a class 0..9");
+    test_indices.push_back(indices[i].get<std::int32_t>());
+    test_labels.push_back(labels[i].get<int>());
+  }
+  const json& list = member(j, "figures", "runs");
+  if (!list.is_object()) bad("runs", "not an object");
+  for (auto it = list.begin(); it != list.end(); ++it) {
+    if (std::none_of(runs.begin(), runs.end(), [&](const RunResult& r) { return r.name == it.key(); }))
+      bad("runs." + it.key(), "no such run in results.json");
+  }
+  for (RunResult& r : runs) {
+    const std::string where = "runs." + r.name;
+    const json& run = member(list, "runs", r.name.c_str());
+    r.snapshots.clear();
+    r.reconstructions.clear();
+    r.test_predictions.clear();
+    if (r.classifier) {
+      const json& p = get_array(run, where, "test_predictions");
+      if (p.size() > test_indices.size()) bad(where + ".test_predictions", "more predictions than test images");
+      for (std::size_t i = 0; i < p.size(); ++i) {
+        if (!p[i].is_number_integer() || p[i].get<std::int64_t>() < 0 || p[i].get<std::int64_t>() > 9)
+          bad(fmt::format("{}.test_predictions[{}]", where, i), "not a class 0..9");
+        r.test_predictions.push_back(p[i].get<int>());
+      }
+    } else {
+      const json& snapshots = get_array(run, where, "snapshots");
+      for (std::size_t i = 0; i < snapshots.size(); ++i) {
+        const std::string at = fmt::format("{}.snapshots[{}]", where, i);
+        const int epoch = static_cast<int>(get_integer(snapshots[i], at, "epoch", 1, 1000000));
+        r.snapshots.emplace_back(epoch, pixels_from_b64(member(snapshots[i], at, "pixels"), at + ".pixels"));
+      }
+      const json& reconstructions = get_array(run, where, "reconstructions");
+      if (reconstructions.size() > test_indices.size()) bad(where + ".reconstructions", "more images than test images");
+      for (std::size_t i = 0; i < reconstructions.size(); ++i)
+        r.reconstructions.push_back(pixels_from_b64(reconstructions[i], fmt::format("{}.reconstructions[{}]", where, i)));
+    }
+  }
 }
 
 }  // namespace fmnist::report

@@ -106,6 +106,32 @@ std::string targets_text(const std::vector<TargetCheck>& targets);
 nlohmann::json results_json(const std::vector<RunResult>& runs, const RunScale& scale,
                             const std::vector<TargetCheck>& targets);
 
+// results.json read back: the inverse of results_json (what it does not hold, the figure material,
+// is left empty; results_json of what it returns gives `j` again, keys it ignores aside). Throws
+// std::invalid_argument naming the key and the problem on anything results_json would not write.
+struct StoredResults {
+  std::vector<RunResult> runs;
+  RunScale scale;
+  std::vector<TargetCheck> targets;
+};
+StoredResults results_from_json(const nlohmann::json& j);
+
+// figures.json: the figure material of every run, kept so that `fmnist report OUT` can draw the
+// figures later (on a build with cairo) exactly as `fmnist reproduce` would have:
+//   {"format": "fmnist-figures/1", "pixels": "...", "test_indices": [...], "test_labels": [...],
+//    "runs": {"ae64": {"snapshots": [{"epoch": 1, "pixels": B64}, ...], "reconstructions": [B64, ...]},
+//             "c64": {"test_predictions": [3, 1, ...]}, ...}}
+// Each image is the base64 of its 784 grey levels (uint8, row-major), grey_level() of each value:
+// exactly the levels a figure paints, so the redrawn PNGs are the same bytes.
+nlohmann::json figures_json(const std::vector<RunResult>& runs, const std::vector<std::int32_t>& test_indices,
+                            const std::vector<int>& test_labels);
+// Reads figures.json back into the runs of the same names (their snapshots, reconstructions and
+// test predictions, images as grey_level / 255) and the test split's indices and labels. Throws
+// std::invalid_argument naming the key and the problem (a run it does not know, an image that is
+// not 784 levels, an index outside t10k, a class outside 0..9).
+void figures_from_json(const nlohmann::json& j, std::vector<RunResult>& runs, std::vector<std::int32_t>& test_indices,
+                       std::vector<int>& test_labels);
+
 // A number for a table: fixed decimals, or "-" for NaN.
 std::string fixed(double v, int decimals);
 

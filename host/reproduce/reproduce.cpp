@@ -19,6 +19,7 @@
 #include "host/checkpoint.h"
 #include "host/dataset.h"
 #include "host/report/report.h"
+#include "host/run_state.h"
 #include "host/safetensors.h"
 #include "host/trainer.h"
 
@@ -191,11 +192,8 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
                            out.wall_seconds, out.t10k_final.mae, out.t10k_best.mae, out.best_epoch);
 }
 
-void write_json(const std::string& path, const nlohmann::json& j) {
-  std::ofstream f(path, std::ios::trunc);
-  f << j.dump(2) << "\n";
-  f.flush();
-  if (!f) throw std::runtime_error(path + ": write failed");
+void write_json(const std::string& path, const nlohmann::json& j, int indent = 2) {
+  write_file_atomically(path, j.dump(indent) + "\n");
 }
 
 }  // namespace
@@ -307,6 +305,12 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   results_json["runs_wall_seconds"] = runs_seconds;
   results_json["workers"] = workers;
   write_json(summary.results_path, results_json);
+  // The figures' material, so that `fmnist report OUT` can draw them later (a build without cairo
+  // draws none now); compact: one line, images as base64 grey levels.
+  std::vector<int> test_labels;
+  for (const std::int32_t i : splits.test) test_labels.push_back(data.t10k.labels.at(i));
+  summary.figures_path = options.out_dir + "/figures.json";
+  write_json(summary.figures_path, report::figures_json(results, splits.test, test_labels), -1);
 
   report::ReportInputs inputs;
   inputs.data = &data;
@@ -316,6 +320,7 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   inputs.targets = summary.targets;
   inputs.settings = settings;
   summary.report_path = report::write_report(options.out_dir, inputs);
+  summary.figures_drawn = report::kCanDrawFigures;
   summary.runs = std::move(results);
   return summary;
 }

@@ -1,8 +1,10 @@
 // `fmnist reproduce`, the execution: trains every planned run through train() into OUT/<run>/
 // (concurrently on a GPU, one after another on the CPU), evaluates each with its final and best
 // weights on the paper's 100-image test split and on all 10,000 t10k images, gathers the figures'
-// material, and writes OUT/reproduce.json (settings, seed, splits, plan), OUT/results.json and
-// OUT/report.html with OUT/figures/*.png.
+// material, and writes OUT/reproduce.json (settings, seed, splits, plan), OUT/results.json,
+// OUT/figures.json (the figures' material) and OUT/report.html with OUT/figures/*.png; a build
+// without cairo draws no figure (report.html says so in place of each, and `fmnist report OUT`
+// draws them on a build with cairo).
 #pragma once
 
 #include <iosfwd>
@@ -29,7 +31,8 @@ struct ReproduceSummary {
   std::vector<report::RunResult> runs;
   report::RunScale scale;
   std::vector<report::TargetCheck> targets;
-  std::string report_path, results_path;
+  std::string report_path, results_path, figures_path;
+  bool figures_drawn = false;  // this build has cairo
   bool all_ok = true;
 };
 
