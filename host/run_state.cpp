@@ -376,7 +376,7 @@ TrainConfig read_run_config(const std::string& path) {
   const std::vector<std::string> known = {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",
       "max_steps_per_epoch", "init_encoder_from", "init_redraws", "lr_schedule", "lr_warmup_fraction",
-      "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "backend", "init_draws",
+      "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "augment_erase", "backend", "init_draws",
       "checkpoint_every", "keep_checkpoints", "guard_every", "precision"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
@@ -420,6 +420,7 @@ TrainConfig read_run_config(const std::string& path) {
   field("augment", c.augment);
   field("augment_max_shift", c.augment_max_shift);
   field("augment_flip", c.augment_flip);
+  field("augment_erase", c.augment_erase);
   field("checkpoint_every", c.checkpoint_every);
   field("keep_checkpoints", c.keep_checkpoints);
   field("guard_every", c.guard_every);
@@ -456,6 +457,7 @@ std::map<std::string, std::string> flatten_run_config(const TrainConfig& c) {
           {"augment", c.augment ? "true" : "false"},
           {"augment_max_shift", std::to_string(c.augment_max_shift)},
           {"augment_flip", c.augment_flip ? "true" : "false"},
+          {"augment_erase", fmt::format("{}", c.augment_erase)},
           {"precision", precision_name(c.precision)}};
 }
 

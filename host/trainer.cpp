@@ -106,6 +106,7 @@ nlohmann::json training_settings_json(const TrainConfig& c) {
           {"augment", c.augment},
           {"augment_max_shift", c.augment_max_shift},
           {"augment_flip", c.augment_flip},
+          {"augment_erase", c.augment_erase},
           {"precision", precision_name(c.precision)}};
 }
 
@@ -138,10 +139,31 @@ void shift_flip_image(const std::uint8_t* in, std::uint8_t* out, int dx, int dy,
   }
 }
 
+// Random Erasing of one image (Zhong et al. 2017, their defaults): with probability p, a rectangle
+// of 2-40% of the area and aspect ratio 0.3-3.3 (log-uniform) at a random place, filled with
+// uniform random grey levels; up to 10 tries for a rectangle that fits, as the paper does.
+void erase_random_rectangle(std::uint8_t* image, SplitMix64& rng, double p) {
+  if (!(rng.uniform() < p)) return;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double area = (0.02 + rng.uniform() * (0.4 - 0.02)) * kImagePixels;
+    const double aspect = std::exp(std::log(0.3) + rng.uniform() * (std::log(1 / 0.3) - std::log(0.3)));
+    const int h = static_cast<int>(std::lround(std::sqrt(area * aspect)));
+    const int w = static_cast<int>(std::lround(std::sqrt(area / aspect)));
+    if (h < 1 || w < 1 || h > kImageRows || w > kImageCols) continue;
+    const int top = static_cast<int>(rng.below(static_cast<std::uint64_t>(kImageRows - h + 1)));
+    const int left = static_cast<int>(rng.below(static_cast<std::uint64_t>(kImageCols - w + 1)));
+    for (int y = top; y < top + h; ++y)
+      for (int x = left; x < left + w; ++x) image[y * kImageCols + x] = static_cast<std::uint8_t>(rng.below(256));
+    return;
+  }
+}
+
 void augment_images(std::uint8_t* images, int count, const std::int32_t* indices, std::uint64_t seed,
-                    int epoch, int max_shift, bool flip) {
+                    int epoch, int max_shift, bool flip, double erase_probability) {
   if (max_shift < 0 || max_shift >= kImageCols)
     throw std::invalid_argument("augment: shift must be in [0, 27]");
+  if (!(erase_probability >= 0.0 && erase_probability <= 1.0))
+    throw std::invalid_argument("augment: erase probability must be in [0, 1]");
   std::uint8_t source[kImagePixels];
   for (int i = 0; i < count; ++i) {
     const std::uint64_t key = (static_cast<std::uint64_t>(epoch) << 32) | static_cast<std::uint32_t>(indices[i]);
@@ -153,6 +175,8 @@ void augment_images(std::uint8_t* images, int count, const std::int32_t* indices
     std::uint8_t* image = images + static_cast<std::size_t>(i) * kImagePixels;
     std::copy(image, image + kImagePixels, source);
     shift_flip_image(source, image, dx, dy, mirror);
+    // Drawn after the shift and flip, so a run without erasing repeats the earlier runs bitwise.
+    if (erase_probability > 0) erase_random_rectangle(image, rng, erase_probability);
   }
 }
 
@@ -316,7 +340,8 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     if (config.augment)  // on the host, between gather and upload
       plan.gather = [&](const std::int32_t* indices, int count, std::uint8_t* images, std::uint8_t* labels) {
         gather_batch(data.train, indices, count, images, labels);
-        augment_images(images, count, indices, config.seed, epoch, config.augment_max_shift, config.augment_flip);
+        augment_images(images, count, indices, config.seed, epoch, config.augment_max_shift, config.augment_flip,
+                       config.augment_erase);
       };
     batches.begin_epoch(plan);
     for (int s = first_batch; s < steps_per_epoch; ++s) {

@@ -48,9 +48,12 @@ struct TrainConfig {
   // Training batches only (never validation or evaluation): each image shifted by up to
   // augment_max_shift pixels each way (zero fill) and flipped left-right with p = 0.5, drawn from
   // (seed, epoch, image index) so that a run repeats bitwise.
+  // With augment_erase > 0, also Random Erasing (Zhong et al. 2017) with that probability: one
+  // rectangle of 2-40% of the image, aspect 0.3-3.3, filled with uniform random grey levels.
   bool augment = false;
   int augment_max_shift = 2;
   bool augment_flip = true;
+  double augment_erase = 0.0;
   // Robustness (host/run_state.h): last/best and last.state are written every epoch; the weights
   // also as epoch-NNNN.safetensors every checkpoint_every epochs (0: never), the newest
   // keep_checkpoints of those kept (0: all). The divergence guard checks the loss and gradients
@@ -139,7 +142,7 @@ void shift_flip_image(const std::uint8_t* in, std::uint8_t* out, int dx, int dy,
 // Augments `count` gathered images in place as TrainConfig::augment describes; image i is the
 // dataset image indices[i], whose shift and flip depend only on (seed, epoch, indices[i]).
 void augment_images(std::uint8_t* images, int count, const std::int32_t* indices, std::uint64_t seed,
-                    int epoch, int max_shift, bool flip);
+                    int epoch, int max_shift, bool flip, double erase_probability = 0.0);
 
 // Evaluates `params` on the images of `data.t10k` (or `.train`) listed in `indices`.
 EvalResult evaluate(Executor<float>& executor, const Dataset& set,

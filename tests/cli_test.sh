@@ -45,6 +45,9 @@ expect 2 "--batch-size|range"          -- train --batch-size 0
 expect 2 "--device"                    -- train --device tpu
 expect 2 "--lr|Could not convert|range" -- train --lr abc
 expect 2 "--dropout|range"             -- train --dropout 1.5
+expect 2 "--erase|range"               -- train --erase 1.5
+expect 2 "--lr-schedule"               -- train --lr-schedule step
+expect 2 "--augment-shift|range"       -- train --augment-shift 28
 expect 2 "--nope|following argument"   -- train --nope
 expect 2 "fine-tune.*init-from"        -- train --model classifier --fine-tune --data-dir "$tmp"
 expect 2 "nowhere.*not found"          -- train --epochs 1 --data-dir "$tmp/nowhere" --out "$tmp/run"
@@ -99,6 +102,7 @@ expect 2 "plain: no such run directory"    -- train --resume "$tmp/plain"
 mkdir -p "$tmp/not-a-run"
 expect 2 "config.json: cannot open"        -- train --resume "$tmp/not-a-run"
 expect 2 "--latent disagrees with the run being resumed: model.latent is 16 there but 32 here" -- train --resume "$tmp/good" --latent 32
+expect 2 "--erase disagrees with the run being resumed: augment is false there but true here" -- train --resume "$tmp/good" --erase 0.5
 expect_ok train --resume "$tmp/good" --device cpu --data-dir "$data" --latent 16 --guard-every 5
 grep -q "already complete" "$tmp/err" || { echo "FAIL: resuming a complete run does not say so"; failures=$((failures + 1)); }
 

@@ -256,6 +256,56 @@ TEST_CASE("augmentation is deterministic per (seed, epoch, image) and flips keep
   CHECK_THROWS_AS(augmented(1, 1, 28, true), std::invalid_argument);
 }
 
+TEST_CASE("Random Erasing: one rectangle of random grey levels, with its probability, drawn after shifts and flips", "[reproduce]") {
+  const int n = 400;
+  std::vector<std::uint8_t> batch(static_cast<std::size_t>(n) * 784, 77);  // a flat grey image each
+  std::vector<std::int32_t> indices(n);
+  for (int i = 0; i < n; ++i) indices[i] = 3 * i;
+  auto augmented = [&](int shift, bool flip, double erase) {
+    std::vector<std::uint8_t> b = batch;
+    augment_images(b.data(), n, indices.data(), 5, 2, shift, flip, erase);
+    return b;
+  };
+  CHECK(augmented(0, true, 0.0) == batch);  // a flat image: flips change nothing, no erasing
+  const auto all = augmented(0, true, 1.0);
+  CHECK(all == augmented(0, true, 1.0));
+  int erased = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto* img = all.data() + static_cast<std::size_t>(i) * 784;
+    int top = 28, bottom = -1, left = 28, right = -1, changed = 0;
+    for (int p = 0; p < 784; ++p)
+      if (img[p] != 77) {
+        ++changed;
+        top = std::min(top, p / 28), bottom = std::max(bottom, p / 28);
+        left = std::min(left, p % 28), right = std::max(right, p % 28);
+      }
+    if (changed == 0) continue;  // at most a rare all-77 draw or 10 failed tries
+    ++erased;
+    // The changed pixels lie in one rectangle of 2-40% of the image (a random fill may keep 77).
+    const int box = (bottom - top + 1) * (right - left + 1);
+    CHECK(box <= static_cast<int>(0.4 * 784) + 28 + 1);
+    CHECK(changed >= box / 2);
+  }
+  CHECK(erased > n * 9 / 10);  // p = 1: nearly every image (10 tries can all miss, rarely)
+  const auto half = augmented(0, false, 0.5);
+  int half_erased = 0;
+  for (int i = 0; i < n; ++i)
+    half_erased += !std::equal(half.begin() + i * 784, half.begin() + (i + 1) * 784, batch.begin());
+  CHECK(half_erased > n * 35 / 100);
+  CHECK(half_erased < n * 65 / 100);
+  // Without erasing, a shifted and flipped batch is what it was before erasing existed.
+  std::vector<std::uint8_t> pattern, with_zero_erase;
+  for (int i = 0; i < 8; ++i) {
+    const auto img = pattern_image(i);
+    pattern.insert(pattern.end(), img.begin(), img.end());
+  }
+  with_zero_erase = pattern;
+  augment_images(pattern.data(), 8, indices.data(), 5, 2, 2, true);
+  augment_images(with_zero_erase.data(), 8, indices.data(), 5, 2, 2, true, 0.0);
+  CHECK(pattern == with_zero_erase);
+  CHECK_THROWS_AS(augmented(0, false, 1.5), std::invalid_argument);
+}
+
 TEST_CASE("the learning-rate schedule: constant, or linear warm-up then cosine", "[reproduce]") {
   TrainConfig c;
   c.adam.lr = 1e-3;

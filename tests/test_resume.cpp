@@ -248,6 +248,8 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   TrainConfig c = tiny_run("config", 1, 1);
   c.lr_schedule = LrSchedule::WarmupCosine;
   c.adam.lr = 3e-4;
+  c.augment = true;
+  c.augment_erase = 0.25;
   c.checkpoint_every = 7;
   c.guard_every = 5;
   run(c);

@@ -33,6 +33,13 @@ const std::map<std::string, std::vector<std::string>> kFlagFields = {
     {"--init-redraws", {"init_redraws"}},
     {"--precision", {"precision"}},
     {"--tf32", {"precision"}},
+    {"--lr-schedule", {"lr_schedule"}},
+    {"--warmup-fraction", {"lr_warmup_fraction"}},
+    {"--final-lr-fraction", {"lr_final_fraction"}},
+    {"--augment", {"augment"}},
+    {"--augment-shift", {"augment", "augment_max_shift"}},
+    {"--no-flip", {"augment_flip"}},
+    {"--erase", {"augment", "augment_erase"}},
 };
 
 // Flags that do not change what is computed: a resumed run takes them as given.
