@@ -112,7 +112,7 @@ nlohmann::json training_settings_json(const TrainConfig& c) {
 
 int guard_interval(const TrainConfig& config, const Ops<float>& ops) {
   if (config.guard_every > 0) return config.guard_every;
-  return ops.name().rfind("cpu", 0) == 0 ? 1 : kDeviceGuardEvery;  // "cpu", "cpu (BF16)": the CPU
+  return ops.computes_on_host() ? 1 : kDeviceGuardEvery;
 }
 
 double scheduled_lr(const TrainConfig& config, std::uint64_t step, std::uint64_t total_steps) {

@@ -66,6 +66,9 @@ template <class T> class Ops {
  public:
   virtual ~Ops() = default;
   virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>", + " (TF32)"/" (BF16)"
+  // True for the CPU reference: its "device" memory is host memory, reading a value back costs no
+  // device sync, and runs started at the same time share the same cores.
+  virtual bool computes_on_host() const { return false; }
   // The precision of the convolutions' and Linear layers' products (models/precision.h).
   virtual Precision precision() const { return Precision::FP32; }
 

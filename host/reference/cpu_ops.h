@@ -31,6 +31,7 @@ template <class T> class CpuOps final : public Ops<T> {
     return precision_ == Precision::BF16 ? "cpu (BF16)" : "cpu";
   }
   Precision precision() const override { return precision_; }
+  bool computes_on_host() const override { return true; }
 
   void* allocate(std::size_t bytes) override;  // zeroed, 64-byte aligned; never null
   void deallocate(void* ptr) noexcept override;

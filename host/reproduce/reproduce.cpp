@@ -220,7 +220,7 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   {
     BackendChoice probe = select_backend(options.device, options.precision);
     backend_name = probe.ops->name();
-    gpu = backend_name.rfind("cuda", 0) == 0;
+    gpu = !probe.ops->computes_on_host();
     log << fmt::format("fmnist reproduce: {} run(s) on {} ({}); data {}; output {}\n", plan.size(), backend_name,
                        probe.note, data_dir, options.out_dir);
   }
