@@ -87,9 +87,9 @@ DataPlacement BatchStream::placement_of(const Dataset& set) {
   return placement;
 }
 
-void BatchStream::reserve(void** buffer, std::size_t* capacity, std::size_t bytes) {
+void BatchStream::reserve(void** buffer, std::size_t* capacity, std::size_t bytes, StepGraphs::Phase user) {
   if (bytes <= *capacity && *buffer != nullptr) return;
-  graphs_.clear();  // graphs hold the old address
+  graphs_.clear(user);  // its graphs hold the old address (the other phase's never read it)
   if (*buffer != nullptr) ops_.deallocate(*buffer);
   *buffer = nullptr;
   *capacity = 0;
@@ -170,12 +170,13 @@ void BatchStream::begin_epoch(const Epoch& e) {
   // Only the batches of this epoch are used: steps * batch images at most.
   const int used = std::min(total, e.steps * batch_);
   const std::size_t table_bytes = e.adam->size() * sizeof(elementwise::AdamStep<float>);
-  reserve(&adam_table_, &adam_capacity_, table_bytes);
+  reserve(&adam_table_, &adam_capacity_, table_bytes, StepGraphs::Phase::Train);
   ops_.copy_to_device(adam_table_, e.adam->data(), table_bytes);
   std::int32_t* device_order = nullptr;
   if (!streamed) {
     check_indices(*e.set, e.order->data(), used);
-    reserve(&train_order_, &train_order_capacity_, static_cast<std::size_t>(used) * sizeof(std::int32_t));
+    reserve(&train_order_, &train_order_capacity_, static_cast<std::size_t>(used) * sizeof(std::int32_t),
+            StepGraphs::Phase::Train);
     ops_.copy_to_device(train_order_, e.order->data(), static_cast<std::size_t>(used) * sizeof(std::int32_t));
     device_order = static_cast<std::int32_t*>(train_order_);
   }
@@ -243,7 +244,7 @@ EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int3
   if (!streamed) {
     check_indices(set, indices.data(), total);
     const std::size_t bytes = indices.size() * sizeof(std::int32_t);
-    reserve(&eval_order_, &eval_order_capacity_, bytes);
+    reserve(&eval_order_, &eval_order_capacity_, bytes, StepGraphs::Phase::Eval);
     ops_.copy_to_device(eval_order_, indices.data(), bytes);
     device_order = static_cast<std::int32_t*>(eval_order_);
   }

@@ -103,8 +103,9 @@ class BatchStream {
   void prefetch(int b);
   void issue(int b);
   void drain();
-  // Grows a device buffer to hold `bytes`; a moved buffer invalidates every graph.
-  void reserve(void** buffer, std::size_t* capacity, std::size_t bytes);
+  // Grows a device buffer to hold `bytes`; a moved buffer invalidates the graphs of `user`, the
+  // one phase that reads it.
+  void reserve(void** buffer, std::size_t* capacity, std::size_t bytes, StepGraphs::Phase user);
   void check_indices(const Dataset& set, const std::int32_t* indices, int total) const;
 
   Executor<float>& ex_;

@@ -1,6 +1,7 @@
 // StepGraphs (see step_graphs.h) and the names of the data placements (stream_options.h).
 #include "host/step_graphs.h"
 
+#include <iterator>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -26,6 +27,11 @@ DataPlacement parse_placement(const std::string& name) {
 
 StepGraphs::StepGraphs(Ops<float>& ops, bool enabled, std::ostream* log)
     : ops_(ops), enabled_(enabled), log_(log) {}
+
+void StepGraphs::clear(Phase phase) {
+  for (auto it = entries_.begin(); it != entries_.end();)
+    it = it->first.phase == phase ? entries_.erase(it) : std::next(it);
+}
 
 void StepGraphs::run(const Key& key, const std::function<void()>& enqueue) {
   if (!active()) {

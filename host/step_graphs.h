@@ -37,6 +37,8 @@ class StepGraphs {
   void run(const Key& key, const std::function<void()>& enqueue);
   // Forgets every graph (a buffer they use has moved); the next runs capture again.
   void clear() { entries_.clear(); }
+  // Forgets the graphs of one phase only (a buffer only that phase uses has moved).
+  void clear(Phase phase);
 
   bool active() const { return enabled_ && ops_.can_capture(); }
   int captured() const { return captured_; }  // graphs made so far
