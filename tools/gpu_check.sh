@@ -327,7 +327,7 @@ figure_train() {
 # ---- the steps --------------------------------------------------------------------------------------
 info() {
   echo "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
-  echo "repo: $repo (commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo ', with local changes'))"
+  echo "repo: $repo (commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet 2>/dev/null || echo ', with local changes'); $(source_tree))"
   # shellcheck disable=SC1091
   echo "os: $( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null || echo unknown); kernel $(uname -r); $(uname -m)"
   echo "glibc: $(ldd --version 2>&1 | head -1)"
@@ -566,6 +566,19 @@ train() {  # train MODEL DEVICE OUT: 2 epochs of MODEL(256) on DEVICE, the run w
   rm -rf "$3"
   FMNIST_CUDA_VERBOSE=1 "$fmnist" train --model "$1" --latent 256 --epochs 2 --device "$2" \
     --data-dir "$data_dir" --out "$3"
+}
+
+# The git tree id of the files as they are here, tracked and untracked-not-ignored (the device tool
+# sends the working tree with the .git of the session's start, so HEAD alone can name an older
+# commit): `git log --format='%h %T'` on the dev machine finds the commit that holds this tree.
+source_tree() {
+  local index tree
+  index="$(mktemp)" || { echo "tree unknown"; return; }
+  rm -f "$index"
+  tree="$(GIT_INDEX_FILE="$index" git -C "$repo" add -A . 2>/dev/null &&
+    GIT_INDEX_FILE="$index" git -C "$repo" write-tree 2>/dev/null)"
+  rm -f "$index"
+  echo "tree ${tree:-unknown}" | cut -c1-15
 }
 
 # ---- the measurements ------------------------------------------------------------------------------
@@ -921,7 +934,7 @@ fi
 total=$(($(date +%s) - start_time))
 {
   echo
-  echo "gpu_check summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 '^card:' "$log_dir/01-info.log" 2>/dev/null | sed 's/^card: //'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), ${total}s)"
+  echo "gpu_check summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 '^card:' "$log_dir/01-info.log" 2>/dev/null | sed 's/^card: //'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), $(source_tree), ${total}s)"
   [ "$steps_sel" = all ] || echo "steps: ${FMNIST_GPU_CHECK_STEPS:-all} (the others not run)"
   printf '%-18s %-8s %8s  %s\n' step status seconds "key figure"
   for i in "${!names[@]}"; do
