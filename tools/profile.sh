@@ -81,11 +81,15 @@ import csv, sys
 from collections import OrderedDict
 rows = list(csv.reader(open(sys.argv[1])))
 start = next(i for i, r in enumerate(rows) if "Kernel Name" in r)
-head, data = rows[start], rows[start + 2:]  # the row after the header holds the units
+head, units, data = rows[start], rows[start + 1], rows[start + 2:]  # the row after the header holds the units
 col = {name: i for i, name in enumerate(head)}
+# ncu picks each column's unit by its magnitude (us or ms, Kbyte or Mbyte...): to ns and bytes.
+scale = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "ms": 1e6, "second": 1e9, "s": 1e9,
+         "byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "KB": 1e3, "MB": 1e6, "GB": 1e9}
 def num(r, name):
     try:
-        return float(r[col[name]].replace(",", ""))
+        unit = units[col[name]] if col[name] < len(units) else ""
+        return float(r[col[name]].replace(",", "")) * scale.get(unit, 1)
     except (KeyError, ValueError, IndexError):
         return 0.0
 kernels = OrderedDict()
