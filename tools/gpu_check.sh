@@ -5,20 +5,25 @@
 #   tools/gpu_bundle.sh        # fills the git-ignored .gpu/: Fashion-MNIST + the Debian .debs (~44 MiB)
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
-#   call 1, the checks (every step; the budget cuts the measurements at the end, SKIP):
-#     run(command="tools/gpu_check.sh", carry=[".gpu"], timeout_s=480)
-#   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the measurements,
-#   reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=285 FMNIST_GPU_CHECK_STEPS=measure tools/gpu_check.sh",
-#         carry=[".gpu"], timeout_s=300)
-#   with timeout_s = min(300, lease.budget_left_s of call 1's reply - 20) and the BUDGET 15 s under
-#   it. "measure" = bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu
-#   (what call 1 already measured may be left out of the list). Rough costs on an H100, estimates
-#   until measured: bench 20 s, torch-eager 30 s, ae256-100 10-20 s, reproduce 60-120 s,
-#   reproduce-improved 30-60 s, torch-compile up to 3 x 90 s, ncu 30-60 s: the last in the list may
-#   be SKIPPED (out of time); name fewer steps to be sure of those. Have call 2's command ready
-#   before call 1 returns. Had the machine gone back, call 2 configures and builds again first
-#   (minutes), and its budget then cuts the measurements.
+#   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,torch-eager,ratio tools/gpu_check.sh",
+#         carry=[".gpu"], timeout_s=360)
+#   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
+#   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
+#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu tools/gpu_check.sh",
+#         carry=[".gpu"], timeout_s=T)
+#   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
+#   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
+#   start and transfer about 30 s; configure 5 s, build 55-64 s; gpu-tests 14 s; train-ae256 and
+#   train-c256 3 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by side 47 s;
+#   ctest over 29 s (not yet seen to the end there); bench 2 s; torch-eager 17 s; ae256-100 65 s;
+#   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
+#   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
+#   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
+#   bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu. A step the
+#   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
+#   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
+#   first (about 70 s), and its budget then cuts the measurements.
 # Everything comes back in $OUT: summary.txt and gpu-check-logs.tar.gz (every step's full log, the
 # reproduction's reproduce.json, results.json, figures.json and report.html; no weights,
 # *.safetensors stay behind). The machine has no cairo, so the reports come back without figures;
@@ -101,7 +106,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), measure (bench,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,torch-eager,ratio,ae256-100,
 #                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -161,18 +166,20 @@ known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-res
 known_steps+=" racecheck bench torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu"
 known_steps+=" cpu ctest"
 measure_steps="bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu"
+check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
 for s in "${steps_list[@]}"; do
   case "$s" in
     all) steps_sel=all; break ;;
     sanitizers) steps_sel+="memcheck,initcheck,racecheck," ;;
+    checks) steps_sel+="$check_steps," ;;
     measure) steps_sel+="$measure_steps," ;;
     *)
       if [[ " $known_steps " == *" $s "* ]]; then
         steps_sel+="$s,"
       else
-        echo "gpu_check: FMNIST_GPU_CHECK_STEPS: no step '$s' (steps: $known_steps; aliases: all, sanitizers, measure)" >&2
+        echo "gpu_check: FMNIST_GPU_CHECK_STEPS: no step '$s' (steps: $known_steps; aliases: all, checks, sanitizers, measure)" >&2
         exit 2
       fi
       ;;
@@ -880,7 +887,7 @@ if [ "$build_ok" -eq 1 ]; then
   want ratio && [ "$has_torch" = 1 ] && run_step ratio 20 figure_none bench_ratio
   # The measurements the open issues need: 100 epochs of AE(256), the whole reproduction, the
   # torch.compile comparison, one profiled step.
-  want ae256-100 && step_need=40 run_step ae256-100 60 figure_ae256_100 ae256_100
+  want ae256-100 && step_need=70 run_step ae256-100 120 figure_ae256_100 ae256_100
   want reproduce && step_need=90 run_step reproduce 200 figure_key reproduce_run faithful "$log_dir/reproduce"
   want reproduce-improved &&
     step_need=60 run_step reproduce-improved 120 figure_key reproduce_run improved "$log_dir/reproduce-improved"
