@@ -42,6 +42,10 @@ struct CudaOptions {
   // Deterministic cuDNN algorithms only (bitwise equal results run to run). Every fmnist kernel is
   // deterministic either way (no floating-point atomics).
   bool deterministic = true;
+  // Convolution backward-filter by fmnist's own direct kernel (cuda/weight_grad.h; deterministic,
+  // FP64 sums) instead of cuDNN's, in FP32 and TF32 modes (BF16 keeps cuDNN's). Off by default
+  // until an H100 run has timed it; FMNIST_CONV_WGRAD=fmnist turns it on for a command.
+  bool direct_weight_grad = false;
 };
 
 // The GPU backend on options.device. Throws std::runtime_error with a one-line message when there

@@ -229,6 +229,13 @@ ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry, ConvStorage s
       throw std::invalid_argument("conv plan: cuDNN computes " + std::to_string(h_out) + "x" +
                                   std::to_string(w_out) + " where " + geometry_text(g) +
                                   " needs " + std::to_string(hd) + "x" + std::to_string(wd));
+    weight_grad_shape_ = weight_grad_shape(g);  // the same src/dst roles as the descriptors above
+    direct_weight_grad_ = context_.options().direct_weight_grad && !bf16_ &&
+                          direct_weight_grad_supported(weight_grad_shape_);
+    if (direct_weight_grad_) {  // its partial sums live in the shared workspace (reserved now)
+      bwd_filter_bytes_ = direct_weight_grad_workspace_bytes(weight_grad_shape_);
+      context_.reserve_workspace(bwd_filter_bytes_);
+    }
     if (bf16_) {  // the scratch every pass of this plan uses, reserved now (never mid-capture)
       const std::size_t element =
           storage_ == ConvStorage::Bfloat16 ? sizeof(std::uint16_t) : sizeof(float);
@@ -351,7 +358,7 @@ void ConvPlan::choose_algorithms() {
         },
         bwd_data_algo_, bwd_data_math_, bwd_data_bytes_);
   }
-  {  // backward filter: src, d dst -> d filter
+  if (!direct_weight_grad_) {  // backward filter: src, d dst -> d filter
     int max_count = 0, returned = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle, &max_count));
     std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(std::max(max_count, 1));
@@ -381,9 +388,13 @@ std::string ConvPlan::describe() const {
   std::ostringstream s;
   s << geometry_text(geometry_) << ": fwd=" << algo_name(fwd_algo_) << "/" << math_name(fwd_math_)
     << " (" << fwd_bytes_ << " B) bwd_data=" << algo_name(bwd_data_algo_) << "/"
-    << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B) bwd_filter="
-    << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " ("
-    << bwd_filter_bytes_ << " B)";
+    << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B) bwd_filter=";
+  if (direct_weight_grad_)
+    s << "fmnist-direct/" << weight_grad_groups(weight_grad_shape_) << " groups (" << bwd_filter_bytes_
+      << " B)";
+  else
+    s << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " (" << bwd_filter_bytes_
+      << " B)";
   if (bf16_)
     s << (storage_ == ConvStorage::Bfloat16 ? " BF16 (bfloat16 tensors)"
                                             : " BF16 (bfloat16-rounded FP32 tensors)");
@@ -450,6 +461,10 @@ void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc
 }
 
 void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw) {
+  if (direct_weight_grad_) {  // never in BF16 mode (see the constructor)
+    launch_direct_weight_grad(context_, weight_grad_shape_, src, ddst, dw, context_.workspace());
+    return;
+  }
   const float one = 1.0f, zero = 0.0f;
   if (bf16_) {
     const Regions r = regions();

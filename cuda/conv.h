@@ -30,6 +30,7 @@
 #include <tuple>
 
 #include "cuda/context.h"
+#include "cuda/weight_grad.h"
 #include "models/ops.h"
 
 namespace fmnist::cuda {
@@ -95,6 +96,9 @@ class ConvPlan {
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo_{};
   cudnnMathType_t fwd_math_{}, bwd_data_math_{}, bwd_filter_math_{};
   std::size_t fwd_bytes_ = 0, bwd_data_bytes_ = 0, bwd_filter_bytes_ = 0;
+  // options().direct_weight_grad and the geometry supported: backward-filter by fmnist's kernel.
+  bool direct_weight_grad_ = false;
+  WeightGradShape weight_grad_shape_{};
 };
 
 // Plans by geometry: the first call with a geometry makes its plan, later calls reuse it.

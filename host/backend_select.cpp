@@ -1,7 +1,9 @@
 // Chooses the backend a command runs on: --device cpu | cuda | auto, at a precision.
 #include "backend_select.h"
 
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "host/reference/cpu_ops.h"
 #if defined(FMNIST_HAVE_CUDA)
@@ -20,6 +22,15 @@ BackendChoice cpu_backend(Precision precision, const std::string& why) {
   return {make_cpu_ops(precision), why};
 }
 
+// FMNIST_CONV_WGRAD: the GPU's convolution backward-filter, cudnn (the default) or fmnist
+// (cuda/weight_grad.h). Anything else stops the command in one line.
+bool direct_weight_grad_requested() {
+  const char* v = std::getenv("FMNIST_CONV_WGRAD");
+  if (v == nullptr || *v == '\0' || std::string(v) == "cudnn") return false;
+  if (std::string(v) == "fmnist") return true;
+  throw std::invalid_argument(std::string("FMNIST_CONV_WGRAD must be cudnn or fmnist, got '") + v + "'");
+}
+
 }  // namespace
 
 bool cuda_compiled_in() {
@@ -33,6 +44,7 @@ bool cuda_compiled_in() {
 BackendChoice select_backend(const std::string& device, Precision precision) {
   if (device != "cpu" && device != "cuda" && device != "auto")
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
+  const bool direct_weight_grad = direct_weight_grad_requested();  // checked on every device
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
 #if defined(FMNIST_HAVE_CUDA)
   const bool have_gpu = !list_cuda_devices().empty();
@@ -40,12 +52,15 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     CudaOptions options;
     options.allow_tf32 = precision == Precision::TF32;
     options.bf16 = precision == Precision::BF16;
-    return {make_cuda_ops(options), "CUDA backend"};
+    options.direct_weight_grad = direct_weight_grad;
+    return {make_cuda_ops(options),
+            direct_weight_grad ? "CUDA backend, fmnist's direct conv backward-filter" : "CUDA backend"};
   }
   if (device == "cuda")
     throw std::runtime_error("--device cuda: no CUDA device found (" + cuda_runtime_summary() + ")");
   return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
 #else
+  (void)direct_weight_grad;
   if (device == "cuda")
     throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "
                              "(configure with -DFMNIST_CUDA=ON on a machine with nvcc)");

@@ -139,6 +139,9 @@ expect_ok train --tf32 --precision tf32 --help
 # The CPU has no TF32: refused in one line, not run in FP32 under a TF32 label.
 expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- train "${small[@]}" --data-dir "$data" --out "$tmp/tf32" --precision tf32
 expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- bench --device cpu --tf32 --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+# FMNIST_CONV_WGRAD picks the GPU's backward-filter; a wrong value stops any command in one line.
+FMNIST_CONV_WGRAD=direct expect 2 "FMNIST_CONV_WGRAD must be cudnn or fmnist, got 'direct'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/wgrad"
+FMNIST_CONV_WGRAD=cudnn expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 # BF16 on the CPU: the run records it; a resume keeps it (and refuses another precision).
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/bf16" --precision bf16
 grep -q '"precision": "bf16"' "$tmp/bf16/config.json" || { echo "FAIL: config.json does not record precision bf16"; failures=$((failures + 1)); }

@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,torch-eager,ratio tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -20,7 +20,7 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu. A step the
+#   bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu. A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
 #   first (about 70 s), and its budget then cuts the measurements.
@@ -62,8 +62,9 @@
 #   initcheck   --tool initcheck and
 #   racecheck   --tool racecheck, the three side by side (FMNIST_GPU_CHECK_SANITIZE_PARALLEL=0:
 #               one after another)
-#   bench       fmnist bench --measure step, then torch-eager (tools/torch_baseline.py) and ratio
-#               (tools/bench_compare.py: fmnist against PyTorch on this card; LOGDIR/ratio.txt)
+#   bench       fmnist bench --measure step; bench-wgrad the same with FMNIST_CONV_WGRAD=fmnist (fmnist's
+#               direct backward-filter, cuda/weight_grad.h); then torch-eager (tools/torch_baseline.py)
+#               and ratio (tools/bench_compare.py: fmnist against PyTorch on this card; LOGDIR/ratio.txt)
 #   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
 #               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
@@ -106,7 +107,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,torch-eager,ratio,ae256-100,
 #                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -163,9 +164,9 @@ start_time="$(date +%s)"
 
 # Which steps run (FMNIST_GPU_CHECK_STEPS): names and aliases expanded into ",a,b,...," (or "all").
 known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-resume memcheck initcheck"
-known_steps+=" racecheck bench torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu"
+known_steps+=" racecheck bench bench-wgrad torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu"
 known_steps+=" cpu ctest"
-measure_steps="bench,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu"
+measure_steps="bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -874,6 +875,9 @@ if [ "$build_ok" -eq 1 ]; then
     for s in "${sanitize[@]}"; do record "$s" FAIL 0 "compute-sanitizer not found"; done
   fi
   want bench && run_step bench 120 figure_bench "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist.json"
+  # The same with fmnist's direct convolution backward-filter (cuda/weight_grad.h) in place of cuDNN's.
+  want bench-wgrad && run_step bench-wgrad 120 figure_bench env FMNIST_CONV_WGRAD=fmnist "$fmnist" bench --device cuda \
+    --measure step --json "$log_dir/bench-fmnist-direct-wgrad.json"
   has_torch=0
   python3 -c 'import torch' >/dev/null 2>&1 && has_torch=1
   if want torch-eager; then

@@ -91,6 +91,23 @@ inline Ops<float>& bf16_gpu() {
   return *ops;
 }
 
+// The same with fmnist's direct convolution backward-filter (CudaOptions::direct_weight_grad,
+// cuda/weight_grad.h) in place of cuDNN's; also released by main().
+inline CudaOptions direct_weight_grad_options() {
+  CudaOptions options;
+  options.direct_weight_grad = true;
+  return options;
+}
+inline std::unique_ptr<Ops<float>>& shared_direct_wgrad_gpu_slot() {
+  static std::unique_ptr<Ops<float>> ops;
+  return ops;
+}
+inline Ops<float>& direct_wgrad_gpu() {
+  auto& ops = shared_direct_wgrad_gpu_slot();
+  if (!ops) ops = make_backend(direct_weight_grad_options());
+  return *ops;
+}
+
 // n elements of T in the memory of `ops`, freed with it.
 template <class T> class DeviceBuffer {
  public:

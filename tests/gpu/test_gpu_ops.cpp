@@ -27,10 +27,10 @@ void compare_with_cpu(const std::string& what, const std::vector<float>& got,
 }
 
 // Forward (with and without bias) and backward (dx, dw, db) of one convolution on every backend.
-void check_conv(const ConvGeometry& g, std::uint64_t seed) {
+// G: the backend under test (the shared GPU backend, or one with another option).
+void check_conv(const ConvGeometry& g, std::uint64_t seed, Ops<float>& G = gpu()) {
   const std::string name = describe(g);
   INFO(name);
-  Ops<float>& G = gpu();
   CpuOps<float> cpu;
   CpuOps<double> cpu64;
   const ConvCase c = random_conv_case(g, seed);
@@ -276,6 +276,36 @@ TEST_CASE("GPU ConvTranspose2d at random shapes: stride 1/2, output_padding 0/1,
           if (g.out_h() <= 0 || g.out_w() <= 0) continue;
           check_conv(g, 3000 + trial++);
         }
+}
+
+// fmnist's direct backward-filter (cuda/weight_grad.h) in place of cuDNN's: the same checks, the
+// same tolerances; the paper's shapes split the images into groups (two passes), random ones also
+// take the single-group path.
+TEST_CASE("GPU convolutions with fmnist's direct backward-filter at the paper's shapes", "[gpu][conv][wgrad]") {
+  check_conv(paper_conv1(100), 15, direct_wgrad_gpu());
+  check_conv(paper_conv2(100), 16, direct_wgrad_gpu());
+  check_conv(paper_deconv1(100), 17, direct_wgrad_gpu());
+  check_conv(paper_deconv2(100), 18, direct_wgrad_gpu());
+  check_conv(paper_conv1(50), 19, direct_wgrad_gpu());  // a partial last batch's plan
+}
+
+TEST_CASE("GPU convolutions with fmnist's direct backward-filter at random shapes",
+          "[gpu][conv][wgrad][sanitize]") {
+  SplitMix64 rng(1003);
+  for (int trial = 0; trial < 16; ++trial) {
+    const int kernel = random_int(rng, 1, 5);
+    const int stride = random_int(rng, 1, 3);
+    const int padding = random_int(rng, 0, std::min(2, kernel - 1));
+    const bool transposed = trial % 2 == 1;
+    const int output_padding = transposed && stride > 1 ? random_int(rng, 0, stride - 1) : 0;
+    const int h = random_int(rng, std::max(1, kernel - 2 * padding), 16);
+    const int w = random_int(rng, std::max(1, kernel - 2 * padding), 16);
+    const ConvGeometry g = conv_geometry(random_int(rng, 1, 40), random_int(rng, 1, 8), h, w,
+                                         random_int(rng, 1, 8), kernel, stride, padding,
+                                         output_padding, transposed);
+    if (g.out_h() <= 0 || g.out_w() <= 0) continue;
+    check_conv(g, 4000 + trial, direct_wgrad_gpu());
+  }
 }
 
 TEST_CASE("GPU MaxPool2d at random shapes", "[gpu][pool][sanitize]") {

@@ -131,7 +131,7 @@ bool check_first_adam_step(const std::string& what, const std::vector<float>& go
 
 // One training step (and an evaluation) of `config` at `batch` on CPU and GPU from the same
 // weights and batch; compares the loss, every gradient, both moments and every parameter.
-void compare_one_step(const ModelConfig& config, int batch, std::uint64_t seed) {
+void compare_one_step(const ModelConfig& config, int batch, std::uint64_t seed, Ops<float>& G = gpu()) {
   const NetworkSpec spec = build_network(config);
   const std::string model = describe(config) + " batch " + std::to_string(batch);
   INFO(model);
@@ -142,7 +142,7 @@ void compare_one_step(const ModelConfig& config, int batch, std::uint64_t seed) 
 
   CpuOps<float> cpu;
   Executor<float> ce(spec, cpu, batch, seed);
-  Executor<float> ge(spec, gpu(), batch, seed);
+  Executor<float> ge(spec, G, batch, seed);
   for (Executor<float>* e : {&ce, &ge}) {
     load_params(*e, params);
     load_batch(*e, images, labels);
@@ -244,13 +244,13 @@ std::vector<float> loss_trajectory(Ops<float>& ops, const ModelConfig& config, i
   return losses;
 }
 
-void compare_trajectories(const ModelConfig& config, std::uint64_t seed) {
+void compare_trajectories(const ModelConfig& config, std::uint64_t seed, Ops<float>& G = gpu()) {
   const std::string model = describe(config);
   constexpr int kSteps = 50;
   CpuOps<float> cpu;
   double live = 0.0;
   const auto c = loss_trajectory(cpu, config, kSteps, seed, &live);
-  const auto g = loss_trajectory(gpu(), config, kSteps, seed);
+  const auto g = loss_trajectory(G, config, kSteps, seed);
   INFO(model << ": " << live * 100 << "% of the outputs are above 0 at the first step");
   REQUIRE(live > 0.05);
   // Step 1 runs from identical weights: forward tolerance. Later steps run from weights that
@@ -297,9 +297,10 @@ ModelConfig classifier(int latent) {
 }
 
 // params, exp_avg, exp_avg_sq and the loss sum after `steps` steps on a fresh CudaOps.
-std::vector<float> gpu_run(const ModelConfig& config, int steps, int batch) {
+std::vector<float> gpu_run(const ModelConfig& config, int steps, int batch,
+                           const CudaOptions& options = CudaOptions{}) {
   const NetworkSpec spec = build_network(config);
-  auto ops = make_backend(CudaOptions{});
+  auto ops = make_backend(options);
   std::vector<float> state;
   {
     Executor<float> e(spec, *ops, batch, 99);
@@ -374,6 +375,16 @@ TEST_CASE("GPU training is bitwise deterministic", "[gpu][determinism]") {
     compare_exact(describe(config) + ": two GPU runs of 5 steps (params, moments, loss sum)",
                   second, first);
   }
+}
+
+TEST_CASE("GPU training with fmnist's direct backward-filter matches the CPU and repeats bitwise",
+          "[gpu][training][wgrad]") {
+  compare_one_step(ae(256), 100, 311, direct_wgrad_gpu());
+  compare_one_step(classifier(256), 100, 312, direct_wgrad_gpu());
+  compare_trajectories(ae(256), 403, direct_wgrad_gpu());  // 403: a live start, as above
+  const auto first = gpu_run(ae(256), 5, 100, direct_weight_grad_options());
+  const auto second = gpu_run(ae(256), 5, 100, direct_weight_grad_options());
+  compare_exact("AE(256), direct backward-filter: two GPU runs of 5 steps", second, first);
 }
 
 TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][sanitize]") {

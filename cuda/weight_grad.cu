@@ -1,0 +1,118 @@
+// fmnist's direct convolution backward-filter (see weight_grad.h): block (g, k*C + c) sums image
+// group g's contributions to the k*k taps of filter slice (k, c) (accumulate_weight_grad_taps,
+// models/conv_weight_grad.h), each thread over a stride of the group's (image, i, j) positions, in
+// FP64; the taps are reduced across the block in a fixed order (warp shuffles, then warps in
+// order). With one group the block writes dw directly; else a second kernel adds each tap's
+// partials in group order.
+#include "cuda/weight_grad.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/grid_stride.cuh"
+
+namespace fmnist::cuda {
+namespace {
+
+constexpr int kWarps = kThreads / 32;
+
+// src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), or partials (K*C*KS*KS, groups).
+template <int KS>
+__global__ void __launch_bounds__(kThreads)
+    direct_weight_grad_kernel(WeightGradShape s, int per_group, int groups, const float* src,
+                              const float* ddst, float* dw, double* partials) {
+  constexpr int kTaps = KS * KS;
+  const int g = blockIdx.x;
+  const int slice = blockIdx.y;  // k * C + c
+  const int k = slice / s.c, c = slice % s.c;
+  const int first = g * per_group;
+  const int images = min(s.n, first + per_group) - first;
+  const int plane = s.dst_h * s.dst_w;
+  const int positions = images * plane;
+  double acc[kTaps];
+#pragma unroll
+  for (int t = 0; t < kTaps; ++t) acc[t] = 0.0;
+  for (int e = threadIdx.x; e < positions; e += kThreads) {
+    const int ij = e % plane;
+    accumulate_weight_grad_taps<KS>(s, first + e / plane, k, c, ij / s.dst_w, ij % s.dst_w, src, ddst,
+                                    acc);
+  }
+  __shared__ double warp_sums[kWarps][kTaps];
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+#pragma unroll
+  for (int t = 0; t < kTaps; ++t) {
+    double v = acc[t];
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+    if (lane == 0) warp_sums[warp][t] = v;
+  }
+  __syncthreads();
+  if (static_cast<int>(threadIdx.x) < kTaps) {
+    double total = 0.0;
+    for (int w = 0; w < kWarps; ++w) total += warp_sums[w][threadIdx.x];
+    const std::size_t weight = static_cast<std::size_t>(slice) * kTaps + threadIdx.x;
+    if (groups == 1)
+      dw[weight] = static_cast<float>(total);
+    else
+      partials[weight * groups + g] = total;
+  }
+}
+
+// dw (weights) = the sum of each weight's `groups` partials, in group order.
+__global__ void direct_weight_grad_finish_kernel(std::size_t weights, int groups,
+                                                 const double* partials, float* dw) {
+  for (std::size_t w = global_index(); w < weights; w += global_stride()) {
+    double total = 0.0;
+    for (int g = 0; g < groups; ++g) total += partials[w * groups + g];
+    dw[w] = static_cast<float>(total);
+  }
+}
+
+std::size_t weight_count(const WeightGradShape& s) {
+  return static_cast<std::size_t>(s.k) * s.c * s.kernel * s.kernel;
+}
+
+template <int KS>
+void launch_for(const Context& c, const WeightGradShape& s, const float* src,
+                const float* ddst, float* dw, double* partials) {
+  const int per_group = weight_grad_images_per_group(s);
+  const int groups = weight_grad_groups(s);
+  const dim3 grid(static_cast<unsigned>(groups), static_cast<unsigned>(s.k * s.c));
+  direct_weight_grad_kernel<KS><<<grid, kThreads, 0, c.stream()>>>(s, per_group, groups, src, ddst,
+                                                                    dw, partials);
+  CUDA_CHECK_LAUNCH();
+  if (groups > 1) {
+    const std::size_t weights = weight_count(s);
+    direct_weight_grad_finish_kernel<<<c.grid_for(weights, kThreads), kThreads, 0, c.stream()>>>(
+        weights, groups, partials, dw);
+    CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace
+
+std::size_t direct_weight_grad_workspace_bytes(const WeightGradShape& s) {
+  const int groups = weight_grad_groups(s);
+  return groups > 1 ? weight_count(s) * static_cast<std::size_t>(groups) * sizeof(double) : 0;
+}
+
+void launch_direct_weight_grad(const Context& c, const WeightGradShape& s, const float* src,
+                               const float* ddst, float* dw, void* workspace) {
+  if (!direct_weight_grad_supported(s))
+    throw std::invalid_argument("direct weight gradient: unsupported shape (kernel " +
+                                std::to_string(s.kernel) + ", " + std::to_string(s.k) + "x" +
+                                std::to_string(s.c) + " filter slices)");
+  if (direct_weight_grad_workspace_bytes(s) > 0 && workspace == nullptr)
+    throw std::invalid_argument("direct weight gradient: no workspace for the partial sums");
+  auto* partials = static_cast<double*>(workspace);
+  switch (s.kernel) {
+    case 1: launch_for<1>(c, s, src, ddst, dw, partials); break;
+    case 2: launch_for<2>(c, s, src, ddst, dw, partials); break;
+    case 3: launch_for<3>(c, s, src, ddst, dw, partials); break;
+    case 4: launch_for<4>(c, s, src, ddst, dw, partials); break;
+    case 5: launch_for<5>(c, s, src, ddst, dw, partials); break;
+    default: throw std::invalid_argument("direct weight gradient: kernel size over 5");
+  }
+}
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,104 @@
+// The convolution weight gradient as fmnist's direct GPU kernel computes it (cuda/weight_grad.h),
+// defined once for g++ and nvcc: the shape, the partition of the images into groups, and one
+// output position's contribution to the k*k taps of a filter slice. tests/test_conv_weight_grad.cpp
+// sums these contributions on the CPU and compares them with the CPU reference's weight gradient.
+#pragma once
+
+#include <algorithm>
+#include <climits>
+#include <cstddef>
+
+#include "models/elementwise.h"  // FMNIST_HD
+#include "models/ops.h"          // ConvGeometry
+
+namespace fmnist {
+
+// A cuDNN-style convolution src (N,C,Hs,Ws) -> dst (N,K,Hd,Wd) with a (K,C,k,k) filter,
+// cross-correlation, square stride and padding. Its weight gradient:
+//   dw[k][c][r][s] = sum over n, i < Hd, j < Wd of
+//                    ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + s]
+// (terms outside src are zero). Conv2d: src = x, ddst = dy. ConvTranspose2d (the adjoint of the
+// conv from its output to its input): src = dy, ddst = x, k = in_channels, c = out_channels.
+struct WeightGradShape {
+  int n = 0, k = 0, c = 0;
+  int src_h = 0, src_w = 0, dst_h = 0, dst_w = 0;
+  int kernel = 0, stride = 1, padding = 0;
+};
+
+// The shape of a layer's weight gradient: Conv2d's src is x and its ddst dy; ConvTranspose2d's
+// src is dy (B,Cout,Ho,Wo) and its ddst x (B,Cin,H,W), with k = Cin and c = Cout, so that dw has
+// the layer's own weight layout either way.
+inline WeightGradShape weight_grad_shape(const ConvGeometry& g) {
+  WeightGradShape s;
+  s.n = g.batch;
+  s.kernel = g.kernel;
+  s.stride = g.stride;
+  s.padding = g.padding;
+  if (!g.transposed) {
+    s.c = g.in_channels, s.src_h = g.in_h, s.src_w = g.in_w;
+    s.k = g.out_channels, s.dst_h = g.out_h(), s.dst_w = g.out_w();
+  } else {
+    s.c = g.out_channels, s.src_h = g.out_h(), s.src_w = g.out_w();
+    s.k = g.in_channels, s.dst_h = g.in_h, s.dst_w = g.in_w;
+  }
+  return s;
+}
+
+constexpr int kDirectWeightGradMaxKernel = 5;  // the kernel sizes the direct GPU path handles
+// Blocks the GPU partition aims at (a few per SM of an H100); a constant, so that the partition,
+// and with it the order of the sums, is the same on any card.
+constexpr int kDirectWeightGradTargetBlocks = 512;
+
+// Whether the direct path handles `s`: positive sizes, kernel 1..5, counts that fit an int, at
+// most 65,535 filter slices (the grid's y extent).
+inline bool direct_weight_grad_supported(const WeightGradShape& s) {
+  if (s.n < 1 || s.k < 1 || s.c < 1 || s.src_h < 1 || s.src_w < 1 || s.dst_h < 1 || s.dst_w < 1)
+    return false;
+  if (s.kernel < 1 || s.kernel > kDirectWeightGradMaxKernel || s.stride < 1 || s.padding < 0)
+    return false;
+  const long long positions = static_cast<long long>(s.n) * s.dst_h * s.dst_w;
+  const long long slices = static_cast<long long>(s.k) * s.c;
+  const long long src_plane = static_cast<long long>(s.src_h) * s.src_w;
+  return positions <= INT_MAX && slices <= 65535 && src_plane <= INT_MAX;
+}
+
+// Images per group: enough groups that slices * groups reaches the target, at most one group per
+// image.
+inline int weight_grad_images_per_group(const WeightGradShape& s) {
+  const int slices = s.k * s.c;
+  const int wanted = std::max(1, std::min(s.n, (kDirectWeightGradTargetBlocks + slices - 1) / slices));
+  return (s.n + wanted - 1) / wanted;
+}
+inline int weight_grad_groups(const WeightGradShape& s) {
+  const int per_group = weight_grad_images_per_group(s);
+  return (s.n + per_group - 1) / per_group;
+}
+
+// acc[r*KS + q] += ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
+// for every tap inside src; the product of two floats is exact in double (Acc = double).
+template <int KS, class T, class Acc>
+FMNIST_HD void accumulate_weight_grad_taps(const WeightGradShape& s, int n, int k, int c, int i, int j,
+                                           const T* src, const T* ddst, Acc* acc) {
+  const std::size_t plane = static_cast<std::size_t>(s.dst_h) * s.dst_w;
+  const Acc g = static_cast<Acc>(
+      ddst[(static_cast<std::size_t>(n) * s.k + k) * plane + static_cast<std::size_t>(i) * s.dst_w + j]);
+  const T* x = src + (static_cast<std::size_t>(n) * s.c + c) * (static_cast<std::size_t>(s.src_h) * s.src_w);
+  const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int r = 0; r < KS; ++r) {
+    const int y = y0 + r;
+    if (y < 0 || y >= s.src_h) continue;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int q = 0; q < KS; ++q) {
+      const int xx = x0 + q;
+      if (xx < 0 || xx >= s.src_w) continue;
+      acc[r * KS + q] += g * static_cast<Acc>(x[y * s.src_w + xx]);
+    }
+  }
+}
+
+}  // namespace fmnist

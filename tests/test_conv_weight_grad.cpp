@@ -1,0 +1,148 @@
+// models/conv_weight_grad.h, the math of the GPU's direct backward-filter (cuda/weight_grad.cu),
+// checked on the CPU: its contributions summed in the kernel's order (image groups, then the
+// groups' partials in order) give the CPU reference's weight gradient, for Conv2d and
+// ConvTranspose2d at the paper's shapes and at random ones; its partition covers every image once.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "host/reference/cpu_ops.h"
+#include "models/conv_weight_grad.h"
+#include "models/rng.h"
+#include "op_shapes.h"
+
+namespace fmnist::testing {
+namespace {
+
+std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(2.0 * rng.uniform() - 1.0);
+  return v;
+}
+
+template <int KS>
+void sum_slice_group(const WeightGradShape& s, int k, int c, int first, int end, const float* src,
+                     const float* ddst, double* acc) {
+  for (int n = first; n < end; ++n)
+    for (int i = 0; i < s.dst_h; ++i)
+      for (int j = 0; j < s.dst_w; ++j) accumulate_weight_grad_taps<KS>(s, n, k, c, i, j, src, ddst, acc);
+}
+
+// dw as the GPU path partitions it: per filter slice and image group, then the groups in order.
+std::vector<float> direct_weight_grad(const WeightGradShape& s, const float* src, const float* ddst) {
+  const int taps = s.kernel * s.kernel;
+  const int per_group = weight_grad_images_per_group(s), groups = weight_grad_groups(s);
+  std::vector<float> dw(static_cast<std::size_t>(s.k) * s.c * taps);
+  for (int k = 0; k < s.k; ++k)
+    for (int c = 0; c < s.c; ++c) {
+      std::vector<double> total(static_cast<std::size_t>(taps), 0.0);
+      for (int g = 0; g < groups; ++g) {
+        double acc[kDirectWeightGradMaxKernel * kDirectWeightGradMaxKernel] = {};
+        const int first = g * per_group, end = std::min(s.n, first + per_group);
+        switch (s.kernel) {
+          case 1: sum_slice_group<1>(s, k, c, first, end, src, ddst, acc); break;
+          case 2: sum_slice_group<2>(s, k, c, first, end, src, ddst, acc); break;
+          case 3: sum_slice_group<3>(s, k, c, first, end, src, ddst, acc); break;
+          case 4: sum_slice_group<4>(s, k, c, first, end, src, ddst, acc); break;
+          case 5: sum_slice_group<5>(s, k, c, first, end, src, ddst, acc); break;
+          default: FAIL("kernel " << s.kernel);
+        }
+        for (int t = 0; t < taps; ++t) total[t] += acc[t];
+      }
+      for (int t = 0; t < taps; ++t)
+        dw[(static_cast<std::size_t>(k) * s.c + c) * taps + t] = static_cast<float>(total[t]);
+    }
+  return dw;
+}
+
+void check(const ConvGeometry& g, std::uint64_t seed) {
+  INFO(describe(g));
+  const WeightGradShape s = weight_grad_shape(g);
+  REQUIRE(direct_weight_grad_supported(s));
+  const auto x = random_floats(g.in_count(), seed), w = random_floats(g.weight_count(), seed + 1),
+             dy = random_floats(g.out_count(), seed + 2);
+  // The reference in double: dw from the CPU backend's own backward pass.
+  std::vector<double> x64(x.begin(), x.end()), w64(w.begin(), w.end()), dy64(dy.begin(), dy.end());
+  std::vector<double> dx64(g.in_count()), dw64(g.weight_count());
+  CpuOps<double> cpu;
+  if (g.transposed)
+    cpu.conv_transpose2d_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), nullptr);
+  else
+    cpu.conv2d_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), nullptr);
+  // Conv2d: src x, ddst dy; ConvTranspose2d: src dy, ddst x (weight_grad_shape's roles).
+  const auto dw = g.transposed ? direct_weight_grad(s, dy.data(), x.data()) : direct_weight_grad(s, x.data(), dy.data());
+  REQUIRE(dw.size() == dw64.size());
+  // FP64 sums of exact products, rounded once to float: within a float's rounding of the reference.
+  int shown = 0;
+  double worst = 0.0;
+  for (std::size_t i = 0; i < dw.size(); ++i) {
+    const double err = std::fabs(dw[i] - dw64[i]), allowed = 1e-6 + 1e-6 * std::fabs(dw64[i]);
+    worst = std::max(worst, err);
+    if (!(err <= allowed) && shown++ < 5)
+      FAIL_CHECK("dw[" << i << "] " << dw[i] << " against " << dw64[i] << " (error " << err << ")");
+  }
+  INFO("worst error " << worst);
+  CHECK(shown == 0);
+}
+
+}  // namespace
+
+TEST_CASE("direct weight gradient math equals the CPU reference at the paper's shapes", "[conv][wgrad]") {
+  check(paper_conv1(100), 1);
+  check(paper_conv2(100), 2);
+  check(paper_deconv1(100), 3);
+  check(paper_deconv2(100), 4);
+  check(paper_conv1(7), 5);  // a batch that does not divide into the groups evenly
+}
+
+TEST_CASE("direct weight gradient math equals the CPU reference at random shapes", "[conv][wgrad]") {
+  SplitMix64 rng(77);
+  for (int trial = 0; trial < 40; ++trial) {
+    ConvGeometry g = random_conv_geometry(rng, trial % 2 == 1);
+    g.batch = 1 + static_cast<int>(rng.below(40));  // many images: several per group, or one
+    check(g, 100 + trial);
+  }
+}
+
+TEST_CASE("direct weight gradient partition: every image in one group, counts from the shape alone",
+          "[conv][wgrad]") {
+  for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100),
+                                paper_conv1(1), paper_conv2(37), paper_deconv2(4096)}) {
+    INFO(describe(g));
+    const WeightGradShape s = weight_grad_shape(g);
+    const int per_group = weight_grad_images_per_group(s), groups = weight_grad_groups(s);
+    CHECK(per_group >= 1);
+    CHECK(groups >= 1);
+    CHECK(static_cast<long long>(groups) * per_group >= s.n);  // every image is in a group
+    CHECK(static_cast<long long>(groups - 1) * per_group < s.n);  // no group is empty
+    // Enough blocks for the card where there are images enough, no more than about the target.
+    const long long blocks = static_cast<long long>(groups) * s.k * s.c;
+    CHECK(blocks <= 2LL * kDirectWeightGradTargetBlocks + s.k * s.c);
+    if (s.n >= kDirectWeightGradTargetBlocks) CHECK(blocks >= kDirectWeightGradTargetBlocks / 2);
+  }
+  // The paper's layers: conv1 and deconv2 split the batch, conv2 and deconv1 have slices enough.
+  CHECK(weight_grad_groups(weight_grad_shape(paper_conv1(100))) == 25);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_conv2(100))) == 1);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv1(100))) == 1);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv2(100))) == 25);
+}
+
+TEST_CASE("direct weight gradient refuses what it cannot handle", "[conv][wgrad]") {
+  WeightGradShape s = weight_grad_shape(paper_conv1(100));
+  CHECK(direct_weight_grad_supported(s));
+  WeightGradShape big_kernel = s;
+  big_kernel.kernel = 6;
+  CHECK_FALSE(direct_weight_grad_supported(big_kernel));
+  WeightGradShape no_images = s;
+  no_images.n = 0;
+  CHECK_FALSE(direct_weight_grad_supported(no_images));
+  WeightGradShape too_many = s;
+  too_many.n = 1 << 22;  // 2^22 images of 26x26 positions: over INT_MAX
+  CHECK_FALSE(direct_weight_grad_supported(too_many));
+}
+
+}  // namespace fmnist::testing
