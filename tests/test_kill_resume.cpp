@@ -225,9 +225,11 @@ TEST_CASE("fmnist train killed with SIGKILL at random moments and resumed ends b
   // SIGKILL, SIGKILL, SIGTERM (a mid-epoch checkpoint, usually), SIGKILL; then a run to the end.
   const int signals[] = {SIGKILL, SIGKILL, SIGTERM, SIGKILL};
   int interruptions = 0;
-  bool started = false;
+  // A run killed before it wrote its config.json (a GPU's setup can take longer than a whole CPU
+  // run) left nothing to resume: the user starts it again, and so does the next attempt.
+  auto begun = [&dir] { return fs::exists(dir + "/config.json"); };
   for (std::size_t i = 0; i < std::size(signals); ++i) {
-    const Child c = spawn(started ? resume_args(dir) : run_args(dir), dir + "-log-" + std::to_string(i));
+    const Child c = spawn(begun() ? resume_args(dir) : run_args(dir), dir + "-log-" + std::to_string(i));
     int status = 0;
     if (!wait_until_training(c, &status)) {
       INFO(read_text(c.err));
@@ -247,9 +249,6 @@ TEST_CASE("fmnist train killed with SIGKILL at random moments and resumed ends b
     kill(c.pid, signals[i]);
     status = wait_for(c);
     ++interruptions;
-    // A run killed before it wrote its config.json (a GPU's setup can take longer than a whole
-    // CPU run) left nothing to resume: the user starts it again, and so does the next attempt.
-    started = fs::exists(dir + "/config.json");
     const std::string err = read_text(c.err);
     INFO(err);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -264,9 +263,9 @@ TEST_CASE("fmnist train killed with SIGKILL at random moments and resumed ends b
     }
     std::cout << "  attempt " << i + 1 << ": " << strsignal(signals[i]) << " after " << seconds
               << " s of training (" << describe_status(status) << "); last checkpoint: " << checkpoint_position(dir)
-              << (started ? "" : " (no config.json yet: the next attempt starts the run again)") << "\n";
+              << (begun() ? "" : " (no config.json yet: the next attempt starts the run again)") << "\n";
   }
-  const Child last = spawn(started ? resume_args(dir) : run_args(dir), dir + "-log-final");
+  const Child last = spawn(begun() ? resume_args(dir) : run_args(dir), dir + "-log-final");
   const int status = wait_for(last);
   INFO(read_text(last.err));
   REQUIRE(describe_status(status) == "exit 0");
