@@ -10,7 +10,7 @@
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100 tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
 #   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
@@ -20,7 +20,8 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu. A step the
+#   bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
+#   (TF32's accuracy over 100 epochs, about 2 minutes: last, so the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
 #   first (about 70 s), and its budget then cuts the measurements.
@@ -164,9 +165,9 @@ start_time="$(date +%s)"
 
 # Which steps run (FMNIST_GPU_CHECK_STEPS): names and aliases expanded into ",a,b,...," (or "all").
 known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-resume memcheck initcheck"
-known_steps+=" racecheck bench bench-wgrad torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu"
+known_steps+=" racecheck bench bench-wgrad torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
 known_steps+=" cpu ctest"
-measure_steps="bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu"
+measure_steps="bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -753,6 +754,27 @@ figure_torch_compile() {
 }
 
 # Nsight Compute over one AE(256) training step (tools/profile.sh, its ncu pass only).
+# TF32's accuracy over a full run (issue 4, item 6): AE(256) and C(256), 100 epochs, --precision
+# tf32, as ae256-100 runs FP32; the classifier's final weights evaluated on all t10k images.
+tf32_100() {
+  local out="$log_dir/tf32-100" model rc=0
+  rm -rf "$out"
+  for model in ae classifier; do
+    # shellcheck disable=SC2046  # measure_args prints several arguments
+    "$fmnist" train --model "$model" --latent 256 $(measure_args) --precision tf32 --checkpoint-every 0 \
+      --data-dir "$data_dir" --out "$out/$model" || rc=1
+  done
+  "$fmnist" eval --checkpoint "$out/classifier/last.safetensors" --split t10k --device "$measure_device" \
+    --precision tf32 --data-dir "$data_dir" | grep -m1 '^accuracy' | sed 's/^/t10k /' || rc=1
+  return "$rc"
+}
+figure_tf32_100() {
+  local mae acc
+  mae="$(sed -n 's/^final:.* val loss \([0-9.e+-]*\) (best.*/\1/p' "$1" | head -1)"
+  acc="$(sed -n 's/^t10k accuracy \([0-9.]*\).*/\1/p' "$1" | head -1)"
+  echo "TF32, 100 epochs: AE(256) val MAE ${mae:-?} (FP32 on an H100: 0.05665), C(256) t10k ${acc:-?} (FP32: 0.9109)"
+}
+
 ncu_profile() {
   local rc
   FMNIST_BIN="$fmnist" FMNIST_PROFILE_TOOLS=ncu FMNIST_PROFILE_STEPS=1 FMNIST_PROFILE_LAUNCH_COUNT="$ncu_kernels" \
@@ -779,7 +801,7 @@ fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
 export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
-export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile
+export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile tf32_100
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
 run_step info 30 figure_info info
@@ -909,6 +931,7 @@ if [ "$build_ok" -eq 1 ]; then
   else
     record ncu SKIP 0 "ncu not found"
   fi
+  want tf32-100 && step_need=80 run_step tf32-100 200 figure_tf32_100 tf32_100
   if [ "${FMNIST_GPU_CHECK_CPU:-0}" = 1 ] && want cpu; then
     run_step cpu-ae256 600 figure_train train ae cpu "$log_dir/ae256-cpu"
     ae_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-ae256.log"
