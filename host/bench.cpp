@@ -82,8 +82,7 @@ StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int wa
   ops.copy_to_device(ex.batch_labels(), labels.data(), labels.size());
   // Adam's constants for every step this measurement runs, indexed by the cursor.
   const std::size_t total = static_cast<std::size_t>(warmup) + static_cast<std::size_t>(settings.repeats) * steps;
-  std::vector<elementwise::AdamStep<float>> table(total);
-  for (std::size_t i = 0; i < total; ++i) table[i] = adam_step_constants<float>(AdamConfig{}, i + 1);
+  const std::vector<elementwise::AdamStep<float>> table = adam_step_table<float>(AdamConfig{}, 1, total);
   BackendBuffer device_table(ops, total * sizeof(table[0]));
   BackendBuffer cursor(ops, sizeof(StepCursor));
   ops.copy_to_device(device_table.as<void>(), table.data(), total * sizeof(table[0]));
@@ -143,9 +142,9 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   auto run_epoch = [&](int epoch) {
     NvtxRange range("bench epoch");
     const std::vector<std::int32_t> order = epoch_order(splits.train, settings.seed, epoch);
-    std::vector<elementwise::AdamStep<float>> table(static_cast<std::size_t>(steps));
     const std::uint64_t first = static_cast<std::uint64_t>(epoch - 1) * steps + 1;
-    for (int b = 0; b < steps; ++b) table[b] = adam_step_constants<float>(AdamConfig{}, first + b);
+    const std::vector<elementwise::AdamStep<float>> table =
+        adam_step_table<float>(AdamConfig{}, first, static_cast<std::size_t>(steps));
     BatchStream::Epoch e;
     e.set = &data.train;
     e.order = &order;

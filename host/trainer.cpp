@@ -248,7 +248,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     }
   }
   const std::uint64_t total_steps = static_cast<std::uint64_t>(config.epochs) * steps_per_epoch;
-  AdamConfig adam = config.adam;
+  const AdamConfig adam = config.adam;
 
   Progress progress(progress_out, callbacks.live_progress, config.epochs, classifier);
   TrainResult result;
@@ -324,12 +324,9 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     int last_batch = config.batch;
     // The epoch's batches and each step's Adam constants (its learning rate), uploaded once.
     const int first_batch = partial ? resume.step_in_epoch : 0;
-    std::vector<elementwise::AdamStep<float>> adam_steps(static_cast<std::size_t>(steps_per_epoch));
-    for (int b = 0; b < steps_per_epoch; ++b) {
-      const std::uint64_t t = step + 1 - static_cast<std::uint64_t>(first_batch) + static_cast<std::uint64_t>(b);
-      adam.lr = scheduled_lr(config, t, total_steps);
-      adam_steps[static_cast<std::size_t>(b)] = adam_step_constants<float>(adam, t);
-    }
+    const std::vector<elementwise::AdamStep<float>> adam_steps = adam_step_table<float>(
+        adam, step + 1 - static_cast<std::uint64_t>(first_batch), static_cast<std::size_t>(steps_per_epoch),
+        [&](std::uint64_t t) { return scheduled_lr(config, t, total_steps); });
     BatchStream::Epoch plan;
     plan.set = &data.train;
     plan.order = &order;

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "network.h"
@@ -35,6 +37,21 @@ template <class T> elementwise::AdamStep<T> adam_step_constants(const AdamConfig
   s.step_size = static_cast<T>(c.lr / bias_correction1);
   s.bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
   return s;
+}
+
+// The constants of `count` consecutive steps from `first_step` (a BatchStream epoch's table);
+// lr_at(t), when given, sets step t's learning rate (a schedule), else `base.lr` serves every step.
+template <class T, class LrAt = std::nullptr_t>
+std::vector<elementwise::AdamStep<T>> adam_step_table(const AdamConfig& base, std::uint64_t first_step,
+                                                      std::size_t count, LrAt lr_at = nullptr) {
+  std::vector<elementwise::AdamStep<T>> table(count);
+  AdamConfig c = base;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t t = first_step + i;
+    if constexpr (!std::is_same_v<LrAt, std::nullptr_t>) c.lr = lr_at(t);
+    table[i] = adam_step_constants<T>(c, t);
+  }
+  return table;
 }
 
 template <class T> class Executor {

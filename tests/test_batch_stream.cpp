@@ -77,14 +77,8 @@ void load_params(Executor<float>& ex, std::uint64_t seed) {
 double test_lr(std::uint64_t step) { return 1e-3 * (1.0 + 0.05 * static_cast<double>(step % 7)); }
 
 std::vector<elementwise::AdamStep<float>> adam_table(std::uint64_t first_step, int steps, int first_batch = 0) {
-  std::vector<elementwise::AdamStep<float>> table(static_cast<std::size_t>(steps));
-  for (int b = 0; b < steps; ++b) {
-    AdamConfig a;
-    const std::uint64_t t = first_step + static_cast<std::uint64_t>(b - first_batch);
-    a.lr = test_lr(t);
-    table[b] = adam_step_constants<float>(a, t);
-  }
-  return table;
+  return adam_step_table<float>(AdamConfig{}, first_step - static_cast<std::uint64_t>(first_batch),
+                                static_cast<std::size_t>(steps), test_lr);
 }
 
 // Everything a run leaves behind, for bitwise comparisons.

@@ -80,12 +80,8 @@ Outcome streamed(const Setup& s, const FashionMnist& data, const Splits& splits,
     for (int epoch = 1; epoch <= s.epochs; ++epoch) {
       const auto order = epoch_order(splits.train, s.seed, epoch);
       const std::uint64_t first = static_cast<std::uint64_t>(epoch - 1) * steps + 1;
-      std::vector<elementwise::AdamStep<float>> table(static_cast<std::size_t>(steps));
-      for (int b = 0; b < steps; ++b) {
-        AdamConfig a;
-        a.lr = test_lr(first + b);
-        table[b] = adam_step_constants<float>(a, first + b);
-      }
+      const std::vector<elementwise::AdamStep<float>> table =
+          adam_step_table<float>(AdamConfig{}, first, static_cast<std::size_t>(steps), test_lr);
       BatchStream::Epoch e;
       e.set = &data.train;
       e.order = &order;
