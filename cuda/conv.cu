@@ -390,7 +390,7 @@ std::string ConvPlan::describe() const {
     << " (" << fwd_bytes_ << " B) bwd_data=" << algo_name(bwd_data_algo_) << "/"
     << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B) bwd_filter=";
   if (direct_weight_grad_)
-    s << "fmnist-direct/" << weight_grad_groups(weight_grad_shape_) << " groups (" << bwd_filter_bytes_
+    s << "fmnist-direct/" << weight_grad_groups(weight_grad_shape_).groups << " groups (" << bwd_filter_bytes_
       << " B)";
   else
     s << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " (" << bwd_filter_bytes_

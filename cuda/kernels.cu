@@ -16,6 +16,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "models/conv_weight_grad.h"
 
 #ifndef FMNIST_CUDA_ARCHITECTURES
 #define FMNIST_CUDA_ARCHITECTURES "unknown"
@@ -64,7 +65,8 @@ __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t
 // Bias gradient of a convolution, db (C) = the sum of dy (B,C,HW) over the batch and the plane, in
 // two passes over a partition that depends on the shapes alone (deterministic on any card):
 // pass 1, block (g, c): the sum over image group g's planes of channel c, into partials (C,G), or
-// straight into db[c] when there is one group; pass 2: each channel's G partials in group order.
+// straight into db[c] when there is one group; pass 2 (sum_partials_kernel): each channel's G
+// partials in group order.
 __global__ void channel_bias_partials_kernel(int batch, int channels, int hw, int per_group,
                                              int groups, const float* dy, double* partials,
                                              float* db) {
@@ -82,12 +84,13 @@ __global__ void channel_bias_partials_kernel(int batch, int channels, int hw, in
   else
     partials[static_cast<std::size_t>(c) * groups + g] = total;
 }
-__global__ void channel_bias_finish_kernel(int channels, int groups, const double* partials,
-                                           float* db) {
-  for (std::size_t c = global_index(); c < static_cast<std::size_t>(channels); c += global_stride()) {
+
+// out (outputs) = the sum of each output's partials (outputs, groups), in group order.
+__global__ void sum_partials_kernel(std::size_t outputs, int groups, const double* partials, float* out) {
+  for (std::size_t o = global_index(); o < outputs; o += global_stride()) {
     double sum = 0.0;
-    for (int g = 0; g < groups; ++g) sum += partials[c * groups + g];
-    db[c] = static_cast<float>(sum);
+    for (int g = 0; g < groups; ++g) sum += partials[o * groups + g];
+    out[o] = static_cast<float>(sum);
   }
 }
 
@@ -279,6 +282,10 @@ void launch_add_channel_bias(const Context& c, int batch, int channels, std::siz
   CUDA_CHECK_LAUNCH();
 }
 
+// With more than one group a partition holds under 2 * kReductionTargetBlocks partials.
+static_assert(2 * kReductionTargetBlocks <= Context::kReducePartials,
+              "the bias gradient's partials must fit Context::reduce_partials()");
+
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db) {
   if (hw == 1) {
@@ -290,21 +297,21 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
   if (batch < 1 || channels < 1 || channels > 65535 || hw > static_cast<std::size_t>(INT_MAX))
     throw std::invalid_argument("channel bias gradient: batch and channels must be positive, channels at most "
                                 "65,535 and a plane at most INT_MAX elements");
-  // As many image groups as Context::kReducePartials partials allow (one image per group at most
-  // batch groups): AE(256) at batch 100 runs 25 to 100 blocks per layer instead of 1 to 32.
-  const int group_cap = std::max(1, std::min(batch, Context::kReducePartials / std::max(channels, 1)));
-  const int per_group = (batch + group_cap - 1) / group_cap;
-  const int groups = (batch + per_group - 1) / per_group;
+  // The weight gradient's partition, one slice per channel: AE(256) at batch 100 runs 100 to 480
+  // blocks per layer instead of 1 to 32. Its partials fit Context's reduce partials (static_assert).
+  const ImageGroups part = split_into_image_groups(batch, channels);
   double* partials = c.reduce_partials();
-  channel_bias_partials_kernel<<<dim3(static_cast<unsigned>(groups), static_cast<unsigned>(channels)), kThreads, 0,
-                                 c.stream()>>>(batch, channels, static_cast<int>(hw), per_group, groups, dy,
-                                               partials, db);
+  channel_bias_partials_kernel<<<dim3(static_cast<unsigned>(part.groups), static_cast<unsigned>(channels)), kThreads,
+                                 0, c.stream()>>>(batch, channels, static_cast<int>(hw), part.per_group, part.groups,
+                                                  dy, partials, db);
   CUDA_CHECK_LAUNCH();
-  if (groups > 1) {
-    channel_bias_finish_kernel<<<c.grid_for(static_cast<std::size_t>(channels), kThreads), kThreads, 0,
-                                 c.stream()>>>(channels, groups, partials, db);
-    CUDA_CHECK_LAUNCH();
-  }
+  if (part.groups > 1) launch_sum_partials(c, static_cast<std::size_t>(channels), part.groups, partials, db);
+}
+
+void launch_sum_partials(const Context& c, std::size_t outputs, int groups, const double* partials,
+                         float* out) {
+  sum_partials_kernel<<<c.grid_for(outputs, kThreads), kThreads, 0, c.stream()>>>(outputs, groups, partials, out);
+  CUDA_CHECK_LAUNCH();
 }
 
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,

@@ -2,8 +2,8 @@
 // group g's contributions to the k*k taps of filter slice (k, c) (accumulate_weight_grad_taps,
 // models/conv_weight_grad.h), each thread over a stride of the group's (image, i, j) positions, in
 // FP64; the taps are reduced across the block in a fixed order (warp shuffles, then warps in
-// order). With one group the block writes dw directly; else a second kernel adds each tap's
-// partials in group order.
+// order). With one group the block writes dw directly; else launch_sum_partials (kernels.h) adds
+// each tap's partials in group order.
 #include "cuda/weight_grad.h"
 
 #include <stdexcept>
@@ -11,6 +11,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/kernels.h"
 
 namespace fmnist::cuda {
 namespace {
@@ -58,16 +59,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// dw (weights) = the sum of each weight's `groups` partials, in group order.
-__global__ void direct_weight_grad_finish_kernel(std::size_t weights, int groups,
-                                                 const double* partials, float* dw) {
-  for (std::size_t w = global_index(); w < weights; w += global_stride()) {
-    double total = 0.0;
-    for (int g = 0; g < groups; ++g) total += partials[w * groups + g];
-    dw[w] = static_cast<float>(total);
-  }
-}
-
 std::size_t weight_count(const WeightGradShape& s) {
   return static_cast<std::size_t>(s.k) * s.c * s.kernel * s.kernel;
 }
@@ -75,24 +66,18 @@ std::size_t weight_count(const WeightGradShape& s) {
 template <int KS>
 void launch_for(const Context& c, const WeightGradShape& s, const float* src,
                 const float* ddst, float* dw, double* partials) {
-  const int per_group = weight_grad_images_per_group(s);
-  const int groups = weight_grad_groups(s);
-  const dim3 grid(static_cast<unsigned>(groups), static_cast<unsigned>(s.k * s.c));
-  direct_weight_grad_kernel<KS><<<grid, kThreads, 0, c.stream()>>>(s, per_group, groups, src, ddst,
-                                                                    dw, partials);
+  const ImageGroups part = weight_grad_groups(s);
+  const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(s.k * s.c));
+  direct_weight_grad_kernel<KS><<<grid, kThreads, 0, c.stream()>>>(s, part.per_group, part.groups, src,
+                                                                    ddst, dw, partials);
   CUDA_CHECK_LAUNCH();
-  if (groups > 1) {
-    const std::size_t weights = weight_count(s);
-    direct_weight_grad_finish_kernel<<<c.grid_for(weights, kThreads), kThreads, 0, c.stream()>>>(
-        weights, groups, partials, dw);
-    CUDA_CHECK_LAUNCH();
-  }
+  if (part.groups > 1) launch_sum_partials(c, weight_count(s), part.groups, partials, dw);
 }
 
 }  // namespace
 
 std::size_t direct_weight_grad_workspace_bytes(const WeightGradShape& s) {
-  const int groups = weight_grad_groups(s);
+  const int groups = weight_grad_groups(s).groups;
   return groups > 1 ? weight_count(s) * static_cast<std::size_t>(groups) * sizeof(double) : 0;
 }
 

@@ -1,7 +1,9 @@
-// The convolution weight gradient as fmnist's direct GPU kernel computes it (cuda/weight_grad.h),
-// defined once for g++ and nvcc: the shape, the partition of the images into groups, and one
-// output position's contribution to the k*k taps of a filter slice. tests/test_conv_weight_grad.cpp
-// sums these contributions on the CPU and compares them with the CPU reference's weight gradient.
+// The convolution gradients as fmnist's deterministic GPU reductions compute them, defined once
+// for g++ and nvcc: the partition of a batch's images into groups that both the bias gradient
+// (cuda/kernels.cu) and the direct weight gradient (cuda/weight_grad.h) use, the weight gradient's
+// shape, and one output position's contribution to the k*k taps of a filter slice.
+// tests/test_conv_weight_grad.cpp sums these contributions on the CPU in the kernel's order and
+// compares them with the CPU reference's weight gradient.
 #pragma once
 
 #include <algorithm>
@@ -45,9 +47,25 @@ inline WeightGradShape weight_grad_shape(const ConvGeometry& g) {
 }
 
 constexpr int kDirectWeightGradMaxKernel = 5;  // the kernel sizes the direct GPU path handles
-// Blocks the GPU partition aims at (a few per SM of an H100); a constant, so that the partition,
-// and with it the order of the sums, is the same on any card.
-constexpr int kDirectWeightGradTargetBlocks = 512;
+
+// Blocks a two-pass GPU reduction aims at (a few per SM of an H100); a constant, so that the
+// partition, and with it the order of the sums, is the same on any card. With more than one
+// group, slices * groups < 2 * kReductionTargetBlocks partials.
+constexpr int kReductionTargetBlocks = 512;
+
+// `images` split into `groups` consecutive groups of `per_group` (the last one may be shorter),
+// enough that slices * groups reaches the target, at most one group per image. Block (g, slice)
+// of a reduction sums group g of its slice; a second pass adds each slice's groups in order.
+struct ImageGroups {
+  int per_group = 1, groups = 1;
+};
+inline ImageGroups split_into_image_groups(int images, int slices) {
+  const int wanted = std::max(1, std::min(images, (kReductionTargetBlocks + slices - 1) / slices));
+  ImageGroups g;
+  g.per_group = (images + wanted - 1) / wanted;
+  g.groups = (images + g.per_group - 1) / g.per_group;
+  return g;
+}
 
 // Whether the direct path handles `s`: positive sizes, kernel 1..5, counts that fit an int, at
 // most 65,535 filter slices (the grid's y extent).
@@ -62,17 +80,8 @@ inline bool direct_weight_grad_supported(const WeightGradShape& s) {
   return positions <= INT_MAX && slices <= 65535 && src_plane <= INT_MAX;
 }
 
-// Images per group: enough groups that slices * groups reaches the target, at most one group per
-// image.
-inline int weight_grad_images_per_group(const WeightGradShape& s) {
-  const int slices = s.k * s.c;
-  const int wanted = std::max(1, std::min(s.n, (kDirectWeightGradTargetBlocks + slices - 1) / slices));
-  return (s.n + wanted - 1) / wanted;
-}
-inline int weight_grad_groups(const WeightGradShape& s) {
-  const int per_group = weight_grad_images_per_group(s);
-  return (s.n + per_group - 1) / per_group;
-}
+// The weight gradient's partition: one slice per (k, c) filter slice.
+inline ImageGroups weight_grad_groups(const WeightGradShape& s) { return split_into_image_groups(s.n, s.k * s.c); }
 
 // acc[r*KS + q] += ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
 // for every tap inside src; the product of two floats is exact in double (Acc = double).

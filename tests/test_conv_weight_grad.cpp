@@ -35,7 +35,8 @@ void sum_slice_group(const WeightGradShape& s, int k, int c, int first, int end,
 // dw as the GPU path partitions it: per filter slice and image group, then the groups in order.
 std::vector<float> direct_weight_grad(const WeightGradShape& s, const float* src, const float* ddst) {
   const int taps = s.kernel * s.kernel;
-  const int per_group = weight_grad_images_per_group(s), groups = weight_grad_groups(s);
+  const ImageGroups part = weight_grad_groups(s);
+  const int per_group = part.per_group, groups = part.groups;
   std::vector<float> dw(static_cast<std::size_t>(s.k) * s.c * taps);
   for (int k = 0; k < s.k; ++k)
     for (int c = 0; c < s.c; ++c) {
@@ -114,21 +115,39 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
                                 paper_conv1(1), paper_conv2(37), paper_deconv2(4096)}) {
     INFO(describe(g));
     const WeightGradShape s = weight_grad_shape(g);
-    const int per_group = weight_grad_images_per_group(s), groups = weight_grad_groups(s);
+    const ImageGroups part = weight_grad_groups(s);
+  const int per_group = part.per_group, groups = part.groups;
     CHECK(per_group >= 1);
     CHECK(groups >= 1);
     CHECK(static_cast<long long>(groups) * per_group >= s.n);  // every image is in a group
     CHECK(static_cast<long long>(groups - 1) * per_group < s.n);  // no group is empty
     // Enough blocks for the card where there are images enough, no more than about the target.
     const long long blocks = static_cast<long long>(groups) * s.k * s.c;
-    CHECK(blocks <= 2LL * kDirectWeightGradTargetBlocks + s.k * s.c);
-    if (s.n >= kDirectWeightGradTargetBlocks) CHECK(blocks >= kDirectWeightGradTargetBlocks / 2);
+    CHECK(blocks <= 2LL * kReductionTargetBlocks + s.k * s.c);
+    if (s.n >= kReductionTargetBlocks) CHECK(blocks >= kReductionTargetBlocks / 2);
   }
   // The paper's layers: conv1 and deconv2 split the batch, conv2 and deconv1 have slices enough.
-  CHECK(weight_grad_groups(weight_grad_shape(paper_conv1(100))) == 25);
-  CHECK(weight_grad_groups(weight_grad_shape(paper_conv2(100))) == 1);
-  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv1(100))) == 1);
-  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv2(100))) == 25);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_conv1(100))).groups == 25);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_conv2(100))).groups == 1);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv1(100))).groups == 1);
+  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv2(100))).groups == 25);
+}
+
+TEST_CASE("image groups of any reduction: every image once, partials under twice the target", "[conv][wgrad]") {
+  // The bias gradient's reduction uses it with one slice per channel, its partials in a buffer of
+  // 2 * kReductionTargetBlocks (cuda/kernels.cu asserts the size).
+  for (int images : {1, 2, 7, 50, 100, 4096})
+    for (int slices : {1, 16, 32, 100, 511, 512, 513, 4096}) {
+      INFO(images << " images, " << slices << " slices");
+      const ImageGroups g = split_into_image_groups(images, slices);
+      CHECK(g.per_group >= 1);
+      CHECK(static_cast<long long>(g.groups) * g.per_group >= images);
+      CHECK(static_cast<long long>(g.groups - 1) * g.per_group < images);
+      if (g.groups > 1) CHECK(static_cast<long long>(g.groups) * slices < 2LL * kReductionTargetBlocks);
+    }
+  CHECK(split_into_image_groups(100, 16).groups == 25);  // AE(256)'s conv1 bias: 400 blocks
+  CHECK(split_into_image_groups(100, 32).groups == 15);  // conv2: 480 blocks
+  CHECK(split_into_image_groups(100, 1).groups == 100);  // the last ConvTranspose2d: one image a block
 }
 
 TEST_CASE("direct weight gradient refuses what it cannot handle", "[conv][wgrad]") {
