@@ -409,9 +409,9 @@ TrainConfig read_run_config(const std::string& path) {
   field("init_redraws", c.init_redraws);
   std::string schedule = "constant";
   field("lr_schedule", schedule);
-  if (schedule == "constant")
+  if (schedule == lr_schedule_name(LrSchedule::Constant))
     c.lr_schedule = LrSchedule::Constant;
-  else if (schedule == "warmup_cosine")
+  else if (schedule == lr_schedule_name(LrSchedule::WarmupCosine))
     c.lr_schedule = LrSchedule::WarmupCosine;
   else
     fail(path, "field 'lr_schedule' is '" + schedule + "', not constant or warmup_cosine");
@@ -451,7 +451,7 @@ std::map<std::string, std::string> flatten_run_config(const TrainConfig& c) {
           {"max_steps_per_epoch", std::to_string(c.max_steps_per_epoch)},
           {"init_encoder_from", c.init_encoder_from},
           {"init_redraws", std::to_string(c.init_redraws)},
-          {"lr_schedule", c.lr_schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant"},
+          {"lr_schedule", lr_schedule_name(c.lr_schedule)},
           {"lr_warmup_fraction", fmt::format("{}", c.lr_warmup_fraction)},
           {"lr_final_fraction", fmt::format("{}", c.lr_final_fraction)},
           {"augment", c.augment ? "true" : "false"},

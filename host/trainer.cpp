@@ -100,7 +100,7 @@ nlohmann::json training_settings_json(const TrainConfig& c) {
           {"validation_count", c.validation_count},
           {"max_steps_per_epoch", c.max_steps_per_epoch},
           {"init_redraws", c.init_redraws},
-          {"lr_schedule", c.lr_schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant"},
+          {"lr_schedule", lr_schedule_name(c.lr_schedule)},
           {"lr_warmup_fraction", c.lr_warmup_fraction},
           {"lr_final_fraction", c.lr_final_fraction},
           {"augment", c.augment},
@@ -108,6 +108,10 @@ nlohmann::json training_settings_json(const TrainConfig& c) {
           {"augment_flip", c.augment_flip},
           {"augment_erase", c.augment_erase},
           {"precision", precision_name(c.precision)}};
+}
+
+const char* lr_schedule_name(LrSchedule schedule) {
+  return schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant";
 }
 
 int guard_interval(const TrainConfig& config, const Ops<float>& ops) {

@@ -22,6 +22,9 @@ namespace fmnist {
 // The learning rate over a run: constant (the paper's), or a linear warm-up to adam.lr followed by
 // a cosine decay (see scheduled_lr).
 enum class LrSchedule { Constant, WarmupCosine };
+// Its name in config.json and the reproduction's records: "constant" or "warmup_cosine" (the
+// command line spells the second --lr-schedule warmup-cosine).
+const char* lr_schedule_name(LrSchedule schedule);
 
 struct TrainConfig {
   ModelConfig model;
