@@ -46,6 +46,14 @@ struct CudaOptions {
   // FP64 sums) instead of cuDNN's, in FP32 and TF32 modes (BF16 keeps cuDNN's). Off by default
   // until an H100 run has timed it; FMNIST_CONV_WGRAD=fmnist turns it on for a command.
   bool direct_weight_grad = false;
+  // Streams a backward pass runs on: 1 (the default), or 2: each layer's parameter gradients
+  // (weight and bias) go to a second stream, beside the chain of input gradients on the first,
+  // and the two join before the next op that is not a backward op (Adam, in a train step); a
+  // captured step holds both as branches of one graph. The same kernels compute the same sums,
+  // so the results are bitwise those of one stream. BF16 mode keeps one stream (its operand
+  // casts share one scratch buffer). Off by default until an H100 run has timed it;
+  // FMNIST_BACKWARD_STREAMS=2 turns it on for a command.
+  int backward_streams = 1;
 };
 
 // The GPU backend on options.device. Throws std::runtime_error with a one-line message when there

@@ -1,5 +1,5 @@
-// The CUDA context: device selection and checks, the stream, the cuDNN and cuBLAS handles and the
-// workspaces (see context.h).
+// The CUDA context: device selection and checks, the lanes (stream, cuDNN and cuBLAS handles,
+// workspaces), their fork and join, and the growing of workspaces (see context.h).
 #include "cuda/context.h"
 
 #include <algorithm>
@@ -61,25 +61,16 @@ Context::Context(const CudaOptions& options) : options_(options) {
                              "): " + missing +
                              "; reconfigure with -DCMAKE_CUDA_ARCHITECTURES=" +
                              std::to_string(properties_.major) + std::to_string(properties_.minor));
+  if (options.backward_streams != 1 && options.backward_streams != 2)
+    throw std::invalid_argument("CUDA options: backward_streams must be 1 or 2, got " +
+                                std::to_string(options.backward_streams));
   try {
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUDNN_CHECK(cudnnCreate(&cudnn_));
-    CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
-    CUBLAS_CHECK(cublasCreate(&cublas_));
-    // cublasSetStream resets the workspace to the default pool: set the stream first.
-    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-    CUBLAS_CHECK(cublasSetMathMode(cublas_, options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                : CUBLAS_DEFAULT_MATH));
-    CUBLAS_CHECK(cublasSetAtomicsMode(cublas_, CUBLAS_ATOMICS_NOT_ALLOWED));
-    CUBLAS_CHECK(cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
-    CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
-    CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
-    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&reduce_partials_),
-                          sizeof(double) * kReducePartials));
-    // Zeroed once, on the stream (ahead of any use): no library kernel or reduction can ever read
-    // memory nothing wrote (compute-sanitizer --tool initcheck).
-    CUDA_CHECK(cudaMemsetAsync(cublas_workspace_, 0, kCublasWorkspaceBytes, stream_));
-    CUDA_CHECK(cudaMemsetAsync(reduce_partials_, 0, sizeof(double) * kReducePartials, stream_));
+    create_lane(main_);
+    if (options.backward_streams == 2 && !options.bf16) {
+      create_lane(side_);
+      CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
+    }
     std::size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     workspace_limit_ = std::min(kMaxConvWorkspaceBytes, free_bytes / 4);
@@ -89,42 +80,92 @@ Context::Context(const CudaOptions& options) : options_(options) {
   }
 }
 
+// A stream with its own cuDNN and cuBLAS handles, cuBLAS workspace and reduction scratch.
+void Context::create_lane(Lane& lane) {
+  CUDA_CHECK(cudaStreamCreateWithFlags(&lane.stream, cudaStreamNonBlocking));
+  CUDNN_CHECK(cudnnCreate(&lane.cudnn));
+  CUDNN_CHECK(cudnnSetStream(lane.cudnn, lane.stream));
+  CUBLAS_CHECK(cublasCreate(&lane.cublas));
+  // cublasSetStream resets the workspace to the default pool: set the stream first.
+  CUBLAS_CHECK(cublasSetStream(lane.cublas, lane.stream));
+  CUBLAS_CHECK(cublasSetMathMode(lane.cublas, options_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                 : CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(cublasSetAtomicsMode(lane.cublas, CUBLAS_ATOMICS_NOT_ALLOWED));
+  CUBLAS_CHECK(cublasSetPointerMode(lane.cublas, CUBLAS_POINTER_MODE_HOST));
+  CUDA_CHECK(cudaMalloc(&lane.cublas_workspace, kCublasWorkspaceBytes));
+  CUBLAS_CHECK(cublasSetWorkspace(lane.cublas, lane.cublas_workspace, kCublasWorkspaceBytes));
+  CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.reduce_partials), sizeof(double) * kReducePartials));
+  // Zeroed once, on the lane's stream (ahead of any use): no library kernel or reduction can ever
+  // read memory nothing wrote (compute-sanitizer --tool initcheck).
+  CUDA_CHECK(cudaMemsetAsync(lane.cublas_workspace, 0, kCublasWorkspaceBytes, lane.stream));
+  CUDA_CHECK(cudaMemsetAsync(lane.reduce_partials, 0, sizeof(double) * kReducePartials, lane.stream));
+}
+
 Context::~Context() { release(); }
 
-void Context::release() noexcept {
-  if (stream_ != nullptr) CUDA_LOG(cudaStreamSynchronize(stream_));
+void Context::release_lane(Lane& lane) noexcept {
+  if (lane.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(lane.stream));
   // The handles first: they hold the workspaces' addresses (cuBLAS its user workspace).
-  if (cublas_ != nullptr) CUBLAS_LOG(cublasDestroy(cublas_));
-  if (cudnn_ != nullptr) CUDNN_LOG(cudnnDestroy(cudnn_));
-  cublas_ = nullptr;
-  cudnn_ = nullptr;
-  if (workspace_ != nullptr) CUDA_LOG(cudaFree(workspace_));
+  if (lane.cublas != nullptr) CUBLAS_LOG(cublasDestroy(lane.cublas));
+  if (lane.cudnn != nullptr) CUDNN_LOG(cudnnDestroy(lane.cudnn));
+  if (lane.workspace != nullptr) CUDA_LOG(cudaFree(lane.workspace));
+  if (lane.cublas_workspace != nullptr) CUDA_LOG(cudaFree(lane.cublas_workspace));
+  if (lane.reduce_partials != nullptr) CUDA_LOG(cudaFree(lane.reduce_partials));
+  if (lane.stream != nullptr) CUDA_LOG(cudaStreamDestroy(lane.stream));
+  lane = Lane{};
+}
+
+void Context::release() noexcept {
+  wait_for_lanes();  // both idle before anything they may use is freed
+  release_lane(side_);
+  release_lane(main_);
+  for (cudaEvent_t* event : {&fork_event_, &join_event_})
+    if (*event != nullptr) {
+      CUDA_LOG(cudaEventDestroy(*event));
+      *event = nullptr;
+    }
   for (void* retired : retired_workspaces_) CUDA_LOG(cudaFree(retired));
   retired_workspaces_.clear();
   if (bf16_scratch_ != nullptr) CUDA_LOG(cudaFree(bf16_scratch_));
   bf16_scratch_ = nullptr;
   bf16_scratch_bytes_ = 0;
-  if (cublas_workspace_ != nullptr) CUDA_LOG(cudaFree(cublas_workspace_));
-  if (reduce_partials_ != nullptr) CUDA_LOG(cudaFree(reduce_partials_));
-  if (stream_ != nullptr) CUDA_LOG(cudaStreamDestroy(stream_));
-  workspace_ = cublas_workspace_ = nullptr;
-  reduce_partials_ = nullptr;
-  cublas_ = nullptr;
-  cudnn_ = nullptr;
-  stream_ = nullptr;
-  workspace_bytes_ = 0;
+  on_side_ = side_pending_ = false;
 }
 
-void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t bytes, const char* what) {
+void Context::enter_side_lane() {
+  if (!has_side_lane()) return;
+  if (on_side_) throw std::logic_error("Context: a side lane entered twice (SideLane does not nest)");
+  CUDA_CHECK(cudaEventRecord(fork_event_, main_.stream));
+  CUDA_CHECK(cudaStreamWaitEvent(side_.stream, fork_event_, 0));
+  on_side_ = true;
+  side_pending_ = true;
+}
+
+void Context::join_side_lane() {
+  if (!side_pending_) return;
+  if (on_side_) throw std::logic_error("Context: the side lane joined from inside a SideLane");
+  CUDA_CHECK(cudaEventRecord(join_event_, side_.stream));
+  CUDA_CHECK(cudaStreamWaitEvent(main_.stream, join_event_, 0));
+  side_pending_ = false;
+}
+
+void Context::wait_for_lanes() noexcept {
+  if (main_.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(main_.stream));
+  if (side_.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(side_.stream));
+}
+
+void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t bytes, const char* what,
+                          cudaStream_t stream) {
   if (bytes <= buffer_bytes) return;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
+  CUDA_CHECK(cudaStreamIsCapturing(main_.stream, &capture));
   if (capture != cudaStreamCaptureStatusNone)
     throw std::logic_error(std::string("CUDA graph capture needs a larger ") + what + " (" +
                            std::to_string(bytes) + " bytes) than any step before: run the step "
                            "once un-captured first");
-  // Work already queued may still use the old buffer.
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  // Work already queued on either lane may still use the old buffer.
+  CUDA_CHECK(cudaStreamSynchronize(main_.stream));
+  if (side_.stream != nullptr) CUDA_CHECK(cudaStreamSynchronize(side_.stream));
   if (buffer != nullptr) {
     retired_workspaces_.push_back(buffer);  // a captured graph may still use it
     buffer = nullptr;
@@ -134,17 +175,19 @@ void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t 
   const std::size_t rounded = (bytes + (std::size_t(1) << 20) - 1) & ~((std::size_t(1) << 20) - 1);
   CUDA_CHECK(cudaMalloc(&buffer, rounded));
   buffer_bytes = rounded;
-  // Zeroed (stream-ordered, before any kernel uses it): initcheck then never sees a cuDNN or cast
-  // kernel read bytes that no kernel wrote.
-  CUDA_CHECK(cudaMemsetAsync(buffer, 0, rounded, stream_));
+  // Zeroed (ordered on the stream that uses it, before any kernel does): initcheck then never sees
+  // a cuDNN or cast kernel read bytes that no kernel wrote.
+  CUDA_CHECK(cudaMemsetAsync(buffer, 0, rounded, stream));
 }
 
 void Context::reserve_workspace(std::size_t bytes) {
-  grow_buffer(workspace_, workspace_bytes_, bytes, "cuDNN workspace");
+  grow_buffer(main_.workspace, main_.workspace_bytes, bytes, "cuDNN workspace", main_.stream);
+  if (has_side_lane())
+    grow_buffer(side_.workspace, side_.workspace_bytes, bytes, "cuDNN workspace", side_.stream);
 }
 
-void Context::reserve_bf16_scratch(std::size_t bytes) {
-  grow_buffer(bf16_scratch_, bf16_scratch_bytes_, bytes, "BF16 scratch");
+void Context::reserve_bf16_scratch(std::size_t bytes) {  // BF16 mode has no side lane
+  grow_buffer(bf16_scratch_, bf16_scratch_bytes_, bytes, "BF16 scratch", main_.stream);
 }
 
 int Context::grid_for(std::size_t n, int threads) const {

@@ -1,7 +1,9 @@
-// The CUDA context of one CudaOps: the device, one stream, one cuDNN and one cuBLAS handle bound to
-// that stream, the cuDNN workspace (one buffer shared by every convolution, grown only while a new
-// convolution geometry is being planned), cuBLAS's own fixed workspace, and a small scratch area
-// for deterministic reductions. Everything here is created once; nothing is allocated per step.
+// The CUDA context of one CudaOps: the device, and one lane of work (a stream, a cuDNN and a cuBLAS
+// handle bound to it, the cuDNN workspace shared by every convolution on it and grown only while a
+// new convolution geometry is being planned, cuBLAS's own fixed workspace, and a small scratch
+// area for deterministic reductions), or two with options().backward_streams == 2: the side lane
+// computes a backward pass's parameter gradients beside the main one (SideLane below).
+// Everything here is created once; nothing is allocated per step.
 #pragma once
 
 #include <cublas_v2.h>
@@ -28,17 +30,20 @@ class Context {
   const CudaOptions& options() const { return options_; }
   int device() const { return options_.device; }
   const cudaDeviceProp& properties() const { return properties_; }
-  cudaStream_t stream() const { return stream_; }
-  cudnnHandle_t cudnn() const { return cudnn_; }
-  cublasHandle_t cublas() const { return cublas_; }
+  // The current lane's stream and handles: the side lane's inside a SideLane, else the main one's.
+  cudaStream_t stream() const { return lane().stream; }
+  cudnnHandle_t cudnn() const { return lane().cudnn; }
+  cublasHandle_t cublas() const { return lane().cublas; }
+  // The main lane's stream: captures, copies, uploads and timings are ordered on it.
+  cudaStream_t main_stream() const { return main_.stream; }
 
-  // The shared cuDNN workspace, at least `bytes` large. Growing it (only ever while a new
-  // convolution plan is made, never in a steady-state step) waits for the stream first. The
+  // The cuDNN workspace of each lane, at least `bytes` large. Growing it (only ever while a new
+  // convolution plan is made, never in a steady-state step) waits for the lanes first. The
   // smaller buffer it replaces is kept until teardown: a CUDA graph captured earlier holds its
   // address (cuda/graph.h).
   void reserve_workspace(std::size_t bytes);
-  void* workspace() const { return workspace_; }
-  std::size_t workspace_bytes() const { return workspace_bytes_; }
+  void* workspace() const { return lane().workspace; }
+  std::size_t workspace_bytes() const { return main_.workspace_bytes; }
   // The largest workspace a convolution algorithm may ask for.
   std::size_t workspace_limit() const { return workspace_limit_; }
 
@@ -50,33 +55,71 @@ class Context {
   void reserve_bf16_scratch(std::size_t bytes);
   void* bf16_scratch() const { return bf16_scratch_; }
 
-  // Scratch for two-pass reductions: kReducePartials doubles.
+  // Scratch for two-pass reductions: kReducePartials doubles (the current lane's).
   static constexpr int kReducePartials = 1024;
-  double* reduce_partials() const { return reduce_partials_; }
+  double* reduce_partials() const { return lane().reduce_partials; }
+
+  // The side lane (options().backward_streams == 2, not in BF16 mode): whether there is one; the
+  // fork (the side lane waits for the main lane's work so far, and what is enqueued until
+  // leave_side_lane runs on it); and the join (the main lane waits for all side work, a no-op
+  // when there is none). With one lane, enter and leave do nothing. Used through SideLane.
+  bool has_side_lane() const { return side_.stream != nullptr; }
+  void enter_side_lane();
+  void leave_side_lane() noexcept { on_side_ = false; }
+  void join_side_lane();
+  // Waits until both lanes are idle; logs, never throws (for teardown and frees).
+  void wait_for_lanes() noexcept;
 
   // A threads-per-block and block count for a grid-stride loop over n elements.
   int grid_for(std::size_t n, int threads) const;
 
  private:
-  // Grows `buffer` (of `buffer_bytes`) to at least `bytes`, rounded up to 1 MiB and zeroed: waits
-  // for the stream, retires the old buffer (a captured graph may hold it), refuses during capture.
-  void grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t bytes, const char* what);
+  // One stream of work and what runs on it.
+  struct Lane {
+    cudaStream_t stream = nullptr;
+    cudnnHandle_t cudnn = nullptr;
+    cublasHandle_t cublas = nullptr;
+    void* cublas_workspace = nullptr;
+    void* workspace = nullptr;  // cuDNN's
+    std::size_t workspace_bytes = 0;
+    double* reduce_partials = nullptr;
+  };
+  const Lane& lane() const { return on_side_ ? side_ : main_; }
+  void create_lane(Lane& lane);
+  void release_lane(Lane& lane) noexcept;
+
+  // Grows `buffer` (of `buffer_bytes`) to at least `bytes`, rounded up to 1 MiB and zeroed on
+  // `stream`: waits for the lanes, retires the old buffer (a captured graph may hold it), refuses
+  // during capture.
+  void grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t bytes, const char* what,
+                   cudaStream_t stream);
 
   CudaOptions options_;
   cudaDeviceProp properties_{};
-  cudaStream_t stream_ = nullptr;
-  cudnnHandle_t cudnn_ = nullptr;
-  cublasHandle_t cublas_ = nullptr;
-  void* workspace_ = nullptr;
-  std::size_t workspace_bytes_ = 0;
+  Lane main_, side_;
+  bool on_side_ = false;       // work goes to the side lane (inside a SideLane)
+  bool side_pending_ = false;  // the side lane has work the main lane has not joined
+  cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   std::size_t workspace_limit_ = 0;
   std::vector<void*> retired_workspaces_;
   void* bf16_scratch_ = nullptr;
   std::size_t bf16_scratch_bytes_ = 0;
-  void* cublas_workspace_ = nullptr;
-  double* reduce_partials_ = nullptr;
 
   void release() noexcept;
+};
+
+// For its lifetime, work enqueued through the context goes to the side lane, after the main lane's
+// work so far (a fork); without a side lane it changes nothing. The main lane joins it later
+// (Context::join_side_lane). Not nested.
+class SideLane {
+ public:
+  explicit SideLane(Context& context) : context_(context) { context_.enter_side_lane(); }
+  ~SideLane() { context_.leave_side_lane(); }
+  SideLane(const SideLane&) = delete;
+  SideLane& operator=(const SideLane&) = delete;
+
+ private:
+  Context& context_;
 };
 
 }  // namespace fmnist::cuda

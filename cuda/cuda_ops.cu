@@ -61,7 +61,7 @@ void* CudaOps::allocate(std::size_t bytes) {
   }
   if (status != cudaSuccess) throw_cuda(status, "cudaMalloc(&ptr, rounded)", __FILE__, __LINE__);
   try {
-    CUDA_CHECK(cudaMemsetAsync(ptr, 0, rounded, context_.stream()));
+    CUDA_CHECK(cudaMemsetAsync(ptr, 0, rounded, main_lane().stream()));
   } catch (...) {
     CUDA_LOG(cudaFree(ptr));
     throw;
@@ -71,8 +71,8 @@ void* CudaOps::allocate(std::size_t bytes) {
 
 void CudaOps::deallocate(void* ptr) noexcept {
   if (ptr == nullptr) return;
-  // Work still queued may use the buffer; freeing happens at teardown only.
-  CUDA_LOG(cudaStreamSynchronize(context_.stream()));
+  // Work still queued on either lane may use the buffer; freeing happens at teardown only.
+  context_.wait_for_lanes();
   CUDA_LOG(cudaFree(ptr));
 }
 
@@ -80,15 +80,15 @@ void CudaOps::copy_to_device(void* dst, const void* host_src, std::size_t bytes)
   if (bytes == 0) return;
   require("copy_to_device", "dst", dst);
   require("copy_to_device", "host_src", host_src);
-  CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, context_.stream()));
+  CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, main_lane().stream()));
 }
 
 void CudaOps::copy_to_host(void* host_dst, const void* src, std::size_t bytes) {
   if (bytes == 0) return;
   require("copy_to_host", "host_dst", host_dst);
   require("copy_to_host", "src", src);
-  CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, context_.stream()));
-  CUDA_CHECK(cudaStreamSynchronize(context_.stream()));
+  CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, main_lane().stream()));
+  CUDA_CHECK(cudaStreamSynchronize(context_.main_stream()));
 }
 
 void CudaOps::copy(void* dst, const void* src, std::size_t bytes) {
@@ -97,21 +97,21 @@ void CudaOps::copy(void* dst, const void* src, std::size_t bytes) {
   require("copy", "src", src);
   const auto d = reinterpret_cast<std::uintptr_t>(dst), s = reinterpret_cast<std::uintptr_t>(src);
   if (d < s + bytes && s < d + bytes) fail("copy", "source and destination overlap");
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, context_.stream()));
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, main_lane().stream()));
 }
 
 void CudaOps::fill(float* dst, float value, std::size_t n) {
   if (n == 0) return;
   require("fill", "dst", dst);
-  launch_fill(context_, n, value, dst);
+  launch_fill(main_lane(), n, value, dst);
 }
 
-void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(context_.stream())); }
+void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(main_lane().stream())); }
 
 // x (n) = pixels (n) / 255
 void CudaOps::images_to_float(std::size_t n, const std::uint8_t* pixels, float* x) {
   check_images_to_float("images_to_float", n, pixels, x);
-  launch_images_to_float(context_, n, pixels, x);
+  launch_images_to_float(main_lane(), n, pixels, x);
 }
 
 // ---- convolutions ---------------------------------------------------------------------------------
@@ -131,25 +131,30 @@ void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& 
                            const float* w, const float* b, float* y) {
   check_conv_forward(op, g, transposed, x, w, y);
   check_cudnn_counts(op, g);
+  Context& context = main_lane();  // the plan's forward runs on it too
   plan(g).forward(x, w, y);
   if (b != nullptr)
-    launch_add_channel_bias(context_, g.batch, g.out_channels,
+    launch_add_channel_bias(context, g.batch, g.out_channels,
                             static_cast<std::size_t>(g.out_h()) * g.out_w(), b, y);
 }
 
-// db = the sums of dy's planes; dw and dx from the plan's backward passes.
+// db = the sums of dy's planes; dw and dx from the plan's backward passes. db and dw go to the
+// side lane when there is one (Context, options().backward_streams == 2), dx stays on the main one.
 void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry& g,
                             const float* x, const float* w, const float* dy, float* dx, float* dw,
                             float* db) {
   check_conv_backward(op, g, transposed, x, w, dy, dx, dw);
   check_cudnn_counts(op, g);
-  if (db != nullptr)
-    launch_channel_bias_grad(context_, g.batch, g.out_channels,
-                             static_cast<std::size_t>(g.out_h()) * g.out_w(), dy, db);
-  if (dx == nullptr && dw == nullptr) return;
-  ConvPlan& p = plan(g);
-  if (dw != nullptr) p.backward_filter(x, dy, dw);
-  if (dx != nullptr) p.backward_data(w, dy, dx);
+  // Planned first, on the main lane (a new geometry allocates and waits).
+  ConvPlan* p = dx != nullptr || dw != nullptr ? &plan(g) : nullptr;
+  {
+    SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
+    if (db != nullptr)
+      launch_channel_bias_grad(context_, g.batch, g.out_channels,
+                               static_cast<std::size_t>(g.out_h()) * g.out_w(), dy, db);
+    if (dw != nullptr) p->backward_filter(x, dy, dw);
+  }
+  if (dx != nullptr) p->backward_data(w, dy, dx);
 }
 
 // x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
@@ -182,7 +187,7 @@ void CudaOps::conv_transpose2d_backward(const ConvGeometry& g, const float* x, c
 void CudaOps::maxpool2d_forward(const PoolGeometry& g, const float* x, float* y,
                                 std::int32_t* argmax) {
   check_maxpool_forward("maxpool2d_forward", g, x, y, argmax);
-  launch_maxpool_forward(context_, g, x, y, argmax);
+  launch_maxpool_forward(main_lane(), g, x, y, argmax);
 }
 
 // dy (B,C,Ho,Wo), argmax -> dx (B,C,H,W)
@@ -199,24 +204,28 @@ void CudaOps::maxpool2d_backward(const PoolGeometry& g, const float* dy,
 void CudaOps::linear_forward(const LinearGeometry& g, const float* x, const float* w,
                              const float* b, float* y) {
   check_linear_forward("linear_forward", g, x, w, y);
-  gemm_linear_forward(context_, g, x, w, y);
-  if (b != nullptr) launch_add_channel_bias(context_, g.batch, g.out_features, 1, b, y);
+  Context& context = main_lane();
+  gemm_linear_forward(context, g, x, w, y);
+  if (b != nullptr) launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y);
 }
 
 // dx (B,in) = dy w;  dw (out,in) = dy^T x;  db (out) = column sums of dy (in double)
 void CudaOps::linear_backward(const LinearGeometry& g, const float* x, const float* w,
                               const float* dy, float* dx, float* dw, float* db) {
   check_linear_backward("linear_backward", g, x, w, dy, dx, dw);
+  {
+    SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
+    if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
+    if (db != nullptr) launch_channel_bias_grad(context_, g.batch, g.out_features, 1, dy, db);
+  }
   if (dx != nullptr) gemm_linear_backward_data(context_, g, w, dy, dx);
-  if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
-  if (db != nullptr) launch_channel_bias_grad(context_, g.batch, g.out_features, 1, dy, db);
 }
 
 // ---- element-wise ---------------------------------------------------------------------------------
 
 void CudaOps::relu_forward(std::size_t n, const float* x, float* y) {
   check_activation_forward("relu_forward", n, x, y);
-  launch_relu_forward(context_, n, x, y);
+  launch_relu_forward(main_lane(), n, x, y);
 }
 
 void CudaOps::relu_backward(std::size_t n, const float* y, const float* dy, float* dx) {
@@ -226,7 +235,7 @@ void CudaOps::relu_backward(std::size_t n, const float* y, const float* dy, floa
 
 void CudaOps::sigmoid_forward(std::size_t n, const float* x, float* y) {
   check_activation_forward("sigmoid_forward", n, x, y);
-  launch_sigmoid_forward(context_, n, x, y);
+  launch_sigmoid_forward(main_lane(), n, x, y);
 }
 
 void CudaOps::sigmoid_backward(std::size_t n, const float* y, const float* dy, float* dx) {
@@ -237,7 +246,7 @@ void CudaOps::sigmoid_backward(std::size_t n, const float* y, const float* dy, f
 void CudaOps::dropout_forward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
                               std::uint32_t layer, const float* x, float* y) {
   check_dropout_forward("dropout_forward", n, p, x, y);
-  launch_dropout(context_, n, p, seed, step, layer, x, y);
+  launch_dropout(main_lane(), n, p, seed, step, layer, x, y);
 }
 
 void CudaOps::dropout_backward(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
@@ -251,13 +260,13 @@ void CudaOps::dropout_backward(std::size_t n, float p, std::uint64_t seed, std::
 void CudaOps::l1_loss(std::size_t n, const float* pred, const float* target, float* dpred,
                       float* loss, double* loss_sum) {
   check_point_loss("l1_loss", n, pred, target, loss);
-  launch_point_loss(context_, PointLoss::L1, n, pred, target, dpred, loss, loss_sum);
+  launch_point_loss(main_lane(), PointLoss::L1, n, pred, target, dpred, loss, loss_sum);
 }
 
 void CudaOps::mse_loss(std::size_t n, const float* pred, const float* target, float* dpred,
                        float* loss, double* loss_sum) {
   check_point_loss("mse_loss", n, pred, target, loss);
-  launch_point_loss(context_, PointLoss::MSE, n, pred, target, dpred, loss, loss_sum);
+  launch_point_loss(main_lane(), PointLoss::MSE, n, pred, target, dpred, loss, loss_sum);
 }
 
 // scores (B,classes), labels (B) -> loss[0], dscores (B,classes). Labels stay on the device, so a
@@ -266,14 +275,14 @@ void CudaOps::softmax_cross_entropy(int batch, int classes, const float* scores,
                                     const std::uint8_t* labels, float* dscores, float* loss,
                                     double* loss_sum) {
   check_softmax_cross_entropy("softmax_cross_entropy", batch, classes, scores, labels, loss);
-  launch_softmax_cross_entropy(context_, batch, classes, scores, labels, dscores, loss, loss_sum);
+  launch_softmax_cross_entropy(main_lane(), batch, classes, scores, labels, dscores, loss, loss_sum);
 }
 
 // confusion (classes,classes)[label][argmax(scores)] += 1; rows with a label >= classes are skipped.
 void CudaOps::count_predictions(int batch, int classes, const float* scores,
                                 const std::uint8_t* labels, std::int64_t* confusion) {
   check_count_predictions("count_predictions", batch, classes, scores, labels, confusion);
-  launch_count_predictions(context_, batch, classes, scores, labels, confusion);
+  launch_count_predictions(main_lane(), batch, classes, scores, labels, confusion);
 }
 
 // ---- optimizer -----------------------------------------------------------------------------------
@@ -281,7 +290,7 @@ void CudaOps::count_predictions(int batch, int classes, const float* scores,
 void CudaOps::adam_update(std::size_t n, float* params, const float* grads, float* m, float* v,
                           const elementwise::AdamStep<float>& step) {
   check_adam_update("adam_update", n, params, grads, m, v);
-  launch_adam(context_, n, params, grads, m, v, step);
+  launch_adam(main_lane(), n, params, grads, m, v, step);
 }
 
 }  // namespace fmnist::cuda

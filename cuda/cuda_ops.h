@@ -108,6 +108,13 @@ class CudaOps final : public Ops<float> {
 
  private:
   ConvPlan& plan(const ConvGeometry& g);
+  // The context, with the main lane made to wait for any side-lane work first (Context::
+  // join_side_lane): every op but the *_backward ones enqueues through this, so parameter
+  // gradients on the side lane are complete before anything (Adam, a copy) can read them.
+  Context& main_lane() {
+    context_.join_side_lane();
+    return context_;
+  }
   // The bodies of conv2d_* (transposed false) and conv_transpose2d_* (true); op names the caller.
   void conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                     const float* w, const float* b, float* y);

@@ -1,6 +1,7 @@
 // CudaOps' streaming calls (models/ops.h, "streaming"): pinned host memory, the upload ring and
 // stopwatch (streaming.h), graph capture of the compute stream (graph.h) and the step-reading
 // ops (step_kernels.h). Preconditions are checked on the host as in cuda_ops.cu.
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -27,7 +28,7 @@ void* CudaOps::allocate_host(std::size_t bytes) {
 
 void CudaOps::deallocate_host(void* ptr) noexcept {
   if (ptr == nullptr) return;
-  CUDA_LOG(cudaStreamSynchronize(context_.stream()));  // a queued copy may still read it
+  context_.wait_for_lanes();  // a queued copy may still read it
   CUDA_LOG(cudaFreeHost(ptr));
 }
 
@@ -38,30 +39,38 @@ std::size_t CudaOps::free_memory() {
 }
 
 std::unique_ptr<UploadRing> CudaOps::make_upload_ring(int slots, std::size_t slot_bytes) {
-  return std::make_unique<CudaUploadRing>(context_, slots, slot_bytes);
+  return std::make_unique<CudaUploadRing>(main_lane(), slots, slot_bytes);
 }
 
 std::unique_ptr<Stopwatch> CudaOps::make_stopwatch() {
-  return std::make_unique<CudaStopwatch>(context_);
+  return std::make_unique<CudaStopwatch>(main_lane());
 }
 
 void CudaOps::begin_capture() {
   if (capturing_) throw std::logic_error("begin_capture: a capture is already running");
-  begin_stream_capture(context_.stream());
+  begin_stream_capture(main_lane().stream());
   capturing_ = true;
 }
 
 std::unique_ptr<CapturedWork> CudaOps::end_capture() {
   if (!capturing_) throw std::logic_error("end_capture: no capture is running");
+  // The side lane rejoins first: a capture ends only with every forked stream joined. Should the
+  // join throw, the capture still runs and abort_capture ends it.
+  context_.join_side_lane();
   capturing_ = false;
-  cudaGraph_t graph = end_stream_capture(context_.stream());
-  return std::make_unique<CudaGraph>(graph, context_.stream());
+  cudaGraph_t graph = end_stream_capture(context_.main_stream());
+  return std::make_unique<CudaGraph>(graph, context_.main_stream());
 }
 
 void CudaOps::abort_capture() noexcept {
   if (!capturing_) return;
   capturing_ = false;
-  abort_stream_capture(context_.stream());
+  try {
+    context_.join_side_lane();
+  } catch (const std::exception& e) {  // an invalidated capture may refuse the join; it ends anyway
+    std::fprintf(stderr, "fmnist: abort_capture: %s\n", e.what());
+  }
+  abort_stream_capture(context_.main_stream());
 }
 
 void CudaOps::gather_rows(int count, std::size_t pixels, const RowSource& source,
@@ -77,7 +86,7 @@ void CudaOps::gather_rows(int count, std::size_t pixels, const RowSource& source
   require(op, "images", images);
   require(op, "labels", labels);
   if (order.stride < static_cast<std::size_t>(count)) fail(op, "order stride below the count");
-  launch_gather_rows(context_, count, pixels, source, order, cursor, images, labels);
+  launch_gather_rows(main_lane(), count, pixels, source, order, cursor, images, labels);
 }
 
 void CudaOps::dropout_forward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
@@ -85,7 +94,7 @@ void CudaOps::dropout_forward_at(std::size_t n, float p, std::uint64_t seed, con
   const char* op = "dropout_forward_at";
   check_dropout_forward(op, n, p, x, y);
   require(op, "cursor", cursor);
-  launch_dropout_at(context_, n, p, seed, cursor, layer, x, y);
+  launch_dropout_at(main_lane(), n, p, seed, cursor, layer, x, y);
 }
 
 void CudaOps::dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
@@ -103,17 +112,17 @@ void CudaOps::adam_update_at(std::size_t n, float* params, const float* grads, f
   check_adam_update(op, n, params, grads, m, v);
   require(op, "table", table);
   require(op, "cursor", cursor);
-  launch_adam_at(context_, n, params, grads, m, v, table, cursor);
+  launch_adam_at(main_lane(), n, params, grads, m, v, table, cursor);
 }
 
 void CudaOps::set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
   require("set_cursor", "cursor", cursor);
-  launch_set_cursor(context_, cursor, step, index);
+  launch_set_cursor(main_lane(), cursor, step, index);
 }
 
 void CudaOps::advance_cursor(StepCursor* cursor) {
   require("advance_cursor", "cursor", cursor);
-  launch_advance_cursor(context_, cursor);
+  launch_advance_cursor(main_lane(), cursor);
 }
 
 }  // namespace fmnist::cuda

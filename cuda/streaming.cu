@@ -10,7 +10,7 @@
 namespace fmnist::cuda {
 
 CudaUploadRing::CudaUploadRing(const Context& context, int slots, std::size_t slot_bytes)
-    : compute_(context.stream()), slots_(slots), slot_bytes_(slot_bytes) {
+    : compute_(context.main_stream()), slots_(slots), slot_bytes_(slot_bytes) {
   if (slots < 2) throw std::invalid_argument("upload ring: at least 2 slots are needed");
   if (slot_bytes == 0) throw std::invalid_argument("upload ring: slot size must be positive");
   const std::size_t total = static_cast<std::size_t>(slots) * slot_bytes;
@@ -83,7 +83,7 @@ void CudaUploadRing::release(int slot) {
   CUDA_CHECK(cudaEventRecord(consumed_[slot], compute_));
 }
 
-CudaStopwatch::CudaStopwatch(const Context& context) : stream_(context.stream()) {
+CudaStopwatch::CudaStopwatch(const Context& context) : stream_(context.main_stream()) {
   CUDA_CHECK(cudaEventCreate(&start_));
   const cudaError_t status = cudaEventCreate(&stop_);
   if (status != cudaSuccess) {

@@ -31,6 +31,15 @@ bool direct_weight_grad_requested() {
   throw std::invalid_argument(std::string("FMNIST_CONV_WGRAD must be cudnn or fmnist, got '") + v + "'");
 }
 
+// FMNIST_BACKWARD_STREAMS: the streams a GPU backward pass runs on, 1 (the default) or 2
+// (CudaOptions::backward_streams). Anything else stops the command in one line.
+int backward_streams_requested() {
+  const char* v = std::getenv("FMNIST_BACKWARD_STREAMS");
+  if (v == nullptr || *v == '\0' || std::string(v) == "1") return 1;
+  if (std::string(v) == "2") return 2;
+  throw std::invalid_argument(std::string("FMNIST_BACKWARD_STREAMS must be 1 or 2, got '") + v + "'");
+}
+
 }  // namespace
 
 bool cuda_compiled_in() {
@@ -45,6 +54,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
   if (device != "cpu" && device != "cuda" && device != "auto")
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
   const bool direct_weight_grad = direct_weight_grad_requested();  // checked on every device
+  const int backward_streams = backward_streams_requested();
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
 #if defined(FMNIST_HAVE_CUDA)
   const bool have_gpu = !list_cuda_devices().empty();
@@ -53,14 +63,18 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     options.allow_tf32 = precision == Precision::TF32;
     options.bf16 = precision == Precision::BF16;
     options.direct_weight_grad = direct_weight_grad;
-    return {make_cuda_ops(options),
-            direct_weight_grad ? "CUDA backend, fmnist's direct conv backward-filter" : "CUDA backend"};
+    options.backward_streams = backward_streams;
+    std::string why = "CUDA backend";
+    if (direct_weight_grad) why += ", fmnist's direct conv backward-filter";
+    if (backward_streams == 2 && !options.bf16) why += ", parameter gradients on a second stream";
+    return {make_cuda_ops(options), why};
   }
   if (device == "cuda")
     throw std::runtime_error("--device cuda: no CUDA device found (" + cuda_runtime_summary() + ")");
   return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
 #else
   (void)direct_weight_grad;
+  (void)backward_streams;
   if (device == "cuda")
     throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "
                              "(configure with -DFMNIST_CUDA=ON on a machine with nvcc)");

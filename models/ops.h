@@ -62,6 +62,10 @@ struct LinearGeometry {
 // - Backward ops overwrite (never accumulate into) dx, dw and db; a null dx, dw or db is skipped.
 // - Losses write the batch mean into loss[0] and, when loss_sum is non-null, add it to *loss_sum.
 // - Ops are enqueued in order; results are visible to copy_to_host (which waits for them).
+// - The parameter gradients (dw, db) of a *_backward op may be computed concurrently with the
+//   *_backward ops after it (the CUDA backend with two backward streams): until the next op that
+//   is not a *_backward op, the caller must not overwrite an x or dy that an earlier *_backward op
+//   read. The executor never does: every activation and every gradient has its own buffer.
 template <class T> class Ops {
  public:
   virtual ~Ops() = default;

@@ -142,6 +142,9 @@ expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- bench --device cpu -
 # FMNIST_CONV_WGRAD picks the GPU's backward-filter; a wrong value stops any command in one line.
 FMNIST_CONV_WGRAD=direct expect 2 "FMNIST_CONV_WGRAD must be cudnn or fmnist, got 'direct'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/wgrad"
 FMNIST_CONV_WGRAD=cudnn expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+# FMNIST_BACKWARD_STREAMS (1 or 2) the same way.
+FMNIST_BACKWARD_STREAMS=3 expect 2 "FMNIST_BACKWARD_STREAMS must be 1 or 2, got '3'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/streams"
+FMNIST_BACKWARD_STREAMS=2 expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 # BF16 on the CPU: the run records it; a resume keeps it (and refuses another precision).
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/bf16" --precision bf16
 grep -q '"precision": "bf16"' "$tmp/bf16/config.json" || { echo "FAIL: config.json does not record precision bf16"; failures=$((failures + 1)); }

@@ -83,6 +83,8 @@ def main(argv):
     print("fmnist: %s (%s, graphs %s, tf32 %s); PyTorch: %s" % (
         backend, fmnist.get("timing", "?"), "on" if fmnist.get("graphs") else "off",
         "on" if fmnist.get("tf32") else "off", "; ".join(d.get("backend", "?") for d in torch_docs)))
+    if fmnist.get("backend_note"):
+        print("fmnist's backend: %s" % fmnist["backend_note"])
     print()
 
     # Step rows: the "step" measure first; a sweep row only where no step row has its key.

@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,bench-streams,bench-fast,torch-eager,ratio tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -20,7 +20,7 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
+#   bench,bench-wgrad,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
 #   (TF32's accuracy over 100 epochs, about 2 minutes: last, so the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -64,8 +64,11 @@
 #   racecheck   --tool racecheck, the three side by side (FMNIST_GPU_CHECK_SANITIZE_PARALLEL=0:
 #               one after another)
 #   bench       fmnist bench --measure step; bench-wgrad the same with FMNIST_CONV_WGRAD=fmnist (fmnist's
-#               direct backward-filter, cuda/weight_grad.h); then torch-eager (tools/torch_baseline.py)
-#               and ratio (tools/bench_compare.py: fmnist against PyTorch on this card; LOGDIR/ratio.txt)
+#               direct backward-filter, cuda/weight_grad.h); bench-streams with FMNIST_BACKWARD_STREAMS=2
+#               (parameter gradients on a second stream, CudaOptions::backward_streams); bench-fast
+#               with both; then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
+#               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
+#               variant that ran)
 #   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
 #               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
@@ -108,7 +111,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-streams,bench-fast,torch-eager,ratio,ae256-100,
 #                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -165,9 +168,9 @@ start_time="$(date +%s)"
 
 # Which steps run (FMNIST_GPU_CHECK_STEPS): names and aliases expanded into ",a,b,...," (or "all").
 known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-resume memcheck initcheck"
-known_steps+=" racecheck bench bench-wgrad torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
+known_steps+=" racecheck bench bench-wgrad bench-streams bench-fast torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
 known_steps+=" cpu ctest"
-measure_steps="bench,bench-wgrad,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
+measure_steps="bench,bench-wgrad,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -552,9 +555,19 @@ figure_bench() {
 }
 figure_torch() { grep -m1 -E '^AE\(256\) +100 +eager' "$1" | awk '{ print "eager AE(256) b100: " $4 " img/s" }'; }
 # The side-by-side table of fmnist and PyTorch on this card (tools/bench_compare.py).
+# The defaults' table in ratio.txt, each variant's that ran (bench-wgrad, -streams, -fast) in
+# ratio-VARIANT.txt.
 bench_ratio() {
   python3 "$repo/tools/bench_compare.py" "$log_dir/bench-fmnist.json" "$log_dir"/bench-torch-*.json \
-    >"$log_dir/ratio.txt" && cat "$log_dir/ratio.txt"
+    >"$log_dir/ratio.txt" && cat "$log_dir/ratio.txt" || return 1
+  local variant json
+  for variant in direct-wgrad two-streams direct-wgrad-two-streams; do
+    json="$log_dir/bench-fmnist-$variant.json"
+    [ -s "$json" ] || continue
+    echo
+    python3 "$repo/tools/bench_compare.py" "$json" "$log_dir"/bench-torch-*.json >"$log_dir/ratio-$variant.txt" &&
+      cat "$log_dir/ratio-$variant.txt" || return 1
+  done
 }
 figure_compare() { grep -m1 '^compare:' "$1" | sed 's/^compare: //'; }
 
@@ -900,6 +913,11 @@ if [ "$build_ok" -eq 1 ]; then
   # The same with fmnist's direct convolution backward-filter (cuda/weight_grad.h) in place of cuDNN's.
   want bench-wgrad && run_step bench-wgrad 120 figure_bench env FMNIST_CONV_WGRAD=fmnist "$fmnist" bench --device cuda \
     --measure step --json "$log_dir/bench-fmnist-direct-wgrad.json"
+  # With the parameter gradients on a second stream (CudaOptions::backward_streams), then both.
+  want bench-streams && run_step bench-streams 120 figure_bench env FMNIST_BACKWARD_STREAMS=2 "$fmnist" bench \
+    --device cuda --measure step --json "$log_dir/bench-fmnist-two-streams.json"
+  want bench-fast && run_step bench-fast 120 figure_bench env FMNIST_CONV_WGRAD=fmnist FMNIST_BACKWARD_STREAMS=2 \
+    "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist-direct-wgrad-two-streams.json"
   has_torch=0
   python3 -c 'import torch' >/dev/null 2>&1 && has_torch=1
   if want torch-eager; then

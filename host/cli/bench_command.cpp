@@ -166,6 +166,7 @@ int run_bench(void* p) {
   }
   if (!o.json_path.empty()) {
     nlohmann::json j = {{"backend", ops.name()},   {"tool", "fmnist bench"},
+                        {"backend_note", backend.note},
                         {"precision", precision},
                         {"tf32", ops.precision() == Precision::TF32},
                         {"graphs", settings.stream.graphs},

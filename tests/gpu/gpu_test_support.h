@@ -108,6 +108,13 @@ inline Ops<float>& direct_wgrad_gpu() {
   return *ops;
 }
 
+// Options with the parameter gradients on a second stream (CudaOptions::backward_streams), over
+// `base`: the results must be bitwise those of one stream.
+inline CudaOptions two_backward_streams(CudaOptions base = CudaOptions{}) {
+  base.backward_streams = 2;
+  return base;
+}
+
 // n elements of T in the memory of `ops`, freed with it.
 template <class T> class DeviceBuffer {
  public:

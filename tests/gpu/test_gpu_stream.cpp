@@ -68,8 +68,8 @@ void finish(Outcome& out, Executor<float>& ex) {
 
 // Through the orchestrator; `per_step` reads each step's loss (a sync per step: tests only).
 Outcome streamed(const Setup& s, const FashionMnist& data, const Splits& splits, const StreamOptions& o,
-                 bool per_step = true) {
-  auto ops = make_backend(CudaOptions{});
+                 bool per_step = true, const CudaOptions& backend = CudaOptions{}) {
+  auto ops = make_backend(backend);
   Outcome out;
   {
     Executor<float> ex(build_network(s.model), *ops, s.batch, s.seed);
@@ -236,6 +236,27 @@ TEST_CASE("GPU graph replay equals op-by-op steps and the synchronous path, bit 
   }
 }
 
+TEST_CASE("GPU graphs with the parameter gradients on a second stream equal one stream, bit for bit",
+          "[gpu][stream][graph][streams]") {
+  const Data& d = shared_data();
+  for (const ModelConfig& m : {ae(256, 0.2f), classifier(256, 0.2f)}) {
+    const std::string name = describe(m);
+    INFO(name);
+    Setup s;
+    s.model = m;
+    s.seed = 7;
+    // No per-step reads: replays follow each other with nothing between them but the graphs.
+    const Outcome two = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false,
+                                 two_backward_streams());
+    const Outcome two_op_by_op = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, false), false,
+                                          two_backward_streams());
+    const Outcome one = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false);
+    check_graphs_used(name + " graphed on two backward streams", two, 4);
+    require_identical(name + " two backward streams vs one, graphed", two, one);
+    require_identical(name + " two backward streams, op by op vs graphed", two_op_by_op, two);
+  }
+}
+
 TEST_CASE("GPU streamed and resident data give identical results", "[gpu][stream]") {
   const Data& d = shared_data();
   Setup s;
@@ -264,6 +285,8 @@ TEST_CASE("GPU streaming at a small batch (for compute-sanitizer)", "[gpu][strea
   const Outcome b = streamed(s, data, splits, opts(DataPlacement::Resident, true));
   require_identical("C(16) batch 8 streamed vs resident", a, b);
   require_identical("C(16) batch 8 vs synchronous", a, synchronous(s, data, splits));
+  const Outcome c = streamed(s, data, splits, opts(DataPlacement::Stream, true, 2), true, two_backward_streams());
+  require_identical("C(16) batch 8 streamed, two backward streams vs one", c, a);
 }
 
 TEST_CASE("GPU bench step replays a captured graph", "[gpu][stream][bench]") {

@@ -387,6 +387,22 @@ TEST_CASE("GPU training with fmnist's direct backward-filter matches the CPU and
   compare_exact("AE(256), direct backward-filter: two GPU runs of 5 steps", second, first);
 }
 
+TEST_CASE("GPU training with the parameter gradients on a second stream equals one stream, bit for bit",
+          "[gpu][training][streams]") {
+  ModelConfig dropout_ae = ae(256);
+  dropout_ae.dropout = 0.2f;
+  for (const ModelConfig& config : {dropout_ae, classifier(256)}) {
+    const auto one = gpu_run(config, 5, 100);
+    const auto two = gpu_run(config, 5, 100, two_backward_streams());
+    compare_exact(describe(config) + ": 5 steps on two backward streams vs one", two, one);
+  }
+  // With fmnist's direct backward-filter on the side stream (its partial sums in that stream's
+  // own workspace), and at a batch whose partition differs.
+  const auto one = gpu_run(ae(64), 4, 37, direct_weight_grad_options());
+  const auto two = gpu_run(ae(64), 4, 37, two_backward_streams(direct_weight_grad_options()));
+  compare_exact("AE(64) batch 37, direct backward-filter: two backward streams vs one", two, one);
+}
+
 TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][sanitize]") {
   if (on_cpu_stand_in()) {
     WARN("not checked on the CPU stand-in");
