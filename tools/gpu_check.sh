@@ -13,6 +13,8 @@
 #     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100 tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
+#   Call 1 also picks the path call 2 measures (step fast-path, FMNIST_GPU_CHECK_PATH below): the
+#   fastest of the four bench variants when the GPU tests passed, kept in build-gpu-check/.
 #   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
 #   start and transfer about 30 s; configure 5 s, build 55-64 s; gpu-tests 14 s; train-ae256 and
 #   train-c256 3 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by side 47 s;
@@ -68,7 +70,8 @@
 #               (parameter gradients on a second stream, CudaOptions::backward_streams); bench-fast
 #               with both; then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
-#               variant that ran)
+#               variant that ran); fast-path (FMNIST_GPU_CHECK_PATH, below) picks the variant the
+#               measurements after it use
 #   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
 #               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
@@ -118,6 +121,13 @@
 #                               left out: the build directory's binaries are used as they are, and
 #                               the bundle's prefix ($FMNIST_GPU_CHECK_DEPS/env.sh) as it is; either
 #                               missing, deps (and configure and build) run all the same
+#   FMNIST_GPU_CHECK_PATH       auto (default): after the bench steps, the fast-path step writes
+#                               BUILD_DIR/fast-path.env, the environment of the fastest bench
+#                               variant (FMNIST_CONV_WGRAD=fmnist and/or FMNIST_BACKWARD_STREAMS=2)
+#                               when it beats the defaults by 3 % and gpu-tests passed in the same
+#                               run, else nothing; ae256-100, reproduce, reproduce-improved, ncu and
+#                               tf32-100 then run with it, in this call or a later one on the same
+#                               build, and the summary says so. default: the defaults, always
 #   FMNIST_GPU_CHECK_BUDGET     seconds for the whole check (default 470): a step that would start
 #                               with less than 20 s left (more for the long measurements) is
 #                               SKIPPED, and each step's timeout is cut to what is left
@@ -555,6 +565,57 @@ figure_bench() {
 }
 figure_torch() { grep -m1 -E '^AE\(256\) +100 +eager' "$1" | awk '{ print "eager AE(256) b100: " $4 " img/s" }'; }
 # The side-by-side table of fmnist and PyTorch on this card (tools/bench_compare.py).
+# The status a step got in this run ("" when it did not run).
+status_of() {
+  local i
+  for i in "${!names[@]}"; do [ "${names[$i]}" = "$1" ] && { echo "${statuses[$i]}"; return; }; done
+}
+
+# The fastest training path (FMNIST_GPU_CHECK_PATH=auto): of the bench variants that ran, the one
+# with the most AE(256) batch-100 images/s, when at least 3 % over the defaults' and the GPU tests
+# (which check every variant against the CPU and one stream) passed in this run; written to
+# BUILD_DIR/fast-path.env for the measurement steps (here and in a later call on the same build).
+# Without a winner the file is removed: the defaults are measured.
+# choose_fast_path GPU_TESTS_STATUS
+choose_fast_path() {
+  local env_file="$build_dir/fast-path.env"
+  rm -f "$env_file"
+  if [ "$1" != PASS ]; then
+    echo "fast path: the defaults (gpu-tests did not pass in this run: ${1:-not run})"
+    return 0
+  fi
+  python3 - "$log_dir" "$env_file" <<'PY'
+import json, os, sys
+log_dir, env_file = sys.argv[1], sys.argv[2]
+variants = [("", "bench-fmnist.json"),
+            ("FMNIST_CONV_WGRAD=fmnist", "bench-fmnist-direct-wgrad.json"),
+            ("FMNIST_BACKWARD_STREAMS=2", "bench-fmnist-two-streams.json"),
+            ("FMNIST_CONV_WGRAD=fmnist FMNIST_BACKWARD_STREAMS=2", "bench-fmnist-direct-wgrad-two-streams.json")]
+rates = {}
+for env, name in variants:
+    try:
+        doc = json.load(open(os.path.join(log_dir, name)))
+    except (OSError, ValueError):
+        continue
+    for r in doc.get("results", []):
+        if r.get("model") == "AE(256)" and int(r.get("batch", 0)) == 100:
+            rates[env] = float(r["median_images_per_second"])
+if "" not in rates:
+    print("fast path: the defaults (no bench of them to compare with)")
+    sys.exit(0)
+best = max(rates, key=rates.get)
+for env, rate in sorted(rates.items(), key=lambda kv: -kv[1]):
+    print("  %-52s %9.0f img/s" % (env or "defaults", rate))
+if best and rates[best] >= 1.03 * rates[""]:
+    with open(env_file, "w") as f:
+        f.write("".join("export %s\n" % kv for kv in best.split()))
+    print("fast path: %s (AE(256) b100 %.0f img/s, %.2fx the defaults' %.0f)" % (best, rates[best], rates[best] / rates[""], rates[""]))
+else:
+    print("fast path: the defaults (%.0f img/s; no variant 3%% faster)" % rates[""])
+PY
+}
+figure_fast_path() { grep -m1 '^fast path:' "$1" | sed 's/^fast path: //'; }
+
 # The defaults' table in ratio.txt, each variant's that ran (bench-wgrad, -streams, -fast) in
 # ratio-VARIANT.txt.
 bench_ratio() {
@@ -814,6 +875,7 @@ fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
 export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
+export -f choose_fast_path
 export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile tf32_100
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -929,6 +991,16 @@ if [ "$build_ok" -eq 1 ]; then
     fi
   fi
   want ratio && [ "$has_torch" = 1 ] && run_step ratio 20 figure_none bench_ratio
+  # Which path the measurements below (in this call or a later one on this build) take.
+  if want bench && [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ]; then
+    run_step fast-path 20 figure_fast_path choose_fast_path "$(status_of gpu-tests)"
+  fi
+  if [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ] && [ -s "$build_dir/fast-path.env" ]; then
+    # shellcheck disable=SC1091
+    . "$build_dir/fast-path.env"
+    measure_path="$(sed 's/^export //' "$build_dir/fast-path.env" | paste -sd' ')"
+    echo "measurements below run with: $measure_path"
+  fi
   # The measurements the open issues need: 100 epochs of AE(256), the whole reproduction, the
   # torch.compile comparison, one profiled step.
   want ae256-100 && step_need=70 run_step ae256-100 120 figure_ae256_100 ae256_100
@@ -988,6 +1060,7 @@ total=$(($(date +%s) - start_time))
   echo
   echo "gpu_check summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 '^card:' "$log_dir/01-info.log" 2>/dev/null | sed 's/^card: //'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), $(source_tree), ${total}s)"
   [ "$steps_sel" = all ] || echo "steps: ${FMNIST_GPU_CHECK_STEPS:-all} (the others not run)"
+  [ -n "${measure_path:-}" ] && echo "measurement steps ran with: $measure_path (the fastest bench variant that passed the GPU tests)"
   printf '%-18s %-8s %8s  %s\n' step status seconds "key figure"
   for i in "${!names[@]}"; do
     printf '%-18s %-8s %8s  %s\n' "${names[$i]}" "${statuses[$i]}" "${seconds[$i]}" "${figures[$i]}"
