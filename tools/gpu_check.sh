@@ -785,6 +785,11 @@ torch_compile() {
   local rc=0 model mode left models modes sub measured=0
   models="$(echo "$compile_models" | tr ',' ' ')"
   modes="$(echo "$compile_modes" | tr ',' ' ')"
+  if [ ! -f "$log_dir/bench-fmnist.json" ] && ls "$build_dir"/bench-fmnist*.json >/dev/null 2>&1; then
+    # An earlier call on this machine and build (call 1) ran the bench steps and PyTorch eager.
+    echo "fmnist's bench and PyTorch eager: the JSON files of an earlier call on this build ($build_dir)"
+    cp "$build_dir"/bench-fmnist*.json "$build_dir"/bench-torch-eager.json "$log_dir/" 2>/dev/null
+  fi
   if [ ! -f "$log_dir/bench-torch-eager.json" ]; then
     python3 "$repo/tools/torch_baseline.py" --device cuda --modes eager --models "$compile_models" \
       --json "$log_dir/bench-torch-eager.json" || rc=1
@@ -812,7 +817,7 @@ torch_compile() {
   if [ -f "$log_dir/bench-fmnist.json" ]; then
     bench_ratio || rc=1
   else
-    echo "no bench-fmnist.json (the bench step did not run): no ratio table"
+    echo "no bench-fmnist.json (no bench step ran on this build): no ratio table"
   fi
   local line
   line="$(grep -m1 'vs best torch.compile' "$log_dir/ratio.txt" 2>/dev/null | sed 's/  */ /g')"
@@ -991,6 +996,10 @@ if [ "$build_ok" -eq 1 ]; then
     fi
   fi
   want ratio && [ "$has_torch" = 1 ] && run_step ratio 20 figure_none bench_ratio
+  # Kept beside the build for a later call's torch-compile ratio table (its LOGDIR is another).
+  for f in "$log_dir"/bench-fmnist*.json "$log_dir"/bench-torch-eager.json; do
+    [ -s "$f" ] && cp "$f" "$build_dir/"
+  done
   # Which path the measurements below (in this call or a later one on this build) take.
   if want bench && [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ]; then
     run_step fast-path 20 figure_fast_path choose_fast_path "$(status_of gpu-tests)"
