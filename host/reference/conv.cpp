@@ -245,6 +245,31 @@ template <class T> const T* operand_weights(bool bf16, const T* w, std::size_t n
   return rounded_to_bf16(w, n, scratch.get(3, n));
 }
 
+// The parameter gradients of a backward pass, summed in a fixed order whatever the threads: each
+// task's dw (tasks, weights) in scratch slot 2 and each image's bias plane sums (batch, channels);
+// finish() adds the tasks' dw in task order (rounded once in BF16 mode) and the planes into db.
+template <class T> struct ParamGradSums {
+  ParamGradSums(Scratch<T>& scratch, int tasks, std::size_t weights, int batch, int channels, T* dw, T* db)
+      : tasks(tasks), weights(weights), batch(batch), channels(channels), dw(dw), db(db) {
+    if (dw != nullptr) dw_tasks = scratch.get(2, static_cast<std::size_t>(tasks) * weights);
+    if (db != nullptr) sums = scratch.get_double(static_cast<std::size_t>(batch) * channels);
+  }
+  T* dw_of(int task) const { return dw_tasks + static_cast<std::size_t>(task) * weights; }
+  void finish(bool bf16) const {
+    if (db != nullptr) bias_from_plane_sums(batch, channels, sums, db);
+    if (dw != nullptr) {
+      sum_partials(tasks, weights, dw_tasks, dw);
+      if (bf16) round_to_bf16_in_place(dw, weights);
+    }
+  }
+  int tasks;
+  std::size_t weights;
+  int batch, channels;
+  T *dw, *db;
+  T* dw_tasks = nullptr;
+  double* sums = nullptr;
+};
+
 }  // namespace
 
 // Per task: col (Cin*k*k, n) = im2col(x); then per image y (Cout, Ho*Wo) = b (the GEMM's
@@ -306,15 +331,13 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
   const int threads = pool.threads();  // any thread may run any task: a slice for each
   T* cols = scratch.get(0, threads * K * max_n);
   T* dy_cms = scratch.get(1, threads * Cout * max_n);
-  T* dw_tasks = dw != nullptr ? scratch.get(2, chunks.tasks() * weights) : nullptr;
-  double* sums =
-      db != nullptr ? scratch.get_double(static_cast<std::size_t>(g.batch) * Cout) : nullptr;
+  const ParamGradSums<T> grads(scratch, chunks.tasks(), weights, g.batch, Cout, dw, db);
   // BF16: dy, x (through col) and w rounded; dx rounded per chunk, dw once summed (db unrounded).
   const bool bf16 = bf16_mode(op, precision);
   const T* wk = dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w;
   pool.run(chunks.tasks(), [&](int task, int thread) {
     const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
-    if (db != nullptr) plane_sums(first, count, Cout, hw, dy, sums);
+    if (db != nullptr) plane_sums(first, count, Cout, hw, dy, grads.sums);
     if (dw == nullptr && dx == nullptr) return;
     T* col = cols + thread * K * max_n;
     T* dy_cm = dy_cms + thread * Cout * max_n;  // (Cout, n)
@@ -323,7 +346,7 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
     if (dw != nullptr) {
       im2col(chunk_of(p, count), x + first * in_image, col);
       if (bf16) round_to_bf16_in_place(col, static_cast<std::size_t>(K) * n);
-      gemm(false, true, Cout, K, n, T(1), dy_cm, n, col, n, T(0), dw_tasks + task * weights, K);
+      gemm(false, true, Cout, K, n, T(1), dy_cm, n, col, n, T(0), grads.dw_of(task), K);
     }
     if (dx != nullptr) {
       gemm(true, false, K, n, Cout, T(1), wk, K, dy_cm, n, T(0), col, n);  // dcol = w^T dy_cm
@@ -331,11 +354,7 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
       if (bf16) round_to_bf16_in_place(dx + first * in_image, count * in_image);
     }
   });
-  if (db != nullptr) bias_from_plane_sums(g.batch, Cout, sums, db);
-  if (dw != nullptr) {
-    sum_partials(chunks.tasks(), weights, dw_tasks, dw);
-    if (bf16) round_to_bf16_in_place(dw, weights);
-  }
+  grads.finish(bf16);
 }
 
 // Per task: x_cm (Cin, n) = x in channel-major order; col (Cout*k*k, n) = w^T x_cm;
@@ -391,15 +410,13 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
   const int threads = pool.threads();  // any thread may run any task: a slice for each
   T* dcols = scratch.get(0, threads * K * max_n);
   T* bufs = scratch.get(1, threads * Cin * max_n);
-  T* dw_tasks = dw != nullptr ? scratch.get(2, chunks.tasks() * weights) : nullptr;
-  double* sums =
-      db != nullptr ? scratch.get_double(static_cast<std::size_t>(g.batch) * Cout) : nullptr;
+  const ParamGradSums<T> grads(scratch, chunks.tasks(), weights, g.batch, Cout, dw, db);
   // BF16: dy (through dcol), x and w rounded; dx rounded per chunk, dw once summed.
   const bool bf16 = bf16_mode(op, precision);
   const T* wk = dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w;
   pool.run(chunks.tasks(), [&](int task, int thread) {
     const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
-    if (db != nullptr) plane_sums(first, count, Cout, out_hw, dy, sums);
+    if (db != nullptr) plane_sums(first, count, Cout, out_hw, dy, grads.sums);
     if (dw == nullptr && dx == nullptr) return;
     T* dcol = dcols + thread * K * max_n;  // (Cout*k*k, n)
     T* buf = bufs + thread * Cin * max_n;  // (Cin, n)
@@ -408,7 +425,7 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
     if (dw != nullptr) {
       to_channel_major(count, Cin, hw, x + first * in_image, buf);
       if (bf16) round_to_bf16_in_place(buf, static_cast<std::size_t>(Cin) * n);
-      gemm(false, true, Cin, K, n, T(1), buf, n, dcol, n, T(0), dw_tasks + task * weights, K);
+      gemm(false, true, Cin, K, n, T(1), buf, n, dcol, n, T(0), grads.dw_of(task), K);
     }
     if (dx != nullptr) {
       gemm(false, false, Cin, n, K, T(1), wk, K, dcol, n, T(0), buf, n);  // dx_cm = w dcol
@@ -416,11 +433,7 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
       to_batch_major(count, Cin, hw, buf, static_cast<const T*>(nullptr), dx + first * in_image);
     }
   });
-  if (db != nullptr) bias_from_plane_sums(g.batch, Cout, sums, db);
-  if (dw != nullptr) {
-    sum_partials(chunks.tasks(), weights, dw_tasks, dw);
-    if (bf16) round_to_bf16_in_place(dw, weights);
-  }
+  grads.finish(bf16);
 }
 
 #define FMNIST_INSTANTIATE_CONV(T)                                                                \
