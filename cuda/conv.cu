@@ -229,11 +229,13 @@ ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry, ConvStorage s
       throw std::invalid_argument("conv plan: cuDNN computes " + std::to_string(h_out) + "x" +
                                   std::to_string(w_out) + " where " + geometry_text(g) +
                                   " needs " + std::to_string(hd) + "x" + std::to_string(wd));
-    weight_grad_shape_ = weight_grad_shape(g);  // the same src/dst roles as the descriptors above
+    conv_shape_ = conv_shape(g);  // the same src/dst roles as the descriptors above
     direct_weight_grad_ = context_.options().direct_weight_grad && !bf16_ &&
-                          direct_weight_grad_supported(weight_grad_shape_);
+                          direct_weight_grad_supported(conv_shape_);
+    direct_backward_data_ = context_.options().direct_backward_data && !bf16_ &&
+                            direct_backward_data_supported(conv_shape_);
     if (direct_weight_grad_) {  // its partial sums live in the shared workspace (reserved now)
-      bwd_filter_bytes_ = direct_weight_grad_workspace_bytes(weight_grad_shape_);
+      bwd_filter_bytes_ = direct_weight_grad_workspace_bytes(conv_shape_);
       context_.reserve_workspace(bwd_filter_bytes_);
     }
     if (bf16_) {  // the scratch every pass of this plan uses, reserved now (never mid-capture)
@@ -336,7 +338,7 @@ void ConvPlan::choose_algorithms() {
         },
         fwd_algo_, fwd_math_, fwd_bytes_);
   }
-  {  // backward data: d dst -> d src
+  if (!direct_backward_data_) {  // backward data: d dst -> d src
     int max_count = 0, returned = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle, &max_count));
     std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(std::max(max_count, 1));
@@ -387,10 +389,14 @@ void ConvPlan::choose_algorithms() {
 std::string ConvPlan::describe() const {
   std::ostringstream s;
   s << geometry_text(geometry_) << ": fwd=" << algo_name(fwd_algo_) << "/" << math_name(fwd_math_)
-    << " (" << fwd_bytes_ << " B) bwd_data=" << algo_name(bwd_data_algo_) << "/"
-    << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B) bwd_filter=";
+    << " (" << fwd_bytes_ << " B) bwd_data=";
+  if (direct_backward_data_)
+    s << "fmnist-direct";
+  else
+    s << algo_name(bwd_data_algo_) << "/" << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B)";
+  s << " bwd_filter=";
   if (direct_weight_grad_)
-    s << "fmnist-direct/" << weight_grad_groups(weight_grad_shape_).groups << " groups (" << bwd_filter_bytes_
+    s << "fmnist-direct/" << weight_grad_groups(conv_shape_).groups << " groups (" << bwd_filter_bytes_
       << " B)";
   else
     s << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " (" << bwd_filter_bytes_
@@ -444,6 +450,10 @@ void ConvPlan::conv_forward(const float* src, const float* w, float* dst) {
 }
 
 void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc) {
+  if (direct_backward_data_) {  // never in BF16 mode (see the constructor)
+    launch_direct_backward_data(context_, conv_shape_, ddst, w, nullptr, dsrc);
+    return;
+  }
   const float one = 1.0f, zero = 0.0f;
   if (bf16_) {
     const Regions r = regions();
@@ -462,7 +472,7 @@ void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc
 
 void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw) {
   if (direct_weight_grad_) {  // never in BF16 mode (see the constructor)
-    launch_direct_weight_grad(context_, weight_grad_shape_, src, ddst, dw, context_.workspace());
+    launch_direct_weight_grad(context_, conv_shape_, src, ddst, dw, context_.workspace());
     return;
   }
   const float one = 1.0f, zero = 0.0f;
@@ -483,11 +493,19 @@ void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* 
                                              filter_, dw));
 }
 
-void ConvPlan::forward(const float* x, const float* w, float* y) {
-  if (!geometry_.transposed)
+void ConvPlan::forward(const float* x, const float* w, const float* b, float* y) {
+  const ConvGeometry& g = geometry_;
+  if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b in one kernel
+    launch_direct_backward_data(context_, conv_shape_, x, w, b, y);
+    return;
+  }
+  if (!g.transposed)
     conv_forward(x, w, y);  // x = src, y = dst
   else
     conv_backward_data(w, x, y);  // x is dst-shaped, y src-shaped: y = conv^T(x)
+  if (b != nullptr)
+    launch_add_channel_bias(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(),
+                            b, y);
 }
 
 void ConvPlan::backward_data(const float* w, const float* dy, float* dx) {

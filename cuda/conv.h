@@ -9,7 +9,8 @@
 // filter, so its forward is that conv's backward-data, its input gradient that conv's forward and
 // its weight gradient that conv's backward-filter with the roles of x and dy swapped.
 // output_padding only makes the larger tensor bigger (the extra rows/columns get bias alone).
-// Biases are not part of the plan (see kernels.h: add_channel_bias, channel_bias_grad).
+// The forward adds the bias (kernels.h's add_channel_bias, or inside fmnist's direct backward-data
+// kernel); the bias gradient is not part of the plan (kernels.h: channel_bias_grad).
 //
 // BF16 mode (context options().bf16, models/precision.h): each pass casts its two FP32 operands to
 // bfloat16 in the context's BF16 scratch (sized when the plan is made), runs cuDNN on
@@ -30,6 +31,7 @@
 #include <tuple>
 
 #include "cuda/context.h"
+#include "cuda/backward_data.h"
 #include "cuda/weight_grad.h"
 #include "models/ops.h"
 
@@ -49,8 +51,8 @@ class ConvPlan {
   ConvPlan& operator=(const ConvPlan&) = delete;
 
   // In the layer's own terms (Conv2d or ConvTranspose2d, as the geometry says); all overwrite.
-  // x (B,Cin,H,W), w (weight layout of the layer) -> y (B,Cout,Ho,Wo), without bias.
-  void forward(const float* x, const float* w, float* y);
+  // x (B,Cin,H,W), w (weight layout of the layer), b (Cout) or null -> y (B,Cout,Ho,Wo).
+  void forward(const float* x, const float* w, const float* b, float* y);
   // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W)
   void backward_data(const float* w, const float* dy, float* dx);
   // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer)
@@ -98,7 +100,10 @@ class ConvPlan {
   std::size_t fwd_bytes_ = 0, bwd_data_bytes_ = 0, bwd_filter_bytes_ = 0;
   // options().direct_weight_grad and the geometry supported: backward-filter by fmnist's kernel.
   bool direct_weight_grad_ = false;
-  WeightGradShape weight_grad_shape_{};
+  // options().direct_backward_data and the geometry supported: backward-data (ConvTranspose2d's
+  // forward, with its bias, and Conv2d's input gradient) by fmnist's kernel (backward_data.h).
+  bool direct_backward_data_ = false;
+  ConvShape conv_shape_{};
 };
 
 // Plans by geometry: the first call with a geometry makes its plan, later calls reuse it.

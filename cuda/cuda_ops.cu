@@ -131,11 +131,8 @@ void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& 
                            const float* w, const float* b, float* y) {
   check_conv_forward(op, g, transposed, x, w, y);
   check_cudnn_counts(op, g);
-  Context& context = main_lane();  // the plan's forward runs on it too
-  plan(g).forward(x, w, y);
-  if (b != nullptr)
-    launch_add_channel_bias(context, g.batch, g.out_channels,
-                            static_cast<std::size_t>(g.out_h()) * g.out_w(), b, y);
+  context_.join_side_lane();  // as main_lane(): the plan's forward and bias run on the main lane
+  plan(g).forward(x, w, b, y);
 }
 
 // db = the sums of dy's planes; dw and dx from the plan's backward passes. db and dw go to the

@@ -21,7 +21,7 @@ constexpr int kWarps = kThreads / 32;
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), or partials (K*C*KS*KS, groups).
 template <int KS>
 __global__ void __launch_bounds__(kThreads)
-    direct_weight_grad_kernel(WeightGradShape s, int per_group, int groups, const float* src,
+    direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src,
                               const float* ddst, float* dw, double* partials) {
   constexpr int kTaps = KS * KS;
   const int g = blockIdx.x;
@@ -59,12 +59,12 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-std::size_t weight_count(const WeightGradShape& s) {
+std::size_t weight_count(const ConvShape& s) {
   return static_cast<std::size_t>(s.k) * s.c * s.kernel * s.kernel;
 }
 
 template <int KS>
-void launch_for(const Context& c, const WeightGradShape& s, const float* src,
+void launch_for(const Context& c, const ConvShape& s, const float* src,
                 const float* ddst, float* dw, double* partials) {
   const ImageGroups part = weight_grad_groups(s);
   const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(s.k * s.c));
@@ -76,12 +76,12 @@ void launch_for(const Context& c, const WeightGradShape& s, const float* src,
 
 }  // namespace
 
-std::size_t direct_weight_grad_workspace_bytes(const WeightGradShape& s) {
+std::size_t direct_weight_grad_workspace_bytes(const ConvShape& s) {
   const int groups = weight_grad_groups(s).groups;
   return groups > 1 ? weight_count(s) * static_cast<std::size_t>(groups) * sizeof(double) : 0;
 }
 
-void launch_direct_weight_grad(const Context& c, const WeightGradShape& s, const float* src,
+void launch_direct_weight_grad(const Context& c, const ConvShape& s, const float* src,
                                const float* ddst, float* dw, void* workspace) {
   if (!direct_weight_grad_supported(s))
     throw std::invalid_argument("direct weight gradient: unsupported shape (kernel " +

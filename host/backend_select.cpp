@@ -22,13 +22,14 @@ BackendChoice cpu_backend(Precision precision, const std::string& why) {
   return {make_cpu_ops(precision), why};
 }
 
-// FMNIST_CONV_WGRAD: the GPU's convolution backward-filter, cudnn (the default) or fmnist
-// (cuda/weight_grad.h). Anything else stops the command in one line.
-bool direct_weight_grad_requested() {
-  const char* v = std::getenv("FMNIST_CONV_WGRAD");
+// FMNIST_CONV_WGRAD and FMNIST_CONV_DGRAD: the GPU's convolution backward-filter (cuda/weight_grad.h)
+// and backward-data (cuda/backward_data.h), cudnn (the default) or fmnist. Anything else stops
+// the command in one line.
+bool fmnist_kernel_requested(const char* variable) {
+  const char* v = std::getenv(variable);
   if (v == nullptr || *v == '\0' || std::string(v) == "cudnn") return false;
   if (std::string(v) == "fmnist") return true;
-  throw std::invalid_argument(std::string("FMNIST_CONV_WGRAD must be cudnn or fmnist, got '") + v + "'");
+  throw std::invalid_argument(std::string(variable) + " must be cudnn or fmnist, got '" + v + "'");
 }
 
 // FMNIST_BACKWARD_STREAMS: the streams a GPU backward pass runs on, 1 (the default) or 2
@@ -53,7 +54,8 @@ bool cuda_compiled_in() {
 BackendChoice select_backend(const std::string& device, Precision precision) {
   if (device != "cpu" && device != "cuda" && device != "auto")
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
-  const bool direct_weight_grad = direct_weight_grad_requested();  // checked on every device
+  const bool direct_weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD");  // checked on every device
+  const bool direct_backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD");
   const int backward_streams = backward_streams_requested();
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
 #if defined(FMNIST_HAVE_CUDA)
@@ -63,9 +65,11 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     options.allow_tf32 = precision == Precision::TF32;
     options.bf16 = precision == Precision::BF16;
     options.direct_weight_grad = direct_weight_grad;
+    options.direct_backward_data = direct_backward_data;
     options.backward_streams = backward_streams;
     std::string why = "CUDA backend";
     if (direct_weight_grad) why += ", fmnist's direct conv backward-filter";
+    if (direct_backward_data) why += ", fmnist's direct conv backward-data";
     if (backward_streams == 2 && !options.bf16) why += ", parameter gradients on a second stream";
     return {make_cuda_ops(options), why};
   }
@@ -74,6 +78,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
   return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
 #else
   (void)direct_weight_grad;
+  (void)direct_backward_data;
   (void)backward_streams;
   if (device == "cuda")
     throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "

@@ -1,7 +1,7 @@
 // The convolution gradients as fmnist's deterministic GPU reductions compute them, defined once
 // for g++ and nvcc: the partition of a batch's images into groups that both the bias gradient
-// (cuda/kernels.cu) and the direct weight gradient (cuda/weight_grad.h) use, the weight gradient's
-// shape, and one output position's contribution to the k*k taps of a filter slice.
+// (cuda/kernels.cu) and the direct weight gradient (cuda/weight_grad.h) use, which shapes the
+// direct path handles, and one output position's contribution to the k*k taps of a filter slice.
 // tests/test_conv_weight_grad.cpp sums these contributions on the CPU in the kernel's order and
 // compares them with the CPU reference's weight gradient.
 #pragma once
@@ -10,41 +10,15 @@
 #include <climits>
 #include <cstddef>
 
+#include "models/conv_shape.h"
 #include "models/elementwise.h"  // FMNIST_HD
-#include "models/ops.h"          // ConvGeometry
 
 namespace fmnist {
 
-// A cuDNN-style convolution src (N,C,Hs,Ws) -> dst (N,K,Hd,Wd) with a (K,C,k,k) filter,
-// cross-correlation, square stride and padding. Its weight gradient:
+// The weight gradient of the convolution of a ConvShape (conv_shape.h):
 //   dw[k][c][r][s] = sum over n, i < Hd, j < Wd of
 //                    ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + s]
-// (terms outside src are zero). Conv2d: src = x, ddst = dy. ConvTranspose2d (the adjoint of the
-// conv from its output to its input): src = dy, ddst = x, k = in_channels, c = out_channels.
-struct WeightGradShape {
-  int n = 0, k = 0, c = 0;
-  int src_h = 0, src_w = 0, dst_h = 0, dst_w = 0;
-  int kernel = 0, stride = 1, padding = 0;
-};
-
-// The shape of a layer's weight gradient: Conv2d's src is x and its ddst dy; ConvTranspose2d's
-// src is dy (B,Cout,Ho,Wo) and its ddst x (B,Cin,H,W), with k = Cin and c = Cout, so that dw has
-// the layer's own weight layout either way.
-inline WeightGradShape weight_grad_shape(const ConvGeometry& g) {
-  WeightGradShape s;
-  s.n = g.batch;
-  s.kernel = g.kernel;
-  s.stride = g.stride;
-  s.padding = g.padding;
-  if (!g.transposed) {
-    s.c = g.in_channels, s.src_h = g.in_h, s.src_w = g.in_w;
-    s.k = g.out_channels, s.dst_h = g.out_h(), s.dst_w = g.out_w();
-  } else {
-    s.c = g.out_channels, s.src_h = g.out_h(), s.src_w = g.out_w();
-    s.k = g.in_channels, s.dst_h = g.in_h, s.dst_w = g.in_w;
-  }
-  return s;
-}
+// (terms outside src are zero).
 
 constexpr int kDirectWeightGradMaxKernel = 5;  // the kernel sizes the direct GPU path handles
 
@@ -69,7 +43,7 @@ inline ImageGroups split_into_image_groups(int images, int slices) {
 
 // Whether the direct path handles `s`: positive sizes, kernel 1..5, counts that fit an int, at
 // most 65,535 filter slices (the grid's y extent).
-inline bool direct_weight_grad_supported(const WeightGradShape& s) {
+inline bool direct_weight_grad_supported(const ConvShape& s) {
   if (s.n < 1 || s.k < 1 || s.c < 1 || s.src_h < 1 || s.src_w < 1 || s.dst_h < 1 || s.dst_w < 1)
     return false;
   if (s.kernel < 1 || s.kernel > kDirectWeightGradMaxKernel || s.stride < 1 || s.padding < 0)
@@ -81,12 +55,12 @@ inline bool direct_weight_grad_supported(const WeightGradShape& s) {
 }
 
 // The weight gradient's partition: one slice per (k, c) filter slice.
-inline ImageGroups weight_grad_groups(const WeightGradShape& s) { return split_into_image_groups(s.n, s.k * s.c); }
+inline ImageGroups weight_grad_groups(const ConvShape& s) { return split_into_image_groups(s.n, s.k * s.c); }
 
 // acc[r*KS + q] += ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
 // for every tap inside src; the product of two floats is exact in double (Acc = double).
 template <int KS, class T, class Acc>
-FMNIST_HD void accumulate_weight_grad_taps(const WeightGradShape& s, int n, int k, int c, int i, int j,
+FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k, int c, int i, int j,
                                            const T* src, const T* ddst, Acc* acc) {
   const std::size_t plane = static_cast<std::size_t>(s.dst_h) * s.dst_w;
   const Acc g = static_cast<Acc>(

@@ -25,7 +25,7 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
 }
 
 template <int KS>
-void sum_slice_group(const WeightGradShape& s, int k, int c, int first, int end, const float* src,
+void sum_slice_group(const ConvShape& s, int k, int c, int first, int end, const float* src,
                      const float* ddst, double* acc) {
   for (int n = first; n < end; ++n)
     for (int i = 0; i < s.dst_h; ++i)
@@ -33,7 +33,7 @@ void sum_slice_group(const WeightGradShape& s, int k, int c, int first, int end,
 }
 
 // dw as the GPU path partitions it: per filter slice and image group, then the groups in order.
-std::vector<float> direct_weight_grad(const WeightGradShape& s, const float* src, const float* ddst) {
+std::vector<float> direct_weight_grad(const ConvShape& s, const float* src, const float* ddst) {
   const int taps = s.kernel * s.kernel;
   const ImageGroups part = weight_grad_groups(s);
   const int per_group = part.per_group, groups = part.groups;
@@ -62,7 +62,7 @@ std::vector<float> direct_weight_grad(const WeightGradShape& s, const float* src
 
 void check(const ConvGeometry& g, std::uint64_t seed) {
   INFO(describe(g));
-  const WeightGradShape s = weight_grad_shape(g);
+  const ConvShape s = conv_shape(g);
   REQUIRE(direct_weight_grad_supported(s));
   const auto x = random_floats(g.in_count(), seed), w = random_floats(g.weight_count(), seed + 1),
              dy = random_floats(g.out_count(), seed + 2);
@@ -114,7 +114,7 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
   for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100),
                                 paper_conv1(1), paper_conv2(37), paper_deconv2(4096)}) {
     INFO(describe(g));
-    const WeightGradShape s = weight_grad_shape(g);
+    const ConvShape s = conv_shape(g);
     const ImageGroups part = weight_grad_groups(s);
   const int per_group = part.per_group, groups = part.groups;
     CHECK(per_group >= 1);
@@ -127,10 +127,10 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
     if (s.n >= kReductionTargetBlocks) CHECK(blocks >= kReductionTargetBlocks / 2);
   }
   // The paper's layers: conv1 and deconv2 split the batch, conv2 and deconv1 have slices enough.
-  CHECK(weight_grad_groups(weight_grad_shape(paper_conv1(100))).groups == 25);
-  CHECK(weight_grad_groups(weight_grad_shape(paper_conv2(100))).groups == 1);
-  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv1(100))).groups == 1);
-  CHECK(weight_grad_groups(weight_grad_shape(paper_deconv2(100))).groups == 25);
+  CHECK(weight_grad_groups(conv_shape(paper_conv1(100))).groups == 25);
+  CHECK(weight_grad_groups(conv_shape(paper_conv2(100))).groups == 1);
+  CHECK(weight_grad_groups(conv_shape(paper_deconv1(100))).groups == 1);
+  CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).groups == 25);
 }
 
 TEST_CASE("image groups of any reduction: every image once, partials under twice the target", "[conv][wgrad]") {
@@ -151,15 +151,15 @@ TEST_CASE("image groups of any reduction: every image once, partials under twice
 }
 
 TEST_CASE("direct weight gradient refuses what it cannot handle", "[conv][wgrad]") {
-  WeightGradShape s = weight_grad_shape(paper_conv1(100));
+  ConvShape s = conv_shape(paper_conv1(100));
   CHECK(direct_weight_grad_supported(s));
-  WeightGradShape big_kernel = s;
+  ConvShape big_kernel = s;
   big_kernel.kernel = 6;
   CHECK_FALSE(direct_weight_grad_supported(big_kernel));
-  WeightGradShape no_images = s;
+  ConvShape no_images = s;
   no_images.n = 0;
   CHECK_FALSE(direct_weight_grad_supported(no_images));
-  WeightGradShape too_many = s;
+  ConvShape too_many = s;
   too_many.n = 1 << 22;  // 2^22 images of 26x26 positions: over INT_MAX
   CHECK_FALSE(direct_weight_grad_supported(too_many));
 }

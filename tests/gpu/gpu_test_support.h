@@ -108,6 +108,23 @@ inline Ops<float>& direct_wgrad_gpu() {
   return *ops;
 }
 
+// Both of fmnist's direct convolution kernels, backward-filter and backward-data (cuda/
+// backward_data.h: ConvTranspose2d's forward and Conv2d's input gradient); also released by main().
+inline CudaOptions direct_convolution_options() {
+  CudaOptions options = direct_weight_grad_options();
+  options.direct_backward_data = true;
+  return options;
+}
+inline std::unique_ptr<Ops<float>>& shared_direct_conv_gpu_slot() {
+  static std::unique_ptr<Ops<float>> ops;
+  return ops;
+}
+inline Ops<float>& direct_conv_gpu() {
+  auto& ops = shared_direct_conv_gpu_slot();
+  if (!ops) ops = make_backend(direct_convolution_options());
+  return *ops;
+}
+
 // Options with the parameter gradients on a second stream (CudaOptions::backward_streams), over
 // `base`: the results must be bitwise those of one stream.
 inline CudaOptions two_backward_streams(CudaOptions base = CudaOptions{}) {

@@ -278,6 +278,30 @@ TEST_CASE("GPU ConvTranspose2d at random shapes: stride 1/2, output_padding 0/1,
         }
 }
 
+namespace {
+
+// check_conv on `ops` at 16 random geometries (kernels 1-5, the direct kernels' range; Conv2d and
+// ConvTranspose2d in turn, batches up to 40), drawn from rng_seed, data from data_seed on.
+void check_random_direct_convs(std::uint64_t rng_seed, std::uint64_t data_seed, Ops<float>& ops) {
+  SplitMix64 rng(rng_seed);
+  for (int trial = 0; trial < 16; ++trial) {
+    const int kernel = random_int(rng, 1, 5);
+    const int stride = random_int(rng, 1, 3);
+    const int padding = random_int(rng, 0, std::min(2, kernel - 1));
+    const bool transposed = trial % 2 == 1;
+    const int output_padding = transposed && stride > 1 ? random_int(rng, 0, stride - 1) : 0;
+    const int h = random_int(rng, std::max(1, kernel - 2 * padding), 16);
+    const int w = random_int(rng, std::max(1, kernel - 2 * padding), 16);
+    const ConvGeometry g = conv_geometry(random_int(rng, 1, 40), random_int(rng, 1, 8), h, w,
+                                         random_int(rng, 1, 8), kernel, stride, padding,
+                                         output_padding, transposed);
+    if (g.out_h() <= 0 || g.out_w() <= 0) continue;
+    check_conv(g, data_seed + trial, ops);
+  }
+}
+
+}  // namespace
+
 // fmnist's direct backward-filter (cuda/weight_grad.h) in place of cuDNN's: the same checks, the
 // same tolerances; the paper's shapes split the images into groups (two passes), random ones also
 // take the single-group path.
@@ -291,21 +315,22 @@ TEST_CASE("GPU convolutions with fmnist's direct backward-filter at the paper's 
 
 TEST_CASE("GPU convolutions with fmnist's direct backward-filter at random shapes",
           "[gpu][conv][wgrad][sanitize]") {
-  SplitMix64 rng(1003);
-  for (int trial = 0; trial < 16; ++trial) {
-    const int kernel = random_int(rng, 1, 5);
-    const int stride = random_int(rng, 1, 3);
-    const int padding = random_int(rng, 0, std::min(2, kernel - 1));
-    const bool transposed = trial % 2 == 1;
-    const int output_padding = transposed && stride > 1 ? random_int(rng, 0, stride - 1) : 0;
-    const int h = random_int(rng, std::max(1, kernel - 2 * padding), 16);
-    const int w = random_int(rng, std::max(1, kernel - 2 * padding), 16);
-    const ConvGeometry g = conv_geometry(random_int(rng, 1, 40), random_int(rng, 1, 8), h, w,
-                                         random_int(rng, 1, 8), kernel, stride, padding,
-                                         output_padding, transposed);
-    if (g.out_h() <= 0 || g.out_w() <= 0) continue;
-    check_conv(g, 4000 + trial, direct_wgrad_gpu());
-  }
+  check_random_direct_convs(1003, 4000, direct_wgrad_gpu());
+}
+
+// Both direct kernels: backward-data (ConvTranspose2d's forward with its bias, Conv2d's input
+// gradient) and backward-filter in place of cuDNN's; the same checks and tolerances.
+TEST_CASE("GPU convolutions with fmnist's direct backward-data at the paper's shapes", "[gpu][conv][dgrad]") {
+  check_conv(paper_conv1(100), 25, direct_conv_gpu());
+  check_conv(paper_conv2(100), 26, direct_conv_gpu());
+  check_conv(paper_deconv1(100), 27, direct_conv_gpu());
+  check_conv(paper_deconv2(100), 28, direct_conv_gpu());
+  check_conv(paper_deconv1(50), 29, direct_conv_gpu());  // a partial last batch's plan
+}
+
+TEST_CASE("GPU convolutions with fmnist's direct backward-data at random shapes",
+          "[gpu][conv][dgrad][sanitize]") {
+  check_random_direct_convs(1005, 5000, direct_conv_gpu());
 }
 
 TEST_CASE("GPU MaxPool2d at random shapes", "[gpu][pool][sanitize]") {

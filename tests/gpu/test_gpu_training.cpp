@@ -403,6 +403,19 @@ TEST_CASE("GPU training with the parameter gradients on a second stream equals o
   compare_exact("AE(64) batch 37, direct backward-filter: two backward streams vs one", two, one);
 }
 
+TEST_CASE("GPU training with fmnist's direct convolutions on two backward streams matches the CPU and repeats bitwise",
+          "[gpu][training][dgrad][streams]") {
+  compare_one_step(ae(256), 100, 311, direct_conv_gpu());  // 311, 312: live starts, as above
+  compare_one_step(classifier(256), 100, 312, direct_conv_gpu());
+  compare_trajectories(ae(256), 403, direct_conv_gpu());  // 403: a live start, as above
+  const CudaOptions fast = two_backward_streams(direct_convolution_options());
+  const auto first = gpu_run(ae(256), 5, 100, fast);
+  const auto second = gpu_run(ae(256), 5, 100, fast);
+  compare_exact("AE(256), direct convolutions, two backward streams: two GPU runs of 5 steps", second, first);
+  compare_exact("AE(256), direct convolutions: two backward streams vs one", first,
+                gpu_run(ae(256), 5, 100, direct_convolution_options()));
+}
+
 TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][sanitize]") {
   if (on_cpu_stand_in()) {
     WARN("not checked on the CPU stand-in");

@@ -1,0 +1,37 @@
+// The shape of a cuDNN-style convolution, in which fmnist's direct GPU convolution kernels and
+// their CPU checks express both layer kinds: src (N,C,Hs,Ws) -> dst (N,K,Hd,Wd) with a (K,C,k,k)
+// filter, cross-correlation, square stride and padding. Defined once for g++ and nvcc.
+#pragma once
+
+#include "models/ops.h"  // ConvGeometry
+
+namespace fmnist {
+
+struct ConvShape {
+  int n = 0, k = 0, c = 0;
+  int src_h = 0, src_w = 0, dst_h = 0, dst_w = 0;
+  int kernel = 0, stride = 1, padding = 0;
+};
+
+// A layer as that convolution. Conv2d: src = x, dst = y (k = out_channels, c = in_channels).
+// ConvTranspose2d is the adjoint of the conv from its output to its input: src = y (B,Cout,Ho,Wo),
+// dst = x (B,Cin,H,W), k = Cin and c = Cout, so that the (K,C,k,k) filter is the layer's own
+// weight layout either way. Its forward is that conv's backward-data, its input gradient the
+// conv's forward and its weight gradient the conv's weight gradient with src = dy, ddst = x.
+inline ConvShape conv_shape(const ConvGeometry& g) {
+  ConvShape s;
+  s.n = g.batch;
+  s.kernel = g.kernel;
+  s.stride = g.stride;
+  s.padding = g.padding;
+  if (!g.transposed) {
+    s.c = g.in_channels, s.src_h = g.in_h, s.src_w = g.in_w;
+    s.k = g.out_channels, s.dst_h = g.out_h(), s.dst_w = g.out_w();
+  } else {
+    s.c = g.out_channels, s.src_h = g.out_h(), s.src_w = g.out_w();
+    s.k = g.in_channels, s.dst_h = g.in_h, s.dst_w = g.in_w;
+  }
+  return s;
+}
+
+}  // namespace fmnist
