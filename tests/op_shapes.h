@@ -1,8 +1,15 @@
 // Geometries for the op tests: the paper's layers (FACTS.md) at a chosen batch, and random small
-// Conv2d / ConvTranspose2d / MaxPool2d / Linear shapes drawn from a seeded generator.
+// Conv2d / ConvTranspose2d / MaxPool2d / Linear shapes drawn from a seeded generator; seeded
+// inputs, and a per-element comparison against a double reference (|err| <= atol + rtol*|ref|).
 #pragma once
 
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/ops.h"
 #include "models/rng.h"
@@ -79,6 +86,31 @@ inline std::string describe(const ConvGeometry& g) {
          std::to_string(g.out_w()) + " k" + std::to_string(g.kernel) + " s" +
          std::to_string(g.stride) + " p" + std::to_string(g.padding) + " op" +
          std::to_string(g.output_padding);
+}
+
+// n values uniform in [-1, 1) from `seed`.
+inline std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(2.0 * rng.uniform() - 1.0);
+  return v;
+}
+
+// got against ref element by element, |got - ref| <= atol + rtol * |ref|: the first 5 mismatches
+// fail (named `what`[i]), the worst error is reported.
+inline void check_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref,
+                        double atol, double rtol) {
+  REQUIRE(got.size() == ref.size());
+  int shown = 0;
+  double worst = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(got[i] - ref[i]), allowed = atol + rtol * std::fabs(ref[i]);
+    worst = std::max(worst, err);
+    if (!(err <= allowed) && shown++ < 5)
+      FAIL_CHECK(what << "[" << i << "] " << got[i] << " against " << ref[i] << " (error " << err << ")");
+  }
+  INFO(what << ": worst error " << worst);
+  CHECK(shown == 0);
 }
 
 }  // namespace fmnist::testing

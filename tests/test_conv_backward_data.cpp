@@ -17,13 +17,6 @@
 namespace fmnist::testing {
 namespace {
 
-std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
-  SplitMix64 rng(seed);
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(2.0 * rng.uniform() - 1.0);
-  return v;
-}
-
 template <int KS>
 void fill_src(const ConvShape& s, const float* ddst, const float* w, const float* bias, float* dsrc) {
   std::size_t e = 0;
@@ -52,19 +45,9 @@ std::vector<float> direct_backward_data(const ConvShape& s, const float* ddst, c
   return dsrc;
 }
 
-// got against the double reference: FP32 sums of at most a few hundred terms of size <= 1.
+// FP32 sums of at most a few hundred terms of size <= 1, against the double reference.
 void compare(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref) {
-  REQUIRE(got.size() == ref.size());
-  int shown = 0;
-  double worst = 0.0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(got[i] - ref[i]), allowed = 1e-5 + 1e-5 * std::fabs(ref[i]);
-    worst = std::max(worst, err);
-    if (!(err <= allowed) && shown++ < 5)
-      FAIL_CHECK(what << "[" << i << "] " << got[i] << " against " << ref[i] << " (error " << err << ")");
-  }
-  INFO(what << ": worst error " << worst);
-  CHECK(shown == 0);
+  check_close(what, got, ref, 1e-5, 1e-5);
 }
 
 void check(const ConvGeometry& g, std::uint64_t seed) {

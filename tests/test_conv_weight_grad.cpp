@@ -17,13 +17,6 @@
 namespace fmnist::testing {
 namespace {
 
-std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
-  SplitMix64 rng(seed);
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(2.0 * rng.uniform() - 1.0);
-  return v;
-}
-
 template <int KS>
 void sum_slice_group(const ConvShape& s, int k, int c, int first, int end, const float* src,
                      const float* ddst, double* acc) {
@@ -76,18 +69,8 @@ void check(const ConvGeometry& g, std::uint64_t seed) {
     cpu.conv2d_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), nullptr);
   // Conv2d: src x, ddst dy; ConvTranspose2d: src dy, ddst x (weight_grad_shape's roles).
   const auto dw = g.transposed ? direct_weight_grad(s, dy.data(), x.data()) : direct_weight_grad(s, x.data(), dy.data());
-  REQUIRE(dw.size() == dw64.size());
   // FP64 sums of exact products, rounded once to float: within a float's rounding of the reference.
-  int shown = 0;
-  double worst = 0.0;
-  for (std::size_t i = 0; i < dw.size(); ++i) {
-    const double err = std::fabs(dw[i] - dw64[i]), allowed = 1e-6 + 1e-6 * std::fabs(dw64[i]);
-    worst = std::max(worst, err);
-    if (!(err <= allowed) && shown++ < 5)
-      FAIL_CHECK("dw[" << i << "] " << dw[i] << " against " << dw64[i] << " (error " << err << ")");
-  }
-  INFO("worst error " << worst);
-  CHECK(shown == 0);
+  check_close("dw", dw, dw64, 1e-6, 1e-6);
 }
 
 }  // namespace

@@ -63,66 +63,54 @@ inline std::unique_ptr<Ops<float>> make_backend(const CudaOptions& options) {
   return make_cuda_ops(options);
 }
 
-// The GPU backend shared by the op tests (deterministic, no TF32), made on first use and released
-// by main() before it returns (not left to static destruction, which may run after the CUDA
-// runtime has shut down).
-inline std::unique_ptr<Ops<float>>& shared_gpu_slot() {
-  static std::unique_ptr<Ops<float>> ops;
-  return ops;
+// The backends the tests share, one per kind, each made on first use and released by
+// release_shared_backends() (main(), before it returns: not left to static destruction, which may
+// run after the CUDA runtime has shut down).
+enum class SharedBackend { Default, Bf16, DirectWeightGrad, DirectConvolutions, Count };
+inline std::unique_ptr<Ops<float>>& shared_slot(SharedBackend kind) {
+  static std::unique_ptr<Ops<float>> slots[static_cast<int>(SharedBackend::Count)];
+  return slots[static_cast<int>(kind)];
 }
-inline Ops<float>& gpu() {
-  auto& ops = shared_gpu_slot();
-  if (!ops) ops = make_backend(CudaOptions{});
+inline Ops<float>& shared_backend(SharedBackend kind, const CudaOptions& options) {
+  auto& ops = shared_slot(kind);
+  if (!ops) ops = make_backend(options);
   return *ops;
 }
-
-// The same for the BF16 tests (CudaOptions::bf16; test_gpu_bf16.cpp), also released by main().
-inline std::unique_ptr<Ops<float>>& shared_bf16_gpu_slot() {
-  static std::unique_ptr<Ops<float>> ops;
-  return ops;
+inline void release_shared_backends() {
+  for (int kind = 0; kind < static_cast<int>(SharedBackend::Count); ++kind)
+    shared_slot(static_cast<SharedBackend>(kind)).reset();
 }
+
+// The op tests' GPU backend: deterministic, no TF32.
+inline Ops<float>& gpu() { return shared_backend(SharedBackend::Default, CudaOptions{}); }
+
+// The BF16 tests' (CudaOptions::bf16; test_gpu_bf16.cpp).
 inline Ops<float>& bf16_gpu() {
-  auto& ops = shared_bf16_gpu_slot();
-  if (!ops) {
-    CudaOptions options;
-    options.bf16 = true;
-    ops = make_backend(options);
-  }
-  return *ops;
+  CudaOptions options;
+  options.bf16 = true;
+  return shared_backend(SharedBackend::Bf16, options);
 }
 
-// The same with fmnist's direct convolution backward-filter (CudaOptions::direct_weight_grad,
-// cuda/weight_grad.h) in place of cuDNN's; also released by main().
+// With fmnist's direct convolution backward-filter (CudaOptions::direct_weight_grad,
+// cuda/weight_grad.h) in place of cuDNN's.
 inline CudaOptions direct_weight_grad_options() {
   CudaOptions options;
   options.direct_weight_grad = true;
   return options;
 }
-inline std::unique_ptr<Ops<float>>& shared_direct_wgrad_gpu_slot() {
-  static std::unique_ptr<Ops<float>> ops;
-  return ops;
-}
 inline Ops<float>& direct_wgrad_gpu() {
-  auto& ops = shared_direct_wgrad_gpu_slot();
-  if (!ops) ops = make_backend(direct_weight_grad_options());
-  return *ops;
+  return shared_backend(SharedBackend::DirectWeightGrad, direct_weight_grad_options());
 }
 
-// Both of fmnist's direct convolution kernels, backward-filter and backward-data (cuda/
-// backward_data.h: ConvTranspose2d's forward and Conv2d's input gradient); also released by main().
+// With both of fmnist's direct convolution kernels, backward-filter and backward-data
+// (cuda/backward_data.h: ConvTranspose2d's forward and Conv2d's input gradient).
 inline CudaOptions direct_convolution_options() {
   CudaOptions options = direct_weight_grad_options();
   options.direct_backward_data = true;
   return options;
 }
-inline std::unique_ptr<Ops<float>>& shared_direct_conv_gpu_slot() {
-  static std::unique_ptr<Ops<float>> ops;
-  return ops;
-}
 inline Ops<float>& direct_conv_gpu() {
-  auto& ops = shared_direct_conv_gpu_slot();
-  if (!ops) ops = make_backend(direct_convolution_options());
-  return *ops;
+  return shared_backend(SharedBackend::DirectConvolutions, direct_convolution_options());
 }
 
 // Options with the parameter gradients on a second stream (CudaOptions::backward_streams), over

@@ -32,9 +32,6 @@ int main(int argc, char* argv[]) {
                 d.multiprocessors);
   std::fflush(stdout);
   const int failed = Catch::Session().run(argc, argv);
-  fmnist::gputest::shared_gpu_slot().reset();
-  fmnist::gputest::shared_bf16_gpu_slot().reset();
-  fmnist::gputest::shared_direct_wgrad_gpu_slot().reset();
-  fmnist::gputest::shared_direct_conv_gpu_slot().reset();
+  fmnist::gputest::release_shared_backends();
   return failed == 77 ? 78 : failed;  // 77 means "skipped" to CTest
 }

@@ -300,17 +300,21 @@ void check_random_direct_convs(std::uint64_t rng_seed, std::uint64_t data_seed, 
   }
 }
 
+// check_conv on `ops` at the paper's four convolutions, batch 100, then `partial` (a partial last
+// batch's plan), with data seeds from `seed` on.
+void check_paper_convs(std::uint64_t seed, Ops<float>& ops, const ConvGeometry& partial) {
+  int i = 0;
+  for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100), partial})
+    check_conv(g, seed + i++, ops);
+}
+
 }  // namespace
 
 // fmnist's direct backward-filter (cuda/weight_grad.h) in place of cuDNN's: the same checks, the
 // same tolerances; the paper's shapes split the images into groups (two passes), random ones also
 // take the single-group path.
 TEST_CASE("GPU convolutions with fmnist's direct backward-filter at the paper's shapes", "[gpu][conv][wgrad]") {
-  check_conv(paper_conv1(100), 15, direct_wgrad_gpu());
-  check_conv(paper_conv2(100), 16, direct_wgrad_gpu());
-  check_conv(paper_deconv1(100), 17, direct_wgrad_gpu());
-  check_conv(paper_deconv2(100), 18, direct_wgrad_gpu());
-  check_conv(paper_conv1(50), 19, direct_wgrad_gpu());  // a partial last batch's plan
+  check_paper_convs(15, direct_wgrad_gpu(), paper_conv1(50));
 }
 
 TEST_CASE("GPU convolutions with fmnist's direct backward-filter at random shapes",
@@ -321,11 +325,7 @@ TEST_CASE("GPU convolutions with fmnist's direct backward-filter at random shape
 // Both direct kernels: backward-data (ConvTranspose2d's forward with its bias, Conv2d's input
 // gradient) and backward-filter in place of cuDNN's; the same checks and tolerances.
 TEST_CASE("GPU convolutions with fmnist's direct backward-data at the paper's shapes", "[gpu][conv][dgrad]") {
-  check_conv(paper_conv1(100), 25, direct_conv_gpu());
-  check_conv(paper_conv2(100), 26, direct_conv_gpu());
-  check_conv(paper_deconv1(100), 27, direct_conv_gpu());
-  check_conv(paper_deconv2(100), 28, direct_conv_gpu());
-  check_conv(paper_deconv1(50), 29, direct_conv_gpu());  // a partial last batch's plan
+  check_paper_convs(25, direct_conv_gpu(), paper_deconv1(50));
 }
 
 TEST_CASE("GPU convolutions with fmnist's direct backward-data at random shapes",
