@@ -47,10 +47,13 @@ struct CudaOptions {
   // until an H100 run has timed it; FMNIST_CONV_WGRAD=fmnist turns it on for a command.
   bool direct_weight_grad = false;
   // Convolution backward-data (ConvTranspose2d's forward, its bias fused, and Conv2d's input
-  // gradient) by fmnist's own direct kernel (cuda/backward_data.h; deterministic, FP32 sums in a
+  // gradient) by fmnist's own direct kernel (cuda/direct_conv.h; deterministic, FP32 sums in a
   // fixed order) instead of cuDNN's, in FP32 and TF32 modes (BF16 keeps cuDNN's). Off by default
   // until an H100 run has timed it; FMNIST_CONV_DGRAD=fmnist turns it on for a command.
   bool direct_backward_data = false;
+  // Convolution forward (Conv2d's, its bias fused, and ConvTranspose2d's input gradient) by
+  // fmnist's direct kernel (cuda/direct_conv.h), as above; FMNIST_CONV_FWD=fmnist.
+  bool direct_forward = false;
   // Streams a backward pass runs on: 1 (the default), or 2: each layer's parameter gradients
   // (weight and bias) go to a second stream, beside the chain of input gradients on the first,
   // and the two join before the next op that is not a backward op (Adam, in a train step); a

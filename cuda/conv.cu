@@ -233,7 +233,8 @@ ConvPlan::ConvPlan(Context& context, const ConvGeometry& geometry, ConvStorage s
     direct_weight_grad_ = context_.options().direct_weight_grad && !bf16_ &&
                           direct_weight_grad_supported(conv_shape_);
     direct_backward_data_ = context_.options().direct_backward_data && !bf16_ &&
-                            direct_backward_data_supported(conv_shape_);
+                            direct_conv_supported(conv_shape_);
+    direct_forward_ = context_.options().direct_forward && !bf16_ && direct_conv_supported(conv_shape_);
     if (direct_weight_grad_) {  // its partial sums live in the shared workspace (reserved now)
       bwd_filter_bytes_ = direct_weight_grad_workspace_bytes(conv_shape_);
       context_.reserve_workspace(bwd_filter_bytes_);
@@ -316,7 +317,7 @@ void ConvPlan::choose_algorithms() {
                              geometry_text(g) + " (tried:" + refusals + ")");
   };
 
-  {  // forward: src -> dst
+  if (!direct_forward_) {  // forward: src -> dst
     int max_count = 0, returned = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle, &max_count));
     std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(std::max(max_count, 1));
@@ -388,8 +389,12 @@ void ConvPlan::choose_algorithms() {
 
 std::string ConvPlan::describe() const {
   std::ostringstream s;
-  s << geometry_text(geometry_) << ": fwd=" << algo_name(fwd_algo_) << "/" << math_name(fwd_math_)
-    << " (" << fwd_bytes_ << " B) bwd_data=";
+  s << geometry_text(geometry_) << ": fwd=";
+  if (direct_forward_)
+    s << "fmnist-direct";
+  else
+    s << algo_name(fwd_algo_) << "/" << math_name(fwd_math_) << " (" << fwd_bytes_ << " B)";
+  s << " bwd_data=";
   if (direct_backward_data_)
     s << "fmnist-direct";
   else
@@ -433,6 +438,10 @@ void ConvPlan::finish(void* region, std::size_t n, float* out) const {
 }
 
 void ConvPlan::conv_forward(const float* src, const float* w, float* dst) {
+  if (direct_forward_) {  // never in BF16 mode (see the constructor)
+    launch_direct_forward(context_, conv_shape_, src, w, nullptr, dst);
+    return;
+  }
   const float one = 1.0f, zero = 0.0f;
   if (bf16_) {
     const Regions r = regions();
@@ -497,6 +506,10 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y)
   const ConvGeometry& g = geometry_;
   if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b in one kernel
     launch_direct_backward_data(context_, conv_shape_, x, w, b, y);
+    return;
+  }
+  if (!g.transposed && direct_forward_) {  // y = conv(x) + b in one kernel
+    launch_direct_forward(context_, conv_shape_, x, w, b, y);
     return;
   }
   if (!g.transposed)

@@ -9,8 +9,8 @@
 // filter, so its forward is that conv's backward-data, its input gradient that conv's forward and
 // its weight gradient that conv's backward-filter with the roles of x and dy swapped.
 // output_padding only makes the larger tensor bigger (the extra rows/columns get bias alone).
-// The forward adds the bias (kernels.h's add_channel_bias, or inside fmnist's direct backward-data
-// kernel); the bias gradient is not part of the plan (kernels.h: channel_bias_grad).
+// The forward adds the bias (kernels.h's add_channel_bias, or inside fmnist's direct kernels);
+// the bias gradient is not part of the plan (kernels.h: channel_bias_grad).
 //
 // BF16 mode (context options().bf16, models/precision.h): each pass casts its two FP32 operands to
 // bfloat16 in the context's BF16 scratch (sized when the plan is made), runs cuDNN on
@@ -31,7 +31,7 @@
 #include <tuple>
 
 #include "cuda/context.h"
-#include "cuda/backward_data.h"
+#include "cuda/direct_conv.h"
 #include "cuda/weight_grad.h"
 #include "models/ops.h"
 
@@ -101,8 +101,11 @@ class ConvPlan {
   // options().direct_weight_grad and the geometry supported: backward-filter by fmnist's kernel.
   bool direct_weight_grad_ = false;
   // options().direct_backward_data and the geometry supported: backward-data (ConvTranspose2d's
-  // forward, with its bias, and Conv2d's input gradient) by fmnist's kernel (backward_data.h).
+  // forward, with its bias, and Conv2d's input gradient) by fmnist's kernel (direct_conv.h).
   bool direct_backward_data_ = false;
+  // options().direct_forward and the geometry supported: forward (Conv2d's, with its bias, and
+  // ConvTranspose2d's input gradient) by fmnist's kernel (direct_conv.h).
+  bool direct_forward_ = false;
   ConvShape conv_shape_{};
 };
 

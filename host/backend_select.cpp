@@ -22,9 +22,9 @@ BackendChoice cpu_backend(Precision precision, const std::string& why) {
   return {make_cpu_ops(precision), why};
 }
 
-// FMNIST_CONV_WGRAD and FMNIST_CONV_DGRAD: the GPU's convolution backward-filter (cuda/weight_grad.h)
-// and backward-data (cuda/backward_data.h), cudnn (the default) or fmnist. Anything else stops
-// the command in one line.
+// FMNIST_CONV_WGRAD, FMNIST_CONV_DGRAD and FMNIST_CONV_FWD: the GPU's convolution backward-filter
+// (cuda/weight_grad.h), backward-data and forward (cuda/direct_conv.h), cudnn (the default) or
+// fmnist. Anything else stops the command in one line.
 bool fmnist_kernel_requested(const char* variable) {
   const char* v = std::getenv(variable);
   if (v == nullptr || *v == '\0' || std::string(v) == "cudnn") return false;
@@ -56,6 +56,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
   const bool direct_weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD");  // checked on every device
   const bool direct_backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD");
+  const bool direct_forward = fmnist_kernel_requested("FMNIST_CONV_FWD");
   const int backward_streams = backward_streams_requested();
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
 #if defined(FMNIST_HAVE_CUDA)
@@ -66,10 +67,12 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     options.bf16 = precision == Precision::BF16;
     options.direct_weight_grad = direct_weight_grad;
     options.direct_backward_data = direct_backward_data;
+    options.direct_forward = direct_forward;
     options.backward_streams = backward_streams;
     std::string why = "CUDA backend";
     if (direct_weight_grad) why += ", fmnist's direct conv backward-filter";
     if (direct_backward_data) why += ", fmnist's direct conv backward-data";
+    if (direct_forward) why += ", fmnist's direct conv forward";
     if (backward_streams == 2 && !options.bf16) why += ", parameter gradients on a second stream";
     return {make_cuda_ops(options), why};
   }
@@ -79,6 +82,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
 #else
   (void)direct_weight_grad;
   (void)direct_backward_data;
+  (void)direct_forward;
   (void)backward_streams;
   if (device == "cuda")
     throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "

@@ -142,6 +142,7 @@ expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- bench --device cpu -
 # FMNIST_CONV_WGRAD picks the GPU's backward-filter; a wrong value stops any command in one line.
 FMNIST_CONV_WGRAD=direct expect 2 "FMNIST_CONV_WGRAD must be cudnn or fmnist, got 'direct'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/wgrad"
 FMNIST_CONV_WGRAD=cudnn expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+FMNIST_CONV_FWD=yes expect 2 "FMNIST_CONV_FWD must be cudnn or fmnist, got 'yes'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_CONV_DGRAD=fast expect 2 "FMNIST_CONV_DGRAD must be cudnn or fmnist, got 'fast'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 # FMNIST_BACKWARD_STREAMS (1 or 2) the same way.
 FMNIST_BACKWARD_STREAMS=3 expect 2 "FMNIST_BACKWARD_STREAMS must be 1 or 2, got '3'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/streams"

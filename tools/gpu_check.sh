@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,bench-dgrad,bench-streams,bench-fast,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -14,7 +14,7 @@
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
 #   Call 1 also picks the path call 2 measures (step fast-path, FMNIST_GPU_CHECK_PATH below): the
-#   fastest of the five bench variants when the GPU tests passed, kept in build-gpu-check/.
+#   fastest of the six bench variants when the GPU tests passed, kept in build-gpu-check/.
 #   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
 #   start and transfer about 30 s; configure 5 s, build 55-64 s; gpu-tests 14 s; train-ae256 and
 #   train-c256 3 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by side 47 s;
@@ -22,7 +22,7 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,bench-dgrad,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
+#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
 #   (TF32's accuracy over 100 epochs, about 2 minutes: last, so the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -67,9 +67,10 @@
 #               one after another)
 #   bench       fmnist bench --measure step; bench-wgrad the same with FMNIST_CONV_WGRAD=fmnist (fmnist's
 #               direct backward-filter, cuda/weight_grad.h); bench-dgrad with FMNIST_CONV_DGRAD=fmnist
-#               (its direct backward-data, cuda/backward_data.h); bench-streams with
-#               FMNIST_BACKWARD_STREAMS=2 (parameter gradients on a second stream,
-#               CudaOptions::backward_streams); bench-fast with all three; then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
+#               and bench-fwd with FMNIST_CONV_FWD=fmnist (its direct backward-data and forward,
+#               cuda/direct_conv.h); bench-streams with FMNIST_BACKWARD_STREAMS=2 (parameter
+#               gradients on a second stream, CudaOptions::backward_streams); bench-fast with all
+#               four; then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
 #               variant that ran); fast-path (FMNIST_GPU_CHECK_PATH, below) picks the variant the
 #               measurements after it use
@@ -115,7 +116,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-dgrad,bench-streams,bench-fast,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio,ae256-100,
 #                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -124,8 +125,8 @@
 #                               missing, deps (and configure and build) run all the same
 #   FMNIST_GPU_CHECK_PATH       auto (default): after the bench steps, the fast-path step writes
 #                               BUILD_DIR/fast-path.env, the environment of the fastest bench
-#                               variant (FMNIST_CONV_WGRAD=fmnist, FMNIST_CONV_DGRAD=fmnist,
-#                               FMNIST_BACKWARD_STREAMS=2, or all three)
+#                               variant (FMNIST_CONV_WGRAD, _DGRAD or _FWD=fmnist,
+#                               FMNIST_BACKWARD_STREAMS=2, or all four)
 #                               when it beats the defaults by 3 % and gpu-tests passed in the same
 #                               run, else nothing; ae256-100, reproduce, reproduce-improved, ncu and
 #                               tf32-100 then run with it, in this call or a later one on the same
@@ -180,9 +181,9 @@ start_time="$(date +%s)"
 
 # Which steps run (FMNIST_GPU_CHECK_STEPS): names and aliases expanded into ",a,b,...," (or "all").
 known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-resume memcheck initcheck"
-known_steps+=" racecheck bench bench-wgrad bench-dgrad bench-streams bench-fast torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
+known_steps+=" racecheck bench bench-wgrad bench-dgrad bench-fwd bench-streams bench-fast torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
 known_steps+=" cpu ctest"
-measure_steps="bench,bench-wgrad,bench-dgrad,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
+measure_steps="bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -592,8 +593,10 @@ log_dir, env_file = sys.argv[1], sys.argv[2]
 variants = [("", "bench-fmnist.json"),
             ("FMNIST_CONV_WGRAD=fmnist", "bench-fmnist-direct-wgrad.json"),
             ("FMNIST_CONV_DGRAD=fmnist", "bench-fmnist-direct-dgrad.json"),
+            ("FMNIST_CONV_FWD=fmnist", "bench-fmnist-direct-fwd.json"),
             ("FMNIST_BACKWARD_STREAMS=2", "bench-fmnist-two-streams.json"),
-            ("FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_BACKWARD_STREAMS=2", "bench-fmnist-fast.json")]
+            ("FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2",
+             "bench-fmnist-fast.json")]
 rates = {}
 for env, name in variants:
     try:
@@ -608,7 +611,7 @@ if "" not in rates:
     sys.exit(0)
 best = max(rates, key=rates.get)
 for env, rate in sorted(rates.items(), key=lambda kv: -kv[1]):
-    print("  %-52s %9.0f img/s" % (env or "defaults", rate))
+    print("  %-96s %9.0f img/s" % (env or "defaults", rate))
 if best and rates[best] >= 1.03 * rates[""]:
     with open(env_file, "w") as f:
         f.write("".join("export %s\n" % kv for kv in best.split()))
@@ -619,13 +622,13 @@ PY
 }
 figure_fast_path() { grep -m1 '^fast path:' "$1" | sed 's/^fast path: //'; }
 
-# The defaults' table in ratio.txt, each variant's that ran (bench-wgrad, -dgrad, -streams, -fast) in
+# The defaults' table in ratio.txt, each variant's that ran (bench-wgrad, -dgrad, -fwd, -streams, -fast) in
 # ratio-VARIANT.txt.
 bench_ratio() {
   python3 "$repo/tools/bench_compare.py" "$log_dir/bench-fmnist.json" "$log_dir"/bench-torch-*.json \
     >"$log_dir/ratio.txt" && cat "$log_dir/ratio.txt" || return 1
   local variant json
-  for variant in direct-wgrad direct-dgrad two-streams fast; do
+  for variant in direct-wgrad direct-dgrad direct-fwd two-streams fast; do
     json="$log_dir/bench-fmnist-$variant.json"
     [ -s "$json" ] || continue
     echo
@@ -983,14 +986,16 @@ if [ "$build_ok" -eq 1 ]; then
   # The same with fmnist's direct convolution backward-filter (cuda/weight_grad.h) in place of cuDNN's.
   want bench-wgrad && run_step bench-wgrad 120 figure_bench env FMNIST_CONV_WGRAD=fmnist "$fmnist" bench --device cuda \
     --measure step --json "$log_dir/bench-fmnist-direct-wgrad.json"
-  # With fmnist's direct backward-data (cuda/backward_data.h); with the parameter gradients on a
+  # With fmnist's direct backward-data (cuda/direct_conv.h); with the parameter gradients on a
   # second stream (CudaOptions::backward_streams); then all three.
   want bench-dgrad && run_step bench-dgrad 120 figure_bench env FMNIST_CONV_DGRAD=fmnist "$fmnist" bench --device cuda \
     --measure step --json "$log_dir/bench-fmnist-direct-dgrad.json"
+  want bench-fwd && run_step bench-fwd 120 figure_bench env FMNIST_CONV_FWD=fmnist "$fmnist" bench --device cuda \
+    --measure step --json "$log_dir/bench-fmnist-direct-fwd.json"
   want bench-streams && run_step bench-streams 120 figure_bench env FMNIST_BACKWARD_STREAMS=2 "$fmnist" bench \
     --device cuda --measure step --json "$log_dir/bench-fmnist-two-streams.json"
   want bench-fast && run_step bench-fast 120 figure_bench env FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist \
-    FMNIST_BACKWARD_STREAMS=2 "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist-fast.json"
+    FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2 "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist-fast.json"
   has_torch=0
   python3 -c 'import torch' >/dev/null 2>&1 && has_torch=1
   if want torch-eager; then

@@ -102,11 +102,12 @@ inline Ops<float>& direct_wgrad_gpu() {
   return shared_backend(SharedBackend::DirectWeightGrad, direct_weight_grad_options());
 }
 
-// With both of fmnist's direct convolution kernels, backward-filter and backward-data
-// (cuda/backward_data.h: ConvTranspose2d's forward and Conv2d's input gradient).
+// With all of fmnist's direct convolution kernels: backward-filter, backward-data and forward
+// (cuda/direct_conv.h), in place of cuDNN's.
 inline CudaOptions direct_convolution_options() {
   CudaOptions options = direct_weight_grad_options();
   options.direct_backward_data = true;
+  options.direct_forward = true;
   return options;
 }
 inline Ops<float>& direct_conv_gpu() {

@@ -322,13 +322,13 @@ TEST_CASE("GPU convolutions with fmnist's direct backward-filter at random shape
   check_random_direct_convs(1003, 4000, direct_wgrad_gpu());
 }
 
-// Both direct kernels: backward-data (ConvTranspose2d's forward with its bias, Conv2d's input
+// All direct kernels: forward and backward-data (each layer's forward with its bias and its input
 // gradient) and backward-filter in place of cuDNN's; the same checks and tolerances.
-TEST_CASE("GPU convolutions with fmnist's direct backward-data at the paper's shapes", "[gpu][conv][dgrad]") {
+TEST_CASE("GPU convolutions with fmnist's direct kernels at the paper's shapes", "[gpu][conv][dgrad]") {
   check_paper_convs(25, direct_conv_gpu(), paper_deconv1(50));
 }
 
-TEST_CASE("GPU convolutions with fmnist's direct backward-data at random shapes",
+TEST_CASE("GPU convolutions with fmnist's direct kernels at random shapes",
           "[gpu][conv][dgrad][sanitize]") {
   check_random_direct_convs(1005, 5000, direct_conv_gpu());
 }

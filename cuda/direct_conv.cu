@@ -1,0 +1,61 @@
+// fmnist's direct convolution forward and backward-data (see direct_conv.h): one thread per
+// output element, in a grid-stride loop over the elements in memory order (coalesced writes;
+// threads of a warp mostly share the image and channel, so they read the same filter taps), each
+// computed by models/conv_direct.h's direct_conv_element (FP32 sums, then the bias).
+#include "cuda/direct_conv.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/grid_stride.cuh"
+
+namespace fmnist::cuda {
+namespace {
+
+// out = pass P of the convolution (models/conv_direct.h's direct_conv_element, element by
+// element): Forward: in = src (N,C,Hs,Ws) -> out = dst (N,K,Hd,Wd), bias (K) or null;
+// BackwardData: in = ddst (N,K,Hd,Wd) -> out = dsrc (N,C,Hs,Ws), bias (C) or null. w (K,C,KS,KS).
+template <int KS, DirectPass P>
+__global__ void __launch_bounds__(kThreads)
+    direct_conv_kernel(ConvShape s, std::size_t count, const float* __restrict__ in, const float* __restrict__ w,
+                       const float* __restrict__ bias, float* __restrict__ out) {
+  for (std::size_t e = global_index(); e < count; e += global_stride())
+    out[e] = direct_conv_element<KS, P, float>(s, e, in, w, bias);
+}
+
+// Pass P after its checks: shape supported, pointers non-null; kernel<KS> for the shape's size.
+template <DirectPass P>
+void launch_pass(const Context& c, const char* name, const ConvShape& s, const float* in, const float* w,
+                 const float* bias, float* out) {
+  if (!direct_conv_supported(s))
+    throw std::invalid_argument(std::string(name) + ": unsupported shape (kernel " + std::to_string(s.kernel) +
+                                ", " + std::to_string(s.n) + " images)");
+  if (in == nullptr || w == nullptr || out == nullptr)
+    throw std::invalid_argument(std::string(name) + ": null input, filter or output");
+  const std::size_t count = direct_conv_outputs(s, P);
+  const int blocks = c.grid_for(count, kThreads);
+  switch (s.kernel) {
+    case 1: direct_conv_kernel<1, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out); break;
+    case 2: direct_conv_kernel<2, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out); break;
+    case 3: direct_conv_kernel<3, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out); break;
+    case 4: direct_conv_kernel<4, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out); break;
+    case 5: direct_conv_kernel<5, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out); break;
+    default: throw std::invalid_argument(std::string(name) + ": kernel size over 5");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
+                                 const float* bias, float* dsrc) {
+  launch_pass<DirectPass::BackwardData>(c, "direct backward-data", s, ddst, w, bias, dsrc);
+}
+
+void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
+                           const float* bias, float* dst) {
+  launch_pass<DirectPass::Forward>(c, "direct forward", s, src, w, bias, dst);
+}
+
+}  // namespace fmnist::cuda

@@ -1,0 +1,25 @@
+// fmnist's own convolution forward and backward-data, alternatives to cuDNN's for the small
+// geometries of this study, where cuDNN took 10 to 32 us a call for a few MFLOP on the H100
+// (bench/RESULTS.md). The forward serves Conv2d's forward (bias fused) and ConvTranspose2d's input
+// gradient; the backward-data ConvTranspose2d's forward (bias fused) and Conv2d's input gradient.
+// One thread per output element sums its taps in a fixed order (models/conv_direct.h):
+// deterministic, no atomics, no workspace.
+#pragma once
+
+#include "cuda/context.h"
+#include "models/conv_direct.h"
+
+namespace fmnist::cuda {
+
+// dsrc (N,C,Hs,Ws) = backward_data_at (models/conv_direct.h) from ddst (N,K,Hd,Wd) and the
+// (K,C,k,k) filter w, + bias[c] when bias is non-null. Enqueued on the context's stream;
+// std::invalid_argument for an unsupported shape.
+void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
+                                 const float* bias, float* dsrc);
+
+// dst (N,K,Hd,Wd) = forward_at (models/conv_direct.h) from src (N,C,Hs,Ws) and the (K,C,k,k)
+// filter w, + bias[k] when bias is non-null. As above otherwise.
+void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
+                           const float* bias, float* dst);
+
+}  // namespace fmnist::cuda
