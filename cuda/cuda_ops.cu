@@ -126,13 +126,21 @@ ConvPlan& CudaOps::plan(const ConvGeometry& g) {
   return plans_.get(g);
 }
 
-// Conv2d and ConvTranspose2d alike (the plan knows which g is): y = the plan's forward + b.
+// Conv2d and ConvTranspose2d alike (the plan knows which g is): y = the plan's forward + b, and
+// with y_relu, y_relu = ReLU(y) (the bias then added by the same kernel as the ReLU).
 void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
-                           const float* w, const float* b, float* y) {
+                           const float* w, const float* b, float* y, float* y_relu) {
   check_conv_forward(op, g, transposed, x, w, y);
   check_cudnn_counts(op, g);
+  if (y_relu != nullptr) check_activation_forward(op, g.out_count(), y, y_relu);
   context_.join_side_lane();  // as main_lane(): the plan's forward and bias run on the main lane
-  plan(g).forward(x, w, b, y);
+  if (y_relu == nullptr) {
+    plan(g).forward(x, w, b, y);
+    return;
+  }
+  plan(g).forward(x, w, nullptr, y);
+  launch_bias_relu(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(), b, y,
+                   y_relu);
 }
 
 // db = the sums of dy's planes; dw and dx from the plan's backward passes. db and dw go to the
@@ -166,10 +174,20 @@ void CudaOps::conv2d_backward(const ConvGeometry& g, const float* x, const float
   conv_backward("conv2d_backward", false, g, x, w, dy, dx, dw, db);
 }
 
+void CudaOps::conv2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                                  float* y, float* y_relu) {
+  conv_forward("conv2d_forward_relu", false, g, x, w, b, y, y_relu);
+}
+
 // x (B,Cin,H,W), w (Cin,Cout,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
 void CudaOps::conv_transpose2d_forward(const ConvGeometry& g, const float* x, const float* w,
                                        const float* b, float* y) {
   conv_forward("conv_transpose2d_forward", true, g, x, w, b, y);
+}
+
+void CudaOps::conv_transpose2d_forward_relu(const ConvGeometry& g, const float* x, const float* w,
+                                            const float* b, float* y, float* y_relu) {
+  conv_forward("conv_transpose2d_forward_relu", true, g, x, w, b, y, y_relu);
 }
 
 // dy (B,Cout,Ho,Wo) -> dx (B,Cin,H,W), dw (Cin,Cout,k,k), db (Cout); null outputs skipped.
@@ -197,13 +215,27 @@ void CudaOps::maxpool2d_backward(const PoolGeometry& g, const float* dy,
 
 // ---- Linear --------------------------------------------------------------------------------------
 
-// y (B,out) = x (B,in) w^T (w is (out,in)) + b (out)
-void CudaOps::linear_forward(const LinearGeometry& g, const float* x, const float* w,
-                             const float* b, float* y) {
-  check_linear_forward("linear_forward", g, x, w, y);
+// y (B,out) = x (B,in) w^T (w is (out,in)) + b (out); with y_relu, y_relu = ReLU(y) (the bias then
+// added by the same kernel as the ReLU).
+void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
+                                  const float* b, float* y, float* y_relu) {
+  check_linear_forward(op, g, x, w, y);
+  if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
   Context& context = main_lane();
   gemm_linear_forward(context, g, x, w, y);
-  if (b != nullptr) launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y);
+  if (y_relu != nullptr)
+    launch_bias_relu(context, g.batch, g.out_features, 1, b, y, y_relu);
+  else if (b != nullptr)
+    launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y);
+}
+
+void CudaOps::linear_forward(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  linear_forward_impl("linear_forward", g, x, w, b, y, nullptr);
+}
+
+void CudaOps::linear_forward_relu(const LinearGeometry& g, const float* x, const float* w, const float* b,
+                                  float* y, float* y_relu) {
+  linear_forward_impl("linear_forward_relu", g, x, w, b, y, y_relu);
 }
 
 // dx (B,in) = dy w;  dw (out,in) = dy^T x;  db (out) = column sums of dy (in double)

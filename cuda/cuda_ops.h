@@ -57,6 +57,13 @@ class CudaOps final : public Ops<float> {
                       float* y) override;
   void linear_backward(const LinearGeometry& g, const float* x, const float* w, const float* dy,
                        float* dx, float* dw, float* db) override;
+  // The layer's forward without its bias, then one kernel adds the bias and writes the ReLU.
+  void conv2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
+                           float* y_relu) override;
+  void conv_transpose2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                                     float* y, float* y_relu) override;
+  void linear_forward_relu(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y,
+                           float* y_relu) override;
 
   void relu_forward(std::size_t n, const float* x, float* y) override;
   void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override;
@@ -115,9 +122,12 @@ class CudaOps final : public Ops<float> {
     context_.join_side_lane();
     return context_;
   }
-  // The bodies of conv2d_* (transposed false) and conv_transpose2d_* (true); op names the caller.
+  // The bodies of conv2d_* (transposed false) and conv_transpose2d_* (true); op names the caller;
+  // y_relu non-null: the *_forward_relu ops.
   void conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
-                    const float* w, const float* b, float* y);
+                    const float* w, const float* b, float* y, float* y_relu = nullptr);
+  void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
+                           const float* b, float* y, float* y_relu);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                      const float* w, const float* dy, float* dx, float* dw, float* db);
 

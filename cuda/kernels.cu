@@ -62,6 +62,19 @@ __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t
     y[i] += bias[(i / hw) % static_cast<std::size_t>(channels)];
 }
 
+// y (B,C,HW) += bias (C) when bias is non-null, then y_relu = relu(y)
+__global__ void bias_relu_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
+                                 float* y_relu) {
+  for (std::size_t i = global_index(); i < n; i += global_stride()) {
+    float v = y[i];
+    if (bias != nullptr) {
+      v += bias[(i / hw) % static_cast<std::size_t>(channels)];
+      y[i] = v;
+    }
+    y_relu[i] = ew::relu(v);
+  }
+}
+
 // Bias gradient of a convolution, db (C) = the sum of dy (B,C,HW) over the batch and the plane, in
 // two passes over a partition that depends on the shapes alone (deterministic on any card):
 // pass 1, block (g, c): the sum over image group g's planes of channel c, into partials (C,G), or
@@ -279,6 +292,13 @@ void launch_add_channel_bias(const Context& c, int batch, int channels, std::siz
   const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
   add_channel_bias_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw,
                                                                                 bias, y);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_bias_relu(const Context& c, int batch, int channels, std::size_t hw, const float* bias, float* y,
+                      float* y_relu) {
+  const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
+  bias_relu_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw, bias, y, y_relu);
   CUDA_CHECK_LAUNCH();
 }
 

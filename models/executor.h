@@ -241,7 +241,34 @@ template <class T> class Executor {
     ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
     for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
       NvtxRange layer(forward_labels_[i].c_str());
+      if (forward_layer_and_relu(i, batch)) {
+        ++i;  // the ReLU after it ran too
+        continue;
+      }
       forward_layer(i, batch, training, step, cursor);
+    }
+  }
+
+  // A Conv2d, ConvTranspose2d or Linear layer i followed by a ReLU runs both in one *_forward_relu
+  // call (which a backend may fuse; the results are those of the two layers one after the
+  // other, into the same two activation buffers). False, with nothing run, for any other layer.
+  bool forward_layer_and_relu(std::size_t i, int batch) {
+    if (i + 1 >= spec_.layers.size() || spec_.layers[i + 1].kind != LayerKind::ReLU) return false;
+    const LayerSpec& l = spec_.layers[i];
+    const T* x = activations_[i];
+    T *y = activations_[i + 1], *y_relu = activations_[i + 2];
+    switch (l.kind) {
+      case LayerKind::Conv2d:
+        ops_.conv2d_forward_relu(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
+        return true;
+      case LayerKind::ConvTranspose2d:
+        ops_.conv_transpose2d_forward_relu(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
+        return true;
+      case LayerKind::Linear:
+        ops_.linear_forward_relu(linear_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
+        return true;
+      default:
+        return false;
     }
   }
 

@@ -107,6 +107,15 @@ template <class T> class Ops {
   virtual void linear_forward(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y) = 0;
   virtual void linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* dy, T* dx,
                                T* dw, T* db) = 0;
+  // A layer's forward as above into y, then y_relu (as many elements) = ReLU(y), in one call so that
+  // a backend may fuse the bias and the ReLU into one pass (the CUDA backend does; the defaults,
+  // ops_defaults.h, run the two ops). y and y_relu are distinct buffers, and both are written.
+  virtual void conv2d_forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                   T* y_relu);
+  virtual void conv_transpose2d_forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b,
+                                             T* y, T* y_relu);
+  virtual void linear_forward_relu(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                   T* y_relu);
 
   // ---- element-wise (y may alias x; dx may alias dy) -----------------------------------------------
   virtual void relu_forward(std::size_t n, const T* x, T* y) = 0;

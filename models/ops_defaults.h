@@ -1,4 +1,5 @@
-// The default implementations of the streaming calls of Ops<T> (models/ops.h), for a backend
+// The default implementations of the fused layer+ReLU forwards (the two ops one after the other)
+// and of the streaming calls of Ops<T> (models/ops.h), for a backend
 // whose memory is host memory and whose ops run when they are called (the CPU reference):
 // copies are synchronous, the host clock times work, nothing is captured, and the step-reading
 // ops read the cursor and call their by-value twins, so they compute exactly the same thing.
@@ -15,6 +16,25 @@
 #include <vector>
 
 namespace fmnist {
+
+template <class T>
+void Ops<T>::conv2d_forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, T* y_relu) {
+  conv2d_forward(g, x, w, b, y);
+  relu_forward(g.out_count(), y, y_relu);
+}
+
+template <class T>
+void Ops<T>::conv_transpose2d_forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                           T* y_relu) {
+  conv_transpose2d_forward(g, x, w, b, y);
+  relu_forward(g.out_count(), y, y_relu);
+}
+
+template <class T>
+void Ops<T>::linear_forward_relu(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y, T* y_relu) {
+  linear_forward(g, x, w, b, y);
+  relu_forward(static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
+}
 
 // Synchronous ring: host slots from allocate_host, backend slots from allocate, upload copies.
 template <class T> class SyncUploadRing final : public UploadRing {

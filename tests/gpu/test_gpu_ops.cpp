@@ -333,6 +333,61 @@ TEST_CASE("GPU convolutions with fmnist's direct kernels at random shapes",
   check_random_direct_convs(1005, 5000, direct_conv_gpu());
 }
 
+namespace {
+
+// The fused *_forward_relu op against the layer's forward then relu_forward on the same backend:
+// y and y_relu bitwise equal (the same float operations; the forward itself is checked against
+// the CPU above, the fused path in whole training steps in test_gpu_training.cpp). forward(ops,
+// y) runs the layer; fused(ops, y, y_relu) the fused op. Outputs poisoned first.
+template <class Forward, class Fused>
+void check_forward_relu(const std::string& name, Ops<float>& G, std::size_t n, Forward forward, Fused fused) {
+  INFO(name);
+  DeviceBuffer<float> y1(G, n), r1(G, n), y2(G, n), r2(G, n);
+  for (auto* b : {&y1, &r1, &y2, &r2}) b->poison();
+  forward(G, y1.get());
+  G.relu_forward(n, y1.get(), r1.get());
+  fused(G, y2.get(), r2.get());
+  compare_exact(name + ": y, fused vs separate", y2.download(), y1.download());
+  compare_exact(name + ": ReLU(y), fused vs separate", r2.download(), r1.download());
+}
+
+void check_conv_relu(const ConvGeometry& g, std::uint64_t seed, Ops<float>& G) {
+  const ConvCase c = random_conv_case(g, seed);
+  DeviceBuffer<float> x(G, c.x), w(G, c.w), b(G, c.b);
+  const bool t = g.transposed;
+  check_forward_relu(describe(g) + " + ReLU", G, g.out_count(),
+      [&](Ops<float>& ops, float* y) {
+        if (t) ops.conv_transpose2d_forward(g, x.get(), w.get(), b.get(), y);
+        else ops.conv2d_forward(g, x.get(), w.get(), b.get(), y);
+      },
+      [&](Ops<float>& ops, float* y, float* r) {
+        if (t) ops.conv_transpose2d_forward_relu(g, x.get(), w.get(), b.get(), y, r);
+        else ops.conv2d_forward_relu(g, x.get(), w.get(), b.get(), y, r);
+      });
+}
+
+void check_linear_relu(const LinearGeometry& g, std::uint64_t seed, Ops<float>& G) {
+  const LinearCase c = random_linear_case(g, seed);
+  DeviceBuffer<float> x(G, c.x), w(G, c.w), b(G, c.b);
+  check_forward_relu(c.name + " + ReLU", G, c.ny,
+      [&](Ops<float>& ops, float* y) { ops.linear_forward(g, x.get(), w.get(), b.get(), y); },
+      [&](Ops<float>& ops, float* y, float* r) { ops.linear_forward_relu(g, x.get(), w.get(), b.get(), y, r); });
+}
+
+}  // namespace
+
+TEST_CASE("GPU layer forward fused with its ReLU equals the two ops, bit for bit", "[gpu][conv][linear][sanitize]") {
+  for (Ops<float>* G : {&gpu(), &direct_conv_gpu()}) {
+    int seed = 40;
+    for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100),
+                                  paper_conv2(7)})
+      check_conv_relu(g, seed++, *G);
+    check_linear_relu(linear_geometry(100, 800, 256), seed++, *G);
+    check_linear_relu(linear_geometry(100, 256, 800), seed++, *G);
+    check_linear_relu(linear_geometry(3, 17, 5), seed++, *G);
+  }
+}
+
 TEST_CASE("GPU MaxPool2d at random shapes", "[gpu][pool][sanitize]") {
   SplitMix64 rng(1003);
   for (int trial = 0; trial < 10; ++trial) {
