@@ -502,23 +502,25 @@ void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* 
                                              filter_, dw));
 }
 
-void ConvPlan::forward(const float* x, const float* w, const float* b, float* y) {
+void ConvPlan::forward(const float* x, const float* w, const float* b, float* y, float* y_relu) {
   const ConvGeometry& g = geometry_;
-  if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b in one kernel
-    launch_direct_backward_data(context_, conv_shape_, x, w, b, y);
+  if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b (and its ReLU) in one kernel
+    launch_direct_backward_data(context_, conv_shape_, x, w, b, y, y_relu);
     return;
   }
-  if (!g.transposed && direct_forward_) {  // y = conv(x) + b in one kernel
-    launch_direct_forward(context_, conv_shape_, x, w, b, y);
+  if (!g.transposed && direct_forward_) {  // y = conv(x) + b (and its ReLU) in one kernel
+    launch_direct_forward(context_, conv_shape_, x, w, b, y, y_relu);
     return;
   }
   if (!g.transposed)
     conv_forward(x, w, y);  // x = src, y = dst
   else
     conv_backward_data(w, x, y);  // x is dst-shaped, y src-shaped: y = conv^T(x)
-  if (b != nullptr)
-    launch_add_channel_bias(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(),
-                            b, y);
+  const std::size_t hw = static_cast<std::size_t>(g.out_h()) * g.out_w();
+  if (y_relu != nullptr)
+    launch_bias_relu(context_, g.batch, g.out_channels, hw, b, y, y_relu);
+  else if (b != nullptr)
+    launch_add_channel_bias(context_, g.batch, g.out_channels, hw, b, y);
 }
 
 void ConvPlan::backward_data(const float* w, const float* dy, float* dx) {

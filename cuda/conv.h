@@ -51,8 +51,9 @@ class ConvPlan {
   ConvPlan& operator=(const ConvPlan&) = delete;
 
   // In the layer's own terms (Conv2d or ConvTranspose2d, as the geometry says); all overwrite.
-  // x (B,Cin,H,W), w (weight layout of the layer), b (Cout) or null -> y (B,Cout,Ho,Wo).
-  void forward(const float* x, const float* w, const float* b, float* y);
+  // x (B,Cin,H,W), w (weight layout of the layer), b (Cout) or null -> y (B,Cout,Ho,Wo); y_relu,
+  // when non-null, = ReLU(y) (in the direct kernels, or with the bias in one kernel).
+  void forward(const float* x, const float* w, const float* b, float* y, float* y_relu = nullptr);
   // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W)
   void backward_data(const float* w, const float* dy, float* dx);
   // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer)

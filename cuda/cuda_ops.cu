@@ -127,20 +127,14 @@ ConvPlan& CudaOps::plan(const ConvGeometry& g) {
 }
 
 // Conv2d and ConvTranspose2d alike (the plan knows which g is): y = the plan's forward + b, and
-// with y_relu, y_relu = ReLU(y) (the bias then added by the same kernel as the ReLU).
+// with y_relu, y_relu = ReLU(y) (ConvPlan::forward fuses them).
 void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                            const float* w, const float* b, float* y, float* y_relu) {
   check_conv_forward(op, g, transposed, x, w, y);
   check_cudnn_counts(op, g);
   if (y_relu != nullptr) check_activation_forward(op, g.out_count(), y, y_relu);
   context_.join_side_lane();  // as main_lane(): the plan's forward and bias run on the main lane
-  if (y_relu == nullptr) {
-    plan(g).forward(x, w, b, y);
-    return;
-  }
-  plan(g).forward(x, w, nullptr, y);
-  launch_bias_relu(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(), b, y,
-                   y_relu);
+  plan(g).forward(x, w, b, y, y_relu);
 }
 
 // db = the sums of dy's planes; dw and dx from the plan's backward passes. db and dw go to the

@@ -57,7 +57,8 @@ class CudaOps final : public Ops<float> {
                       float* y) override;
   void linear_backward(const LinearGeometry& g, const float* x, const float* w, const float* dy,
                        float* dx, float* dw, float* db) override;
-  // The layer's forward without its bias, then one kernel adds the bias and writes the ReLU.
+  // The layer's forward without its bias, then one kernel adds the bias and writes the ReLU; or
+  // fmnist's direct convolution kernels writing both (ConvPlan::forward).
   void conv2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
                            float* y_relu) override;
   void conv_transpose2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b,

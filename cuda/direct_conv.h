@@ -12,14 +12,14 @@
 namespace fmnist::cuda {
 
 // dsrc (N,C,Hs,Ws) = backward_data_at (models/conv_direct.h) from ddst (N,K,Hd,Wd) and the
-// (K,C,k,k) filter w, + bias[c] when bias is non-null. Enqueued on the context's stream;
-// std::invalid_argument for an unsupported shape.
+// (K,C,k,k) filter w, + bias[c] when bias is non-null; relu_out (same shape), when non-null,
+// = ReLU(dsrc). Enqueued on the context's stream; std::invalid_argument for an unsupported shape.
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
-                                 const float* bias, float* dsrc);
+                                 const float* bias, float* dsrc, float* relu_out = nullptr);
 
 // dst (N,K,Hd,Wd) = forward_at (models/conv_direct.h) from src (N,C,Hs,Ws) and the (K,C,k,k)
-// filter w, + bias[k] when bias is non-null. As above otherwise.
+// filter w, + bias[k] when bias is non-null; relu_out as above.
 void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
-                           const float* bias, float* dst);
+                           const float* bias, float* dst, float* relu_out = nullptr);
 
 }  // namespace fmnist::cuda
