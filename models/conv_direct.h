@@ -53,20 +53,21 @@ FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T
 // output_padding, get 0).
 template <int KS, class T, class Acc>
 FMNIST_HD Acc backward_data_at(const ConvShape& s, int n, int c, int y, int x, const T* ddst, const T* w) {
-  // The taps that reach row y: r = (y + padding) mod stride, then every stride-th up to KS - 1.
+  // The taps that reach row y: r = (y + padding) mod stride, then every stride-th up to KS - 1,
+  // tap r from row i = (y + padding - r) / stride, one row fewer per tap, while i >= 0; the same
+  // for columns. No division inside the loops.
   const int ypad = y + s.padding, xpad = x + s.padding;
   const int r0 = ypad % s.stride, q0 = xpad % s.stride;
+  const int i0 = (ypad - r0) / s.stride, j0 = (xpad - q0) / s.stride;
   const long long plane = static_cast<long long>(s.dst_h) * s.dst_w;
   const T* g = ddst + static_cast<long long>(n) * s.k * plane;
   Acc acc = Acc(0);
   for (int k = 0; k < s.k; ++k, g += plane) {
     const T* wk = w + (static_cast<long long>(k) * s.c + c) * (KS * KS);
-    for (int r = r0; r < KS; r += s.stride) {
-      const int i = (ypad - r) / s.stride;
-      if (ypad < r || i >= s.dst_h) continue;
-      for (int q = q0; q < KS; q += s.stride) {
-        const int j = (xpad - q) / s.stride;
-        if (xpad < q || j >= s.dst_w) continue;
+    for (int r = r0, i = i0; r < KS && i >= 0; r += s.stride, --i) {
+      if (i >= s.dst_h) continue;
+      for (int q = q0, j = j0; q < KS && j >= 0; q += s.stride, --j) {
+        if (j >= s.dst_w) continue;
         acc += static_cast<Acc>(g[i * s.dst_w + j]) * static_cast<Acc>(wk[r * KS + q]);
       }
     }
@@ -84,18 +85,20 @@ inline std::size_t direct_conv_outputs(const ConvShape& s, DirectPass pass) {
                                      : static_cast<std::size_t>(s.n) * s.c * s.src_h * s.src_w;
 }
 
-// Element e (in memory order) of pass P's output from `in` (src for Forward, ddst for
+// Element e (in memory order, e < direct_conv_outputs(s, P)) of pass P's output from `in` (src for Forward, ddst for
 // BackwardData) and the filter w: forward_at or backward_data_at in T, + bias[channel] when bias
 // is non-null (added after the sum, as the CPU reference adds it).
 template <int KS, DirectPass P, class T>
 FMNIST_HD T direct_conv_element(const ConvShape& s, std::size_t e, const T* in, const T* w, const T* bias) {
   const bool forward = P == DirectPass::Forward;
-  const int width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
-  const int channels = forward ? s.k : s.c;
-  const int col = static_cast<int>(e % width);
-  const std::size_t row = e / width;
+  const unsigned width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
+  const unsigned channels = forward ? s.k : s.c;
+  // 32-bit index arithmetic: direct_conv_supported keeps every count within INT_MAX.
+  const unsigned index = static_cast<unsigned>(e);
+  const int col = static_cast<int>(index % width);
+  const unsigned row = index / width;
   const int line = static_cast<int>(row % height);
-  const std::size_t plane = row / height;  // image * channels + channel
+  const unsigned plane = row / height;  // image * channels + channel
   const int channel = static_cast<int>(plane % channels), image = static_cast<int>(plane / channels);
   T v = forward ? forward_at<KS, T, T>(s, image, channel, line, col, in, w)
                 : backward_data_at<KS, T, T>(s, image, channel, line, col, in, w);
