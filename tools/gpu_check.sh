@@ -55,7 +55,9 @@
 #               work, whose libraries are not bundled; fmnist reproduce is built either way)
 #   build       all targets, all cores
 #   gpu-tests   fmnist_gpu_tests: every GPU op and training step against the CPU reference, graphs,
-#               streaming, out-of-memory handling
+#               streaming, out-of-memory handling; in two runs: the default path's test cases
+#               (gpu-tests), then the opt-in fast path's (gpu-tests-fast: tags [wgrad], [dgrad],
+#               [streams])
 #   train-ae256 fmnist train --model ae --latent 256 --epochs 2 --device cuda on the real data
 #   train-c256  the same for --model classifier
 #   kill-resume tests/test_kill_resume.cpp's runs on the GPU (FMNIST_KILL_RESUME_DEVICE=cuda):
@@ -584,7 +586,7 @@ choose_fast_path() {
   local env_file="$build_dir/fast-path.env"
   rm -f "$env_file"
   if [ "$1" != PASS ]; then
-    echo "fast path: the defaults (gpu-tests did not pass in this run: ${1:-not run})"
+    echo "fast path: the defaults (gpu-tests and gpu-tests-fast did not both pass in this run: ${1:-not run})"
     return 0
   fi
   python3 - "$log_dir" "$env_file" <<'PY'
@@ -882,6 +884,9 @@ figure_ncu() {
 }
 
 gpu_tests="$build_dir/tests/gpu/fmnist_gpu_tests"
+# The GPU test cases of the opt-in fast path (tags) and all the others (the default path's).
+fast_path_tests='[wgrad],[dgrad],[streams]'
+default_path_tests='~[wgrad]~[dgrad]~[streams]'
 fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
@@ -955,8 +960,13 @@ fi
 # last: a step that would start with under 20 s of the budget left is skipped, not failed.
 if [ "$build_ok" -eq 1 ]; then
   # Verbose: every comparison's worst error, and the cuDNN algorithms each geometry got.
+  # Two runs that together hold every test case: the default path's, then the opt-in fast path's
+  # (fmnist's direct convolution kernels, two backward streams), so that a failure in either says
+  # which path it is on.
   want gpu-tests && run_step gpu-tests 180 figure_catch env FMNIST_GPU_TEST_VERBOSE=1 FMNIST_CUDA_VERBOSE=1 \
-    "$gpu_tests" --durations yes
+    "$gpu_tests" --durations yes "$default_path_tests"
+  want gpu-tests && run_step gpu-tests-fast 120 figure_catch env FMNIST_GPU_TEST_VERBOSE=1 FMNIST_CUDA_VERBOSE=1 \
+    "$gpu_tests" --durations yes "$fast_path_tests"
   ae_gpu_log="" c_gpu_log=""
   if want train-ae256; then
     run_step train-ae256 90 figure_train train ae cuda "$log_dir/ae256"
@@ -1013,7 +1023,9 @@ if [ "$build_ok" -eq 1 ]; then
   done
   # Which path the measurements below (in this call or a later one on this build) take.
   if want bench && [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ]; then
-    run_step fast-path 20 figure_fast_path choose_fast_path "$(status_of gpu-tests)"
+    fast_tests_status="$(status_of gpu-tests)"
+    [ "$fast_tests_status" = PASS ] && fast_tests_status="$(status_of gpu-tests-fast)"
+    run_step fast-path 20 figure_fast_path choose_fast_path "$fast_tests_status"
   fi
   if [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ] && [ -s "$build_dir/fast-path.env" ]; then
     # shellcheck disable=SC1091

@@ -374,18 +374,26 @@ void check_linear_relu(const LinearGeometry& g, std::uint64_t seed, Ops<float>& 
       [&](Ops<float>& ops, float* y, float* r) { ops.linear_forward_relu(g, x.get(), w.get(), b.get(), y, r); });
 }
 
+// The paper's four convolutions and two Linear shapes, and two small ones.
+void check_forward_relu_layers(Ops<float>& G) {
+  int seed = 40;
+  for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100),
+                                paper_conv2(7)})
+    check_conv_relu(g, seed++, G);
+  check_linear_relu(linear_geometry(100, 800, 256), seed++, G);
+  check_linear_relu(linear_geometry(100, 256, 800), seed++, G);
+  check_linear_relu(linear_geometry(3, 17, 5), seed++, G);
+}
+
 }  // namespace
 
 TEST_CASE("GPU layer forward fused with its ReLU equals the two ops, bit for bit", "[gpu][conv][linear][sanitize]") {
-  for (Ops<float>* G : {&gpu(), &direct_conv_gpu()}) {
-    int seed = 40;
-    for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100),
-                                  paper_conv2(7)})
-      check_conv_relu(g, seed++, *G);
-    check_linear_relu(linear_geometry(100, 800, 256), seed++, *G);
-    check_linear_relu(linear_geometry(100, 256, 800), seed++, *G);
-    check_linear_relu(linear_geometry(3, 17, 5), seed++, *G);
-  }
+  check_forward_relu_layers(gpu());
+}
+
+TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the direct kernels, bit for bit",
+          "[gpu][conv][dgrad][sanitize]") {
+  check_forward_relu_layers(direct_conv_gpu());
 }
 
 TEST_CASE("GPU MaxPool2d at random shapes", "[gpu][pool][sanitize]") {
