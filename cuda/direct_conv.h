@@ -1,5 +1,5 @@
 // fmnist's own convolution forward and backward-data, alternatives to cuDNN's for the small
-// geometries of this study, where cuDNN took 10 to 32 us a call for a few MFLOP on the H100
+// geometries of this study, where cuDNN took 9 to 32 us a call for a few MFLOP on the H100
 // (bench/RESULTS.md). The forward serves Conv2d's forward (bias fused) and ConvTranspose2d's input
 // gradient; the backward-data ConvTranspose2d's forward (bias fused) and Conv2d's input gradient.
 // One thread per output element sums its taps in a fixed order (models/conv_direct.h):
