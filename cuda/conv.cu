@@ -505,11 +505,15 @@ void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* 
 void ConvPlan::forward(const float* x, const float* w, const float* b, float* y, float* y_relu) {
   const ConvGeometry& g = geometry_;
   if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b (and its ReLU) in one kernel
-    launch_direct_backward_data(context_, conv_shape_, x, w, b, y, y_relu);
+    DirectEpilogue relu;
+    relu.relu_out = y_relu;
+    launch_direct_backward_data(context_, conv_shape_, x, w, b, y, relu);
     return;
   }
   if (!g.transposed && direct_forward_) {  // y = conv(x) + b (and its ReLU) in one kernel
-    launch_direct_forward(context_, conv_shape_, x, w, b, y, y_relu);
+    DirectEpilogue relu;
+    relu.relu_out = y_relu;
+    launch_direct_forward(context_, conv_shape_, x, w, b, y, relu);
     return;
   }
   if (!g.transposed)
@@ -523,11 +527,24 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y,
     launch_add_channel_bias(context_, g.batch, g.out_channels, hw, b, y);
 }
 
-void ConvPlan::backward_data(const float* w, const float* dy, float* dx) {
-  if (!geometry_.transposed)
+void ConvPlan::backward_data(const float* w, const float* dy, float* dx, const float* relu_y, float* dx_relu) {
+  const ConvGeometry& g = geometry_;
+  const bool direct = g.transposed ? direct_forward_ : direct_backward_data_;
+  if (direct && dx_relu != nullptr) {  // dx and the ReLU's gradient in one kernel
+    DirectEpilogue relu;
+    relu.relu_y = relu_y;
+    relu.relu_dx = dx_relu;
+    if (!g.transposed)
+      launch_direct_backward_data(context_, conv_shape_, dy, w, nullptr, dx, relu);
+    else
+      launch_direct_forward(context_, conv_shape_, dy, w, nullptr, dx, relu);  // dx = conv(dy)
+    return;
+  }
+  if (!g.transposed)
     conv_backward_data(w, dy, dx);
   else
     conv_forward(dy, w, dx);  // dx = conv(dy)
+  if (dx_relu != nullptr) launch_relu_backward(context_, g.in_count(), relu_y, dx, dx_relu);
 }
 
 void ConvPlan::backward_filter(const float* x, const float* dy, float* dw) {

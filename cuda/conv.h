@@ -54,8 +54,10 @@ class ConvPlan {
   // x (B,Cin,H,W), w (weight layout of the layer), b (Cout) or null -> y (B,Cout,Ho,Wo); y_relu,
   // when non-null, = ReLU(y) (in the direct kernels, or with the bias in one kernel).
   void forward(const float* x, const float* w, const float* b, float* y, float* y_relu = nullptr);
-  // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W)
-  void backward_data(const float* w, const float* dy, float* dx);
+  // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W); dx_relu, when non-null, = relu_backward(relu_y, dx)
+  // (in the direct kernels, or by one more kernel after cuDNN's).
+  void backward_data(const float* w, const float* dy, float* dx, const float* relu_y = nullptr,
+                     float* dx_relu = nullptr);
   // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer)
   void backward_filter(const float* x, const float* dy, float* dw);
 

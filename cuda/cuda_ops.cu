@@ -141,9 +141,10 @@ void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& 
 // side lane when there is one (Context, options().backward_streams == 2), dx stays on the main one.
 void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry& g,
                             const float* x, const float* w, const float* dy, float* dx, float* dw,
-                            float* db) {
+                            float* db, float* dx_relu) {
   check_conv_backward(op, g, transposed, x, w, dy, dx, dw);
   check_cudnn_counts(op, g);
+  if (dx_relu != nullptr && dx == nullptr) fail(op, "the ReLU's gradient needs dx");
   // Planned first, on the main lane (a new geometry allocates and waits).
   ConvPlan* p = dx != nullptr || dw != nullptr ? &plan(g) : nullptr;
   {
@@ -153,7 +154,8 @@ void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry&
                                static_cast<std::size_t>(g.out_h()) * g.out_w(), dy, db);
     if (dw != nullptr) p->backward_filter(x, dy, dw);
   }
-  if (dx != nullptr) p->backward_data(w, dy, dx);
+  // x is the output of the ReLU before the layer: its mask for dx_relu.
+  if (dx != nullptr) p->backward_data(w, dy, dx, dx_relu != nullptr ? x : nullptr, dx_relu);
 }
 
 // x (B,Cin,H,W), w (Cout,Cin,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
@@ -173,6 +175,11 @@ void CudaOps::conv2d_forward_relu(const ConvGeometry& g, const float* x, const f
   conv_forward("conv2d_forward_relu", false, g, x, w, b, y, y_relu);
 }
 
+void CudaOps::conv2d_backward_relu(const ConvGeometry& g, const float* x, const float* w, const float* dy,
+                                   float* dx, float* dw, float* db, float* dx_relu) {
+  conv_backward("conv2d_backward_relu", false, g, x, w, dy, dx, dw, db, dx_relu);
+}
+
 // x (B,Cin,H,W), w (Cin,Cout,k,k), b (Cout) or null -> y (B,Cout,Ho,Wo)
 void CudaOps::conv_transpose2d_forward(const ConvGeometry& g, const float* x, const float* w,
                                        const float* b, float* y) {
@@ -190,6 +197,11 @@ void CudaOps::conv_transpose2d_backward(const ConvGeometry& g, const float* x, c
   conv_backward("conv_transpose2d_backward", true, g, x, w, dy, dx, dw, db);
 }
 
+void CudaOps::conv_transpose2d_backward_relu(const ConvGeometry& g, const float* x, const float* w,
+                                             const float* dy, float* dx, float* dw, float* db, float* dx_relu) {
+  conv_backward("conv_transpose2d_backward_relu", true, g, x, w, dy, dx, dw, db, dx_relu);
+}
+
 // ---- max pooling ---------------------------------------------------------------------------------
 
 // x (B,C,H,W) -> y (B,C,Ho,Wo), argmax (B,C,Ho,Wo)
@@ -205,6 +217,17 @@ void CudaOps::maxpool2d_backward(const PoolGeometry& g, const float* dy,
   check_maxpool_backward("maxpool2d_backward", g, dy, argmax);
   if (dx == nullptr) return;
   launch_maxpool_backward(context_, g, dy, argmax, dx);
+}
+
+// The same, and dx_relu = relu_backward(x, dx) in the same kernel (x: the pool's input).
+void CudaOps::maxpool2d_backward_relu(const PoolGeometry& g, const float* x, const float* dy,
+                                      const std::int32_t* argmax, float* dx, float* dx_relu) {
+  const char* op = "maxpool2d_backward_relu";
+  check_maxpool_backward(op, g, dy, argmax);
+  require(op, "x", x);
+  require(op, "dx", dx);
+  require(op, "dx_relu", dx_relu);
+  launch_maxpool_backward(context_, g, dy, argmax, dx, x, dx_relu);
 }
 
 // ---- Linear --------------------------------------------------------------------------------------

@@ -65,6 +65,14 @@ class CudaOps final : public Ops<float> {
                                      float* y, float* y_relu) override;
   void linear_forward_relu(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y,
                            float* y_relu) override;
+  // The input gradient and the ReLU's gradient in one kernel where that kernel is fmnist's
+  // (MaxPool2d; the direct convolution kernels), else one more kernel after it.
+  void conv2d_backward_relu(const ConvGeometry& g, const float* x, const float* w, const float* dy, float* dx,
+                            float* dw, float* db, float* dx_relu) override;
+  void conv_transpose2d_backward_relu(const ConvGeometry& g, const float* x, const float* w, const float* dy,
+                                      float* dx, float* dw, float* db, float* dx_relu) override;
+  void maxpool2d_backward_relu(const PoolGeometry& g, const float* x, const float* dy,
+                               const std::int32_t* argmax, float* dx, float* dx_relu) override;
 
   void relu_forward(std::size_t n, const float* x, float* y) override;
   void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override;
@@ -130,7 +138,8 @@ class CudaOps final : public Ops<float> {
   void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
                            const float* b, float* y, float* y_relu);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
-                     const float* w, const float* dy, float* dx, float* dw, float* db);
+                     const float* w, const float* dy, float* dx, float* dw, float* db,
+                     float* dx_relu = nullptr);
 
   Context context_;
   ConvPlanCache plans_;

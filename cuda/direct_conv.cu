@@ -16,35 +16,38 @@ namespace {
 // out = pass P of the convolution (models/conv_direct.h's direct_conv_element, element by
 // element): Forward: in = src (N,C,Hs,Ws) -> out = dst (N,K,Hd,Wd), bias (K) or null;
 // BackwardData: in = ddst (N,K,Hd,Wd) -> out = dsrc (N,C,Hs,Ws), bias (C) or null. w (K,C,KS,KS).
-// relu_out, when non-null, = ReLU(out) (elementwise.h's relu).
+// Then the epilogue (direct_conv.h) with elementwise.h's relu and relu_grad.
 template <int KS, DirectPass P>
 __global__ void __launch_bounds__(kThreads)
     direct_conv_kernel(ConvShape s, std::size_t count, const float* __restrict__ in, const float* __restrict__ w,
-                       const float* __restrict__ bias, float* __restrict__ out, float* __restrict__ relu_out) {
+                       const float* __restrict__ bias, float* __restrict__ out, DirectEpilogue epilogue) {
   for (std::size_t e = global_index(); e < count; e += global_stride()) {
     const float v = direct_conv_element<KS, P, float>(s, e, in, w, bias);
     out[e] = v;
-    if (relu_out != nullptr) relu_out[e] = elementwise::relu(v);
+    if (epilogue.relu_out != nullptr) epilogue.relu_out[e] = elementwise::relu(v);
+    if (epilogue.relu_dx != nullptr) epilogue.relu_dx[e] = elementwise::relu_grad(epilogue.relu_y[e], v);
   }
 }
 
 // Pass P after its checks: shape supported, pointers non-null; kernel<KS> for the shape's size.
 template <DirectPass P>
 void launch_pass(const Context& c, const char* name, const ConvShape& s, const float* in, const float* w,
-                 const float* bias, float* out, float* relu_out) {
+                 const float* bias, float* out, const DirectEpilogue& epilogue) {
   if (!direct_conv_supported(s))
     throw std::invalid_argument(std::string(name) + ": unsupported shape (kernel " + std::to_string(s.kernel) +
                                 ", " + std::to_string(s.n) + " images)");
   if (in == nullptr || w == nullptr || out == nullptr)
     throw std::invalid_argument(std::string(name) + ": null input, filter or output");
+  if ((epilogue.relu_dx == nullptr) != (epilogue.relu_y == nullptr))
+    throw std::invalid_argument(std::string(name) + ": a ReLU gradient needs both the ReLU's output and its target");
   const std::size_t count = direct_conv_outputs(s, P);
   const int blocks = c.grid_for(count, kThreads);
   switch (s.kernel) {
-    case 1: direct_conv_kernel<1, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, relu_out); break;
-    case 2: direct_conv_kernel<2, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, relu_out); break;
-    case 3: direct_conv_kernel<3, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, relu_out); break;
-    case 4: direct_conv_kernel<4, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, relu_out); break;
-    case 5: direct_conv_kernel<5, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, relu_out); break;
+    case 1: direct_conv_kernel<1, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
+    case 2: direct_conv_kernel<2, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
+    case 3: direct_conv_kernel<3, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
+    case 4: direct_conv_kernel<4, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
+    case 5: direct_conv_kernel<5, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
     default: throw std::invalid_argument(std::string(name) + ": kernel size over 5");
   }
   CUDA_CHECK_LAUNCH();
@@ -53,13 +56,13 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
 }  // namespace
 
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
-                                 const float* bias, float* dsrc, float* relu_out) {
-  launch_pass<DirectPass::BackwardData>(c, "direct backward-data", s, ddst, w, bias, dsrc, relu_out);
+                                 const float* bias, float* dsrc, const DirectEpilogue& epilogue) {
+  launch_pass<DirectPass::BackwardData>(c, "direct backward-data", s, ddst, w, bias, dsrc, epilogue);
 }
 
 void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
-                           const float* bias, float* dst, float* relu_out) {
-  launch_pass<DirectPass::Forward>(c, "direct forward", s, src, w, bias, dst, relu_out);
+                           const float* bias, float* dst, const DirectEpilogue& epilogue) {
+  launch_pass<DirectPass::Forward>(c, "direct forward", s, src, w, bias, dst, epilogue);
 }
 
 }  // namespace fmnist::cuda

@@ -11,15 +11,24 @@
 
 namespace fmnist::cuda {
 
+// What a direct kernel writes beside its output v: relu_out = ReLU(v) (a forward's ReLU), and/or
+// relu_dx = relu_grad(relu_y, v) (the gradient through the ReLU whose output relu_y is, when v is
+// an input gradient). Null pointers: not written.
+struct DirectEpilogue {
+  float* relu_out = nullptr;
+  const float* relu_y = nullptr;
+  float* relu_dx = nullptr;
+};
+
 // dsrc (N,C,Hs,Ws) = backward_data_at (models/conv_direct.h) from ddst (N,K,Hd,Wd) and the
-// (K,C,k,k) filter w, + bias[c] when bias is non-null; relu_out (same shape), when non-null,
-// = ReLU(dsrc). Enqueued on the context's stream; std::invalid_argument for an unsupported shape.
+// (K,C,k,k) filter w, + bias[c] when bias is non-null, and the epilogue's tensors (same shape).
+// Enqueued on the context's stream; std::invalid_argument for an unsupported shape.
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
-                                 const float* bias, float* dsrc, float* relu_out = nullptr);
+                                 const float* bias, float* dsrc, const DirectEpilogue& epilogue = {});
 
 // dst (N,K,Hd,Wd) = forward_at (models/conv_direct.h) from src (N,C,Hs,Ws) and the (K,C,k,k)
-// filter w, + bias[k] when bias is non-null; relu_out as above.
+// filter w, + bias[k] when bias is non-null, and the epilogue's tensors, as above.
 void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
-                           const float* bias, float* dst, float* relu_out = nullptr);
+                           const float* bias, float* dst, const DirectEpilogue& epilogue = {});
 
 }  // namespace fmnist::cuda

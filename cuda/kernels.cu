@@ -147,10 +147,12 @@ __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int ou
 }
 
 // dy, argmax (B,C,Ho,Wo) -> dx (B,C,H,W); one thread per input element gathers, in window order,
-// the gradients of the windows that cover it and chose it: no races, every dx written.
+// the gradients of the windows that cover it and chose it: no races, every dx written. With
+// dx_relu, also dx_relu = relu_grad(x, dx): the gradient through the ReLU whose output x is.
 __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int out_h, int out_w,
                                         int kernel, int stride, const float* dy,
-                                        const std::int32_t* argmax, float* dx) {
+                                        const std::int32_t* argmax, float* dx, const float* x,
+                                        float* dx_relu) {
   const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
   const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
@@ -169,6 +171,7 @@ __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int o
         if (argmax[o] == r) sum += dy[o];
       }
     dx[i] = sum;
+    if (dx_relu != nullptr) dx_relu[i] = ew::relu_grad(x[i], sum);
   }
 }
 
@@ -343,10 +346,10 @@ void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float
 }
 
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
-                             const std::int32_t* argmax, float* dx) {
+                             const std::int32_t* argmax, float* dx, const float* x, float* dx_relu) {
   const std::size_t n = g.in_count();
   maxpool_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(
-      n, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, dy, argmax, dx);
+      n, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, dy, argmax, dx, x, dx_relu);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -49,9 +49,11 @@ void launch_sum_partials(const Context& c, std::size_t outputs, int groups, cons
 // x (B,C,H,W) -> y (B,C,Ho,Wo), argmax (B,C,Ho,Wo) = flat index in the (H,W) plane.
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,
                             std::int32_t* argmax);
-// dy (B,C,Ho,Wo), argmax -> dx (B,C,H,W), every element written.
+// dy (B,C,Ho,Wo), argmax -> dx (B,C,H,W), every element written; with dx_relu (and x, the pool's
+// input, a ReLU's output), also dx_relu = relu_backward(x, dx) in the same pass.
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
-                             const std::int32_t* argmax, float* dx);
+                             const std::int32_t* argmax, float* dx, const float* x = nullptr,
+                             float* dx_relu = nullptr);
 
 // ---- element-wise ---------------------------------------------------------------------------------
 void launch_relu_forward(const Context& c, std::size_t n, const float* x, float* y);

@@ -277,7 +277,38 @@ template <class T> class Executor {
     NvtxRange range("backward");
     for (std::size_t i = spec_.layers.size(); i-- > first_backward_layer_;) {
       NvtxRange layer(backward_labels_[i].c_str());
+      if (backward_layer_and_relu(i, batch)) {
+        --i;  // the ReLU before it ran too
+        continue;
+      }
       backward_layer(i, batch, step, cursor);
+    }
+  }
+
+  // A Conv2d, ConvTranspose2d or MaxPool2d layer i whose input comes from a ReLU (layer i - 1)
+  // that needs its input gradient runs both backward in one *_backward_relu call (which a backend
+  // may fuse; the results are those of the two layers one after the other, into the same two
+  // gradient buffers). False, with nothing run, for any other layer.
+  bool backward_layer_and_relu(std::size_t i, int batch) {
+    if (i < 1 || i - 1 <= first_backward_layer_ || spec_.layers[i - 1].kind != LayerKind::ReLU) return false;
+    const LayerSpec& l = spec_.layers[i];
+    const T* x = activations_[i];  // the ReLU's output
+    const T* dy = gradients_[i + 1];
+    T *dx = gradients_[i], *dx_relu = gradients_[i - 1];
+    switch (l.kind) {
+      case LayerKind::Conv2d:
+        ops_.conv2d_backward_relu(conv_geometry(l, batch), x, param(l.weight), dy, dx, param_grad(l.weight),
+                                  param_grad(l.bias), dx_relu);
+        return true;
+      case LayerKind::ConvTranspose2d:
+        ops_.conv_transpose2d_backward_relu(conv_geometry(l, batch), x, param(l.weight), dy, dx,
+                                            param_grad(l.weight), param_grad(l.bias), dx_relu);
+        return true;
+      case LayerKind::MaxPool2d:
+        ops_.maxpool2d_backward_relu(pool_geometry(l, batch), x, dy, argmax_[i], dx, dx_relu);
+        return true;
+      default:
+        return false;
     }
   }
 

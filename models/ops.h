@@ -116,6 +116,16 @@ template <class T> class Ops {
                                              T* y, T* y_relu);
   virtual void linear_forward_relu(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
                                    T* y_relu);
+  // A layer's backward as above, then dx_relu = relu_backward(x, dx): the gradient through the
+  // ReLU that produced this layer's input x. One call, so that a backend may apply the ReLU's mask
+  // in the pass that writes dx (the CUDA backend does where that pass is its own kernel; the
+  // defaults, ops_defaults.h, run the two ops). dx and dx_relu are distinct; both are written.
+  virtual void conv2d_backward_relu(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
+                                    T* dw, T* db, T* dx_relu);
+  virtual void conv_transpose2d_backward_relu(const ConvGeometry& g, const T* x, const T* w, const T* dy,
+                                              T* dx, T* dw, T* db, T* dx_relu);
+  virtual void maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T* dy,
+                                       const std::int32_t* argmax, T* dx, T* dx_relu);
 
   // ---- element-wise (y may alias x; dx may alias dy) -----------------------------------------------
   virtual void relu_forward(std::size_t n, const T* x, T* y) = 0;

@@ -1,4 +1,5 @@
-// The default implementations of the fused layer+ReLU forwards (the two ops one after the other)
+// The default implementations of the fused layer+ReLU forwards and backwards (the two ops one
+// after the other)
 // and of the streaming calls of Ops<T> (models/ops.h), for a backend
 // whose memory is host memory and whose ops run when they are called (the CPU reference):
 // copies are synchronous, the host clock times work, nothing is captured, and the step-reading
@@ -28,6 +29,27 @@ void Ops<T>::conv_transpose2d_forward_relu(const ConvGeometry& g, const T* x, co
                                            T* y_relu) {
   conv_transpose2d_forward(g, x, w, b, y);
   relu_forward(g.out_count(), y, y_relu);
+}
+
+template <class T>
+void Ops<T>::conv2d_backward_relu(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db,
+                                  T* dx_relu) {
+  conv2d_backward(g, x, w, dy, dx, dw, db);
+  relu_backward(g.in_count(), x, dx, dx_relu);
+}
+
+template <class T>
+void Ops<T>::conv_transpose2d_backward_relu(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
+                                            T* dw, T* db, T* dx_relu) {
+  conv_transpose2d_backward(g, x, w, dy, dx, dw, db);
+  relu_backward(g.in_count(), x, dx, dx_relu);
+}
+
+template <class T>
+void Ops<T>::maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T* dy, const std::int32_t* argmax,
+                                     T* dx, T* dx_relu) {
+  maxpool2d_backward(g, dy, argmax, dx);
+  relu_backward(g.in_count(), x, dx, dx_relu);
 }
 
 template <class T>

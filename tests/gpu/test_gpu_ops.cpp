@@ -374,6 +374,75 @@ void check_linear_relu(const LinearGeometry& g, std::uint64_t seed, Ops<float>& 
       [&](Ops<float>& ops, float* y, float* r) { ops.linear_forward_relu(g, x.get(), w.get(), b.get(), y, r); });
 }
 
+// x >= 0, as the output of a ReLU is (about half of it 0).
+std::vector<float> relu_output(std::vector<float> x) {
+  for (float& v : x) v = v > 0.0f ? v : 0.0f;
+  return x;
+}
+
+// The fused *_backward_relu op against the layer's backward then relu_backward(x, dx): every output
+// bitwise equal. backward(ops, dx, dw, db) runs the layer; fused(ops, dx, dw, db, dx_relu) the
+// fused op; x (n_in elements on the device) is the ReLU output the layer reads.
+template <class Backward, class Fused>
+void check_backward_relu(const std::string& name, Ops<float>& G, const float* x, std::size_t n_in,
+                         std::size_t n_w, std::size_t n_b, Backward backward, Fused fused) {
+  INFO(name);
+  DeviceBuffer<float> dx1(G, n_in), r1(G, n_in), dw1(G, n_w), db1(G, n_b);
+  DeviceBuffer<float> dx2(G, n_in), r2(G, n_in), dw2(G, n_w), db2(G, n_b);
+  for (auto* b : {&dx1, &r1, &dw1, &db1, &dx2, &r2, &dw2, &db2}) b->poison();
+  backward(G, dx1.get(), dw1.get(), db1.get());
+  G.relu_backward(n_in, x, dx1.get(), r1.get());
+  fused(G, dx2.get(), dw2.get(), db2.get(), r2.get());
+  compare_exact(name + ": dx, fused vs separate", dx2.download(), dx1.download());
+  compare_exact(name + ": ReLU's dx, fused vs separate", r2.download(), r1.download());
+  if (n_w > 0) compare_exact(name + ": dw, fused vs separate", dw2.download(), dw1.download());
+  if (n_b > 0) compare_exact(name + ": db, fused vs separate", db2.download(), db1.download());
+}
+
+void check_conv_backward_relu(const ConvGeometry& g, std::uint64_t seed, Ops<float>& G) {
+  const ConvCase c = random_conv_case(g, seed);
+  DeviceBuffer<float> x(G, relu_output(c.x)), w(G, c.w), dy(G, c.dy);
+  const bool t = g.transposed;
+  check_backward_relu(describe(g) + " after a ReLU", G, x.get(), g.in_count(), g.weight_count(),
+      static_cast<std::size_t>(g.out_channels),
+      [&](Ops<float>& ops, float* dx, float* dw, float* db) {
+        if (t) ops.conv_transpose2d_backward(g, x.get(), w.get(), dy.get(), dx, dw, db);
+        else ops.conv2d_backward(g, x.get(), w.get(), dy.get(), dx, dw, db);
+      },
+      [&](Ops<float>& ops, float* dx, float* dw, float* db, float* r) {
+        if (t) ops.conv_transpose2d_backward_relu(g, x.get(), w.get(), dy.get(), dx, dw, db, r);
+        else ops.conv2d_backward_relu(g, x.get(), w.get(), dy.get(), dx, dw, db, r);
+      });
+}
+
+void check_pool_backward_relu(const PoolGeometry& g, std::uint64_t seed, Ops<float>& G) {
+  DeviceBuffer<float> x(G, relu_output(uniform(g.in_count(), -1.0, 1.0, seed))), y(G, g.out_count()),
+      dy(G, uniform(g.out_count(), -1.0, 1.0, seed + 1));
+  DeviceBuffer<std::int32_t> argmax(G, g.out_count());
+  G.maxpool2d_forward(g, x.get(), y.get(), argmax.get());
+  check_backward_relu("MaxPool2d B" + std::to_string(g.batch) + " " + std::to_string(g.channels) + "x" +
+                          std::to_string(g.in_h) + "x" + std::to_string(g.in_w) + " after a ReLU",
+                      G, x.get(), g.in_count(), 0, 0,
+                      [&](Ops<float>& ops, float* dx, float*, float*) {
+                        ops.maxpool2d_backward(g, dy.get(), argmax.get(), dx);
+                      },
+                      [&](Ops<float>& ops, float* dx, float*, float*, float* r) {
+                        ops.maxpool2d_backward_relu(g, x.get(), dy.get(), argmax.get(), dx, r);
+                      });
+}
+
+// The layers of both networks that follow a ReLU: conv2 (after conv1's ReLU and pool), the two
+// ConvTranspose2d, the two pools; and small ones.
+void check_backward_relu_layers(Ops<float>& G) {
+  int seed = 60;
+  for (const ConvGeometry& g : {paper_conv2(100), paper_deconv1(100), paper_deconv2(100), paper_conv1(3),
+                                paper_deconv2(7)})
+    check_conv_backward_relu(g, seed++, G);
+  for (const PoolGeometry& g : {pool_geometry(100, 16, 26, 26), pool_geometry(100, 32, 11, 11),
+                                pool_geometry(3, 2, 5, 7)})
+    check_pool_backward_relu(g, seed++, G);
+}
+
 // The paper's four convolutions and two Linear shapes, and two small ones.
 void check_forward_relu_layers(Ops<float>& G) {
   int seed = 40;
@@ -394,6 +463,16 @@ TEST_CASE("GPU layer forward fused with its ReLU equals the two ops, bit for bit
 TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the direct kernels, bit for bit",
           "[gpu][conv][dgrad][sanitize]") {
   check_forward_relu_layers(direct_conv_gpu());
+}
+
+TEST_CASE("GPU layer backward fused with the ReLU before it equals the two ops, bit for bit",
+          "[gpu][conv][pool][sanitize]") {
+  check_backward_relu_layers(gpu());
+}
+
+TEST_CASE("GPU layer backward fused with the ReLU before it equals the two ops with the direct kernels, bit for bit",
+          "[gpu][conv][pool][dgrad][sanitize]") {
+  check_backward_relu_layers(direct_conv_gpu());
 }
 
 TEST_CASE("GPU MaxPool2d at random shapes", "[gpu][pool][sanitize]") {
