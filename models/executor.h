@@ -241,35 +241,21 @@ template <class T> class Executor {
     ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
     for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
       NvtxRange layer(forward_labels_[i].c_str());
-      if (forward_layer_and_relu(i, batch)) {
-        ++i;  // the ReLU after it ran too
+      if (fuses_relu_after(i)) {  // layer i and the ReLU after it, in one op
+        forward_layer(i, batch, training, step, cursor, activations_[i + 2]);
+        ++i;
         continue;
       }
       forward_layer(i, batch, training, step, cursor);
     }
   }
 
-  // A Conv2d, ConvTranspose2d or Linear layer i followed by a ReLU runs both in one *_forward_relu
-  // call (which a backend may fuse; the results are those of the two layers one after the
-  // other, into the same two activation buffers). False, with nothing run, for any other layer.
-  bool forward_layer_and_relu(std::size_t i, int batch) {
-    if (i + 1 >= spec_.layers.size() || spec_.layers[i + 1].kind != LayerKind::ReLU) return false;
-    const LayerSpec& l = spec_.layers[i];
-    const T* x = activations_[i];
-    T *y = activations_[i + 1], *y_relu = activations_[i + 2];
-    switch (l.kind) {
-      case LayerKind::Conv2d:
-        ops_.conv2d_forward_relu(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
-        return true;
-      case LayerKind::ConvTranspose2d:
-        ops_.conv_transpose2d_forward_relu(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
-        return true;
-      case LayerKind::Linear:
-        ops_.linear_forward_relu(linear_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
-        return true;
-      default:
-        return false;
-    }
+  // Whether layer i runs with the ReLU after it as one *_forward_relu op (which a backend may
+  // fuse; the results are those of the two layers one after the other, into the same buffers).
+  bool fuses_relu_after(std::size_t i) const {
+    const LayerKind kind = spec_.layers[i].kind;
+    return i + 1 < spec_.layers.size() && spec_.layers[i + 1].kind == LayerKind::ReLU &&
+           (kind == LayerKind::Conv2d || kind == LayerKind::ConvTranspose2d || kind == LayerKind::Linear);
   }
 
   void backward_impl(int batch, std::uint64_t step, const StepCursor* cursor) {
@@ -277,39 +263,21 @@ template <class T> class Executor {
     NvtxRange range("backward");
     for (std::size_t i = spec_.layers.size(); i-- > first_backward_layer_;) {
       NvtxRange layer(backward_labels_[i].c_str());
-      if (backward_layer_and_relu(i, batch)) {
-        --i;  // the ReLU before it ran too
+      if (fuses_relu_before(i)) {  // layer i and the ReLU before it, in one op
+        backward_layer(i, batch, step, cursor, gradients_[i - 1]);
+        --i;
         continue;
       }
       backward_layer(i, batch, step, cursor);
     }
   }
 
-  // A Conv2d, ConvTranspose2d or MaxPool2d layer i whose input comes from a ReLU (layer i - 1)
-  // that needs its input gradient runs both backward in one *_backward_relu call (which a backend
-  // may fuse; the results are those of the two layers one after the other, into the same two
-  // gradient buffers). False, with nothing run, for any other layer.
-  bool backward_layer_and_relu(std::size_t i, int batch) {
-    if (i < 1 || i - 1 <= first_backward_layer_ || spec_.layers[i - 1].kind != LayerKind::ReLU) return false;
-    const LayerSpec& l = spec_.layers[i];
-    const T* x = activations_[i];  // the ReLU's output
-    const T* dy = gradients_[i + 1];
-    T *dx = gradients_[i], *dx_relu = gradients_[i - 1];
-    switch (l.kind) {
-      case LayerKind::Conv2d:
-        ops_.conv2d_backward_relu(conv_geometry(l, batch), x, param(l.weight), dy, dx, param_grad(l.weight),
-                                  param_grad(l.bias), dx_relu);
-        return true;
-      case LayerKind::ConvTranspose2d:
-        ops_.conv_transpose2d_backward_relu(conv_geometry(l, batch), x, param(l.weight), dy, dx,
-                                            param_grad(l.weight), param_grad(l.bias), dx_relu);
-        return true;
-      case LayerKind::MaxPool2d:
-        ops_.maxpool2d_backward_relu(pool_geometry(l, batch), x, dy, argmax_[i], dx, dx_relu);
-        return true;
-      default:
-        return false;
-    }
+  // Whether layer i's backward runs with that of the ReLU before it (which needs its input
+  // gradient) as one *_backward_relu op (which a backend may fuse, as above).
+  bool fuses_relu_before(std::size_t i) const {
+    const LayerKind kind = spec_.layers[i].kind;
+    return i >= 1 && i - 1 > first_backward_layer_ && spec_.layers[i - 1].kind == LayerKind::ReLU &&
+           (kind == LayerKind::Conv2d || kind == LayerKind::ConvTranspose2d || kind == LayerKind::MaxPool2d);
   }
 
   template <class U> U* alloc(std::size_t n) {
@@ -378,24 +346,30 @@ template <class T> class Executor {
     return grads_ + spec_.params[index].offset;
   }
 
+  // y_relu non-null (fuses_relu_after(i)): also the next layer's ReLU, into y_relu.
   void forward_layer(std::size_t i, int batch, bool training, std::uint64_t step,
-                     const StepCursor* cursor) {
+                     const StepCursor* cursor, T* y_relu = nullptr) {
     const LayerSpec& l = spec_.layers[i];
     const T* x = activations_[i];
     T* y = activations_[i + 1];
     const std::size_t n = static_cast<std::size_t>(batch) * l.out.count();
     switch (l.kind) {
       case LayerKind::Conv2d:
-        ops_.conv2d_forward(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y);
+        if (y_relu) ops_.conv2d_forward_relu(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
+        else ops_.conv2d_forward(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y);
         break;
       case LayerKind::ConvTranspose2d:
-        ops_.conv_transpose2d_forward(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y);
+        if (y_relu)
+          ops_.conv_transpose2d_forward_relu(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
+        else
+          ops_.conv_transpose2d_forward(conv_geometry(l, batch), x, param(l.weight), param(l.bias), y);
         break;
       case LayerKind::MaxPool2d:
         ops_.maxpool2d_forward(pool_geometry(l, batch), x, y, argmax_[i]);
         break;
       case LayerKind::Linear:
-        ops_.linear_forward(linear_geometry(l, batch), x, param(l.weight), param(l.bias), y);
+        if (y_relu) ops_.linear_forward_relu(linear_geometry(l, batch), x, param(l.weight), param(l.bias), y, y_relu);
+        else ops_.linear_forward(linear_geometry(l, batch), x, param(l.weight), param(l.bias), y);
         break;
       case LayerKind::ReLU:
         ops_.relu_forward(n, x, y);
@@ -414,7 +388,9 @@ template <class T> class Executor {
     }
   }
 
-  void backward_layer(std::size_t i, int batch, std::uint64_t step, const StepCursor* cursor) {
+  // dx_relu non-null (fuses_relu_before(i)): also the previous layer's ReLU, into dx_relu.
+  void backward_layer(std::size_t i, int batch, std::uint64_t step, const StepCursor* cursor,
+                      T* dx_relu = nullptr) {
     const LayerSpec& l = spec_.layers[i];
     const T* x = activations_[i];
     const T* y = activations_[i + 1];
@@ -424,15 +400,24 @@ template <class T> class Executor {
     const std::size_t n = static_cast<std::size_t>(batch) * l.out.count();
     switch (l.kind) {
       case LayerKind::Conv2d:
-        ops_.conv2d_backward(conv_geometry(l, batch), x, param(l.weight), dy, dx,
-                             param_grad(l.weight), param_grad(l.bias));
+        if (dx_relu)
+          ops_.conv2d_backward_relu(conv_geometry(l, batch), x, param(l.weight), dy, dx, param_grad(l.weight),
+                                    param_grad(l.bias), dx_relu);
+        else
+          ops_.conv2d_backward(conv_geometry(l, batch), x, param(l.weight), dy, dx, param_grad(l.weight),
+                               param_grad(l.bias));
         break;
       case LayerKind::ConvTranspose2d:
-        ops_.conv_transpose2d_backward(conv_geometry(l, batch), x, param(l.weight), dy, dx,
-                                       param_grad(l.weight), param_grad(l.bias));
+        if (dx_relu)
+          ops_.conv_transpose2d_backward_relu(conv_geometry(l, batch), x, param(l.weight), dy, dx,
+                                              param_grad(l.weight), param_grad(l.bias), dx_relu);
+        else
+          ops_.conv_transpose2d_backward(conv_geometry(l, batch), x, param(l.weight), dy, dx,
+                                         param_grad(l.weight), param_grad(l.bias));
         break;
       case LayerKind::MaxPool2d:
-        if (dx) ops_.maxpool2d_backward(pool_geometry(l, batch), dy, argmax_[i], dx);
+        if (dx_relu) ops_.maxpool2d_backward_relu(pool_geometry(l, batch), x, dy, argmax_[i], dx, dx_relu);
+        else if (dx) ops_.maxpool2d_backward(pool_geometry(l, batch), dy, argmax_[i], dx);
         break;
       case LayerKind::Linear:
         ops_.linear_backward(linear_geometry(l, batch), x, param(l.weight), dy, dx,

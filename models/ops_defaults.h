@@ -1,7 +1,6 @@
 // The default implementations of the fused layer+ReLU forwards and backwards (the two ops one
-// after the other)
-// and of the streaming calls of Ops<T> (models/ops.h), for a backend
-// whose memory is host memory and whose ops run when they are called (the CPU reference):
+// after the other) and of the streaming calls of Ops<T> (models/ops.h), for a backend whose
+// memory is host memory and whose ops run when they are called (the CPU reference):
 // copies are synchronous, the host clock times work, nothing is captured, and the step-reading
 // ops read the cursor and call their by-value twins, so they compute exactly the same thing.
 // The upload ring here also checks the order of its protocol (stream_types.h), so the CPU tests
