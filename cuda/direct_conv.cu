@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Pass P after its checks: shape supported, pointers non-null; kernel<KS> for the shape's size.
+// Pass P after its checks: shape supported (its kernel size too), pointers non-null.
 template <DirectPass P>
 void launch_pass(const Context& c, const char* name, const ConvShape& s, const float* in, const float* w,
                  const float* bias, float* out, const DirectEpilogue& epilogue) {
@@ -42,14 +42,11 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
     throw std::invalid_argument(std::string(name) + ": a ReLU gradient needs both the ReLU's output and its target");
   const std::size_t count = direct_conv_outputs(s, P);
   const int blocks = c.grid_for(count, kThreads);
-  switch (s.kernel) {
-    case 1: direct_conv_kernel<1, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
-    case 2: direct_conv_kernel<2, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
-    case 3: direct_conv_kernel<3, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
-    case 4: direct_conv_kernel<4, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
-    case 5: direct_conv_kernel<5, P><<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue); break;
-    default: throw std::invalid_argument(std::string(name) + ": kernel size over 5");
-  }
+  const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
+    direct_conv_kernel<decltype(ks)::value, P>
+        <<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue);
+  });
+  if (!compiled) throw std::invalid_argument(std::string(name) + ": no kernel compiled for this kernel size");
   CUDA_CHECK_LAUNCH();
 }
 

@@ -90,14 +90,8 @@ void launch_direct_weight_grad(const Context& c, const ConvShape& s, const float
   if (direct_weight_grad_workspace_bytes(s) > 0 && workspace == nullptr)
     throw std::invalid_argument("direct weight gradient: no workspace for the partial sums");
   auto* partials = static_cast<double*>(workspace);
-  switch (s.kernel) {
-    case 1: launch_for<1>(c, s, src, ddst, dw, partials); break;
-    case 2: launch_for<2>(c, s, src, ddst, dw, partials); break;
-    case 3: launch_for<3>(c, s, src, ddst, dw, partials); break;
-    case 4: launch_for<4>(c, s, src, ddst, dw, partials); break;
-    case 5: launch_for<5>(c, s, src, ddst, dw, partials); break;
-    default: throw std::invalid_argument("direct weight gradient: kernel size over 5");
-  }
+  if (!with_kernel_size(s.kernel, [&](auto ks) { launch_for<decltype(ks)::value>(c, s, src, ddst, dw, partials); }))
+    throw std::invalid_argument("direct weight gradient: no kernel compiled for this kernel size");
 }
 
 }  // namespace fmnist::cuda

@@ -13,14 +13,9 @@
 
 namespace fmnist {
 
-constexpr int kDirectConvMaxKernel = 5;  // the kernel sizes the direct GPU passes handle
-
-// Whether the direct passes handle `s`: positive sizes, kernel 1..5, counts that fit an int.
+// Whether the direct passes handle `s`: a valid shape (conv_shape.h) whose counts fit an int.
 inline bool direct_conv_supported(const ConvShape& s) {
-  if (s.n < 1 || s.k < 1 || s.c < 1 || s.src_h < 1 || s.src_w < 1 || s.dst_h < 1 || s.dst_w < 1)
-    return false;
-  if (s.kernel < 1 || s.kernel > kDirectConvMaxKernel || s.stride < 1 || s.padding < 0)
-    return false;
+  if (!direct_conv_shape_valid(s)) return false;
   const long long src = static_cast<long long>(s.n) * s.c * s.src_h * s.src_w;
   const long long dst = static_cast<long long>(s.n) * s.k * s.dst_h * s.dst_w;
   return src <= INT_MAX && dst <= INT_MAX;

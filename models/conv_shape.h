@@ -3,6 +3,8 @@
 // filter, cross-correlation, square stride and padding. Defined once for g++ and nvcc.
 #pragma once
 
+#include <type_traits>
+
 #include "models/ops.h"  // ConvGeometry
 
 namespace fmnist {
@@ -32,6 +34,30 @@ inline ConvShape conv_shape(const ConvGeometry& g) {
     s.k = g.in_channels, s.dst_h = g.in_h, s.dst_w = g.in_w;
   }
   return s;
+}
+
+// The kernel sizes fmnist's direct GPU convolution kernels handle (cuda/weight_grad.h,
+// cuda/direct_conv.h), and what every one of them needs of a shape, before its own count limits:
+// positive sizes, a kernel of 1 to kDirectConvMaxKernel, a positive stride, no negative padding.
+constexpr int kDirectConvMaxKernel = 5;
+inline bool direct_conv_shape_valid(const ConvShape& s) {
+  return s.n >= 1 && s.k >= 1 && s.c >= 1 && s.src_h >= 1 && s.src_w >= 1 && s.dst_h >= 1 && s.dst_w >= 1 &&
+         s.kernel >= 1 && s.kernel <= kDirectConvMaxKernel && s.stride >= 1 && s.padding >= 0;
+}
+
+// f(std::integral_constant<int, KS>{}) with KS = kernel, for the kernel sizes the direct kernels
+// are compiled for (1 to kDirectConvMaxKernel); false, f not called, for any other size. The one
+// switch from a runtime kernel size to the templates (GPU launches, their CPU checks).
+template <class F> bool with_kernel_size(int kernel, F&& f) {
+  static_assert(kDirectConvMaxKernel == 5, "with_kernel_size lists the sizes 1 to kDirectConvMaxKernel");
+  switch (kernel) {
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 5: f(std::integral_constant<int, 5>{}); return true;
+    default: return false;
+  }
 }
 
 }  // namespace fmnist

@@ -20,8 +20,6 @@ namespace fmnist {
 //                    ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + s]
 // (terms outside src are zero).
 
-constexpr int kDirectWeightGradMaxKernel = 5;  // the kernel sizes the direct GPU path handles
-
 // Blocks a two-pass GPU reduction aims at (a few per SM of an H100); a constant, so that the
 // partition, and with it the order of the sums, is the same on any card. With more than one
 // group, slices * groups < 2 * kReductionTargetBlocks partials.
@@ -41,13 +39,10 @@ inline ImageGroups split_into_image_groups(int images, int slices) {
   return g;
 }
 
-// Whether the direct path handles `s`: positive sizes, kernel 1..5, counts that fit an int, at
+// Whether the direct path handles `s`: a valid shape (conv_shape.h), counts that fit an int, at
 // most 65,535 filter slices (the grid's y extent).
 inline bool direct_weight_grad_supported(const ConvShape& s) {
-  if (s.n < 1 || s.k < 1 || s.c < 1 || s.src_h < 1 || s.src_w < 1 || s.dst_h < 1 || s.dst_w < 1)
-    return false;
-  if (s.kernel < 1 || s.kernel > kDirectWeightGradMaxKernel || s.stride < 1 || s.padding < 0)
-    return false;
+  if (!direct_conv_shape_valid(s)) return false;
   const long long positions = static_cast<long long>(s.n) * s.dst_h * s.dst_w;
   const long long slices = static_cast<long long>(s.k) * s.c;
   const long long src_plane = static_cast<long long>(s.src_h) * s.src_w;
@@ -67,15 +62,11 @@ FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k, int
       ddst[(static_cast<std::size_t>(n) * s.k + k) * plane + static_cast<std::size_t>(i) * s.dst_w + j]);
   const T* x = src + (static_cast<std::size_t>(n) * s.c + c) * (static_cast<std::size_t>(s.src_h) * s.src_w);
   const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
+  FMNIST_UNROLL
   for (int r = 0; r < KS; ++r) {
     const int y = y0 + r;
     if (y < 0 || y >= s.src_h) continue;
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
+    FMNIST_UNROLL
     for (int q = 0; q < KS; ++q) {
       const int xx = x0 + q;
       if (xx < 0 || xx >= s.src_w) continue;

@@ -12,6 +12,12 @@
 #else
 #define FMNIST_HD inline
 #endif
+// Before a loop of shared math: unrolled in device code, nothing for g++ (which would warn).
+#if defined(__CUDA_ARCH__)
+#define FMNIST_UNROLL _Pragma("unroll")
+#else
+#define FMNIST_UNROLL
+#endif
 
 namespace fmnist::elementwise {
 

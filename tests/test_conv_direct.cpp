@@ -8,11 +8,11 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "host/reference/cpu_ops.h"
 #include "models/conv_direct.h"
+#include "models/conv_weight_grad.h"
 #include "models/rng.h"
 #include "op_shapes.h"
 
@@ -23,18 +23,11 @@ namespace {
 template <DirectPass P>
 std::vector<float> direct_pass(const ConvShape& s, const float* in, const float* w, const float* bias) {
   std::vector<float> out(direct_conv_outputs(s, P));
-  auto fill = [&](auto ks) {
+  const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
     for (std::size_t e = 0; e < out.size(); ++e)
       out[e] = direct_conv_element<decltype(ks)::value, P, float>(s, e, in, w, bias);
-  };
-  switch (s.kernel) {
-    case 1: fill(std::integral_constant<int, 1>{}); break;
-    case 2: fill(std::integral_constant<int, 2>{}); break;
-    case 3: fill(std::integral_constant<int, 3>{}); break;
-    case 4: fill(std::integral_constant<int, 4>{}); break;
-    case 5: fill(std::integral_constant<int, 5>{}); break;
-    default: FAIL("kernel " << s.kernel);
-  }
+  });
+  REQUIRE(compiled);
   return out;
 }
 std::vector<float> direct_backward_data(const ConvShape& s, const float* ddst, const float* w, const float* bias) {
@@ -102,18 +95,32 @@ TEST_CASE("direct backward-data: ConvTranspose2d's output_padding row and column
     }
 }
 
-TEST_CASE("direct forward and backward-data refuse what they cannot handle", "[conv][dgrad]") {
-  const ConvShape s = conv_shape(paper_conv2(100));
-  CHECK(direct_conv_supported(s));
-  ConvShape big_kernel = s;
-  big_kernel.kernel = 6;
-  CHECK_FALSE(direct_conv_supported(big_kernel));
-  ConvShape no_channels = s;
-  no_channels.c = 0;
-  CHECK_FALSE(direct_conv_supported(no_channels));
-  ConvShape too_many = s;
+TEST_CASE("fmnist's direct convolution kernels refuse what they cannot handle", "[conv][dgrad][wgrad]") {
+  for (const ConvShape& s : {conv_shape(paper_conv1(100)), conv_shape(paper_conv2(100))}) {
+    CHECK(direct_conv_supported(s));
+    CHECK(direct_weight_grad_supported(s));
+    // What none of them handles (direct_conv_shape_valid).
+    ConvShape big_kernel = s, no_images = s, no_channels = s, no_stride = s;
+    big_kernel.kernel = kDirectConvMaxKernel + 1;
+    no_images.n = 0;
+    no_channels.c = 0;
+    no_stride.stride = 0;
+    for (const ConvShape& bad : {big_kernel, no_images, no_channels, no_stride}) {
+      CHECK_FALSE(direct_conv_supported(bad));
+      CHECK_FALSE(direct_weight_grad_supported(bad));
+    }
+  }
+  // Each kernel's own limits: element counts over INT_MAX; the weight gradient's 65,535 slices.
+  ConvShape too_many = conv_shape(paper_conv2(100));
   too_many.n = 1 << 20;  // 2^20 images of 32x11x11 outputs: over INT_MAX
   CHECK_FALSE(direct_conv_supported(too_many));
+  ConvShape too_many_positions = conv_shape(paper_conv1(100));
+  too_many_positions.n = 1 << 22;  // 2^22 images of 26x26 positions: over INT_MAX
+  CHECK_FALSE(direct_weight_grad_supported(too_many_positions));
+  ConvShape too_many_slices = conv_shape(paper_conv2(100));
+  too_many_slices.k = 4096;  // 4096 x 16 filter slices
+  CHECK_FALSE(direct_weight_grad_supported(too_many_slices));
+  CHECK(direct_conv_supported(too_many_slices));
 }
 
 }  // namespace fmnist::testing
