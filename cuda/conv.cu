@@ -505,35 +505,27 @@ void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* 
 void ConvPlan::forward(const float* x, const float* w, const float* b, float* y, float* y_relu) {
   const ConvGeometry& g = geometry_;
   if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b (and its ReLU) in one kernel
-    DirectEpilogue relu;
-    relu.relu_out = y_relu;
-    launch_direct_backward_data(context_, conv_shape_, x, w, b, y, relu);
+    launch_direct_backward_data(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
     return;
   }
   if (!g.transposed && direct_forward_) {  // y = conv(x) + b (and its ReLU) in one kernel
-    DirectEpilogue relu;
-    relu.relu_out = y_relu;
-    launch_direct_forward(context_, conv_shape_, x, w, b, y, relu);
+    launch_direct_forward(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
     return;
   }
   if (!g.transposed)
     conv_forward(x, w, y);  // x = src, y = dst
   else
     conv_backward_data(w, x, y);  // x is dst-shaped, y src-shaped: y = conv^T(x)
-  const std::size_t hw = static_cast<std::size_t>(g.out_h()) * g.out_w();
-  if (y_relu != nullptr)
-    launch_bias_relu(context_, g.batch, g.out_channels, hw, b, y, y_relu);
-  else if (b != nullptr)
-    launch_add_channel_bias(context_, g.batch, g.out_channels, hw, b, y);
+  if (b != nullptr || y_relu != nullptr)
+    launch_add_channel_bias(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(), b,
+                            y, y_relu);
 }
 
 void ConvPlan::backward_data(const float* w, const float* dy, float* dx, const float* relu_y, float* dx_relu) {
   const ConvGeometry& g = geometry_;
   const bool direct = g.transposed ? direct_forward_ : direct_backward_data_;
   if (direct && dx_relu != nullptr) {  // dx and the ReLU's gradient in one kernel
-    DirectEpilogue relu;
-    relu.relu_y = relu_y;
-    relu.relu_dx = dx_relu;
+    const DirectEpilogue relu{nullptr, relu_y, dx_relu};
     if (!g.transposed)
       launch_direct_backward_data(context_, conv_shape_, dy, w, nullptr, dx, relu);
     else

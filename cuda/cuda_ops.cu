@@ -240,10 +240,7 @@ void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const
   if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
   Context& context = main_lane();
   gemm_linear_forward(context, g, x, w, y);
-  if (y_relu != nullptr)
-    launch_bias_relu(context, g.batch, g.out_features, 1, b, y, y_relu);
-  else if (b != nullptr)
-    launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y);
+  if (b != nullptr || y_relu != nullptr) launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y, y_relu);
 }
 
 void CudaOps::linear_forward(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y) {

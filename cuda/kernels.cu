@@ -55,23 +55,16 @@ __global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels
 
 // ---- biases ----------------------------------------------------------------------------------------
 
-// y (B,C,HW) += bias (C)
-__global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw,
-                                        const float* bias, float* y) {
-  for (std::size_t i = global_index(); i < n; i += global_stride())
-    y[i] += bias[(i / hw) % static_cast<std::size_t>(channels)];
-}
-
-// y (B,C,HW) += bias (C) when bias is non-null, then y_relu = relu(y)
-__global__ void bias_relu_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
-                                 float* y_relu) {
+// y (B,C,HW) += bias (C) when bias is non-null; then, when y_relu is non-null, y_relu = relu(y)
+__global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
+                                        float* y_relu) {
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
     float v = y[i];
     if (bias != nullptr) {
       v += bias[(i / hw) % static_cast<std::size_t>(channels)];
       y[i] = v;
     }
-    y_relu[i] = ew::relu(v);
+    if (y_relu != nullptr) y_relu[i] = ew::relu(v);
   }
 }
 
@@ -290,18 +283,10 @@ void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t*
   CUDA_CHECK_LAUNCH();
 }
 
-void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw,
-                             const float* bias, float* y) {
+void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw, const float* bias,
+                             float* y, float* y_relu) {
   const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
-  add_channel_bias_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw,
-                                                                                bias, y);
-  CUDA_CHECK_LAUNCH();
-}
-
-void launch_bias_relu(const Context& c, int batch, int channels, std::size_t hw, const float* bias, float* y,
-                      float* y_relu) {
-  const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
-  bias_relu_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw, bias, y, y_relu);
+  add_channel_bias_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw, bias, y, y_relu);
   CUDA_CHECK_LAUNCH();
 }
 

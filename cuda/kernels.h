@@ -29,13 +29,11 @@ void launch_fill(const Context& c, std::size_t n, float value, float* dst);
 void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t* pixels, float* x);
 
 // ---- biases ----------------------------------------------------------------------------------------
-// y (B,C,HW) += bias (C). A Linear output (B,out) is (B,out,1).
-void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw,
-                             const float* bias, float* y);
-// y (B,C,HW) += bias (C) (skipped when bias is null), then y_relu = ReLU(y): add_channel_bias and
-// relu_forward in one pass (the same float operations, so the same bits).
-void launch_bias_relu(const Context& c, int batch, int channels, std::size_t hw, const float* bias, float* y,
-                      float* y_relu);
+// y (B,C,HW) += bias (C) (skipped when bias is null); with y_relu, also y_relu = ReLU(y) in the
+// same pass (the float operations of the bias add and relu_forward, so the same bits). A Linear
+// output (B,out) is (B,out,1).
+void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw, const float* bias,
+                             float* y, float* y_relu = nullptr);
 // db (C) = sum over b and the plane of dy (B,C,HW), in double, in a fixed order.
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db);
