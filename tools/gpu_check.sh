@@ -183,9 +183,19 @@ start_time="$(date +%s)"
 
 # Which steps run (FMNIST_GPU_CHECK_STEPS): names and aliases expanded into ",a,b,...," (or "all").
 known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-resume memcheck initcheck"
-known_steps+=" racecheck bench bench-wgrad bench-dgrad bench-fwd bench-streams bench-fast torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
+# The bench variants, one a line: the step, then the environment it runs fmnist bench with (the
+# opt-in fast path's options). Step bench-X writes LOGDIR/bench-fmnist-X.json.
+bench_variants=(
+  "bench-wgrad FMNIST_CONV_WGRAD=fmnist"
+  "bench-dgrad FMNIST_CONV_DGRAD=fmnist"
+  "bench-fwd FMNIST_CONV_FWD=fmnist"
+  "bench-streams FMNIST_BACKWARD_STREAMS=2"
+  "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2"
+)
+variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)"
+known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
 known_steps+=" cpu ctest"
-measure_steps="bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
+measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -581,7 +591,7 @@ status_of() {
 # (which check every variant against the CPU and one stream) passed in this run; written to
 # BUILD_DIR/fast-path.env for the measurement steps (here and in a later call on the same build).
 # Without a winner the file is removed: the defaults are measured.
-# choose_fast_path GPU_TESTS_STATUS
+# choose_fast_path GPU_TESTS_STATUS VARIANT...: VARIANTs as in bench_variants.
 choose_fast_path() {
   local env_file="$build_dir/fast-path.env"
   rm -f "$env_file"
@@ -589,16 +599,15 @@ choose_fast_path() {
     echo "fast path: the defaults (gpu-tests and gpu-tests-fast did not both pass in this run: ${1:-not run})"
     return 0
   fi
-  python3 - "$log_dir" "$env_file" <<'PY'
+  shift
+  python3 - "$log_dir" "$env_file" "$@" <<'PY'
 import json, os, sys
 log_dir, env_file = sys.argv[1], sys.argv[2]
-variants = [("", "bench-fmnist.json"),
-            ("FMNIST_CONV_WGRAD=fmnist", "bench-fmnist-direct-wgrad.json"),
-            ("FMNIST_CONV_DGRAD=fmnist", "bench-fmnist-direct-dgrad.json"),
-            ("FMNIST_CONV_FWD=fmnist", "bench-fmnist-direct-fwd.json"),
-            ("FMNIST_BACKWARD_STREAMS=2", "bench-fmnist-two-streams.json"),
-            ("FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2",
-             "bench-fmnist-fast.json")]
+# (environment, JSON): the defaults', then each variant's ("bench-X ENV..." -> bench-fmnist-X.json)
+variants = [("", "bench-fmnist.json")]
+for v in sys.argv[3:]:
+    step, _, env = v.partition(" ")
+    variants.append((env, "bench-fmnist-%s.json" % step[len("bench-"):]))
 rates = {}
 for env, name in variants:
     try:
@@ -630,9 +639,10 @@ bench_ratio() {
   python3 "$repo/tools/bench_compare.py" "$log_dir/bench-fmnist.json" "$log_dir"/bench-torch-*.json \
     >"$log_dir/ratio.txt" && cat "$log_dir/ratio.txt" || return 1
   local variant json
-  for variant in direct-wgrad direct-dgrad direct-fwd two-streams fast; do
-    json="$log_dir/bench-fmnist-$variant.json"
+  for json in "$log_dir"/bench-fmnist-*.json; do
     [ -s "$json" ] || continue
+    variant="${json##*/bench-fmnist-}"
+    variant="${variant%.json}"
     echo
     python3 "$repo/tools/bench_compare.py" "$json" "$log_dir"/bench-torch-*.json >"$log_dir/ratio-$variant.txt" &&
       cat "$log_dir/ratio-$variant.txt" || return 1
@@ -996,19 +1006,13 @@ if [ "$build_ok" -eq 1 ]; then
     for s in "${sanitize[@]}"; do record "$s" FAIL 0 "compute-sanitizer not found"; done
   fi
   want bench && run_step bench 120 figure_bench "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist.json"
-  # The same with fmnist's direct convolution backward-filter (cuda/weight_grad.h) in place of cuDNN's.
-  want bench-wgrad && run_step bench-wgrad 120 figure_bench env FMNIST_CONV_WGRAD=fmnist "$fmnist" bench --device cuda \
-    --measure step --json "$log_dir/bench-fmnist-direct-wgrad.json"
-  # With fmnist's direct backward-data (cuda/direct_conv.h); with the parameter gradients on a
-  # second stream (CudaOptions::backward_streams); then all three.
-  want bench-dgrad && run_step bench-dgrad 120 figure_bench env FMNIST_CONV_DGRAD=fmnist "$fmnist" bench --device cuda \
-    --measure step --json "$log_dir/bench-fmnist-direct-dgrad.json"
-  want bench-fwd && run_step bench-fwd 120 figure_bench env FMNIST_CONV_FWD=fmnist "$fmnist" bench --device cuda \
-    --measure step --json "$log_dir/bench-fmnist-direct-fwd.json"
-  want bench-streams && run_step bench-streams 120 figure_bench env FMNIST_BACKWARD_STREAMS=2 "$fmnist" bench \
-    --device cuda --measure step --json "$log_dir/bench-fmnist-two-streams.json"
-  want bench-fast && run_step bench-fast 120 figure_bench env FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist \
-    FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2 "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist-fast.json"
+  # The same with each opt-in option of the fast path, then all of them (bench_variants).
+  for variant in "${bench_variants[@]}"; do
+    read -r variant_step variant_env <<<"$variant"
+    # shellcheck disable=SC2086  # variant_env holds several NAME=VALUE words
+    want "$variant_step" && run_step "$variant_step" 120 figure_bench env $variant_env "$fmnist" bench --device cuda \
+      --measure step --json "$log_dir/bench-fmnist-${variant_step#bench-}.json"
+  done
   has_torch=0
   python3 -c 'import torch' >/dev/null 2>&1 && has_torch=1
   if want torch-eager; then
@@ -1028,7 +1032,7 @@ if [ "$build_ok" -eq 1 ]; then
   if want bench && [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ]; then
     fast_tests_status="$(status_of gpu-tests)"
     [ "$fast_tests_status" = PASS ] && fast_tests_status="$(status_of gpu-tests-fast)"
-    run_step fast-path 20 figure_fast_path choose_fast_path "$fast_tests_status"
+    run_step fast-path 20 figure_fast_path choose_fast_path "$fast_tests_status" "${bench_variants[@]}"
   fi
   if [ "${FMNIST_GPU_CHECK_PATH:-auto}" = auto ] && [ -s "$build_dir/fast-path.env" ]; then
     # shellcheck disable=SC1091
