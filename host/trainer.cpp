@@ -17,6 +17,7 @@
 
 #include "host/batch_stream.h"
 #include "host/checkpoint.h"
+#include "host/checkpoint_writer.h"
 #include "host/divergence_guard.h"
 #include "host/progress.h"
 #include "host/run_state.h"
@@ -262,10 +263,19 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
   std::uint64_t step = resume.step;
   GradientGuard gradient_guard(spec, ops);
   BatchStream batches(ex, config.stream, &progress_out);  // gets batches on, runs steps (graphs)
-  std::string last_checkpoint = resumed && writing ? describe_checkpoint(files, resume) : "";
+  // Checkpoints are written on a background thread while the next epoch trains (one in flight).
+  CheckpointWriter writer([&](const RunState& st) { write_checkpoint(files, spec, st, weights_metadata, policy); },
+                          resumed && writing ? describe_checkpoint(files, resume) : "");
+  auto checkpoint_summary = [&] {
+    result.checkpoints_written = writer.written();
+    result.checkpoint_write_seconds = writer.write_seconds();
+    result.checkpoint_wait_seconds = writer.wait_seconds();
+  };
 
   // The divergence guard: the last step's loss, then its gradients (host/divergence_guard.h).
   auto diverged = [&](int epoch, int s, const std::string& what) {
+    writer.settle();  // the write in flight, if any, decides which checkpoint is the last good one
+    const std::string& last_checkpoint = writer.last_written();
     std::string kept = !writing ? "nothing is written for this run"
                        : last_checkpoint.empty() ? "no checkpoint was written yet"
                                                  : "the last good checkpoint " + last_checkpoint + " is untouched";
@@ -304,9 +314,9 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     }
     return st;
   };
-  auto checkpoint = [&](const RunState& st) {
-    write_checkpoint(files, spec, st, weights_metadata, policy);
-    last_checkpoint = describe_checkpoint(files, st);
+  auto checkpoint = [&](RunState st) {
+    std::string description = describe_checkpoint(files, st);
+    writer.submit(std::move(st), std::move(description));
   };
   auto stop_requested = [&] { return callbacks.stop_signal != nullptr && *callbacks.stop_signal != 0; };
 
@@ -365,12 +375,14 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
           ops.copy_to_host(&st.epoch_loss_sum, ex.train_loss_sum(), sizeof(double));
           st.epoch_images = images_seen;
           st.epoch_seconds = earlier_seconds + seconds_since(epoch_start);
-          checkpoint(st);
+          checkpoint(std::move(st));
+          writer.wait();
         }
+        checkpoint_summary();
         progress_out << (callbacks.live_progress ? "\r\033[K" : "")
                      << fmt::format("fmnist: {}: stopped after step {} of {} of epoch {} (global step {}); {}\n",
                                     signal_name(*callbacks.stop_signal), s + 1, steps_per_epoch, epoch, step,
-                                    writing ? "checkpoint written: " + last_checkpoint : "nothing is written for this run");
+                                    writing ? "checkpoint written: " + writer.last_written() : "nothing is written for this run");
         result.stopped_by = *callbacks.stop_signal;
         result.final_params = download(ops, ex.params(), spec.param_count);
         return result;
@@ -415,18 +427,24 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       RunState st = capture(epoch, steps_per_epoch);
       st.has_metrics = true;
       st.metrics = m;
-      checkpoint(st);
+      checkpoint(std::move(st));
     }
-    if (callbacks.on_epoch) callbacks.on_epoch(m);
+    if (callbacks.on_epoch) {
+      writer.wait();  // on_epoch sees the epoch's checkpoint on disk
+      callbacks.on_epoch(m);
+    }
     if (callbacks.inspect) callbacks.inspect(epoch, ex);
     if (stop_requested() && epoch < config.epochs) {
+      writer.wait();
       progress_out << fmt::format("fmnist: {}: stopped after epoch {} (global step {}); {}\n",
                                   signal_name(*callbacks.stop_signal), epoch, step,
-                                  writing ? "checkpoint written: " + last_checkpoint : "nothing is written for this run");
+                                  writing ? "checkpoint written: " + writer.last_written() : "nothing is written for this run");
       result.stopped_by = *callbacks.stop_signal;
       break;
     }
   }
+  writer.wait();  // the last checkpoint is on disk, or its failure is thrown, before train returns
+  checkpoint_summary();
   result.final_params = download(ops, ex.params(), spec.param_count);
   return result;
 }

@@ -97,6 +97,7 @@ struct TrainCallbacks {
   // Called after every step with the batch loss; forces a device sync each step, so only tests
   // and debugging set it.
   std::function<void(std::uint64_t step, float loss)> on_step;
+  // Called after each epoch, once its checkpoint is on disk (it waits for the background write).
   std::function<void(const EpochMetrics&)> on_epoch;
   // Called with the executor before the first epoch (epoch 0) and after each epoch's validation,
   // e.g. to reconstruct or classify a few images for figures. Its own work must not change state.
@@ -115,6 +116,10 @@ struct TrainResult {
   int init_draws = 1;  // initialisations drawn (more than 1 when a dead AE was redrawn)
   std::vector<float> final_params;  // spec.param_count, in state_dict order
   int stopped_by = 0;  // the signal that stopped the run early (its checkpoint is written), or 0
+  // Checkpoints written by this call, the seconds their writes took on the writer's thread (beside
+  // the next epoch's training), and the seconds training waited for them.
+  int checkpoints_written = 0;
+  double checkpoint_write_seconds = 0, checkpoint_wait_seconds = 0;
 };
 
 // Trains `config.model` on `data` with `ops`. Progress goes to `progress` (a live line when it is

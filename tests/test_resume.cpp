@@ -218,6 +218,30 @@ TEST_CASE("a checkpoint that cannot be written (full disk) leaves the previous o
   CHECK(run(more).epochs.size() == 1);  // with room again, the resume goes through
 }
 
+TEST_CASE("a checkpoint that fails in the background stops the run at the next epoch's end", "[resume]") {
+  // The epoch-2 checkpoint is written while epoch 3 trains; its failure stops the run when epoch
+  // 3's checkpoint is due, and nothing after epoch 1 reaches the disk.
+  TrainConfig c = tiny_run("full-disk-background", 1, 3);
+  run(c);
+  const std::string state = file_bytes(c.out_dir + "/last.state.safetensors");
+  const std::string last = file_bytes(c.out_dir + "/last.safetensors");
+  TrainConfig more = resumed(c);
+  more.epochs = 4;
+  const std::string temp = safetensors_temp_path(c.out_dir + "/last.state.safetensors");
+  fs::create_symlink("/dev/full", temp);
+  std::uint64_t last_step = 0;
+  TrainCallbacks cb;
+  cb.after_step = [&](std::uint64_t step, Executor<float>&) { last_step = step; };
+  CHECK_THROWS_WITH(run(more, cb), StartsWith(c.out_dir + "/last.state.safetensors: cannot write temporary file") &&
+                                       Contains("No space left on device"));
+  CHECK(last_step == 9);  // epochs 2 and 3 trained (3 steps each), epoch 4 never started
+  CHECK(file_bytes(c.out_dir + "/last.state.safetensors") == state);
+  CHECK(file_bytes(c.out_dir + "/last.safetensors") == last);
+  CHECK(metric_rows(c.out_dir).size() == 2);  // the header and epoch 1
+  fs::remove(temp);
+  CHECK(run(more).epochs.size() == 3);  // with room again, the resume goes through from epoch 1
+}
+
 TEST_CASE("resume refuses the checkpoint of another run", "[resume]") {
   const TrainConfig c = tiny_run("other-run", 1, 3);
   run(c);

@@ -146,7 +146,10 @@ int run_train(void* p) {
       std::cout << fmt::format(" val accuracy {:.4f}", last.val_accuracy);
     std::cout << fmt::format(" (best epoch {})\n", result.best_epoch);
   }
-  std::cout << "checkpoints: " << config.out_dir << "/{best,last}.safetensors\n";
+  std::cout << fmt::format("checkpoints: {}/{{best,last}}.safetensors ({} written beside training: {:.2f} s of "
+                           "writing, {:.2f} s waited for)\n",
+                           config.out_dir, result.checkpoints_written, result.checkpoint_write_seconds,
+                           result.checkpoint_wait_seconds);
   return 0;
 }
 
