@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,bench-combo,torch-eager,ratio tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -14,7 +14,7 @@
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
 #   Call 1 also picks the path call 2 measures (step fast-path, FMNIST_GPU_CHECK_PATH below): the
-#   fastest of the six bench variants when the GPU tests passed, kept in build-gpu-check/.
+#   fastest of the bench variants (defaults, four single options, all four, bench-combo) when the GPU tests passed, kept in build-gpu-check/.
 #   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
 #   start and transfer about 30 s; configure 5 s, build 55-64 s; gpu-tests 14 s; train-ae256 and
 #   train-c256 3 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by side 47 s;
@@ -22,7 +22,7 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
+#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,bench-combo,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
 #   (TF32's accuracy over 100 epochs, about 2 minutes: last, so the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -72,7 +72,8 @@
 #               and bench-fwd with FMNIST_CONV_FWD=fmnist (its direct backward-data and forward,
 #               cuda/direct_conv.h); bench-streams with FMNIST_BACKWARD_STREAMS=2 (parameter
 #               gradients on a second stream, CudaOptions::backward_streams); bench-fast with all
-#               four; then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
+#               four; bench-combo with only those options that alone beat the defaults by 1 % (when
+#               at least two, and not all four); then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
 #               variant that ran); fast-path (FMNIST_GPU_CHECK_PATH, below) picks the variant the
 #               measurements after it use
@@ -118,7 +119,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
 #                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -128,7 +129,7 @@
 #   FMNIST_GPU_CHECK_PATH       auto (default): after the bench steps, the fast-path step writes
 #                               BUILD_DIR/fast-path.env, the environment of the fastest bench
 #                               variant (FMNIST_CONV_WGRAD, _DGRAD or _FWD=fmnist,
-#                               FMNIST_BACKWARD_STREAMS=2, or all four)
+#                               FMNIST_BACKWARD_STREAMS=2, all four, or bench-combo's)
 #                               when it beats the defaults by 3 % and gpu-tests passed in the same
 #                               run, else nothing; ae256-100, reproduce, reproduce-improved, ncu and
 #                               tf32-100 then run with it, in this call or a later one on the same
@@ -192,7 +193,7 @@ bench_variants=(
   "bench-streams FMNIST_BACKWARD_STREAMS=2"
   "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2"
 )
-variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)"
+variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
 known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
 known_steps+=" cpu ctest"
 measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
@@ -591,7 +592,8 @@ status_of() {
 # (which check every variant against the CPU and one stream) passed in this run; written to
 # BUILD_DIR/fast-path.env for the measurement steps (here and in a later call on the same build).
 # Without a winner the file is removed: the defaults are measured.
-# choose_fast_path GPU_TESTS_STATUS VARIANT...: VARIANTs as in bench_variants.
+# choose_fast_path GPU_TESTS_STATUS VARIANT...: VARIANTs as in bench_variants; bench-combo's
+# (LOGDIR/bench-combo.env) joins them when it ran.
 choose_fast_path() {
   local env_file="$build_dir/fast-path.env"
   rm -f "$env_file"
@@ -608,6 +610,12 @@ variants = [("", "bench-fmnist.json")]
 for v in sys.argv[3:]:
     step, _, env = v.partition(" ")
     variants.append((env, "bench-fmnist-%s.json" % step[len("bench-"):]))
+try:
+    combo = open(os.path.join(log_dir, "bench-combo.env")).read().strip()
+    if combo:
+        variants.append((combo, "bench-fmnist-combo.json"))
+except OSError:
+    pass
 rates = {}
 for env, name in variants:
     try:
@@ -630,6 +638,56 @@ if best and rates[best] >= 1.03 * rates[""]:
 else:
     print("fast path: the defaults (%.0f img/s; no variant 3%% faster)" % rates[""])
 PY
+}
+# bench-combo: the options whose variant alone beat the defaults' AE(256) b100 images/s by 1 % or
+# more, benched together (LOGDIR/bench-fmnist-combo.json, its environment in bench-combo.env), when
+# they are at least two and not all of bench-fast's. bench-fast takes every option, also one that
+# slows the step down (a direct kernel slower than cuDNN's at these shapes); this one leaves those
+# out. combo_options VARIANT... prints the environment, or nothing.
+combo_options() {
+  python3 - "$log_dir" "$@" <<'PY'
+import json, os, sys
+log_dir = sys.argv[1]
+def rate(name):
+    try:
+        doc = json.load(open(os.path.join(log_dir, name)))
+    except (OSError, ValueError):
+        return None
+    for r in doc.get("results", []):
+        if r.get("model") == "AE(256)" and int(r.get("batch", 0)) == 100:
+            return float(r["median_images_per_second"])
+    return None
+base = rate("bench-fmnist.json")
+singles, widest = [], set()
+for v in sys.argv[2:]:
+    step, _, env = v.partition(" ")
+    words = env.split()
+    widest = max(widest, set(words), key=len)
+    if len(words) != 1:
+        continue
+    r = rate("bench-fmnist-%s.json" % step[len("bench-"):])
+    if base and r and r >= 1.01 * base:
+        singles.append(words[0])
+if len(singles) >= 2 and set(singles) != widest:
+    print(" ".join(singles))
+PY
+}
+# bench_combo VARIANT...: VARIANTs as in bench_variants.
+bench_combo() {
+  local combo_env
+  combo_env="$(combo_options "$@")"
+  rm -f "$log_dir/bench-combo.env" "$log_dir/bench-fmnist-combo.json"
+  if [ -z "$combo_env" ]; then
+    echo "combo: not run (fewer than two options beat the defaults alone, or they are all of bench-fast's)"
+    return 0
+  fi
+  echo "combo: $combo_env"
+  echo "$combo_env" >"$log_dir/bench-combo.env"
+  # shellcheck disable=SC2086  # combo_env holds several NAME=VALUE words
+  env $combo_env "$fmnist" bench --device cuda --measure step --json "$log_dir/bench-fmnist-combo.json"
+}
+figure_bench_combo() {
+  if grep -q '^combo: not run' "$1"; then grep -m1 '^combo: ' "$1" | sed 's/^combo: //'; else figure_bench "$1"; fi
 }
 figure_fast_path() { grep -m1 '^fast path:' "$1" | sed 's/^fast path: //'; }
 
@@ -904,7 +962,7 @@ fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
 export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
-export -f choose_fast_path
+export -f choose_fast_path combo_options bench_combo
 export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile tf32_100
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -1013,6 +1071,7 @@ if [ "$build_ok" -eq 1 ]; then
     want "$variant_step" && run_step "$variant_step" 120 figure_bench env $variant_env "$fmnist" bench --device cuda \
       --measure step --json "$log_dir/bench-fmnist-${variant_step#bench-}.json"
   done
+  want bench-combo && run_step bench-combo 120 figure_bench_combo bench_combo "${bench_variants[@]}"
   has_torch=0
   python3 -c 'import torch' >/dev/null 2>&1 && has_torch=1
   if want torch-eager; then
