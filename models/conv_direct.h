@@ -23,21 +23,32 @@ inline bool direct_conv_supported(const ConvShape& s) {
 
 // dst[n][k][i][j] = the sum over c < C, then r and q < KS (in that order) of
 //   src[n][c][i * stride - padding + r][j * stride - padding + q] * w[k][c][r][q]
-// over the taps inside src, accumulated in Acc.
+// over the taps inside src, accumulated in Acc. Which taps lie inside src, and where, depends on
+// (i, j) alone: it is worked out once, before the sum over c, whose taps are then unrolled.
 template <int KS, class T, class Acc>
 FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T* src, const T* w) {
   const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
-  // The rows and columns of the window inside src: r in [r_lo, r_hi), q in [q_lo, q_hi).
-  const int r_lo = y0 < 0 ? -y0 : 0, q_lo = x0 < 0 ? -x0 : 0;
-  const int r_hi = s.src_h - y0 < KS ? s.src_h - y0 : KS, q_hi = s.src_w - x0 < KS ? s.src_w - x0 : KS;
+  int row[KS], col[KS];  // tap r's row offset in a src plane, tap q's column; -1: outside src
+  FMNIST_UNROLL
+  for (int t = 0; t < KS; ++t) {
+    row[t] = y0 + t >= 0 && y0 + t < s.src_h ? (y0 + t) * s.src_w : -1;
+    col[t] = x0 + t >= 0 && x0 + t < s.src_w ? x0 + t : -1;
+  }
   const long long plane = static_cast<long long>(s.src_h) * s.src_w;
   const T* x = src + static_cast<long long>(n) * s.c * plane;
   const T* wk = w + static_cast<long long>(k) * s.c * (KS * KS);
   Acc acc = Acc(0);
-  for (int c = 0; c < s.c; ++c, x += plane, wk += KS * KS)
-    for (int r = r_lo; r < r_hi; ++r)
-      for (int q = q_lo; q < q_hi; ++q)
-        acc += static_cast<Acc>(x[(y0 + r) * s.src_w + x0 + q]) * static_cast<Acc>(wk[r * KS + q]);
+  for (int c = 0; c < s.c; ++c, x += plane, wk += KS * KS) {
+    FMNIST_UNROLL
+    for (int r = 0; r < KS; ++r) {
+      if (row[r] < 0) continue;
+      FMNIST_UNROLL
+      for (int q = 0; q < KS; ++q) {
+        if (col[q] < 0) continue;
+        acc += static_cast<Acc>(x[row[r] + col[q]]) * static_cast<Acc>(wk[r * KS + q]);
+      }
+    }
+  }
   return acc;
 }
 
@@ -45,25 +56,31 @@ FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T
 // y + padding - r = i * stride and x + padding - q = j * stride, 0 <= i < Hd, 0 <= j < Wd, of
 //   ddst[n][k][i][j] * w[k][c][r][q]
 // accumulated in Acc (rows and columns of src that no tap reaches, such as ConvTranspose2d's
-// output_padding, get 0).
+// output_padding, get 0). Which taps reach (y, x), and from where, is worked out once (the only
+// divisions), before the sum over k, whose taps are then unrolled.
 template <int KS, class T, class Acc>
 FMNIST_HD Acc backward_data_at(const ConvShape& s, int n, int c, int y, int x, const T* ddst, const T* w) {
-  // The taps that reach row y: r = (y + padding) mod stride, then every stride-th up to KS - 1,
-  // tap r from row i = (y + padding - r) / stride, one row fewer per tap, while i >= 0; the same
-  // for columns. No division inside the loops.
   const int ypad = y + s.padding, xpad = x + s.padding;
-  const int r0 = ypad % s.stride, q0 = xpad % s.stride;
-  const int i0 = (ypad - r0) / s.stride, j0 = (xpad - q0) / s.stride;
+  int row[KS], col[KS];  // tap r's row offset in a ddst plane, tap q's column; -1: no tap
+  FMNIST_UNROLL
+  for (int t = 0; t < KS; ++t) {
+    const int i = (ypad - t) / s.stride, j = (xpad - t) / s.stride;
+    row[t] = ypad - t >= 0 && i * s.stride == ypad - t && i < s.dst_h ? i * s.dst_w : -1;
+    col[t] = xpad - t >= 0 && j * s.stride == xpad - t && j < s.dst_w ? j : -1;
+  }
   const long long plane = static_cast<long long>(s.dst_h) * s.dst_w;
   const T* g = ddst + static_cast<long long>(n) * s.k * plane;
+  const T* wc = w + static_cast<long long>(c) * (KS * KS);
+  const long long filter = static_cast<long long>(s.c) * (KS * KS);  // from w[k][c] to w[k+1][c]
   Acc acc = Acc(0);
-  for (int k = 0; k < s.k; ++k, g += plane) {
-    const T* wk = w + (static_cast<long long>(k) * s.c + c) * (KS * KS);
-    for (int r = r0, i = i0; r < KS && i >= 0; r += s.stride, --i) {
-      if (i >= s.dst_h) continue;
-      for (int q = q0, j = j0; q < KS && j >= 0; q += s.stride, --j) {
-        if (j >= s.dst_w) continue;
-        acc += static_cast<Acc>(g[i * s.dst_w + j]) * static_cast<Acc>(wk[r * KS + q]);
+  for (int k = 0; k < s.k; ++k, g += plane, wc += filter) {
+    FMNIST_UNROLL
+    for (int r = 0; r < KS; ++r) {
+      if (row[r] < 0) continue;
+      FMNIST_UNROLL
+      for (int q = 0; q < KS; ++q) {
+        if (col[q] < 0) continue;
+        acc += static_cast<Acc>(g[row[r] + col[q]]) * static_cast<Acc>(wc[r * KS + q]);
       }
     }
   }
