@@ -780,6 +780,8 @@ figure_ae256_100() {
       printf "wall %.1f s, val MAE %.5f after %s epochs (dry run: targets n/a)", w, m, e
     }
   }'
+  # "checkpoints: DIR/{best,last}.safetensors (N written beside training: W s of writing, X s waited for)"
+  sed -n 's/^checkpoints: .*(\([0-9]*\) written beside training: \([0-9.]*\) s of writing, \([0-9.]*\) s waited for)/; checkpoints \2 s, waited \3 s/p' "$1" | head -1 | tr -d '\n'
 }
 
 # The key figures of a reproduction (its results.json), on one "key:" line.
