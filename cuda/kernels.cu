@@ -40,6 +40,26 @@ __device__ double block_sum(double v) {
   return partial[0];
 }
 
+// sum + x[0] + x[stride] + ... + x[(count - 1) * stride], added in that order in double. The adds
+// wait on one another, the loads need not: they are issued kSumLoadsAhead at a time before their
+// adds, so a thread waits for memory count / kSumLoadsAhead times rather than about count / 4
+// (what nvcc's unrolling of a plain loop with a runtime count gave). The order, and so every bit
+// of the result, is that of the plain loop.
+constexpr int kSumLoadsAhead = 16;
+template <class T>
+__device__ double add_in_order(double sum, const T* x, std::size_t stride, int count) {
+  int i = 0;
+  for (; i + kSumLoadsAhead <= count; i += kSumLoadsAhead) {
+    T v[kSumLoadsAhead];
+#pragma unroll
+    for (int u = 0; u < kSumLoadsAhead; ++u) v[u] = x[static_cast<std::size_t>(i + u) * stride];
+#pragma unroll
+    for (int u = 0; u < kSumLoadsAhead; ++u) sum += static_cast<double>(v[u]);
+  }
+  for (; i < count; ++i) sum += static_cast<double>(x[static_cast<std::size_t>(i) * stride]);
+  return sum;
+}
+
 // ---- memory and data ------------------------------------------------------------------------------
 
 // dst (n) = value
@@ -93,20 +113,14 @@ __global__ void channel_bias_partials_kernel(int batch, int channels, int hw, in
 
 // out (outputs) = the sum of each output's partials (outputs, groups), in group order.
 __global__ void sum_partials_kernel(std::size_t outputs, int groups, const double* partials, float* out) {
-  for (std::size_t o = global_index(); o < outputs; o += global_stride()) {
-    double sum = 0.0;
-    for (int g = 0; g < groups; ++g) sum += partials[o * groups + g];
-    out[o] = static_cast<float>(sum);
-  }
+  for (std::size_t o = global_index(); o < outputs; o += global_stride())
+    out[o] = static_cast<float>(add_in_order(0.0, partials + o * groups, 1, groups));
 }
 
 // db (F) = column sums of dy (B,F), each summed by one thread in row order (as the CPU does).
 __global__ void column_sum_kernel(int batch, int features, const float* dy, float* db) {
-  for (std::size_t j = global_index(); j < static_cast<std::size_t>(features); j += global_stride()) {
-    double sum = 0.0;
-    for (int r = 0; r < batch; ++r) sum += static_cast<double>(dy[static_cast<std::size_t>(r) * features + j]);
-    db[j] = static_cast<float>(sum);
-  }
+  for (std::size_t j = global_index(); j < static_cast<std::size_t>(features); j += global_stride())
+    db[j] = static_cast<float>(add_in_order(0.0, dy + j, static_cast<std::size_t>(features), batch));
 }
 
 // ---- pooling --------------------------------------------------------------------------------------
