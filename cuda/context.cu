@@ -94,11 +94,13 @@ void Context::create_lane(Lane& lane) {
   CUBLAS_CHECK(cublasSetPointerMode(lane.cublas, CUBLAS_POINTER_MODE_HOST));
   CUDA_CHECK(cudaMalloc(&lane.cublas_workspace, kCublasWorkspaceBytes));
   CUBLAS_CHECK(cublasSetWorkspace(lane.cublas, lane.cublas_workspace, kCublasWorkspaceBytes));
-  CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.reduce_partials), sizeof(double) * kReducePartials));
+  // The partials, then one more double's room for the blocks-done counter (reduce_blocks_done).
+  constexpr std::size_t kReduceBytes = sizeof(double) * (kReducePartials + 1);
+  CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.reduce_partials), kReduceBytes));
   // Zeroed once, on the lane's stream (ahead of any use): no library kernel or reduction can ever
   // read memory nothing wrote (compute-sanitizer --tool initcheck).
   CUDA_CHECK(cudaMemsetAsync(lane.cublas_workspace, 0, kCublasWorkspaceBytes, lane.stream));
-  CUDA_CHECK(cudaMemsetAsync(lane.reduce_partials, 0, sizeof(double) * kReducePartials, lane.stream));
+  CUDA_CHECK(cudaMemsetAsync(lane.reduce_partials, 0, kReduceBytes, lane.stream));
 }
 
 Context::~Context() { release(); }

@@ -55,9 +55,13 @@ class Context {
   void reserve_bf16_scratch(std::size_t bytes);
   void* bf16_scratch() const { return bf16_scratch_; }
 
-  // Scratch for two-pass reductions: kReducePartials doubles (the current lane's).
+  // Scratch for two-pass reductions: kReducePartials doubles (the current lane's), and a counter
+  // of the blocks done for a reduction whose last block sums the partials (0 between kernels).
   static constexpr int kReducePartials = 1024;
   double* reduce_partials() const { return lane().reduce_partials; }
+  unsigned int* reduce_blocks_done() const {
+    return reinterpret_cast<unsigned int*>(lane().reduce_partials + kReducePartials);
+  }
 
   // The side lane (options().backward_streams == 2, not in BF16 mode): whether there is one; the
   // fork (the side lane waits for the main lane's work so far, and what is enqueued until

@@ -28,7 +28,8 @@ namespace {
 namespace ew = elementwise;
 
 // Sum of v over the block (blockDim.x == kThreads), in a fixed tree order; every thread gets it.
-// Call at most once per kernel (the shared array is reused without a trailing barrier).
+// A second call in the same kernel needs a __syncthreads() between the two (the shared array is
+// reused without a trailing barrier).
 __device__ double block_sum(double v) {
   __shared__ double partial[kThreads];
   partial[threadIdx.x] = v;
@@ -206,10 +207,15 @@ __global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::
 
 // ---- losses and metrics ---------------------------------------------------------------------------
 
-// Pass 1: dpred (n) (when non-null) and one double partial sum of the terms per block.
+// dpred (n) (when non-null) and the mean of the terms, in one launch and two passes: each block
+// writes the double sum of its terms to partials[block]; the last block to finish (blocks_done
+// counts them, and is left at 0 for the next launch) sums the partials in a fixed order: loss[0] =
+// their sum / count, *loss_sum (when non-null) += the same mean. Which block is last changes
+// from run to run; the order of the sums does not.
 template <PointLoss Kind>
-__global__ void point_loss_partials_kernel(std::size_t n, const float* pred, const float* target,
-                                           float* dpred, float inv_n, double* partials) {
+__global__ void point_loss_kernel(std::size_t n, const float* pred, const float* target, float* dpred,
+                                  float inv_n, double* partials, unsigned int* blocks_done, double count,
+                                  float* loss, double* loss_sum) {
   double sum = 0.0;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
     const float p = pred[i], t = target[i];
@@ -221,20 +227,23 @@ __global__ void point_loss_partials_kernel(std::size_t n, const float* pred, con
       if (dpred != nullptr) dpred[i] = ew::mse_grad(p, t, inv_n);
     }
   }
-  const double total = block_sum(sum);
-  if (threadIdx.x == 0) partials[blockIdx.x] = total;
-}
-
-// Pass 2 (one block): loss[0] = sum of partials / count; *loss_sum += the same mean.
-__global__ void finalize_mean_kernel(const double* partials, int parts, double count, float* loss,
-                                     double* loss_sum) {
-  double sum = 0.0;
-  for (int i = threadIdx.x; i < parts; i += kThreads) sum += partials[i];
-  const double total = block_sum(sum);
+  const double block_total = block_sum(sum);
+  __shared__ bool last_block;
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = block_total;
+    __threadfence();  // the partial is visible to every block before the count says so
+    last_block = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();  // also: block_sum's shared array is free for the second sum
+  if (!last_block) return;
+  double parts_sum = 0.0;
+  for (int i = threadIdx.x; i < static_cast<int>(gridDim.x); i += kThreads) parts_sum += __ldcg(partials + i);
+  const double total = block_sum(parts_sum);
   if (threadIdx.x == 0) {
     const double mean = total / count;
     loss[0] = static_cast<float>(mean);
     if (loss_sum != nullptr) *loss_sum += mean;
+    *blocks_done = 0;
   }
 }
 
@@ -386,15 +395,13 @@ void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const fl
       std::max<std::size_t>(1, std::min<std::size_t>(wanted, Context::kReducePartials)));
   const float inv_n = 1.0f / static_cast<float>(n);  // as the CPU: T(1) / static_cast<T>(n)
   double* partials = c.reduce_partials();
+  const double count = static_cast<double>(n);
   if (kind == PointLoss::L1)
-    point_loss_partials_kernel<PointLoss::L1>
-        <<<parts, kThreads, 0, c.stream()>>>(n, pred, target, dpred, inv_n, partials);
+    point_loss_kernel<PointLoss::L1><<<parts, kThreads, 0, c.stream()>>>(
+        n, pred, target, dpred, inv_n, partials, c.reduce_blocks_done(), count, loss, loss_sum);
   else
-    point_loss_partials_kernel<PointLoss::MSE>
-        <<<parts, kThreads, 0, c.stream()>>>(n, pred, target, dpred, inv_n, partials);
-  CUDA_CHECK_LAUNCH();
-  finalize_mean_kernel<<<1, kThreads, 0, c.stream()>>>(partials, parts, static_cast<double>(n),
-                                                      loss, loss_sum);
+    point_loss_kernel<PointLoss::MSE><<<parts, kThreads, 0, c.stream()>>>(
+        n, pred, target, dpred, inv_n, partials, c.reduce_blocks_done(), count, loss, loss_sum);
   CUDA_CHECK_LAUNCH();
 }
 
