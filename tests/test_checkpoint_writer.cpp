@@ -73,7 +73,7 @@ TEST_CASE("checkpoint writes run off the caller's thread, one at a time, in orde
   CHECK(writer.write_seconds() > 0);
 }
 
-TEST_CASE("the caller goes on while a checkpoint is written; last_written changes when it is done", "[checkpoint]") {
+TEST_CASE("the caller goes on while a checkpoint is written, and last_written changes when it is done", "[checkpoint]") {
   Gate gate;
   std::atomic<bool> started{false};
   CheckpointWriter writer(
