@@ -21,10 +21,32 @@ inline bool direct_conv_supported(const ConvShape& s) {
   return src <= INT_MAX && dst <= INT_MAX;
 }
 
+// The sum, over `planes` planes of `in` (the next plane in_step further) and their filter taps
+// (w_step further), then r and q < KS (in that order), of in[row[r] + col[q]] * taps[r * KS + q],
+// accumulated in Acc; a tap whose row[r] or col[q] is -1 is skipped. The two passes below differ
+// only in how they fill row and col, once per element; the taps are unrolled in device code.
+template <int KS, class T, class Acc>
+FMNIST_HD Acc sum_over_taps(const int (&row)[KS], const int (&col)[KS], int planes, const T* in,
+                            long long in_step, const T* taps, long long w_step) {
+  Acc acc = Acc(0);
+  for (int p = 0; p < planes; ++p, in += in_step, taps += w_step) {
+    FMNIST_UNROLL
+    for (int r = 0; r < KS; ++r) {
+      if (row[r] < 0) continue;
+      FMNIST_UNROLL
+      for (int q = 0; q < KS; ++q) {
+        if (col[q] < 0) continue;
+        acc += static_cast<Acc>(in[row[r] + col[q]]) * static_cast<Acc>(taps[r * KS + q]);
+      }
+    }
+  }
+  return acc;
+}
+
 // dst[n][k][i][j] = the sum over c < C, then r and q < KS (in that order) of
 //   src[n][c][i * stride - padding + r][j * stride - padding + q] * w[k][c][r][q]
 // over the taps inside src, accumulated in Acc. Which taps lie inside src, and where, depends on
-// (i, j) alone: it is worked out once, before the sum over c, whose taps are then unrolled.
+// (i, j) alone: it is worked out once, before the sum over c.
 template <int KS, class T, class Acc>
 FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T* src, const T* w) {
   const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
@@ -35,21 +57,8 @@ FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T
     col[t] = x0 + t >= 0 && x0 + t < s.src_w ? x0 + t : -1;
   }
   const long long plane = static_cast<long long>(s.src_h) * s.src_w;
-  const T* x = src + static_cast<long long>(n) * s.c * plane;
-  const T* wk = w + static_cast<long long>(k) * s.c * (KS * KS);
-  Acc acc = Acc(0);
-  for (int c = 0; c < s.c; ++c, x += plane, wk += KS * KS) {
-    FMNIST_UNROLL
-    for (int r = 0; r < KS; ++r) {
-      if (row[r] < 0) continue;
-      FMNIST_UNROLL
-      for (int q = 0; q < KS; ++q) {
-        if (col[q] < 0) continue;
-        acc += static_cast<Acc>(x[row[r] + col[q]]) * static_cast<Acc>(wk[r * KS + q]);
-      }
-    }
-  }
-  return acc;
+  return sum_over_taps<KS, T, Acc>(row, col, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
+                                   w + static_cast<long long>(k) * s.c * (KS * KS), KS * KS);
 }
 
 // dsrc[n][c][y][x] = the sum over k < K, then r and q < KS (in that order) with
@@ -57,7 +66,7 @@ FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T
 //   ddst[n][k][i][j] * w[k][c][r][q]
 // accumulated in Acc (rows and columns of src that no tap reaches, such as ConvTranspose2d's
 // output_padding, get 0). Which taps reach (y, x), and from where, is worked out once (the only
-// divisions), before the sum over k, whose taps are then unrolled.
+// divisions), before the sum over k.
 template <int KS, class T, class Acc>
 FMNIST_HD Acc backward_data_at(const ConvShape& s, int n, int c, int y, int x, const T* ddst, const T* w) {
   const int ypad = y + s.padding, xpad = x + s.padding;
@@ -69,22 +78,9 @@ FMNIST_HD Acc backward_data_at(const ConvShape& s, int n, int c, int y, int x, c
     col[t] = xpad - t >= 0 && j * s.stride == xpad - t && j < s.dst_w ? j : -1;
   }
   const long long plane = static_cast<long long>(s.dst_h) * s.dst_w;
-  const T* g = ddst + static_cast<long long>(n) * s.k * plane;
-  const T* wc = w + static_cast<long long>(c) * (KS * KS);
-  const long long filter = static_cast<long long>(s.c) * (KS * KS);  // from w[k][c] to w[k+1][c]
-  Acc acc = Acc(0);
-  for (int k = 0; k < s.k; ++k, g += plane, wc += filter) {
-    FMNIST_UNROLL
-    for (int r = 0; r < KS; ++r) {
-      if (row[r] < 0) continue;
-      FMNIST_UNROLL
-      for (int q = 0; q < KS; ++q) {
-        if (col[q] < 0) continue;
-        acc += static_cast<Acc>(g[row[r] + col[q]]) * static_cast<Acc>(wc[r * KS + q]);
-      }
-    }
-  }
-  return acc;
+  return sum_over_taps<KS, T, Acc>(row, col, s.k, ddst + static_cast<long long>(n) * s.k * plane, plane,
+                                   w + static_cast<long long>(c) * (KS * KS),
+                                   static_cast<long long>(s.c) * (KS * KS));  // w[k][c] to w[k+1][c]
 }
 
 // The two passes, by the tensor they write: Forward dst (N,K,Hd,Wd) from src, BackwardData
