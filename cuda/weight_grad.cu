@@ -1,9 +1,9 @@
-// fmnist's direct convolution backward-filter (see weight_grad.h): block (g, k*C + c) sums image
-// group g's contributions to the k*k taps of filter slice (k, c) (accumulate_weight_grad_taps,
-// models/conv_weight_grad.h), each thread over a stride of the group's (image, i, j) positions, in
-// FP64; the taps are reduced across the block in a fixed order (warp shuffles, then warps in
-// order). With one group the block writes dw directly; else launch_sum_partials (kernels.h) adds
-// each tap's partials in group order.
+// fmnist's direct convolution backward-filter (see weight_grad.h): block (g, slice group) sums
+// image group g's contributions to the k*k taps of the group's filter slices (k0 .. k0 + SLICES -
+// 1, c) (accumulate_weight_grad_taps, models/conv_weight_grad.h), each thread over a stride of
+// the group's (image, i, j) positions, in FP64; the taps are reduced across the block in a fixed
+// order (warp shuffles, then warps in order). With one image group the block writes dw directly;
+// else launch_sum_partials (kernels.h) adds each tap's partials in group order.
 #include "cuda/weight_grad.h"
 
 #include <stdexcept>
@@ -24,34 +24,39 @@ __global__ void __launch_bounds__(kThreads)
     direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src,
                               const float* ddst, float* dw, double* partials) {
   constexpr int kTaps = KS * KS;
+  constexpr int kSlices = kWeightGradSlices(KS);
+  constexpr int kSums = kSlices * kTaps;  // a thread's accumulators: slice b's tap t at b * kTaps + t
+  static_assert(kSums <= kThreads, "one thread a sum in the block's last step");
   const int g = blockIdx.x;
-  const int slice = blockIdx.y;  // k * C + c
-  const int k = slice / s.c, c = slice % s.c;
+  const int slice_group = blockIdx.y;  // (k0 / kSlices) * C + c
+  const int k0 = slice_group / s.c * kSlices, c = slice_group % s.c;
+  const int count = min(kSlices, s.k - k0);
   const int first = g * per_group;
   const int images = min(s.n, first + per_group) - first;
   const int plane = s.dst_h * s.dst_w;
   const int positions = images * plane;
-  double acc[kTaps];
+  double acc[kSums];
 #pragma unroll
-  for (int t = 0; t < kTaps; ++t) acc[t] = 0.0;
+  for (int t = 0; t < kSums; ++t) acc[t] = 0.0;
   for (int e = threadIdx.x; e < positions; e += kThreads) {
     const int ij = e % plane;
-    accumulate_weight_grad_taps<KS>(s, first + e / plane, k, c, ij / s.dst_w, ij % s.dst_w, src, ddst,
-                                    acc);
+    accumulate_weight_grad_taps<KS, kSlices>(s, first + e / plane, k0, count, c, ij / s.dst_w, ij % s.dst_w, src,
+                                             ddst, acc);
   }
-  __shared__ double warp_sums[kWarps][kTaps];
+  __shared__ double warp_sums[kWarps][kSums];
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
 #pragma unroll
-  for (int t = 0; t < kTaps; ++t) {
+  for (int t = 0; t < kSums; ++t) {
     double v = acc[t];
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
     if (lane == 0) warp_sums[warp][t] = v;
   }
   __syncthreads();
-  if (static_cast<int>(threadIdx.x) < kTaps) {
+  const int b = static_cast<int>(threadIdx.x) / kTaps, t = static_cast<int>(threadIdx.x) % kTaps;
+  if (b < count) {
     double total = 0.0;
     for (int w = 0; w < kWarps; ++w) total += warp_sums[w][threadIdx.x];
-    const std::size_t weight = static_cast<std::size_t>(slice) * kTaps + threadIdx.x;
+    const std::size_t weight = (static_cast<std::size_t>(k0 + b) * s.c + c) * kTaps + t;
     if (groups == 1)
       dw[weight] = static_cast<float>(total);
     else
@@ -67,7 +72,7 @@ template <int KS>
 void launch_for(const Context& c, const ConvShape& s, const float* src,
                 const float* ddst, float* dw, double* partials) {
   const ImageGroups part = weight_grad_groups(s);
-  const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(s.k * s.c));
+  const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(weight_grad_slice_groups(s)));
   direct_weight_grad_kernel<KS><<<grid, kThreads, 0, c.stream()>>>(s, part.per_group, part.groups, src,
                                                                     ddst, dw, partials);
   CUDA_CHECK_LAUNCH();

@@ -40,7 +40,7 @@ inline ImageGroups split_into_image_groups(int images, int slices) {
 }
 
 // Whether the direct path handles `s`: a valid shape (conv_shape.h), counts that fit an int, at
-// most 65,535 filter slices (the grid's y extent).
+// most 65,535 filter slices (more than the grid's y extent needs: it counts slice groups).
 inline bool direct_weight_grad_supported(const ConvShape& s) {
   if (!direct_conv_shape_valid(s)) return false;
   const long long positions = static_cast<long long>(s.n) * s.dst_h * s.dst_w;
@@ -49,17 +49,37 @@ inline bool direct_weight_grad_supported(const ConvShape& s) {
   return positions <= INT_MAX && slices <= 65535 && src_plane <= INT_MAX;
 }
 
-// The weight gradient's partition: one slice per (k, c) filter slice.
-inline ImageGroups weight_grad_groups(const ConvShape& s) { return split_into_image_groups(s.n, s.k * s.c); }
+// Filter slices (k, c) a GPU block sums together: kWeightGradSlices(KS) consecutive k of one c,
+// so that each src value is loaded and widened to double once for all of them (on an H100 a
+// float-to-double conversion issues at a quarter of a double FMA's rate, and one slice a block
+// needed ten conversions for nine FMAs at KS = 3). Fewer for larger kernels: the block's
+// accumulators, slices * KS * KS doubles a thread, must stay in registers.
+FMNIST_HD constexpr int kWeightGradSlices(int ks) { return ks <= 3 ? 4 : ks == 4 ? 2 : 1; }
 
-// acc[r*KS + q] += ddst[n][k][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
-// for every tap inside src; the product of two floats is exact in double (Acc = double).
-template <int KS, class T, class Acc>
-FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k, int c, int i, int j,
+// The GPU blocks' slice groups: (k0, c) with k0 = kb * slices, kb < ceil(K / slices); the last
+// group of each c may hold fewer slices.
+inline int weight_grad_slice_groups(const ConvShape& s) {
+  const int slices = kWeightGradSlices(s.kernel);
+  return (s.k + slices - 1) / slices * s.c;
+}
+
+// The weight gradient's partition: image groups for its slice groups.
+inline ImageGroups weight_grad_groups(const ConvShape& s) {
+  return split_into_image_groups(s.n, weight_grad_slice_groups(s));
+}
+
+// For the `count` (<= SLICES) slices (k0 + b, c):
+//   acc[b*KS*KS + r*KS + q] += ddst[n][k0 + b][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
+// for every tap inside src; the product of two floats is exact in double (Acc = double). Each
+// accumulator gets the same terms in the same order whatever SLICES is.
+template <int KS, int SLICES, class T, class Acc>
+FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k0, int count, int c, int i, int j,
                                            const T* src, const T* ddst, Acc* acc) {
   const std::size_t plane = static_cast<std::size_t>(s.dst_h) * s.dst_w;
-  const Acc g = static_cast<Acc>(
-      ddst[(static_cast<std::size_t>(n) * s.k + k) * plane + static_cast<std::size_t>(i) * s.dst_w + j]);
+  const T* gk = ddst + (static_cast<std::size_t>(n) * s.k + k0) * plane + static_cast<std::size_t>(i) * s.dst_w + j;
+  Acc g[SLICES];
+  FMNIST_UNROLL
+  for (int b = 0; b < SLICES; ++b) g[b] = b < count ? static_cast<Acc>(gk[b * plane]) : Acc(0);
   const T* x = src + (static_cast<std::size_t>(n) * s.c + c) * (static_cast<std::size_t>(s.src_h) * s.src_w);
   const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
   FMNIST_UNROLL
@@ -70,7 +90,9 @@ FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k, int
     for (int q = 0; q < KS; ++q) {
       const int xx = x0 + q;
       if (xx < 0 || xx >= s.src_w) continue;
-      acc[r * KS + q] += g * static_cast<Acc>(x[y * s.src_w + xx]);
+      const Acc v = static_cast<Acc>(x[y * s.src_w + xx]);
+      FMNIST_UNROLL
+      for (int b = 0; b < SLICES; ++b) acc[b * KS * KS + r * KS + q] += g[b] * v;
     }
   }
 }

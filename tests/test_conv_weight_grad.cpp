@@ -18,33 +18,40 @@
 namespace fmnist::testing {
 namespace {
 
+// Slice group (k0, c)'s sums over images [first, end), as a GPU block accumulates them.
 template <int KS>
-void sum_slice_group(const ConvShape& s, int k, int c, int first, int end, const float* src,
+void sum_slice_group(const ConvShape& s, int k0, int count, int c, int first, int end, const float* src,
                      const float* ddst, double* acc) {
   for (int n = first; n < end; ++n)
     for (int i = 0; i < s.dst_h; ++i)
-      for (int j = 0; j < s.dst_w; ++j) accumulate_weight_grad_taps<KS>(s, n, k, c, i, j, src, ddst, acc);
+      for (int j = 0; j < s.dst_w; ++j)
+        accumulate_weight_grad_taps<KS, kWeightGradSlices(KS)>(s, n, k0, count, c, i, j, src, ddst, acc);
 }
 
-// dw as the GPU path partitions it: per filter slice and image group, then the groups in order.
+// dw as the GPU path partitions it: per slice group (kWeightGradSlices(k) filter slices) and
+// image group, then the image groups in order.
 std::vector<float> direct_weight_grad(const ConvShape& s, const float* src, const float* ddst) {
-  const int taps = s.kernel * s.kernel;
+  const int taps = s.kernel * s.kernel, slices = kWeightGradSlices(s.kernel);
   const ImageGroups part = weight_grad_groups(s);
   const int per_group = part.per_group, groups = part.groups;
   std::vector<float> dw(static_cast<std::size_t>(s.k) * s.c * taps);
-  for (int k = 0; k < s.k; ++k)
+  for (int k0 = 0; k0 < s.k; k0 += slices)
     for (int c = 0; c < s.c; ++c) {
-      std::vector<double> total(static_cast<std::size_t>(taps), 0.0);
+      const int count = std::min(slices, s.k - k0);
+      std::vector<double> total(static_cast<std::size_t>(slices) * taps, 0.0);
       for (int g = 0; g < groups; ++g) {
-        double acc[kDirectConvMaxKernel * kDirectConvMaxKernel] = {};
+        std::vector<double> acc(static_cast<std::size_t>(slices) * taps, 0.0);
         const int first = g * per_group, end = std::min(s.n, first + per_group);
-        const bool compiled = with_kernel_size(
-            s.kernel, [&](auto ks) { sum_slice_group<decltype(ks)::value>(s, k, c, first, end, src, ddst, acc); });
+        const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
+          sum_slice_group<decltype(ks)::value>(s, k0, count, c, first, end, src, ddst, acc.data());
+        });
         REQUIRE(compiled);
-        for (int t = 0; t < taps; ++t) total[t] += acc[t];
+        for (std::size_t t = 0; t < total.size(); ++t) total[t] += acc[t];
       }
-      for (int t = 0; t < taps; ++t)
-        dw[(static_cast<std::size_t>(k) * s.c + c) * taps + t] = static_cast<float>(total[t]);
+      for (int b = 0; b < count; ++b)
+        for (int t = 0; t < taps; ++t)
+          dw[(static_cast<std::size_t>(k0 + b) * s.c + c) * taps + t] =
+              static_cast<float>(total[static_cast<std::size_t>(b) * taps + t]);
     }
   return dw;
 }
@@ -101,15 +108,20 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
     CHECK(static_cast<long long>(groups) * per_group >= s.n);  // every image is in a group
     CHECK(static_cast<long long>(groups - 1) * per_group < s.n);  // no group is empty
     // Enough blocks for the card where there are images enough, no more than about the target.
-    const long long blocks = static_cast<long long>(groups) * s.k * s.c;
-    CHECK(blocks <= 2LL * kReductionTargetBlocks + s.k * s.c);
+    const long long slice_groups = weight_grad_slice_groups(s);
+    CHECK(slice_groups * kWeightGradSlices(s.kernel) >= static_cast<long long>(s.k) * s.c);  // every slice
+    const long long blocks = static_cast<long long>(groups) * slice_groups;
+    CHECK(blocks <= 2LL * kReductionTargetBlocks + slice_groups);
     if (s.n >= kReductionTargetBlocks) CHECK(blocks >= kReductionTargetBlocks / 2);
   }
-  // The paper's layers: conv1 and deconv2 split the batch, conv2 and deconv1 have slices enough.
-  CHECK(weight_grad_groups(conv_shape(paper_conv1(100))).groups == 25);
-  CHECK(weight_grad_groups(conv_shape(paper_conv2(100))).groups == 1);
-  CHECK(weight_grad_groups(conv_shape(paper_deconv1(100))).groups == 1);
-  CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).groups == 25);
+  // The paper's layers: 4 slices a block at k = 3 (conv1: 4 slice groups, conv2: 128, deconv2: 4),
+  // 2 at k = 4 (deconv1: 256); the batch split to reach about kReductionTargetBlocks blocks.
+  CHECK(weight_grad_slice_groups(conv_shape(paper_conv2(100))) == 128);
+  CHECK(weight_grad_slice_groups(conv_shape(paper_deconv1(100))) == 256);
+  CHECK(weight_grad_groups(conv_shape(paper_conv1(100))).groups == 100);
+  CHECK(weight_grad_groups(conv_shape(paper_conv2(100))).groups == 4);
+  CHECK(weight_grad_groups(conv_shape(paper_deconv1(100))).groups == 2);
+  CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).groups == 100);
 }
 
 TEST_CASE("image groups of any reduction: every image once, partials under twice the target", "[conv][wgrad]") {
