@@ -13,6 +13,9 @@
 #     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100 tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
+#   Leave `kind` out of call 1 (it starts an H100 when one opens, else an H200) and out of call 2
+#   (the same machine). Issue 4's targets are an H100's: the summary names the card; say which
+#   card gave each figure, and compare only figures of one card (PyTorch runs beside fmnist).
 #   Call 1 also picks the path call 2 measures (step fast-path, FMNIST_GPU_CHECK_PATH below): the
 #   fastest of the bench variants (defaults, four single options, all four, bench-combo) when the GPU tests passed, kept in build-gpu-check/.
 #   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
