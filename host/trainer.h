@@ -23,7 +23,7 @@ namespace fmnist {
 // a cosine decay (see scheduled_lr).
 enum class LrSchedule { Constant, WarmupCosine };
 // Its name in config.json and the reproduction's records: "constant" or "warmup_cosine" (the
-// command line spells the second --lr-schedule warmup-cosine).
+// command line takes that spelling and warmup-cosine, its documented one).
 const char* lr_schedule_name(LrSchedule schedule);
 
 struct TrainConfig {

@@ -147,6 +147,12 @@ FMNIST_CONV_DGRAD=fast expect 2 "FMNIST_CONV_DGRAD must be cudnn or fmnist, got 
 # FMNIST_BACKWARD_STREAMS (1 or 2) the same way.
 FMNIST_BACKWARD_STREAMS=3 expect 2 "FMNIST_BACKWARD_STREAMS must be 1 or 2, got '3'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/streams"
 FMNIST_BACKWARD_STREAMS=2 expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+# --lr-schedule takes config.json's spelling too: both give the same run.
+expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-dash" --lr-schedule warmup-cosine
+expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-underscore" --lr-schedule warmup_cosine
+grep -q '"lr_schedule": "warmup_cosine"' "$tmp/cosine-underscore/config.json" &&
+  cmp -s "$tmp/cosine-dash/last.safetensors" "$tmp/cosine-underscore/last.safetensors" ||
+  { echo "FAIL: --lr-schedule warmup_cosine is not the run warmup-cosine gives"; failures=$((failures + 1)); }
 # BF16 on the CPU: the run records it; a resume keeps it (and refuses another precision).
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/bf16" --precision bf16
 grep -q '"precision": "bf16"' "$tmp/bf16/config.json" || { echo "FAIL: config.json does not record precision bf16"; failures=$((failures + 1)); }

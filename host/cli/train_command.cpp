@@ -96,7 +96,7 @@ int run_train(void* p) {
   config.keep_checkpoints = o.keep_checkpoints;
   config.guard_every = o.guard_every;
   config.precision = resolve_precision(o.precision);
-  config.lr_schedule = o.lr_schedule == "warmup-cosine" ? LrSchedule::WarmupCosine : LrSchedule::Constant;
+  config.lr_schedule = o.lr_schedule == "constant" ? LrSchedule::Constant : LrSchedule::WarmupCosine;
   config.lr_warmup_fraction = o.warmup_fraction;
   config.lr_final_fraction = o.final_lr_fraction;
   config.augment = o.augment || o.app->count("--augment-shift") > 0 || o.erase > 0;
@@ -185,7 +185,7 @@ void add_train_command(CLI::App& app, Command& command) {
   sub->add_option("--checkpoint-every", o.checkpoint_every, "also keep the weights of every Nth epoch as epoch-NNNN.safetensors (0: never; last/best/state are written every epoch)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--keep-checkpoints", o.keep_checkpoints, "keep only the newest K epoch-NNNN.safetensors (0: all)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--guard-every", o.guard_every, "check the loss and gradients for NaN/Inf every N steps, and always before a checkpoint; 0: every step on the CPU, every 100 on a GPU (where each check waits for the device)")->check(CLI::Range(0, 1000000))->capture_default_str();
-  sub->add_option("--lr-schedule", o.lr_schedule, "constant (the paper's) or warmup-cosine: linear warm-up to --lr, then cosine decay")->check(CLI::IsMember({"constant", "warmup-cosine"}))->capture_default_str();
+  sub->add_option("--lr-schedule", o.lr_schedule, "constant (the paper's) or warmup-cosine (also spelt warmup_cosine, as config.json has it): linear warm-up to --lr, then cosine decay")->check(CLI::IsMember({"constant", "warmup-cosine", "warmup_cosine"}))->capture_default_str();
   sub->add_option("--warmup-fraction", o.warmup_fraction, "warmup-cosine: share of all steps spent warming up")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   sub->add_option("--final-lr-fraction", o.final_lr_fraction, "warmup-cosine: the last step's lr as a share of --lr")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   sub->add_flag("--augment", o.augment, "augment training batches: random shifts (--augment-shift) and left-right flips (unless --no-flip)");
