@@ -101,4 +101,4 @@ if [ "$total" -gt $((max_mib * 1048576)) ]; then
   echo "gpu_bundle: over ${max_mib} MiB: the device call would be refused or too close to its limit" >&2
   exit 1
 fi
-echo 'gpu_bundle: next: run(command="tools/gpu_check.sh", carry=[".gpu"], timeout_s=540)'
+echo 'gpu_bundle: next: the two device calls in the header of tools/gpu_check.sh (call 1 with carry=[".gpu"], timeout_s=360; call 2 at once)'
