@@ -10,7 +10,7 @@
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100 tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu,timeline,tf32-100 tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
 #   Leave `kind` out of call 1 (it starts an H100 when one opens, else an H200) and out of call 2
@@ -25,7 +25,7 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,bench-combo,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100
+#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-fast,bench-combo,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,timeline,tf32-100
 #   (TF32's accuracy over 100 epochs, about 2 minutes: last, so the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -101,6 +101,11 @@
 #               AE(256) training step, at most FMNIST_GPU_CHECK_NCU_KERNELS (default 60) kernels, into
 #               LOGDIR/profile (kernels.txt, kernels-raw.csv, kernels.ncu-rep). Key figure: the
 #               heaviest kernel's GFLOP/s, DRAM GB/s, and SM% / mem% of the card's peak
+#   timeline    tools/profile.sh's Nsight Systems pass only: a warm-up and a timed epoch of AE(256)
+#               (validation included) into LOGDIR/timeline, cut into steps by tools/step_timeline.py
+#               (steps.txt: span, busy and idle time of a training and an evaluation step, each
+#               stream's share, the median training step kernel by kernel). Key figure: the
+#               training step's span, busy and idle time. SKIP without nsys
 #   cpu-*       (only with FMNIST_GPU_CHECK_CPU=1) the two training runs on --device cpu, and a
 #               comparison of the final validation figures
 #   ctest       last: every CTest test except the GPU binary, on the carried data (FMNIST_DATA_DIR,
@@ -197,9 +202,9 @@ bench_variants=(
   "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2"
 )
 variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
-known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu tf32-100"
+known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu timeline tf32-100"
 known_steps+=" cpu ctest"
-measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,tf32-100"
+measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,timeline,tf32-100"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -952,6 +957,22 @@ ncu_profile() {
   fi
   return "$rc"
 }
+# Nsight Systems over a warm-up and a timed epoch of AE(256) (tools/profile.sh's nsys pass), cut
+# into steps by tools/step_timeline.py: span, busy and idle time of a training and an evaluation
+# step, each stream's share, the median training step kernel by kernel (LOGDIR/timeline/steps.txt).
+timeline_profile() {
+  local rc
+  FMNIST_BIN="$fmnist" FMNIST_PROFILE_TOOLS=nsys bash "$repo/tools/profile.sh" "$log_dir/timeline"
+  rc=$?
+  [ -s "$log_dir/timeline/steps.txt" ] && { echo "--- steps.txt"; cat "$log_dir/timeline/steps.txt"; }
+  return "$rc"
+}
+figure_timeline() {
+  local line
+  line="$(grep -m1 '^training steps:' "$1" | sed 's/^training steps: [0-9]*; median //')"
+  [ -n "$line" ] && { echo "training step: $line"; return; }
+  grep -m1 -oE 'nsys not found|nsys failed[^;]*|steps: no step table' "$1"
+}
 figure_ncu() {
   local line
   line="$(grep -m1 '^key: ' "$1" | sed 's/^key: //')"
@@ -968,7 +989,7 @@ export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_di
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
 export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
 export -f choose_fast_path combo_options bench_combo
-export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile tf32_100
+export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile timeline_profile tf32_100
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
 run_step info 30 figure_info info
@@ -1124,6 +1145,13 @@ if [ "$build_ok" -eq 1 ]; then
   else
     record ncu SKIP 0 "ncu not found"
   fi
+  if ! want timeline; then
+    :
+  elif command -v nsys >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nsys ]; then
+    step_need=45 run_step timeline 120 figure_timeline timeline_profile
+  else
+    record timeline SKIP 0 "nsys not found"
+  fi
   want tf32-100 && step_need=80 run_step tf32-100 200 figure_tf32_100 tf32_100
   if [ "${FMNIST_GPU_CHECK_CPU:-0}" = 1 ] && want cpu; then
     run_step cpu-ae256 600 figure_train train ae cpu "$log_dir/ae256-cpu"
@@ -1183,15 +1211,16 @@ total=$(($(date +%s) - start_time))
 } >"$log_dir/summary.txt"
 if [ "$pack_logs" = 1 ]; then
   # Keep summary.txt and one archive of everything else (LOG_DIR may return few files, and little):
-  # no weights (*.safetensors: checkpoints of the training runs); if it is still over 18 MiB, also
-  # no Nsight Compute report or report screenshot (kernels.txt and the report's figures stay).
+  # no weights (*.safetensors: checkpoints of the training runs), no Nsight Systems kernel trace
+  # (trace_*.csv: steps.txt holds what it says); if it is still over 18 MiB, also no Nsight
+  # Compute or Systems report or report screenshot (kernels.txt, steps.txt and the figures stay).
   archive="$(mktemp /tmp/gpu-check-logs.XXXXXX)"
-  pack() { (cd "$log_dir" && tar -czf "$archive" --exclude=summary.txt --exclude='*.safetensors' "$@" .); }
+  pack() { (cd "$log_dir" && tar -czf "$archive" --exclude=summary.txt --exclude='*.safetensors' --exclude='trace_*.csv' "$@" .); }
   if pack; then
     if [ "$(stat -c %s "$archive")" -gt $((18 * 1024 * 1024)) ]; then
-      echo "gpu_check: the logs pack to $(($(stat -c %s "$archive") / 1048576)) MiB: leaving out *.ncu-rep and *-screenshot.png" |
+      echo "gpu_check: the logs pack to $(($(stat -c %s "$archive") / 1048576)) MiB: leaving out *.ncu-rep, *.nsys-rep and *-screenshot.png" |
         tee -a "$log_dir/summary.txt"
-      pack --exclude='*.ncu-rep' --exclude='*-screenshot.png'
+      pack --exclude='*.ncu-rep' --exclude='*.nsys-rep' --exclude='*-screenshot.png'
     fi
     (cd "$log_dir" && find . -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
       mv "$archive" gpu-check-logs.tar.gz) || echo "gpu_check: packing the logs failed; they stay as they are"

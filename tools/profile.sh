@@ -4,7 +4,9 @@
 #      at batch 100 through `fmnist bench --measure epoch` (synthetic data, validation included):
 #      NVTX ranges (train step, copy, stage batch, forward, loss, backward, optimizer,
 #      validation, and each layer), the kernels of every graph node, the copies of the copy
-#      stream beside them. Summaries: OUT/nsys-stats.txt.
+#      stream beside them. Summaries: OUT/nsys-stats.txt; where each step's time goes (span, busy,
+#      idle, each stream's share, the median training step kernel by kernel):
+#      OUT/steps.txt, by tools/step_timeline.py from the kernel trace (OUT/trace_*.csv).
 #   2. Nsight Compute (ncu --clock-control none, so the card runs at its own clocks as in the
 #      benchmark): every kernel of two replayed training steps (`fmnist bench --measure step`,
 #      filtered to the NVTX range "bench timed run"), with speed-of-light, memory and compute
@@ -53,6 +55,18 @@ elif command -v nsys >/dev/null 2>&1; then
       nsys stats --report nvtxsum,gpukernsum,gpumemtimesum,cudaapisum \
         --format table "$out/timeline.nsys-rep"; } >"$out/nsys-stats.txt" 2>&1
     echo "timeline: $out/timeline.nsys-rep; summaries: $out/nsys-stats.txt"
+    # Every kernel of every step (the report's name changed across nsys versions).
+    rm -f "$out"/trace_*.csv
+    nsys stats --report cuda_gpu_trace --format csv --force-export=true --output "$out/trace" \
+      "$out/timeline.nsys-rep" >"$out/trace.log" 2>&1 ||
+      nsys stats --report gputrace --format csv --output "$out/trace" "$out/timeline.nsys-rep" >>"$out/trace.log" 2>&1
+    trace_csv="$(ls "$out"/trace_*.csv 2>/dev/null | head -1)"
+    if [ -n "$trace_csv" ] && python3 "$repo/tools/step_timeline.py" "$trace_csv" >"$out/steps.txt" 2>&1; then
+      echo "steps: $out/steps.txt"
+      head -2 "$out/steps.txt"
+    else
+      echo "steps: no step table (see $out/trace.log and $out/steps.txt)"
+    fi
     ok=1
   else
     echo "nsys failed (see $out/nsys.log; it needs a working CUPTI and perf permissions)"
@@ -137,6 +151,10 @@ How to read it
   data the copy stream's HtoD copies running under the previous step's kernels. "validation"
   marks each epoch's evaluation. nvtx_sum gives the time per range, cuda_gpu_kern_sum the time per
   kernel, cuda_gpu_mem_time_sum the copies (resident data: almost none after the first epoch).
+- Steps (steps.txt): a step's span against the time some kernel runs; the idle rest is launch
+  gaps and waits between dependent kernels, the part a faster kernel does not remove. With
+  FMNIST_BACKWARD_STREAMS=2 the per-stream lines show how much of the step the second stream
+  carries and whether the main one waits for it before Adam.
 - Kernels (ncu-ui $out/kernels.ncu-rep, or kernels.txt): per kernel, its share of a step's GPU
   time, achieved FP32 GFLOP/s and DRAM GB/s, and SM% / mem%: the fraction of the card's peak
   compute and memory throughput it reached. A kernel far below both is latency bound (too small
