@@ -42,6 +42,10 @@ inline ConvGeometry paper_deconv1(int batch) {  // 32x5x5 -> 16x13x13
 inline ConvGeometry paper_deconv2(int batch) {  // 16x13x13 -> 1x28x28
   return conv_geometry(batch, 16, 13, 13, 1, 3, 2, 0, 1, true);
 }
+// All four, in that order.
+inline std::vector<ConvGeometry> paper_convs(int batch) {
+  return {paper_conv1(batch), paper_conv2(batch), paper_deconv1(batch), paper_deconv2(batch)};
+}
 
 inline PoolGeometry pool_geometry(int batch, int channels, int h, int w, int kernel = 2) {
   PoolGeometry g;

@@ -79,11 +79,9 @@ void check(const ConvGeometry& g, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("direct weight gradient math equals the CPU reference at the paper's shapes", "[conv][wgrad]") {
-  check(paper_conv1(100), 1);
-  check(paper_conv2(100), 2);
-  check(paper_deconv1(100), 3);
-  check(paper_deconv2(100), 4);
-  check(paper_conv1(7), 5);  // a batch that does not divide into the groups evenly
+  std::uint64_t seed = 1;
+  for (const ConvGeometry& g : paper_convs(100)) check(g, seed++);
+  check(paper_conv1(7), seed);  // a batch that does not divide into the groups evenly
 }
 
 TEST_CASE("direct weight gradient math equals the CPU reference at random shapes", "[conv][wgrad]") {

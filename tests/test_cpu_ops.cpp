@@ -217,8 +217,7 @@ std::vector<std::vector<float>> all_ops_step(int threads, int batch) {
   CpuOps<float> ops(threads);
   REQUIRE(ops.threads() == threads);
   std::vector<std::vector<float>> out;
-  for (const ConvGeometry& g :
-       {paper_conv1(batch), paper_conv2(batch), paper_deconv1(batch), paper_deconv2(batch)})
+  for (const ConvGeometry& g : paper_convs(batch))
     for (auto& v : conv_step(ops, g)) out.push_back(std::move(v));
   SplitMix64 rng(7);
   for (const LinearGeometry& g : {linear_geometry(batch, 800, 256), linear_geometry(batch, 256, 800),
@@ -454,8 +453,7 @@ TEST_CASE("Dropout drops a fraction p, with a mask fixed by (seed, step, layer)"
 }
 
 TEST_CASE("Convolutions are bitwise deterministic at the paper's shapes, batch 100", "[ops]") {
-  for (const ConvGeometry& g :
-       {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100)}) {
+  for (const ConvGeometry& g : paper_convs(100)) {
     INFO(describe(g));
     CpuOps<float> first, second;
     const auto a = conv_step(first, g);

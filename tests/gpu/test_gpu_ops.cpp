@@ -303,9 +303,9 @@ void check_random_direct_convs(std::uint64_t rng_seed, std::uint64_t data_seed, 
 // check_conv on `ops` at the paper's four convolutions, batch 100, then `partial` (a partial last
 // batch's plan), with data seeds from `seed` on.
 void check_paper_convs(std::uint64_t seed, Ops<float>& ops, const ConvGeometry& partial) {
-  int i = 0;
-  for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100), partial})
-    check_conv(g, seed + i++, ops);
+  std::vector<ConvGeometry> shapes = paper_convs(100);
+  shapes.push_back(partial);
+  for (std::size_t i = 0; i < shapes.size(); ++i) check_conv(shapes[i], seed + i, ops);
 }
 
 }  // namespace
@@ -446,9 +446,9 @@ void check_backward_relu_layers(Ops<float>& G) {
 // The paper's four convolutions and two Linear shapes, and two small ones.
 void check_forward_relu_layers(Ops<float>& G) {
   int seed = 40;
-  for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_deconv1(100), paper_deconv2(100),
-                                paper_conv2(7)})
-    check_conv_relu(g, seed++, G);
+  std::vector<ConvGeometry> shapes = paper_convs(100);
+  shapes.push_back(paper_conv2(7));
+  for (const ConvGeometry& g : shapes) check_conv_relu(g, seed++, G);
   check_linear_relu(linear_geometry(100, 800, 256), seed++, G);
   check_linear_relu(linear_geometry(100, 256, 800), seed++, G);
   check_linear_relu(linear_geometry(3, 17, 5), seed++, G);
