@@ -610,76 +610,14 @@ choose_fast_path() {
     return 0
   fi
   shift
-  python3 - "$log_dir" "$env_file" "$@" <<'PY'
-import json, os, sys
-log_dir, env_file = sys.argv[1], sys.argv[2]
-# (environment, JSON): the defaults', then each variant's ("bench-X ENV..." -> bench-fmnist-X.json)
-variants = [("", "bench-fmnist.json")]
-for v in sys.argv[3:]:
-    step, _, env = v.partition(" ")
-    variants.append((env, "bench-fmnist-%s.json" % step[len("bench-"):]))
-try:
-    combo = open(os.path.join(log_dir, "bench-combo.env")).read().strip()
-    if combo:
-        variants.append((combo, "bench-fmnist-combo.json"))
-except OSError:
-    pass
-rates = {}
-for env, name in variants:
-    try:
-        doc = json.load(open(os.path.join(log_dir, name)))
-    except (OSError, ValueError):
-        continue
-    for r in doc.get("results", []):
-        if r.get("model") == "AE(256)" and int(r.get("batch", 0)) == 100:
-            rates[env] = float(r["median_images_per_second"])
-if "" not in rates:
-    print("fast path: the defaults (no bench of them to compare with)")
-    sys.exit(0)
-best = max(rates, key=rates.get)
-for env, rate in sorted(rates.items(), key=lambda kv: -kv[1]):
-    print("  %-96s %9.0f img/s" % (env or "defaults", rate))
-if best and rates[best] >= 1.03 * rates[""]:
-    with open(env_file, "w") as f:
-        f.write("".join("export %s\n" % kv for kv in best.split()))
-    print("fast path: %s (AE(256) b100 %.0f img/s, %.2fx the defaults' %.0f)" % (best, rates[best], rates[best] / rates[""], rates[""]))
-else:
-    print("fast path: the defaults (%.0f img/s; no variant 3%% faster)" % rates[""])
-PY
+  python3 "$repo/tools/bench_variants.py" choose "$log_dir" "$env_file" "$@"
 }
 # bench-combo: the options whose variant alone beat the defaults' AE(256) b100 images/s by 1 % or
 # more, benched together (LOGDIR/bench-fmnist-combo.json, its environment in bench-combo.env), when
 # they are at least two and not all of bench-fast's. bench-fast takes every option, also one that
 # slows the step down (a direct kernel slower than cuDNN's at these shapes); this one leaves those
 # out. combo_options VARIANT... prints the environment, or nothing.
-combo_options() {
-  python3 - "$log_dir" "$@" <<'PY'
-import json, os, sys
-log_dir = sys.argv[1]
-def rate(name):
-    try:
-        doc = json.load(open(os.path.join(log_dir, name)))
-    except (OSError, ValueError):
-        return None
-    for r in doc.get("results", []):
-        if r.get("model") == "AE(256)" and int(r.get("batch", 0)) == 100:
-            return float(r["median_images_per_second"])
-    return None
-base = rate("bench-fmnist.json")
-singles, widest = [], set()
-for v in sys.argv[2:]:
-    step, _, env = v.partition(" ")
-    words = env.split()
-    widest = max(widest, set(words), key=len)
-    if len(words) != 1:
-        continue
-    r = rate("bench-fmnist-%s.json" % step[len("bench-"):])
-    if base and r and r >= 1.01 * base:
-        singles.append(words[0])
-if len(singles) >= 2 and set(singles) != widest:
-    print(" ".join(singles))
-PY
-}
+combo_options() { python3 "$repo/tools/bench_variants.py" combo "$log_dir" "$@"; }
 # bench_combo VARIANT...: VARIANTs as in bench_variants.
 bench_combo() {
   local combo_env

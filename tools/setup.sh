@@ -11,7 +11,7 @@ packages=(
   dataset-fashion-mnist                  # the real data, in /usr/share/datasets/fashion-mnist
   libcairo2-dev fonts-dejavu-core        # the report's figures (fmnist reproduce)
   chromium                               # the report's browser check (tools/browser_check.sh)
-  python3 python3-numpy python3-torch    # the PyTorch cross-checks (tools/torch_*.py)
+  python3 python3-numpy python3-torch    # the PyTorch cross-checks (tools/torch_*.py), tools/*.py tests
   clang libclang-rt-14-dev               # the libFuzzer harnesses (tools/fuzz.sh)
 )
 missing=()
