@@ -105,8 +105,8 @@ void Context::create_lane(Lane& lane) {
 
 Context::~Context() { release(); }
 
+// After wait_for_lanes (release): nothing queued uses what is freed here.
 void Context::release_lane(Lane& lane) noexcept {
-  if (lane.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(lane.stream));
   // The handles first: they hold the workspaces' addresses (cuBLAS its user workspace).
   if (lane.cublas != nullptr) CUBLAS_LOG(cublasDestroy(lane.cublas));
   if (lane.cudnn != nullptr) CUDNN_LOG(cudnnDestroy(lane.cudnn));
