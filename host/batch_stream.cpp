@@ -25,7 +25,7 @@ BatchStream::BatchStream(Executor<float>& executor, const StreamOptions& options
       ops_(executor.ops()),
       options_(options),
       log_(log),
-      batch_(executor.max_batch()),
+      capacity_(executor.max_batch()),
       graphs_(executor.ops(), options.graphs, log) {
   if (options.slots < 2) throw std::invalid_argument("stream: the upload ring needs at least 2 slots");
   if (!(options.resident_fraction >= 0.0 && options.resident_fraction <= 1.0))
@@ -39,8 +39,8 @@ BatchStream::BatchStream(Executor<float>& executor, const StreamOptions& options
     if (cursors_ != nullptr) ops_.deallocate(cursors_);
     throw;
   }
-  host_images_.resize(static_cast<std::size_t>(batch_) * kImagePixels);
-  host_labels_.resize(static_cast<std::size_t>(batch_));
+  host_images_.resize(static_cast<std::size_t>(capacity_) * kImagePixels);
+  host_labels_.resize(static_cast<std::size_t>(capacity_));
 }
 
 BatchStream::~BatchStream() {
@@ -105,9 +105,9 @@ void BatchStream::check_indices(const Dataset& set, const std::int32_t* indices,
 
 void BatchStream::make_ring() {
   if (ring_) return;
-  ring_ = ops_.make_upload_ring(options_.slots, static_cast<std::size_t>(batch_) * kRecordBytes);
+  ring_ = ops_.make_upload_ring(options_.slots, static_cast<std::size_t>(capacity_) * kRecordBytes);
   pending_.assign(static_cast<std::size_t>(options_.slots), false);
-  std::vector<std::int32_t> iota(static_cast<std::size_t>(options_.slots) * batch_);
+  std::vector<std::int32_t> iota(static_cast<std::size_t>(options_.slots) * capacity_);
   std::iota(iota.begin(), iota.end(), 0);
   ring_order_ = static_cast<std::int32_t*>(ops_.allocate(iota.size() * sizeof(std::int32_t)));
   ops_.copy_to_device(ring_order_, iota.data(), iota.size() * sizeof(std::int32_t));
@@ -123,11 +123,19 @@ void BatchStream::drain() {
   }
 }
 
-int BatchStream::batch_count(int b) const {
-  return std::min(batch_, pass_.total - b * batch_);
+int BatchStream::pass_batch(int requested, const char* what) const {
+  if (requested == 0) return capacity_;
+  if (requested < 0 || requested > capacity_)
+    throw std::invalid_argument(fmt::format("{}: a batch of {} images, outside 1..{} (the executor's largest batch)",
+                                            what, requested, capacity_));
+  return requested;
 }
 
-void BatchStream::start_pass(const Dataset& set, const std::int32_t* indices, int total, int first,
+int BatchStream::batch_count(int b) const {
+  return std::min(pass_.batch, pass_.total - b * pass_.batch);
+}
+
+void BatchStream::start_pass(const Dataset& set, const std::int32_t* indices, int total, int batch, int first,
                              int end, bool streamed, HostGather gather, std::int32_t* device_order,
                              StepCursor* cursor, std::uint64_t first_step) {
   if (ring_) drain();
@@ -135,6 +143,7 @@ void BatchStream::start_pass(const Dataset& set, const std::int32_t* indices, in
   pass_.set = &set;
   pass_.indices = indices;
   pass_.total = total;
+  pass_.batch = batch;
   pass_.end = end;
   pass_.next = first;
   pass_.issued = first;
@@ -144,11 +153,12 @@ void BatchStream::start_pass(const Dataset& set, const std::int32_t* indices, in
     make_ring();
     const std::uint8_t* base = ring_->device_base();
     pass_.source = RowSource{base, base + kImagePixels, kRecordBytes, kRecordBytes};
-    pass_.order = RowOrder{ring_order_, static_cast<std::size_t>(batch_), static_cast<std::size_t>(options_.slots)};
+    // Slot s holds rows s * capacity_ ..: a batch's rows start there, whatever the pass's batch.
+    pass_.order = RowOrder{ring_order_, static_cast<std::size_t>(capacity_), static_cast<std::size_t>(options_.slots)};
   } else {
     const Resident& r = resident_.at(&set);
     pass_.source = RowSource{r.images, r.labels, static_cast<std::size_t>(kImagePixels), 1};
-    pass_.order = RowOrder{device_order, static_cast<std::size_t>(batch_), 0};
+    pass_.order = RowOrder{device_order, static_cast<std::size_t>(batch), 0};
   }
   ops_.set_cursor(cursor, first_step, static_cast<std::uint64_t>(first));
 }
@@ -157,8 +167,9 @@ void BatchStream::begin_epoch(const Epoch& e) {
   if (e.set == nullptr || e.order == nullptr || e.adam == nullptr)
     throw std::invalid_argument("begin_epoch: set, order and adam table are required");
   const int total = static_cast<int>(e.order->size());
-  if (e.steps < 1 || static_cast<long long>(e.steps - 1) * batch_ >= total)
-    throw std::invalid_argument(fmt::format("begin_epoch: {} steps of {} do not fit {} images", e.steps, batch_, total));
+  const int batch = pass_batch(e.batch, "begin_epoch");
+  if (e.steps < 1 || static_cast<long long>(e.steps - 1) * batch >= total)
+    throw std::invalid_argument(fmt::format("begin_epoch: {} steps of {} do not fit {} images", e.steps, batch, total));
   if (e.first_batch < 0 || e.first_batch >= e.steps)
     throw std::invalid_argument("begin_epoch: first batch outside the epoch");
   if (e.adam->size() < static_cast<std::size_t>(e.steps))
@@ -168,7 +179,7 @@ void BatchStream::begin_epoch(const Epoch& e) {
                                 "the host: use the stream placement");
   const bool streamed = e.gather || placement_of(*e.set) == DataPlacement::Stream;
   // Only the batches of this epoch are used: steps * batch images at most.
-  const int used = std::min(total, e.steps * batch_);
+  const int used = static_cast<int>(std::min<long long>(total, static_cast<long long>(e.steps) * batch));
   const std::size_t table_bytes = e.adam->size() * sizeof(elementwise::AdamStep<float>);
   reserve(&adam_table_, &adam_capacity_, table_bytes, StepGraphs::Phase::Train);
   ops_.copy_to_device(adam_table_, e.adam->data(), table_bytes);
@@ -180,7 +191,7 @@ void BatchStream::begin_epoch(const Epoch& e) {
     ops_.copy_to_device(train_order_, e.order->data(), static_cast<std::size_t>(used) * sizeof(std::int32_t));
     device_order = static_cast<std::int32_t*>(train_order_);
   }
-  start_pass(*e.set, e.order->data(), used, e.first_batch, e.steps, streamed, e.gather, device_order,
+  start_pass(*e.set, e.order->data(), used, batch, e.first_batch, e.steps, streamed, e.gather, device_order,
              &cursors_[0], e.first_step);
 }
 
@@ -188,7 +199,7 @@ void BatchStream::issue(int b) {
   NvtxRange range("copy");
   const int slot = b % ring_->slots();
   const int count = batch_count(b);
-  const std::int32_t* indices = pass_.indices + static_cast<std::size_t>(b) * batch_;
+  const std::int32_t* indices = pass_.indices + static_cast<std::size_t>(b) * pass_.batch;
   if (pass_.gather)
     pass_.gather(indices, count, host_images_.data(), host_labels_.data());
   else
@@ -223,7 +234,7 @@ void BatchStream::train_step(int b) {
   }
   const auto* table = static_cast<const elementwise::AdamStep<float>*>(adam_table_);
   StepCursor* cursor = &cursors_[0];
-  graphs_.run({StepGraphs::Phase::Train, count, pass_.source.images}, [&] {
+  graphs_.run({StepGraphs::Phase::Train, count, pass_.batch, pass_.source.images}, [&] {
     ex_.stage(count, pass_.source, pass_.order, cursor);
     ex_.train_step_at(count, table, cursor);
   });
@@ -234,11 +245,12 @@ void BatchStream::train_step(int b) {
   ++pass_.next;
 }
 
-EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int32_t>& indices) {
+EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int32_t>& indices, int batch_size) {
   NvtxRange range("validation");
   const bool classifier = ex_.spec().config.kind == ModelKind::Classifier;
   const int total = static_cast<int>(indices.size());
   if (total == 0) throw std::invalid_argument("evaluate: no images to evaluate");
+  const int batch = pass_batch(batch_size, "evaluate");
   const bool streamed = placement_of(set) == DataPlacement::Stream;
   std::int32_t* device_order = nullptr;
   if (!streamed) {
@@ -248,9 +260,9 @@ EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int3
     ops_.copy_to_device(eval_order_, indices.data(), bytes);
     device_order = static_cast<std::int32_t*>(eval_order_);
   }
-  const int batches = (total + batch_ - 1) / batch_;
+  const int batches = (total + batch - 1) / batch;
   StepCursor* cursor = &cursors_[1];
-  start_pass(set, indices.data(), total, 0, batches, streamed, {}, device_order, cursor, 0);
+  start_pass(set, indices.data(), total, batch, 0, batches, streamed, {}, device_order, cursor, 0);
   ex_.reset_metrics();
   const double zeros[4] = {0, 0, 0, 0};
   ops_.copy_to_device(eval_sums_, zeros, sizeof zeros);
@@ -258,14 +270,14 @@ EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int3
   // AE: MAE, MSE; classifier: cross-entropy, unused.
   for (int b = 0; b < batches; ++b) {
     const int count = batch_count(b);
-    double* sums = eval_sums_ + (count == batch_ ? 0 : 2);
+    double* sums = eval_sums_ + (count == batch ? 0 : 2);
     int slot = -1;
     if (streamed) {
       prefetch(b);
       slot = b % ring_->slots();
       ring_->acquire(slot);
     }
-    graphs_.run({StepGraphs::Phase::Eval, count, pass_.source.images}, [&] {
+    graphs_.run({StepGraphs::Phase::Eval, count, pass_.batch, pass_.source.images}, [&] {
       ex_.stage(count, pass_.source, pass_.order, cursor);
       ex_.forward(count, /*training=*/false, 0);
       if (classifier) {
@@ -285,8 +297,8 @@ EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int3
   }
   double host_sums[4];
   ops_.copy_to_host(host_sums, eval_sums_, sizeof host_sums);
-  const int partial = total % batch_;
-  auto mean = [&](int k) { return (host_sums[k] * batch_ + host_sums[k + 2] * partial) / total; };
+  const int partial = total % batch;
+  auto mean = [&](int k) { return (host_sums[k] * batch + host_sums[k + 2] * partial) / total; };
   EvalResult r;
   r.images = total;
   r.loss = mean(0);

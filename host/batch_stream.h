@@ -51,10 +51,12 @@ class BatchStream {
     std::uint64_t first_step = 1;   // the 1-based global step of batch first_batch
     // adam[b]: the Adam constants of batch b (adam_step_constants of its step and rate), steps of them.
     const std::vector<elementwise::AdamStep<float>>* adam = nullptr;
+    int batch = 0;      // images per batch (the last may be fewer); 0: the executor's max_batch()
     HostGather gather;  // empty: plain gather_batch; set: the set is streamed through the host
   };
 
-  // Batches of ex.max_batch() images.
+  // Batches of up to ex.max_batch() images (an upload slot holds that many); each pass (an epoch
+  // or an evaluation) says its own batch size.
   BatchStream(Executor<float>& executor, const StreamOptions& options, std::ostream* log = nullptr);
   ~BatchStream();
   BatchStream(const BatchStream&) = delete;
@@ -71,7 +73,10 @@ class BatchStream {
 
   // evaluate() of trainer.h, streamed the same way: the mean loss (MAE and MSE for an AE), and for
   // a classifier accuracy, per-class accuracy and the confusion matrix. Reads the device once.
-  EvalResult evaluate(const Dataset& set, const std::vector<std::int32_t>& indices);
+  // Batches of batch_size images (0: the executor's max_batch()); every figure is a mean over
+  // images, so the batch size changes it only by rounding (a library's product may round an
+  // image's output differently at another batch size).
+  EvalResult evaluate(const Dataset& set, const std::vector<std::int32_t>& indices, int batch_size = 0);
 
   const StepGraphs& graphs() const { return graphs_; }
   // The training cursor, in backend memory (tests read it back).
@@ -87,6 +92,7 @@ class BatchStream {
     const Dataset* set = nullptr;
     const std::int32_t* indices = nullptr;
     int total = 0;       // images in the pass
+    int batch = 0;       // images per batch (the last may be fewer)
     int end = 0;         // batches in the pass
     int next = 0;        // the batch expected next
     int issued = 0;      // streamed: batches handed to the ring so far
@@ -96,7 +102,9 @@ class BatchStream {
     RowOrder order;
   };
 
-  void start_pass(const Dataset& set, const std::int32_t* indices, int total, int first, int end,
+  // `requested` images a batch (0: capacity_), checked against capacity_; `what` names the caller.
+  int pass_batch(int requested, const char* what) const;
+  void start_pass(const Dataset& set, const std::int32_t* indices, int total, int batch, int first, int end,
                   bool streamed, HostGather gather, std::int32_t* device_order, StepCursor* cursor,
                   std::uint64_t first_step);
   void make_ring();
@@ -112,14 +120,14 @@ class BatchStream {
   Ops<float>& ops_;
   const StreamOptions options_;
   std::ostream* log_;
-  const int batch_;
+  const int capacity_;  // the executor's max_batch(): the most images a batch or upload slot holds
   StepGraphs graphs_;
   StepCursor* cursors_ = nullptr;  // [0] training, [1] evaluation
   double* eval_sums_ = nullptr;    // full batches [0,1], partial batch [2,3]
   void *adam_table_ = nullptr, *train_order_ = nullptr, *eval_order_ = nullptr;
   std::size_t adam_capacity_ = 0, train_order_capacity_ = 0, eval_order_capacity_ = 0;
   std::unique_ptr<UploadRing> ring_;
-  std::int32_t* ring_order_ = nullptr;  // iota(slots * batch): slot s holds rows s*batch..
+  std::int32_t* ring_order_ = nullptr;  // iota(slots * capacity_): slot s holds rows s*capacity_..
   std::vector<bool> pending_;           // ring slots uploaded but not yet released
   std::map<const Dataset*, Resident> resident_;
   std::map<const Dataset*, DataPlacement> placement_;

@@ -90,7 +90,7 @@ StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int wa
 
   StepGraphs graphs(ops, settings.stream.graphs);
   auto step = [&] {
-    graphs.run({StepGraphs::Phase::Bench, batch, nullptr}, [&] {
+    graphs.run({StepGraphs::Phase::Bench, batch, batch, nullptr}, [&] {
       ex.train_step_at(batch, device_table.as<const elementwise::AdamStep<float>>(), cursor.as<StepCursor>());
     });
   };
@@ -132,7 +132,9 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   const NetworkSpec spec = build_network(model);
   Splits splits = make_splits(data, settings.seed, settings.epoch_val_images);
   splits.train.resize(static_cast<std::size_t>(settings.epoch_train_images));
-  Executor<float> ex(spec, ops, batch, settings.seed);
+  if (settings.epoch_eval_batch < 0) throw std::invalid_argument("bench: the validation batch must be >= 0");
+  const int eval_batch = eval_batch_for(settings.epoch_eval_batch, batch, ops, settings.epoch_val_images);
+  Executor<float> ex(spec, ops, std::max(batch, eval_batch), settings.seed);
   load_initial_params(ex, settings.seed);
   BatchStream stream(ex, settings.stream);
   const int steps = (settings.epoch_train_images + batch - 1) / batch;
@@ -151,12 +153,13 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
     e.steps = steps;
     e.first_step = first;
     e.adam = &table;
+    e.batch = batch;
     ex.reset_metrics();
     stream.begin_epoch(e);
     for (int b = 0; b < steps; ++b) stream.train_step(b);
     double loss_sum = 0;
     ops.copy_to_host(&loss_sum, ex.train_loss_sum(), sizeof loss_sum);
-    stream.evaluate(data.t10k, splits.validation);
+    stream.evaluate(data.t10k, splits.validation, eval_batch);
   };
   int epoch = 0;
   for (int i = 0; i < settings.epoch_warmup; ++i) run_epoch(++epoch);
@@ -176,6 +179,7 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   out.batch = batch;
   out.train_images = settings.epoch_train_images;
   out.val_images = settings.epoch_val_images;
+  out.eval_batch = eval_batch;
   out.placement = placement_name(stream.placement_of(data.train));
   out.median_seconds = median_of(seconds);
   out.min_seconds = *std::min_element(seconds.begin(), seconds.end());

@@ -26,6 +26,7 @@ struct BenchSettings {
   int epoch_repeats = 3;          // timed epochs
   int epoch_train_images = 60000;
   int epoch_val_images = 9900;
+  int epoch_eval_batch = 0;       // validation batch (at most epoch_val_images; 0: by backend, eval_batch_for)
 };
 
 struct StepRate {
@@ -43,6 +44,7 @@ StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int wa
 struct EpochRate {
   std::string model;
   int batch = 0, train_images = 0, val_images = 0;
+  int eval_batch = 0;     // images per validation batch
   std::string placement;  // of the training set: resident or stream
   double median_seconds = 0, min_seconds = 0, max_seconds = 0;  // one epoch, validation included
   double median_wall_seconds = 0;                                // the host clock around the same

@@ -377,7 +377,7 @@ TrainConfig read_run_config(const std::string& path) {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",
       "max_steps_per_epoch", "init_encoder_from", "init_redraws", "lr_schedule", "lr_warmup_fraction",
       "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "augment_erase", "backend", "init_draws",
-      "checkpoint_every", "keep_checkpoints", "guard_every", "precision"};
+      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(path, "unknown field '" + it.key() + "' (written by a newer fmnist?)");
@@ -424,6 +424,7 @@ TrainConfig read_run_config(const std::string& path) {
   field("checkpoint_every", c.checkpoint_every);
   field("keep_checkpoints", c.keep_checkpoints);
   field("guard_every", c.guard_every);
+  field("eval_batch", c.eval_batch);  // absent (an older fmnist): today's default
   std::string precision = "fp32";  // a run of an fmnist that did not record it ran in FP32 or TF32
   field("precision", precision);
   if (!parse_precision(precision, c.precision))

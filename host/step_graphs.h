@@ -22,9 +22,10 @@ class StepGraphs {
   struct Key {
     Phase phase;
     int count;           // the batch size of the step
+    int pass_batch;      // the full batch of its pass (where its rows start in the pass's order)
     const void* source;  // where its rows come from (a resident set or the upload ring)
     bool operator<(const Key& o) const {
-      return std::tie(phase, count, source) < std::tie(o.phase, o.count, o.source);
+      return std::tie(phase, count, pass_batch, source) < std::tie(o.phase, o.count, o.pass_batch, o.source);
     }
   };
 

@@ -59,6 +59,7 @@ nlohmann::json config_json(const TrainConfig& c, const std::string& backend) {
   run["checkpoint_every"] = c.checkpoint_every;
   run["keep_checkpoints"] = c.keep_checkpoints;
   run["guard_every"] = c.guard_every;
+  run["eval_batch"] = c.eval_batch;
   run["backend"] = backend;
   return run;
 }
@@ -113,6 +114,11 @@ nlohmann::json training_settings_json(const TrainConfig& c) {
 
 const char* lr_schedule_name(LrSchedule schedule) {
   return schedule == LrSchedule::WarmupCosine ? "warmup_cosine" : "constant";
+}
+
+int eval_batch_for(int requested, int train_batch, const Ops<float>& ops, int images) {
+  const int wanted = requested > 0 ? requested : ops.computes_on_host() ? train_batch : kDeviceEvalBatch;
+  return std::max(1, std::min(wanted, images));
 }
 
 int guard_interval(const TrainConfig& config, const Ops<float>& ops) {
@@ -185,9 +191,10 @@ void augment_images(std::uint8_t* images, int count, const std::int32_t* indices
   }
 }
 
-EvalResult evaluate(Executor<float>& ex, const Dataset& set, const std::vector<std::int32_t>& indices) {
+EvalResult evaluate(Executor<float>& ex, const Dataset& set, const std::vector<std::int32_t>& indices,
+                    int batch_size) {
   BatchStream stream(ex, StreamOptions{});  // streamed as training is (host/batch_stream.h)
-  return stream.evaluate(set, indices);
+  return stream.evaluate(set, indices, batch_size);
 }
 
 TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float>& ops,
@@ -201,8 +208,10 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
                                 precision_name(config.precision) + " but its backend (" + ops.name() +
                                 ") computes in " + precision_name(ops.precision()));
   if (config.guard_every < 0) throw std::invalid_argument("guard_every must be >= 0 (0: by backend)");
+  if (config.eval_batch < 0) throw std::invalid_argument("eval_batch must be >= 0 (0: by backend)");
   const int guard_every = guard_interval(config, ops);
   const Splits splits = make_splits(data, config.seed, config.validation_count);
+  const int eval_batch = eval_batch_for(config.eval_batch, config.batch, ops, static_cast<int>(splits.validation.size()));
   const int train_count = static_cast<int>(splits.train.size());
   int steps_per_epoch = config.drop_last ? train_count / config.batch
                                          : (train_count + config.batch - 1) / config.batch;
@@ -210,7 +219,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
   if (steps_per_epoch < 1) throw std::invalid_argument("batch size larger than the training set with drop_last");
   if (!config.init_encoder_from.empty() && !classifier)
     throw std::invalid_argument("--init-from applies to a classifier only");
-  Executor<float> ex(spec, ops, config.batch, config.seed);
+  Executor<float> ex(spec, ops, std::max(config.batch, eval_batch), config.seed);
 
   // Initial state: PyTorch-style init, optionally an AE's encoder, or a previous run's checkpoint
   // (host/run_state.h: weights, Adam moments, counters, a partial epoch's sums).
@@ -348,6 +357,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     plan.first_batch = first_batch;
     plan.first_step = step + 1;
     plan.adam = &adam_steps;
+    plan.batch = config.batch;
     if (config.augment)  // on the host, between gather and upload
       plan.gather = [&](const std::int32_t* indices, int count, std::uint8_t* images, std::uint8_t* labels) {
         gather_batch(data.train, indices, count, images, labels);
@@ -404,7 +414,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     m.epoch = epoch;
     m.steps = step;
     m.train_loss = image_loss_sum / images_seen;
-    const EvalResult val = batches.evaluate(data.t10k, splits.validation);
+    const EvalResult val = batches.evaluate(data.t10k, splits.validation, eval_batch);
     m.val_loss = classifier || config.model.ae_loss == AeLoss::MAE ? val.loss : val.mse;
     m.val_accuracy = val.accuracy;
     m.seconds = earlier_seconds + seconds_since(epoch_start);

@@ -69,6 +69,11 @@ struct TrainConfig {
   int checkpoint_every = 10;
   int keep_checkpoints = 3;
   int guard_every = 0;
+  // Images per validation batch, at most the validation set; 0 picks by backend (eval_batch_for).
+  // The validation figures are means over images, so this changes them only by rounding (about
+  // 1e-8 relative: an image's output may round differently in another batch), never what is
+  // trained.
+  int eval_batch = 0;
   // How batches reach the backend and steps are launched (resident/streamed data, CUDA graphs):
   // never changes a result (host/batch_stream.h).
   StreamOptions stream;
@@ -127,6 +132,12 @@ struct TrainResult {
 TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float>& ops,
                   std::ostream& progress, const TrainCallbacks& callbacks = {});
 
+// The batch of an evaluation: `requested` when positive, else (0) by backend: the training batch
+// on the CPU (larger batches only slow its caches), kDeviceEvalBatch on a GPU (fewer, fuller
+// launches); at most `images`, so that a small set does not size the executor for images it lacks.
+inline constexpr int kDeviceEvalBatch = 1000;
+int eval_batch_for(int requested, int train_batch, const Ops<float>& ops, int images);
+
 // The steps between two divergence-guard checks: config.guard_every when it is positive, else
 // (0, the default) every step on the CPU, where a check is cheap, and every kDeviceGuardEvery
 // steps on a GPU, where each check waits for the device (a host sync that would otherwise stall
@@ -152,8 +163,9 @@ void shift_flip_image(const std::uint8_t* in, std::uint8_t* out, int dx, int dy,
 void augment_images(std::uint8_t* images, int count, const std::int32_t* indices, std::uint64_t seed,
                     int epoch, int max_shift, bool flip, double erase_probability = 0.0);
 
-// Evaluates `params` on the images of `data.t10k` (or `.train`) listed in `indices`.
+// Evaluates the executor's parameters on the images of `set` listed in `indices`, in batches of
+// batch_size images (0: the executor's max_batch()).
 EvalResult evaluate(Executor<float>& executor, const Dataset& set,
-                    const std::vector<std::int32_t>& indices);
+                    const std::vector<std::int32_t>& indices, int batch_size = 0);
 
 }  // namespace fmnist

@@ -70,6 +70,7 @@ small=(--model ae --latent 16 --epochs 1 --max-steps-per-epoch 2 --validation-si
 expect 2 "--checkpoint-every|range"    -- train --checkpoint-every -1
 expect 2 "--keep-checkpoints|range"    -- train --keep-checkpoints -2
 expect 2 "--guard-every|range"         -- train --guard-every 1000001
+expect 2 "--eval-batch-size|range"     -- train --eval-batch-size -1
 printf 'a file' >"$tmp/plain"
 expect 2 "plain/run: cannot create the output directory: Not a directory" -- train "${small[@]}" --data-dir "$data" --out "$tmp/plain/run"
 expect 2 "/proc/fmnist-run: cannot create the output directory" -- train "${small[@]}" --data-dir "$data" --out /proc/fmnist-run
@@ -89,6 +90,12 @@ mkdir -p "$tmp/from-scratch" && cp "$tmp/good/config.json" "$tmp/from-scratch/"
 expect_ok train --resume "$tmp/from-scratch" --device cpu --data-dir "$data"
 cmp -s "$tmp/from-scratch/last.safetensors" "$tmp/good/last.safetensors" ||
   { echo "FAIL: a run resumed from its config.json alone differs from the original"; failures=$((failures + 1)); }
+# Another validation batch trains the same weights; config.json records it.
+expect_ok train "${small[@]}" --data-dir "$data" --eval-batch-size 450 --out "$tmp/eval-batch"
+cmp -s "$tmp/eval-batch/last.safetensors" "$tmp/good/last.safetensors" ||
+  { echo "FAIL: --eval-batch-size 450 changed the trained weights"; failures=$((failures + 1)); }
+grep -q '"eval_batch": 450' "$tmp/eval-batch/config.json" ||
+  { echo "FAIL: config.json does not record --eval-batch-size"; failures=$((failures + 1)); }
 cp "$tmp/good/last.safetensors" "$tmp/flipped.safetensors"
 size=$(stat -c %s "$tmp/flipped.safetensors")
 printf '\x7f' | dd of="$tmp/flipped.safetensors" bs=1 seek=$((size - 10)) conv=notrunc status=none
@@ -103,7 +110,7 @@ mkdir -p "$tmp/not-a-run"
 expect 2 "config.json: cannot open"        -- train --resume "$tmp/not-a-run"
 expect 2 "--latent disagrees with the run being resumed: model.latent is 16 there but 32 here" -- train --resume "$tmp/good" --latent 32
 expect 2 "--erase disagrees with the run being resumed: augment is false there but true here" -- train --resume "$tmp/good" --erase 0.5
-expect_ok train --resume "$tmp/good" --device cpu --data-dir "$data" --latent 16 --guard-every 5
+expect_ok train --resume "$tmp/good" --device cpu --data-dir "$data" --latent 16 --guard-every 5 --eval-batch-size 700
 grep -q "already complete" "$tmp/err" || { echo "FAIL: resuming a complete run does not say so"; failures=$((failures + 1)); }
 
 # A full disk while writing a checkpoint (its temporary file leads to /dev/full): one line, exit

@@ -102,11 +102,13 @@ void record_eval(Outcome& out, const EvalResult& r) {
   out.confusion.insert(out.confusion.end(), r.confusion.begin(), r.confusion.end());
 }
 
-// evaluate() as it was before the streaming orchestrator: synchronous staging, per-batch ops.
-EvalResult reference_evaluate(Executor<float>& ex, const Dataset& set, const std::vector<std::int32_t>& indices) {
+// evaluate() as it was before the streaming orchestrator: synchronous staging, per-batch ops, in
+// batches of `batch` images (0: the executor's max_batch()).
+EvalResult reference_evaluate(Executor<float>& ex, const Dataset& set, const std::vector<std::int32_t>& indices,
+                              int batch = 0) {
   Ops<float>& ops = ex.ops();
   const bool classifier = ex.spec().config.kind == ModelKind::Classifier;
-  const int max_batch = ex.max_batch(), total = static_cast<int>(indices.size());
+  const int max_batch = batch > 0 ? batch : ex.max_batch(), total = static_cast<int>(indices.size());
   auto* sums = static_cast<double*>(ops.allocate(4 * sizeof(double)));
   std::vector<std::uint8_t> images(static_cast<std::size_t>(max_batch) * kImagePixels), labels(max_batch);
   ex.reset_metrics();
@@ -176,11 +178,12 @@ Outcome synchronous_run(const ModelConfig& m, const FashionMnist& data, const Sp
   return out;
 }
 
-// The same through the streaming orchestrator.
+// The same through the streaming orchestrator, with an executor (and upload slots) for batches of
+// up to `capacity` images, training batches of kBatch and validation batches of eval_batch (0: capacity).
 Outcome streamed_run(const ModelConfig& m, const FashionMnist& data, const Splits& splits, int epochs,
-                     std::uint64_t seed, const StreamOptions& o) {
+                     std::uint64_t seed, const StreamOptions& o, int capacity = kBatch, int eval_batch = 0) {
   CpuOps<float> ops;
-  Executor<float> ex(build_network(m), ops, kBatch, seed);
+  Executor<float> ex(build_network(m), ops, capacity, seed);
   load_params(ex, seed);
   BatchStream stream(ex, o);
   Outcome out;
@@ -194,11 +197,19 @@ Outcome streamed_run(const ModelConfig& m, const FashionMnist& data, const Split
     e.steps = kSteps;
     e.first_step = first;
     e.adam = &table;
+    e.batch = kBatch;
     ex.reset_metrics();
     stream.begin_epoch(e);
     for (int b = 0; b < kSteps; ++b) stream.train_step(b);
     out.epoch_loss_sums.push_back(read(ops, ex.train_loss_sum(), 1)[0]);
-    record_eval(out, stream.evaluate(data.t10k, splits.validation));
+    const EvalResult streamed = stream.evaluate(data.t10k, splits.validation, eval_batch);
+    if (eval_batch > 0) {  // bitwise the synchronous evaluation in the same batches
+      const EvalResult direct = reference_evaluate(ex, data.t10k, splits.validation, eval_batch);
+      CHECK(std::memcmp(&streamed.loss, &direct.loss, sizeof(double)) == 0);
+      CHECK(std::memcmp(&streamed.mse, &direct.mse, sizeof(double)) == 0);
+      CHECK(streamed.confusion == direct.confusion);
+    }
+    record_eval(out, streamed);
   }
   const StepCursor cursor = read(ops, stream.train_cursor(), 1)[0];
   CHECK(cursor.step == static_cast<std::uint64_t>(epochs) * kSteps + 1);
@@ -286,6 +297,56 @@ TEST_CASE("stream: results are bitwise those of the synchronous path", "[stream]
       require_identical(streamed_run(m, data, splits, 2, 4, o), reference);
     }
   }
+}
+
+TEST_CASE("stream: validation batches of any size give the same figures, and training is untouched", "[stream]") {
+  // An executor sized for 32 images trains in batches of 8 (its upload slots hold 32: a batch
+  // starts at its slot's first row) and validates 19 images in batches of 5, 19 or 1. Training
+  // is bitwise that of an executor of 8. The validation figures are means over images whatever
+  // the batch, summed in double; an image's output may round differently in another batch (a
+  // GEMM's blocking follows its row count), by a few FP32 ulps, so the means agree to 1e-6
+  // (relative, about 8 ulps). The confusion matrix is the same counts.
+  const FashionMnist data = tagged_data(kTrain, 20);
+  const Splits splits = small_splits(data, 4);
+  for (const ModelConfig& m : {model(ModelKind::Autoencoder, 0.2f), model(ModelKind::Classifier, 0.2f)}) {
+    const Outcome reference = synchronous_run(m, data, splits, 2, 4);
+    for (const StreamOptions& o : {options(DataPlacement::Stream, 3), options(DataPlacement::Resident, 2)})
+      for (int eval_batch : {5, 19, 1}) {
+        INFO(describe(m) << ", " << placement_name(o.placement) << ", validation batches of " << eval_batch);
+        const Outcome run = streamed_run(m, data, splits, 2, 4, o, 32, eval_batch);
+        CHECK(run.params == reference.params);
+        CHECK(run.exp_avg == reference.exp_avg);
+        CHECK(run.exp_avg_sq == reference.exp_avg_sq);
+        CHECK(same_bits(run.epoch_loss_sums, reference.epoch_loss_sums));
+        REQUIRE(run.eval_losses.size() == reference.eval_losses.size());
+        for (std::size_t i = 0; i < run.eval_losses.size(); ++i) {
+          CHECK(run.eval_losses[i] == Approx(reference.eval_losses[i]).epsilon(1e-6));
+          if (m.kind == ModelKind::Autoencoder) CHECK(run.eval_mses[i] == Approx(reference.eval_mses[i]).epsilon(1e-6));
+        }
+        CHECK(same_bits(run.eval_accuracies, reference.eval_accuracies));
+        CHECK(run.confusion == reference.confusion);
+      }
+  }
+}
+
+TEST_CASE("stream: a pass's batch must fit the executor", "[stream]") {
+  const FashionMnist data = tagged_data(kTrain, 20);
+  const Splits splits = small_splits(data, 4);
+  CpuOps<float> ops;
+  Executor<float> ex(build_network(model(ModelKind::Autoencoder, 0)), ops, kBatch, 4);
+  BatchStream stream(ex, options(DataPlacement::Stream, 2));
+  CHECK_THROWS_WITH(stream.evaluate(data.t10k, splits.validation, kBatch + 1),
+                    Catch::Contains("a batch of 9 images, outside 1..8"));
+  CHECK_THROWS_AS(stream.evaluate(data.t10k, splits.validation, -1), std::invalid_argument);
+  const auto order = epoch_order(splits.train, 4, 1);
+  const auto table = adam_table(1, kSteps);
+  BatchStream::Epoch e;
+  e.set = &data.train;
+  e.order = &order;
+  e.steps = kSteps;
+  e.adam = &table;
+  e.batch = kBatch + 1;
+  CHECK_THROWS_WITH(stream.begin_epoch(e), Catch::Contains("begin_epoch: a batch of 9 images"));
 }
 
 TEST_CASE("stream: a seed gives bitwise identical runs, another seed does not", "[stream]") {
@@ -412,6 +473,44 @@ TEST_CASE("stream: train() gives the same run under every placement, graphs on o
   }
 }
 
+TEST_CASE("stream: train()'s validation batch changes no weight, and its figures only by rounding", "[stream]") {
+  const FashionMnist data = tagged_data(40, 12);  // training batches of 16: 16, 16, 8
+  auto run = [&](int eval_batch) {
+    TrainConfig c;
+    c.model = model(ModelKind::Autoencoder, 0.2f);
+    c.epochs = 2;
+    c.batch = 16;
+    c.seed = 11;
+    c.validation_count = 11;
+    c.guard_every = 1000;
+    c.eval_batch = eval_batch;
+    CpuOps<float> ops;
+    std::ostringstream log;
+    return train(c, data, ops, log);
+  };
+  const TrainResult a = run(0);  // by backend: the CPU's training batch, so 11 images in one batch
+  REQUIRE(a.epochs.size() == 2);
+  for (int eval_batch : {4, 1000}) {  // 4, 4, 3; 1000: at most the 11 images
+    INFO("validation batches of " << eval_batch);
+    const TrainResult b = run(eval_batch);
+    CHECK(b.final_params == a.final_params);
+    REQUIRE(b.epochs.size() == 2);
+    for (int i = 0; i < 2; ++i) {
+      CHECK(b.epochs[i].train_loss == a.epochs[i].train_loss);
+      CHECK(b.epochs[i].val_loss == Approx(a.epochs[i].val_loss).epsilon(1e-6));  // as above
+    }
+  }
+  TrainConfig bad;
+  bad.eval_batch = -1;
+  CpuOps<float> ops;
+  std::ostringstream log;
+  CHECK_THROWS_WITH(train(bad, data, ops, log), Catch::Contains("eval_batch must be >= 0"));
+  CHECK(eval_batch_for(0, 100, ops, 9900) == 100);  // by backend: the CPU's is the training batch
+  CHECK(eval_batch_for(0, 100, ops, 30) == 30);     // at most the images
+  CHECK(eval_batch_for(1000, 100, ops, 9900) == 1000);
+  CHECK(eval_batch_for(1000, 100, ops, 900) == 900);
+}
+
 TEST_CASE("stream: fmnist bench measures steps and epochs on the CPU", "[stream][bench]") {
   CpuOps<float> ops;
   BenchSettings s;
@@ -432,4 +531,9 @@ TEST_CASE("stream: fmnist bench measures steps and epochs on the CPU", "[stream]
   CHECK(epoch.images_per_second > 0);
   CHECK(epoch.placement == "stream");
   CHECK(epoch.train_images == 20);
+  CHECK(epoch.eval_batch == 8);  // by backend: the CPU validates in training batches
+  s.epoch_eval_batch = 3;
+  CHECK(bench_epoch(ops, m, 8, data, s).eval_batch == 3);
+  s.epoch_eval_batch = 1000;
+  CHECK(bench_epoch(ops, m, 8, data, s).eval_batch == 10);  // at most the 10 validation images
 }

@@ -32,6 +32,7 @@ struct BenchOptions {
   int epoch_repeats = 3;
   int epoch_images = 60000;
   int val_images = 9900;
+  int eval_batch = BenchSettings{}.epoch_eval_batch;
   std::string device = "auto";
   PrecisionFlags precision;  // --precision / --tf32
   bool no_graph = false;
@@ -110,6 +111,7 @@ int run_bench(void* p) {
   settings.epoch_repeats = o.epoch_repeats;
   settings.epoch_train_images = o.epoch_images;
   settings.epoch_val_images = o.val_images;
+  settings.epoch_eval_batch = o.eval_batch;
 
   BackendChoice backend = select_backend(o.device, resolve_precision(o.precision));
   Ops<float>& ops = *backend.ops;
@@ -147,17 +149,17 @@ int run_bench(void* p) {
     const FashionMnist data = synthetic_fashion_mnist(o.epoch_images, std::max(10000, o.val_images + 100), o.seed);
     std::cout << fmt::format("\nwhole epoch: {} training images and {} validation images, median of {} "
                              "after {} warm-up epoch(s)\n", o.epoch_images, o.val_images, o.epoch_repeats, o.epoch_warmup);
-    std::cout << fmt::format("{:<10} {:>6} {:>9} {:>10} {:>10} {:>12} {:>14} {:>6}\n", "model", "batch",
-                             "placement", "epoch s", "wall s", "train img/s", "100 epochs s", "graph");
+    std::cout << fmt::format("{:<10} {:>6} {:>9} {:>9} {:>10} {:>10} {:>12} {:>14} {:>6}\n", "model", "batch",
+                             "val batch", "placement", "epoch s", "wall s", "train img/s", "100 epochs s", "graph");
     for (const auto& m : models)
       for (int batch : o.batches) {
         const EpochRate r = bench_epoch(ops, m, batch, data, settings);
-        std::cout << fmt::format("{:<10} {:>6} {:>9} {:>10.3f} {:>10.3f} {:>12.0f} {:>14.1f} {:>6}\n",
-                                 r.model, r.batch, r.placement, r.median_seconds, r.median_wall_seconds,
+        std::cout << fmt::format("{:<10} {:>6} {:>9} {:>9} {:>10.3f} {:>10.3f} {:>12.0f} {:>14.1f} {:>6}\n",
+                                 r.model, r.batch, r.eval_batch, r.placement, r.median_seconds, r.median_wall_seconds,
                                  r.images_per_second, 100 * r.median_seconds, r.graphs ? "yes" : "no")
                   << std::flush;
         epochs.push_back({{"model", r.model}, {"batch", r.batch}, {"placement", r.placement},
-                          {"train_images", r.train_images}, {"val_images", r.val_images},
+                          {"train_images", r.train_images}, {"val_images", r.val_images}, {"eval_batch", r.eval_batch},
                           {"median_seconds", r.median_seconds}, {"min_seconds", r.min_seconds},
                           {"max_seconds", r.max_seconds}, {"median_wall_seconds", r.median_wall_seconds},
                           {"images_per_second", r.images_per_second},
@@ -197,6 +199,7 @@ void add_bench_command(CLI::App& app, Command& command) {
   sub->add_option("--epoch-warmup", o.epoch_warmup, "untimed epochs first")->check(CLI::Range(0, 100))->capture_default_str();
   sub->add_option("--epoch-repeats", o.epoch_repeats, "timed epochs; the median is reported")->check(CLI::Range(1, 100))->capture_default_str();
   sub->add_option("--epoch-images", o.epoch_images, "training images per epoch (synthetic)")->check(CLI::Range(1, 1000000))->capture_default_str();
+  sub->add_option("--eval-batch-size", o.eval_batch, "images per validation batch in the epoch measure (0: by backend: the training batch on the CPU, 1000 on a GPU)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--validation-images", o.val_images, "validation images per epoch (synthetic)")->check(CLI::Range(1, 1000000))->capture_default_str();
   sub->add_option("--device", o.device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
   add_precision_flags(sub, o.precision);

@@ -48,6 +48,7 @@ struct TrainOptions {
   int checkpoint_every = 10;
   int keep_checkpoints = 3;
   int guard_every = 0;  // by backend (guard_interval)
+  int eval_batch = TrainConfig{}.eval_batch;
   std::string lr_schedule = "constant";  // the recipe options of TrainConfig (host/trainer.h)
   double warmup_fraction = 0.05, final_lr_fraction = 0.01;
   bool augment = false, no_flip = false;
@@ -97,6 +98,7 @@ int run_train(void* p) {
   config.checkpoint_every = o.checkpoint_every;
   config.keep_checkpoints = o.keep_checkpoints;
   config.guard_every = o.guard_every;
+  config.eval_batch = o.eval_batch;
   config.precision = resolve_precision(o.precision);
   config.lr_schedule = o.lr_schedule == "constant" ? LrSchedule::Constant : LrSchedule::WarmupCosine;
   config.lr_warmup_fraction = o.warmup_fraction;
@@ -197,6 +199,7 @@ void add_train_command(CLI::App& app, Command& command) {
   sub->add_flag("--overwrite", o.overwrite, "write over checkpoints already in --out");
   sub->add_option("--checkpoint-every", o.checkpoint_every, "also keep the weights of every Nth epoch as epoch-NNNN.safetensors (0: never; last/best/state are written every epoch)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--keep-checkpoints", o.keep_checkpoints, "keep only the newest K epoch-NNNN.safetensors (0: all)")->check(CLI::Range(0, 1000000))->capture_default_str();
+  sub->add_option("--eval-batch-size", o.eval_batch, "images per validation batch (at most the validation set; 0: by backend: the training batch on the CPU, 1000 on a GPU). Validation figures are means over images, so it changes them only by rounding, and nothing that is trained; larger batches are fewer GPU launches")->check(CLI::Range(0, 60000))->capture_default_str();
   sub->add_option("--guard-every", o.guard_every, "check the loss and gradients for NaN/Inf every N steps, and always before a checkpoint; 0: every step on the CPU, every 100 on a GPU (where each check waits for the device)")->check(CLI::Range(0, 1000000))->capture_default_str();
   sub->add_option("--lr-schedule", o.lr_schedule, "constant (the paper's) or warmup-cosine (also spelt warmup_cosine, as config.json has it): linear warm-up to --lr, then cosine decay")->check(CLI::IsMember({"constant", "warmup-cosine", "warmup_cosine"}))->capture_default_str();
   sub->add_option("--warmup-fraction", o.warmup_fraction, "warmup-cosine: share of all steps spent warming up")->check(CLI::Range(0.0, 1.0))->capture_default_str();

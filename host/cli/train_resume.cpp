@@ -45,7 +45,8 @@ const std::map<std::string, std::vector<std::string>> kFlagFields = {
 // Flags that do not change what is computed: a resumed run takes them as given.
 const std::vector<std::string> kOperationalFlags = {
     "--device", "--no-graph", "--data-placement", "--stream-slots", "--data-dir", "--out",
-    "--resume", "--overwrite", "--checkpoint-every", "--keep-checkpoints", "--guard-every", "--help"};
+    "--resume", "--overwrite", "--checkpoint-every", "--keep-checkpoints", "--guard-every", "--eval-batch-size",
+    "--help"};
 
 bool contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
@@ -105,6 +106,7 @@ TrainConfig resumed_run_config(const std::string& dir, const TrainConfig& given,
   if (contains(flags, "--checkpoint-every")) recorded.checkpoint_every = given.checkpoint_every;
   if (contains(flags, "--keep-checkpoints")) recorded.keep_checkpoints = given.keep_checkpoints;
   if (contains(flags, "--guard-every")) recorded.guard_every = given.guard_every;
+  if (contains(flags, "--eval-batch-size")) recorded.eval_batch = given.eval_batch;
   recorded.out_dir = dir;
   recorded.resume_from = dir;
   return recorded;

@@ -121,7 +121,7 @@ std::vector<float> forward_images(Executor<float>& ex, const Dataset& set, const
 }
 
 constexpr int kReconstructed = 10;  // test images reconstructed for Figs. 4 and 9
-constexpr int kEvalBatch = 100;
+constexpr int kPredicted = 100;      // test images classified for the confusion figure
 
 // Trains one planned run and evaluates it; fills `out` (its own slot: no other thread touches it).
 void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const FashionMnist& data,
@@ -155,11 +155,12 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
 
   // Evaluation with the final weights, then the best epoch's (when they differ).
   const NetworkSpec spec = build_network(config.model);
-  Executor<float> ex(spec, ops, kEvalBatch, config.seed);
+  const int eval_batch = eval_batch_for(config.eval_batch, config.batch, ops, static_cast<int>(splits.t10k.size()));
+  Executor<float> ex(spec, ops, std::max(eval_batch, kPredicted), config.seed);
   ops.copy_to_device(ex.params(), trained.final_params.data(), spec.param_count * sizeof(float));
-  out.test_final = report::to_split_eval(evaluate(ex, data.t10k, splits.test), classifier);
-  out.t10k_final = report::to_split_eval(evaluate(ex, data.t10k, splits.t10k), classifier);
-  const int figure_images = std::min<int>(classifier ? kEvalBatch : kReconstructed, static_cast<int>(splits.test.size()));
+  out.test_final = report::to_split_eval(evaluate(ex, data.t10k, splits.test, eval_batch), classifier);
+  out.t10k_final = report::to_split_eval(evaluate(ex, data.t10k, splits.t10k, eval_batch), classifier);
+  const int figure_images = std::min<int>(classifier ? kPredicted : kReconstructed, static_cast<int>(splits.test.size()));
   if (figure_images > 0) {
     const std::vector<float> y = forward_images(ex, data.t10k, splits.test.data(), figure_images);
     if (classifier) {
@@ -178,8 +179,8 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
     std::vector<float> best(spec.param_count);
     load_weights(read_safetensors(best_path), best_path, spec, best.data());
     ops.copy_to_device(ex.params(), best.data(), best.size() * sizeof(float));
-    out.test_best = report::to_split_eval(evaluate(ex, data.t10k, splits.test), classifier);
-    out.t10k_best = report::to_split_eval(evaluate(ex, data.t10k, splits.t10k), classifier);
+    out.test_best = report::to_split_eval(evaluate(ex, data.t10k, splits.test, eval_batch), classifier);
+    out.t10k_best = report::to_split_eval(evaluate(ex, data.t10k, splits.t10k, eval_batch), classifier);
   } else {
     out.test_best = out.test_final;
     out.t10k_best = out.t10k_final;

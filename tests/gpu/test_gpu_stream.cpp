@@ -5,6 +5,7 @@
 // epoch) is trained and weighed; the graphs really are captured (none failed) and replayed; the
 // bench's step measure replays a graph. Synthetic data of Fashion-MNIST's shape (host/bench.h).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,6 +15,7 @@
 #include "host/batch_stream.h"
 #include "host/bench.h"
 #include "host/dataset.h"
+#include "host/trainer.h"
 #include "models/executor.h"
 #include "models/network.h"
 
@@ -66,13 +68,16 @@ void finish(Outcome& out, Executor<float>& ex) {
   out.exp_avg_sq = read(ex.ops(), ex.exp_avg_sq(), n);
 }
 
-// Through the orchestrator; `per_step` reads each step's loss (a sync per step: tests only).
+// Through the orchestrator; `per_step` reads each step's loss (a sync per step: tests only). The
+// executor holds batches of up to `capacity` images (0: s.batch), training runs in batches of
+// s.batch, validation in batches of eval_batch (0: capacity).
 Outcome streamed(const Setup& s, const FashionMnist& data, const Splits& splits, const StreamOptions& o,
-                 bool per_step = true, const CudaOptions& backend = CudaOptions{}) {
+                 bool per_step = true, const CudaOptions& backend = CudaOptions{}, int capacity = 0,
+                 int eval_batch = 0) {
   auto ops = make_backend(backend);
   Outcome out;
   {
-    Executor<float> ex(build_network(s.model), *ops, s.batch, s.seed);
+    Executor<float> ex(build_network(s.model), *ops, capacity > 0 ? capacity : s.batch, s.seed);
     load_params(ex, s.seed);
     BatchStream stream(ex, o);
     const int total = static_cast<int>(splits.train.size());
@@ -88,6 +93,7 @@ Outcome streamed(const Setup& s, const FashionMnist& data, const Splits& splits,
       e.steps = steps;
       e.first_step = first;
       e.adam = &table;
+      e.batch = s.batch;
       ex.reset_metrics();
       stream.begin_epoch(e);
       for (int b = 0; b < steps; ++b) {
@@ -95,7 +101,7 @@ Outcome streamed(const Setup& s, const FashionMnist& data, const Splits& splits,
         if (per_step) out.step_losses.push_back(read(*ops, ex.batch_loss(), 1)[0]);
       }
       out.epoch_loss_sums.push_back(read(*ops, ex.train_loss_sum(), 1)[0]);
-      record_eval(out, stream.evaluate(data.t10k, splits.validation));
+      record_eval(out, stream.evaluate(data.t10k, splits.validation, eval_batch));
     }
     finish(out, ex);
     out.graphs_captured = stream.graphs().captured();
@@ -256,6 +262,41 @@ TEST_CASE("GPU graphs with the parameter gradients on a second stream equal one 
     check_graphs_used(name + " graphed on two backward streams", two, 4);
     require_identical(name + " two backward streams vs one, graphed", two, one);
     require_identical(name + " two backward streams, op by op vs graphed", two_op_by_op, two);
+  });
+}
+
+TEST_CASE("GPU validation in larger batches leaves training bitwise the same, its figures within rounding",
+          "[gpu][stream][graph]") {
+  const Data& d = shared_data();
+  if (!on_cpu_stand_in()) {  // by backend: a GPU validates 1,000 images a batch
+    auto ops = make_backend(CudaOptions{});
+    CHECK(eval_batch_for(0, 100, *ops, 9900) == kDeviceEvalBatch);
+  }
+  for_ae_and_classifier(8, [&](const Setup& s, const std::string& name) {
+    const Outcome base = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true));
+    for (const StreamOptions& o : {opts(DataPlacement::Resident, true), opts(DataPlacement::Stream, true, 3)}) {
+      // An executor of 230 images: training in batches of 100 (and 50), validation in two of 115.
+      const Outcome wide = streamed(s, d.data, d.splits, o, true, CudaOptions{}, 230, 115);
+      const std::string what = name + ", validation in batches of 115, " + placement_name(o.placement);
+      check_graphs_used(what, wide, 3);  // train: full and partial batch; eval: one size
+      compare_exact(what + ": params", wide.params, base.params);
+      compare_exact(what + ": exp_avg", wide.exp_avg, base.exp_avg);
+      compare_exact(what + ": exp_avg_sq", wide.exp_avg_sq, base.exp_avg_sq);
+      compare_exact(what + ": per-step losses", wide.step_losses, base.step_losses);
+      compare_exact(what + ": epoch loss sums", wide.epoch_loss_sums, base.epoch_loss_sums);
+      // Means over the same images; cuBLAS and cuDNN may round an image's output differently at
+      // another batch size (their kernels follow the row count): 1e-6 relative, about 8 FP32 ulps.
+      REQUIRE(wide.eval.size() == base.eval.size());
+      for (std::size_t i = 0; i < base.eval.size(); ++i) {
+        if (std::isnan(base.eval[i])) {
+          CHECK(std::isnan(wide.eval[i]));
+          continue;
+        }
+        INFO(what << ": figure " << i);
+        CHECK(wide.eval[i] == Approx(base.eval[i]).epsilon(1e-6));
+      }
+      CHECK(wide.confusion == base.confusion);
+    }
   });
 }
 
