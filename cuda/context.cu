@@ -94,8 +94,8 @@ void Context::create_lane(Lane& lane) {
   CUBLAS_CHECK(cublasSetPointerMode(lane.cublas, CUBLAS_POINTER_MODE_HOST));
   CUDA_CHECK(cudaMalloc(&lane.cublas_workspace, kCublasWorkspaceBytes));
   CUBLAS_CHECK(cublasSetWorkspace(lane.cublas, lane.cublas_workspace, kCublasWorkspaceBytes));
-  // The partials, then one more double's room for the blocks-done counter (reduce_blocks_done).
-  constexpr std::size_t kReduceBytes = sizeof(double) * (kReducePartials + 1);
+  // The partials, then the counters (reduce_counters).
+  constexpr std::size_t kReduceBytes = sizeof(double) * kReducePartials + sizeof(unsigned int) * kReduceCounters;
   CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&lane.reduce_partials), kReduceBytes));
   // Zeroed once, on the lane's stream (ahead of any use): no library kernel or reduction can ever
   // read memory nothing wrote (compute-sanitizer --tool initcheck).

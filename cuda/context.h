@@ -55,11 +55,14 @@ class Context {
   void reserve_bf16_scratch(std::size_t bytes);
   void* bf16_scratch() const { return bf16_scratch_; }
 
-  // Scratch for two-pass reductions: kReducePartials doubles (the current lane's), and a counter
-  // of the blocks done for a reduction whose last block sums the partials (0 between kernels).
+  // Scratch for two-pass reductions on the current lane: kReducePartials doubles, and
+  // kReduceCounters counters of finished blocks for the reductions whose last block adds the
+  // partials (ordered_sum.cuh's last_block_of_row). Zeroed once; every kernel leaves the counters
+  // it used at 0, so the kernels of a lane, which run in order, share them.
   static constexpr int kReducePartials = 1024;
+  static constexpr int kReduceCounters = 65536;
   double* reduce_partials() const { return lane().reduce_partials; }
-  unsigned int* reduce_blocks_done() const {
+  unsigned int* reduce_counters() const {
     return reinterpret_cast<unsigned int*>(lane().reduce_partials + kReducePartials);
   }
 

@@ -16,6 +16,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/ordered_sum.cuh"
 #include "models/conv_weight_grad.h"
 
 #ifndef FMNIST_CUDA_ARCHITECTURES
@@ -39,26 +40,6 @@ __device__ double block_sum(double v) {
     __syncthreads();
   }
   return partial[0];
-}
-
-// sum + x[0] + x[stride] + ... + x[(count - 1) * stride], added in that order in double. The adds
-// wait on one another, the loads need not: they are issued kSumLoadsAhead at a time before their
-// adds, so a thread waits for memory count / kSumLoadsAhead times rather than about count / 4
-// (what nvcc's unrolling of a plain loop with a runtime count gave). The order, and so every bit
-// of the result, is that of the plain loop.
-constexpr int kSumLoadsAhead = 16;
-template <class T>
-__device__ double add_in_order(double sum, const T* x, std::size_t stride, int count) {
-  int i = 0;
-  for (; i + kSumLoadsAhead <= count; i += kSumLoadsAhead) {
-    T v[kSumLoadsAhead];
-#pragma unroll
-    for (int u = 0; u < kSumLoadsAhead; ++u) v[u] = x[static_cast<std::size_t>(i + u) * stride];
-#pragma unroll
-    for (int u = 0; u < kSumLoadsAhead; ++u) sum += static_cast<double>(v[u]);
-  }
-  for (; i < count; ++i) sum += static_cast<double>(x[static_cast<std::size_t>(i) * stride]);
-  return sum;
 }
 
 // ---- memory and data ------------------------------------------------------------------------------
@@ -90,13 +71,13 @@ __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t
 }
 
 // Bias gradient of a convolution, db (C) = the sum of dy (B,C,HW) over the batch and the plane, in
-// two passes over a partition that depends on the shapes alone (deterministic on any card):
-// pass 1, block (g, c): the sum over image group g's planes of channel c, into partials (C,G), or
-// straight into db[c] when there is one group; pass 2 (sum_partials_kernel): each channel's G
-// partials in group order.
-__global__ void channel_bias_partials_kernel(int batch, int channels, int hw, int per_group,
-                                             int groups, const float* dy, double* partials,
-                                             float* db) {
+// two passes over a partition that depends on the shapes alone (deterministic on any card), in
+// one launch: block (g, c) sums image group g's planes of channel c into partials (C,G) (or
+// straight into db[c] when there is one group); the last of channel c's blocks to finish
+// (last_block_of_row, counters[c]) adds its G partials in group order.
+__global__ void channel_bias_grad_kernel(int batch, int channels, int hw, int per_group, int groups,
+                                         const float* dy, double* partials, unsigned int* counters,
+                                         float* db) {
   const int g = blockIdx.x, c = blockIdx.y;
   const int first = g * per_group, end = min(batch, first + per_group);
   double sum = 0.0;
@@ -105,17 +86,17 @@ __global__ void channel_bias_partials_kernel(int batch, int channels, int hw, in
     for (int j = threadIdx.x; j < hw; j += kThreads) sum += static_cast<double>(plane[j]);
   }
   const double total = block_sum(sum);
-  if (threadIdx.x != 0) return;
-  if (groups == 1)
-    db[c] = static_cast<float>(total);
-  else
-    partials[static_cast<std::size_t>(c) * groups + g] = total;
-}
-
-// out (outputs) = the sum of each output's partials (outputs, groups), in group order.
-__global__ void sum_partials_kernel(std::size_t outputs, int groups, const double* partials, float* out) {
-  for (std::size_t o = global_index(); o < outputs; o += global_stride())
-    out[o] = static_cast<float>(add_in_order(0.0, partials + o * groups, 1, groups));
+  double* row = partials + static_cast<std::size_t>(c) * groups;
+  if (groups == 1) {
+    if (threadIdx.x == 0) db[c] = static_cast<float>(total);
+    return;
+  }
+  if (threadIdx.x == 0) {
+    row[g] = total;
+    __threadfence();
+  }
+  if (!last_block_of_row(counters, c, static_cast<unsigned>(groups))) return;
+  if (threadIdx.x == 0) db[c] = static_cast<float>(add_in_order<true>(0.0, row, 1, groups));
 }
 
 // db (F) = column sums of dy (B,F), each summed by one thread in row order (as the CPU does).
@@ -208,13 +189,12 @@ __global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::
 // ---- losses and metrics ---------------------------------------------------------------------------
 
 // dpred (n) (when non-null) and the mean of the terms, in one launch and two passes: each block
-// writes the double sum of its terms to partials[block]; the last block to finish (blocks_done
-// counts them, and is left at 0 for the next launch) sums the partials in a fixed order: loss[0] =
-// their sum / count, *loss_sum (when non-null) += the same mean. Which block is last changes
-// from run to run; the order of the sums does not.
+// writes the double sum of its terms to partials[block]; the last block to finish
+// (last_block_of_row, counters[0]) sums the partials in a fixed order: loss[0] = their sum /
+// count, *loss_sum (when non-null) += the same mean.
 template <PointLoss Kind>
 __global__ void point_loss_kernel(std::size_t n, const float* pred, const float* target, float* dpred,
-                                  float inv_n, double* partials, unsigned int* blocks_done, double count,
+                                  float inv_n, double* partials, unsigned int* counters, double count,
                                   float* loss, double* loss_sum) {
   double sum = 0.0;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
@@ -228,14 +208,12 @@ __global__ void point_loss_kernel(std::size_t n, const float* pred, const float*
     }
   }
   const double block_total = block_sum(sum);
-  __shared__ bool last_block;
   if (threadIdx.x == 0) {
     partials[blockIdx.x] = block_total;
-    __threadfence();  // the partial is visible to every block before the count says so
-    last_block = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
+    __threadfence();
   }
-  __syncthreads();  // also: block_sum's shared array is free for the second sum
-  if (!last_block) return;
+  // Its barriers also free block_sum's shared array for the second sum.
+  if (!last_block_of_row(counters, 0, gridDim.x)) return;
   double parts_sum = 0.0;
   for (int i = threadIdx.x; i < static_cast<int>(gridDim.x); i += kThreads) parts_sum += __ldcg(partials + i);
   const double total = block_sum(parts_sum);
@@ -243,7 +221,6 @@ __global__ void point_loss_kernel(std::size_t n, const float* pred, const float*
     const double mean = total / count;
     loss[0] = static_cast<float>(mean);
     if (loss_sum != nullptr) *loss_sum += mean;
-    *blocks_done = 0;
   }
 }
 
@@ -331,17 +308,10 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
   // The weight gradient's partition, one slice per channel: AE(256) at batch 100 runs 100 to 480
   // blocks per layer instead of 1 to 32. Its partials fit Context's reduce partials (static_assert).
   const ImageGroups part = split_into_image_groups(batch, channels);
-  double* partials = c.reduce_partials();
-  channel_bias_partials_kernel<<<dim3(static_cast<unsigned>(part.groups), static_cast<unsigned>(channels)), kThreads,
-                                 0, c.stream()>>>(batch, channels, static_cast<int>(hw), part.per_group, part.groups,
-                                                  dy, partials, db);
-  CUDA_CHECK_LAUNCH();
-  if (part.groups > 1) launch_sum_partials(c, static_cast<std::size_t>(channels), part.groups, partials, db);
-}
-
-void launch_sum_partials(const Context& c, std::size_t outputs, int groups, const double* partials,
-                         float* out) {
-  sum_partials_kernel<<<c.grid_for(outputs, kThreads), kThreads, 0, c.stream()>>>(outputs, groups, partials, out);
+  static_assert(65535 <= Context::kReduceCounters, "a counter for each channel");
+  channel_bias_grad_kernel<<<dim3(static_cast<unsigned>(part.groups), static_cast<unsigned>(channels)), kThreads, 0,
+                             c.stream()>>>(batch, channels, static_cast<int>(hw), part.per_group, part.groups, dy,
+                                           c.reduce_partials(), c.reduce_counters(), db);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -398,10 +368,10 @@ void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const fl
   const double count = static_cast<double>(n);
   if (kind == PointLoss::L1)
     point_loss_kernel<PointLoss::L1><<<parts, kThreads, 0, c.stream()>>>(
-        n, pred, target, dpred, inv_n, partials, c.reduce_blocks_done(), count, loss, loss_sum);
+        n, pred, target, dpred, inv_n, partials, c.reduce_counters(), count, loss, loss_sum);
   else
     point_loss_kernel<PointLoss::MSE><<<parts, kThreads, 0, c.stream()>>>(
-        n, pred, target, dpred, inv_n, partials, c.reduce_blocks_done(), count, loss, loss_sum);
+        n, pred, target, dpred, inv_n, partials, c.reduce_counters(), count, loss, loss_sum);
   CUDA_CHECK_LAUNCH();
 }
 

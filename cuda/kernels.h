@@ -38,11 +38,6 @@ void launch_add_channel_bias(const Context& c, int batch, int channels, std::siz
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db);
 
-// The second pass of a two-pass reduction (models/conv_weight_grad.h's ImageGroups):
-// out (outputs) = the sum of each output's `groups` partials (outputs, groups), in group order.
-void launch_sum_partials(const Context& c, std::size_t outputs, int groups, const double* partials,
-                         float* out);
-
 // ---- pooling --------------------------------------------------------------------------------------
 // x (B,C,H,W) -> y (B,C,Ho,Wo), argmax (B,C,Ho,Wo) = flat index in the (H,W) plane.
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,

@@ -3,7 +3,8 @@
 // 1, c) (accumulate_weight_grad_taps, models/conv_weight_grad.h), each thread over a stride of
 // the group's (image, i, j) positions, in FP64; the taps are reduced across the block in a fixed
 // order (warp shuffles, then warps in order). With one image group the block writes dw directly;
-// else launch_sum_partials (kernels.h) adds each tap's partials in group order.
+// else it writes partials, and the last of a slice group's blocks to finish (last_block_of_row,
+// ordered_sum.cuh) adds each of its taps' partials in group order, in the same launch.
 #include "cuda/weight_grad.h"
 
 #include <stdexcept>
@@ -12,17 +13,19 @@
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
 #include "cuda/kernels.h"
+#include "cuda/ordered_sum.cuh"
 
 namespace fmnist::cuda {
 namespace {
 
 constexpr int kWarps = kThreads / 32;
 
-// src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), or partials (K*C*KS*KS, groups).
+// src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)
+// when groups > 1; counters: one per slice group (blockIdx.y), 0 between launches.
 template <int KS>
 __global__ void __launch_bounds__(kThreads)
     direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src,
-                              const float* ddst, float* dw, double* partials) {
+                              const float* ddst, float* dw, double* partials, unsigned int* counters) {
   constexpr int kTaps = KS * KS;
   constexpr int kSlices = kWeightGradSlices(KS);
   constexpr int kSums = kSlices * kTaps;  // a thread's accumulators: slice b's tap t at b * kTaps + t
@@ -53,15 +56,20 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   const int b = static_cast<int>(threadIdx.x) / kTaps, t = static_cast<int>(threadIdx.x) % kTaps;
-  if (b < count) {
+  const bool writes = b < count;  // thread (b, t): tap t of slice b
+  const std::size_t weight = (static_cast<std::size_t>(k0 + b) * s.c + c) * kTaps + t;
+  if (writes) {
     double total = 0.0;
     for (int w = 0; w < kWarps; ++w) total += warp_sums[w][threadIdx.x];
-    const std::size_t weight = (static_cast<std::size_t>(k0 + b) * s.c + c) * kTaps + t;
-    if (groups == 1)
+    if (groups == 1) {
       dw[weight] = static_cast<float>(total);
-    else
+    } else {
       partials[weight * groups + g] = total;
+      __threadfence();
+    }
   }
+  if (groups == 1 || !last_block_of_row(counters, slice_group, static_cast<unsigned>(groups))) return;
+  if (writes) dw[weight] = static_cast<float>(add_in_order<true>(0.0, partials + weight * groups, 1, groups));
 }
 
 std::size_t weight_count(const ConvShape& s) {
@@ -73,10 +81,10 @@ void launch_for(const Context& c, const ConvShape& s, const float* src,
                 const float* ddst, float* dw, double* partials) {
   const ImageGroups part = weight_grad_groups(s);
   const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(weight_grad_slice_groups(s)));
+  static_assert(65535 <= Context::kReduceCounters, "a counter for each slice group");
   direct_weight_grad_kernel<KS><<<grid, kThreads, 0, c.stream()>>>(s, part.per_group, part.groups, src,
-                                                                    ddst, dw, partials);
+                                                                    ddst, dw, partials, c.reduce_counters());
   CUDA_CHECK_LAUNCH();
-  if (part.groups > 1) launch_sum_partials(c, weight_count(s), part.groups, partials, dw);
 }
 
 }  // namespace

@@ -27,7 +27,8 @@ constexpr int kReductionTargetBlocks = 512;
 
 // `images` split into `groups` consecutive groups of `per_group` (the last one may be shorter),
 // enough that slices * groups reaches the target, at most one group per image. Block (g, slice)
-// of a reduction sums group g of its slice; a second pass adds each slice's groups in order.
+// of a reduction sums group g of its slice; then each slice's groups are added in order (on the GPU
+// by the slice's last block to finish, cuda/ordered_sum.cuh).
 struct ImageGroups {
   int per_group = 1, groups = 1;
 };
