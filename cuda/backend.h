@@ -1,6 +1,7 @@
 // The CUDA backend as host code sees it: device listing, a version summary and the factory of the
 // GPU Ops<float>. A plain C++ header (no CUDA types), so g++-compiled code can include it; it is
-// only compiled in when FMNIST_HAVE_CUDA is defined (the build links fmnist_cuda then).
+// compiled everywhere, and its functions are called only where FMNIST_HAVE_CUDA is defined (the
+// build links fmnist_cuda then).
 #pragma once
 
 #include <cstddef>
@@ -28,6 +29,9 @@ std::vector<CudaDeviceInfo> list_cuda_devices();
 // "CUDA runtime 13.0, driver 13.0, cuDNN 9.19.0, cuBLAS 13.0.0" ("driver none" without a driver).
 std::string cuda_runtime_summary();
 
+// The most streams a backward pass may run on (CudaOptions::backward_streams).
+inline constexpr int kMaxBackwardStreams = 4;
+
 struct CudaOptions {
   int device = 0;
   // TF32 tensor-core math in cuDNN and cuBLAS (faster, ~1e-3 relative error). Off: FP32 FMA math
@@ -54,13 +58,14 @@ struct CudaOptions {
   // Convolution forward (Conv2d's, its bias fused, and ConvTranspose2d's input gradient) by
   // fmnist's direct kernel (cuda/direct_conv.h), as above; FMNIST_CONV_FWD=fmnist.
   bool direct_forward = false;
-  // Streams a backward pass runs on: 1 (the default), or 2: each layer's parameter gradients
-  // (weight and bias) go to a second stream, beside the chain of input gradients on the first,
-  // and the two join before the next op that is not a backward op (Adam, in a train step); a
-  // captured step holds both as branches of one graph. The same kernels compute the same sums,
-  // so the results are bitwise those of one stream. BF16 mode keeps one stream (its operand
-  // casts share one scratch buffer). Off by default until an H100 run has timed it;
-  // FMNIST_BACKWARD_STREAMS=2 turns it on for a command.
+  // Streams a backward pass runs on: 1 (the default) to kMaxBackwardStreams. With more than one,
+  // each layer's parameter gradients (weight and bias) go to a side stream, the layers taking the
+  // side streams in turn (with 4, the AE's six layers use each side stream twice), beside the
+  // chain of input gradients on the first; all join before the next op that is not a backward op
+  // (Adam, in a train step), and a captured step holds them as branches of one graph. The same
+  // kernels compute the same sums, so the results are bitwise those of one stream. BF16 mode keeps
+  // one stream (its operand casts share one scratch buffer). Off by default until an H100 run has
+  // timed it; FMNIST_BACKWARD_STREAMS=N turns it on for a command.
   int backward_streams = 1;
 };
 

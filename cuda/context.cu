@@ -61,13 +61,15 @@ Context::Context(const CudaOptions& options) : options_(options) {
                              "): " + missing +
                              "; reconfigure with -DCMAKE_CUDA_ARCHITECTURES=" +
                              std::to_string(properties_.major) + std::to_string(properties_.minor));
-  if (options.backward_streams != 1 && options.backward_streams != 2)
-    throw std::invalid_argument("CUDA options: backward_streams must be 1 or 2, got " +
-                                std::to_string(options.backward_streams));
+  if (options.backward_streams < 1 || options.backward_streams > kMaxBackwardStreams)
+    throw std::invalid_argument("CUDA options: backward_streams must be 1 to " + std::to_string(kMaxBackwardStreams) +
+                                ", got " + std::to_string(options.backward_streams));
   try {
     create_lane(main_);
-    if (options.backward_streams == 2 && !options.bf16) {
-      create_lane(side_);
+    if (options.backward_streams > 1 && !options.bf16) {
+      sides_.resize(static_cast<std::size_t>(options.backward_streams - 1));
+      side_pending_.assign(sides_.size(), false);
+      for (Lane& side : sides_) create_lane(side);
       CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
       CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
     }
@@ -118,8 +120,9 @@ void Context::release_lane(Lane& lane) noexcept {
 }
 
 void Context::release() noexcept {
-  wait_for_lanes();  // both idle before anything they may use is freed
-  release_lane(side_);
+  wait_for_lanes();  // every lane idle before anything they may use is freed
+  for (Lane& side : sides_) release_lane(side);
+  sides_.clear();
   release_lane(main_);
   for (cudaEvent_t* event : {&fork_event_, &join_event_})
     if (*event != nullptr) {
@@ -131,29 +134,37 @@ void Context::release() noexcept {
   if (bf16_scratch_ != nullptr) CUDA_LOG(cudaFree(bf16_scratch_));
   bf16_scratch_ = nullptr;
   bf16_scratch_bytes_ = 0;
-  on_side_ = side_pending_ = false;
+  on_side_ = -1;
+  next_side_ = 0;
+  side_pending_.clear();
 }
 
 void Context::enter_side_lane() {
   if (!has_side_lane()) return;
-  if (on_side_) throw std::logic_error("Context: a side lane entered twice (SideLane does not nest)");
+  if (on_side_ >= 0) throw std::logic_error("Context: a side lane entered twice (SideLane does not nest)");
+  const std::size_t side = next_side_;
   CUDA_CHECK(cudaEventRecord(fork_event_, main_.stream));
-  CUDA_CHECK(cudaStreamWaitEvent(side_.stream, fork_event_, 0));
-  on_side_ = true;
-  side_pending_ = true;
+  CUDA_CHECK(cudaStreamWaitEvent(sides_[side].stream, fork_event_, 0));
+  on_side_ = static_cast<int>(side);
+  side_pending_[side] = true;
+  next_side_ = (side + 1) % sides_.size();
 }
 
 void Context::join_side_lane() {
-  if (!side_pending_) return;
-  if (on_side_) throw std::logic_error("Context: the side lane joined from inside a SideLane");
-  CUDA_CHECK(cudaEventRecord(join_event_, side_.stream));
-  CUDA_CHECK(cudaStreamWaitEvent(main_.stream, join_event_, 0));
-  side_pending_ = false;
+  if (on_side_ >= 0) throw std::logic_error("Context: a side lane joined from inside a SideLane");
+  for (std::size_t side = 0; side < sides_.size(); ++side) {
+    if (!side_pending_[side]) continue;
+    CUDA_CHECK(cudaEventRecord(join_event_, sides_[side].stream));
+    CUDA_CHECK(cudaStreamWaitEvent(main_.stream, join_event_, 0));
+    side_pending_[side] = false;
+  }
+  next_side_ = 0;
 }
 
 void Context::wait_for_lanes() noexcept {
   if (main_.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(main_.stream));
-  if (side_.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(side_.stream));
+  for (const Lane& side : sides_)
+    if (side.stream != nullptr) CUDA_LOG(cudaStreamSynchronize(side.stream));
 }
 
 void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t bytes, const char* what,
@@ -165,9 +176,10 @@ void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t 
     throw std::logic_error(std::string("CUDA graph capture needs a larger ") + what + " (" +
                            std::to_string(bytes) + " bytes) than any step before: run the step "
                            "once un-captured first");
-  // Work already queued on either lane may still use the old buffer.
+  // Work already queued on any lane may still use the old buffer.
   CUDA_CHECK(cudaStreamSynchronize(main_.stream));
-  if (side_.stream != nullptr) CUDA_CHECK(cudaStreamSynchronize(side_.stream));
+  for (const Lane& side : sides_)
+    if (side.stream != nullptr) CUDA_CHECK(cudaStreamSynchronize(side.stream));
   if (buffer != nullptr) {
     retired_workspaces_.push_back(buffer);  // a captured graph may still use it
     buffer = nullptr;
@@ -184,8 +196,7 @@ void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t 
 
 void Context::reserve_workspace(std::size_t bytes) {
   grow_buffer(main_.workspace, main_.workspace_bytes, bytes, "cuDNN workspace", main_.stream);
-  if (has_side_lane())
-    grow_buffer(side_.workspace, side_.workspace_bytes, bytes, "cuDNN workspace", side_.stream);
+  for (Lane& side : sides_) grow_buffer(side.workspace, side.workspace_bytes, bytes, "cuDNN workspace", side.stream);
 }
 
 void Context::reserve_bf16_scratch(std::size_t bytes) {  // BF16 mode has no side lane

@@ -1,8 +1,8 @@
 // The CUDA context of one CudaOps: the device, and one lane of work (a stream, a cuDNN and a cuBLAS
 // handle bound to it, the cuDNN workspace shared by every convolution on it and grown only while a
 // new convolution geometry is being planned, cuBLAS's own fixed workspace, and a small scratch
-// area for deterministic reductions), or two with options().backward_streams == 2: the side lane
-// computes a backward pass's parameter gradients beside the main one (SideLane below).
+// area for deterministic reductions), plus options().backward_streams - 1 side lanes that compute a
+// backward pass's parameter gradients beside the main one (SideLane below).
 // Everything here is created once; nothing is allocated per step.
 #pragma once
 
@@ -30,7 +30,7 @@ class Context {
   const CudaOptions& options() const { return options_; }
   int device() const { return options_.device; }
   const cudaDeviceProp& properties() const { return properties_; }
-  // The current lane's stream and handles: the side lane's inside a SideLane, else the main one's.
+  // The current lane's stream and handles: a side lane's inside a SideLane, else the main one's.
   cudaStream_t stream() const { return lane().stream; }
   cudnnHandle_t cudnn() const { return lane().cudnn; }
   cublasHandle_t cublas() const { return lane().cublas; }
@@ -66,15 +66,17 @@ class Context {
     return reinterpret_cast<unsigned int*>(lane().reduce_partials + kReducePartials);
   }
 
-  // The side lane (options().backward_streams == 2, not in BF16 mode): whether there is one; the
-  // fork (the side lane waits for the main lane's work so far, and what is enqueued until
-  // leave_side_lane runs on it); and the join (the main lane waits for all side work, a no-op
-  // when there is none). With one lane, enter and leave do nothing. Used through SideLane.
-  bool has_side_lane() const { return side_.stream != nullptr; }
+  // The side lanes (options().backward_streams - 1 of them, none in BF16 mode): whether there are
+  // any; the fork (the next side lane in turn waits for the main lane's work so far, and runs what
+  // is enqueued until leave_side_lane); and the join (the main lane waits for all side work, a
+  // no-op when there is none; the turn starts again at the first side lane, so every backward
+  // pass assigns its layers to the same lanes). With one lane, enter and leave do nothing. Used
+  // through SideLane.
+  bool has_side_lane() const { return !sides_.empty(); }
   void enter_side_lane();
-  void leave_side_lane() noexcept { on_side_ = false; }
+  void leave_side_lane() noexcept { on_side_ = -1; }
   void join_side_lane();
-  // Waits until both lanes are idle; logs, never throws (for teardown and frees).
+  // Waits until every lane is idle; logs, never throws (for teardown and frees).
   void wait_for_lanes() noexcept;
 
   // A threads-per-block and block count for a grid-stride loop over n elements.
@@ -91,7 +93,7 @@ class Context {
     std::size_t workspace_bytes = 0;
     double* reduce_partials = nullptr;
   };
-  const Lane& lane() const { return on_side_ ? side_ : main_; }
+  const Lane& lane() const { return on_side_ >= 0 ? sides_[static_cast<std::size_t>(on_side_)] : main_; }
   void create_lane(Lane& lane);
   void release_lane(Lane& lane) noexcept;
 
@@ -103,9 +105,11 @@ class Context {
 
   CudaOptions options_;
   cudaDeviceProp properties_{};
-  Lane main_, side_;
-  bool on_side_ = false;       // work goes to the side lane (inside a SideLane)
-  bool side_pending_ = false;  // the side lane has work the main lane has not joined
+  Lane main_;
+  std::vector<Lane> sides_;
+  int on_side_ = -1;                // the side lane work goes to (inside a SideLane), else -1
+  std::size_t next_side_ = 0;       // the side lane the next SideLane enters
+  std::vector<bool> side_pending_;  // side lanes with work the main lane has not joined
   cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   std::size_t workspace_limit_ = 0;
   std::vector<void*> retired_workspaces_;
@@ -115,9 +119,9 @@ class Context {
   void release() noexcept;
 };
 
-// For its lifetime, work enqueued through the context goes to the side lane, after the main lane's
-// work so far (a fork); without a side lane it changes nothing. The main lane joins it later
-// (Context::join_side_lane). Not nested.
+// For its lifetime, work enqueued through the context goes to the next side lane in turn, after the
+// main lane's work so far (a fork); without side lanes it changes nothing. The main lane joins them
+// later (Context::join_side_lane). Not nested.
 class SideLane {
  public:
   explicit SideLane(Context& context) : context_(context) { context_.enter_side_lane(); }

@@ -5,10 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda/backend.h"  // CudaOptions; its functions are called only where CUDA is built in
 #include "host/reference/cpu_ops.h"
-#if defined(FMNIST_HAVE_CUDA)
-#include "cuda/backend.h"
-#endif
 
 namespace fmnist {
 
@@ -32,13 +30,15 @@ bool fmnist_kernel_requested(const char* variable) {
   throw std::invalid_argument(std::string(variable) + " must be cudnn or fmnist, got '" + v + "'");
 }
 
-// FMNIST_BACKWARD_STREAMS: the streams a GPU backward pass runs on, 1 (the default) or 2
-// (CudaOptions::backward_streams). Anything else stops the command in one line.
+// FMNIST_BACKWARD_STREAMS: the streams a GPU backward pass runs on, 1 (the default) to
+// kMaxBackwardStreams (CudaOptions::backward_streams). Anything else stops the command in one line.
 int backward_streams_requested() {
   const char* v = std::getenv("FMNIST_BACKWARD_STREAMS");
-  if (v == nullptr || *v == '\0' || std::string(v) == "1") return 1;
-  if (std::string(v) == "2") return 2;
-  throw std::invalid_argument(std::string("FMNIST_BACKWARD_STREAMS must be 1 or 2, got '") + v + "'");
+  if (v == nullptr || *v == '\0') return 1;
+  for (int n = 1; n <= kMaxBackwardStreams; ++n)
+    if (std::string(v) == std::to_string(n)) return n;
+  throw std::invalid_argument("FMNIST_BACKWARD_STREAMS must be 1 to " + std::to_string(kMaxBackwardStreams) +
+                              ", got '" + v + "'");
 }
 
 }  // namespace
@@ -73,7 +73,9 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     if (direct_weight_grad) why += ", fmnist's direct conv backward-filter";
     if (direct_backward_data) why += ", fmnist's direct conv backward-data";
     if (direct_forward) why += ", fmnist's direct conv forward";
-    if (backward_streams == 2 && !options.bf16) why += ", parameter gradients on a second stream";
+    if (backward_streams > 1 && !options.bf16)
+      why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
+             (backward_streams > 2 ? "s" : "");
     return {make_cuda_ops(options), why};
   }
   if (device == "cuda")

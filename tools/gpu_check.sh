@@ -73,8 +73,8 @@
 #   bench       fmnist bench --measure step; bench-wgrad the same with FMNIST_CONV_WGRAD=fmnist (fmnist's
 #               direct backward-filter, cuda/weight_grad.h); bench-dgrad with FMNIST_CONV_DGRAD=fmnist
 #               and bench-fwd with FMNIST_CONV_FWD=fmnist (its direct backward-data and forward,
-#               cuda/direct_conv.h); bench-streams with FMNIST_BACKWARD_STREAMS=2 (parameter
-#               gradients on a second stream, CudaOptions::backward_streams); bench-fast with all
+#               cuda/direct_conv.h); bench-streams with FMNIST_BACKWARD_STREAMS=4 (parameter
+#               gradients on three side streams, CudaOptions::backward_streams); bench-fast with all
 #               four; bench-combo with only those options that alone beat the defaults by 1 % (when
 #               at least two, and not all four); then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
@@ -137,7 +137,7 @@
 #   FMNIST_GPU_CHECK_PATH       auto (default): after the bench steps, the fast-path step writes
 #                               BUILD_DIR/fast-path.env, the environment of the fastest bench
 #                               variant (FMNIST_CONV_WGRAD, _DGRAD or _FWD=fmnist,
-#                               FMNIST_BACKWARD_STREAMS=2, all four, or bench-combo's)
+#                               FMNIST_BACKWARD_STREAMS=4, all four, or bench-combo's)
 #                               when it beats the defaults by 3 % and gpu-tests passed in the same
 #                               run, else nothing; ae256-100, reproduce, reproduce-improved, ncu and
 #                               tf32-100 then run with it, in this call or a later one on the same
@@ -198,8 +198,8 @@ bench_variants=(
   "bench-wgrad FMNIST_CONV_WGRAD=fmnist"
   "bench-dgrad FMNIST_CONV_DGRAD=fmnist"
   "bench-fwd FMNIST_CONV_FWD=fmnist"
-  "bench-streams FMNIST_BACKWARD_STREAMS=2"
-  "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=2"
+  "bench-streams FMNIST_BACKWARD_STREAMS=4"
+  "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=4"
 )
 variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
 known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu timeline tf32-100"
@@ -996,7 +996,7 @@ fi
 if [ "$build_ok" -eq 1 ]; then
   # Verbose: every comparison's worst error, and the cuDNN algorithms each geometry got.
   # Two runs that together hold every test case: the default path's, then the opt-in fast path's
-  # (fmnist's direct convolution kernels, two backward streams), so that a failure in either says
+  # (fmnist's direct convolution kernels, side backward streams), so that a failure in either says
   # which path it is on.
   want gpu-tests && run_step gpu-tests 180 figure_catch env FMNIST_GPU_TEST_VERBOSE=1 FMNIST_CUDA_VERBOSE=1 \
     "$gpu_tests" --durations yes "$default_path_tests"

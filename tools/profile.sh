@@ -153,8 +153,8 @@ How to read it
   kernel, cuda_gpu_mem_time_sum the copies (resident data: almost none after the first epoch).
 - Steps (steps.txt): a step's span against the time some kernel runs; the idle rest is launch
   gaps and waits between dependent kernels, the part a faster kernel does not remove. With
-  FMNIST_BACKWARD_STREAMS=2 the per-stream lines show how much of the step the second stream
-  carries and whether the main one waits for it before Adam.
+  FMNIST_BACKWARD_STREAMS=2 to 4 the per-stream lines show how much of the step the side streams
+  carry and whether the main one waits for them before Adam.
 - Kernels (ncu-ui $out/kernels.ncu-rep, or kernels.txt): per kernel, its share of a step's GPU
   time, achieved FP32 GFLOP/s and DRAM GB/s, and SM% / mem%: the fraction of the card's peak
   compute and memory throughput it reached. A kernel far below both is latency bound (too small

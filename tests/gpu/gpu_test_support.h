@@ -114,10 +114,10 @@ inline Ops<float>& direct_conv_gpu() {
   return shared_backend(SharedBackend::DirectConvolutions, direct_convolution_options());
 }
 
-// Options with the parameter gradients on a second stream (CudaOptions::backward_streams), over
-// `base`: the results must be bitwise those of one stream.
-inline CudaOptions two_backward_streams(CudaOptions base = CudaOptions{}) {
-  base.backward_streams = 2;
+// Options with the parameter gradients on side streams (CudaOptions::backward_streams = streams),
+// over `base`: the results must be bitwise those of one stream.
+inline CudaOptions with_backward_streams(int streams, CudaOptions base = CudaOptions{}) {
+  base.backward_streams = streams;
   return base;
 }
 

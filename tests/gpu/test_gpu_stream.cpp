@@ -249,19 +249,22 @@ TEST_CASE("GPU graph replay equals op-by-op steps and the synchronous path, bit 
   });
 }
 
-TEST_CASE("GPU graphs with the parameter gradients on a second stream equal one stream, bit for bit",
+TEST_CASE("GPU graphs with the parameter gradients on side streams equal one stream, bit for bit",
           "[gpu][stream][graph][streams]") {
   const Data& d = shared_data();
   for_ae_and_classifier(7, [&](const Setup& s, const std::string& name) {
-    // No per-step reads: replays follow each other with nothing between them but the graphs.
-    const Outcome two = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false,
-                                 two_backward_streams());
-    const Outcome two_op_by_op = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, false), false,
-                                          two_backward_streams());
     const Outcome one = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false);
-    check_graphs_used(name + " graphed on two backward streams", two, 4);
-    require_identical(name + " two backward streams vs one, graphed", two, one);
-    require_identical(name + " two backward streams, op by op vs graphed", two_op_by_op, two);
+    for (int streams : {2, kMaxBackwardStreams}) {
+      const std::string what = name + ", " + std::to_string(streams) + " backward streams";
+      // No per-step reads: replays follow each other with nothing between them but the graphs.
+      const Outcome several = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false,
+                                       with_backward_streams(streams));
+      const Outcome op_by_op = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, false), false,
+                                        with_backward_streams(streams));
+      check_graphs_used(what + ", graphed", several, 4);
+      require_identical(what + " vs one, graphed", several, one);
+      require_identical(what + ", op by op vs graphed", op_by_op, several);
+    }
   });
 }
 
@@ -328,8 +331,11 @@ TEST_CASE("GPU streaming at a small batch (for compute-sanitizer)", "[gpu][strea
   const Outcome b = streamed(s, data, splits, opts(DataPlacement::Resident, true));
   require_identical("C(16) batch 8 streamed vs resident", a, b);
   require_identical("C(16) batch 8 vs synchronous", a, synchronous(s, data, splits));
-  const Outcome c = streamed(s, data, splits, opts(DataPlacement::Stream, true, 2), true, two_backward_streams());
+  const Outcome c = streamed(s, data, splits, opts(DataPlacement::Stream, true, 2), true, with_backward_streams(2));
   require_identical("C(16) batch 8 streamed, two backward streams vs one", c, a);
+  const Outcome e = streamed(s, data, splits, opts(DataPlacement::Stream, true, 2), true,
+                             with_backward_streams(kMaxBackwardStreams));
+  require_identical("C(16) batch 8 streamed, four backward streams vs one", e, a);
 }
 
 TEST_CASE("GPU bench step replays a captured graph", "[gpu][stream][bench]") {

@@ -387,20 +387,26 @@ TEST_CASE("GPU training with fmnist's direct backward-filter matches the CPU and
   compare_exact("AE(256), direct backward-filter: two GPU runs of 5 steps", second, first);
 }
 
-TEST_CASE("GPU training with the parameter gradients on a second stream equals one stream, bit for bit",
+TEST_CASE("GPU training with the parameter gradients on side streams equals one stream, bit for bit",
           "[gpu][training][streams]") {
   ModelConfig dropout_ae = ae(256);
   dropout_ae.dropout = 0.2f;
   for (const ModelConfig& config : {dropout_ae, classifier(256)}) {
     const auto one = gpu_run(config, 5, 100);
-    const auto two = gpu_run(config, 5, 100, two_backward_streams());
-    compare_exact(describe(config) + ": 5 steps on two backward streams vs one", two, one);
+    for (int streams : {2, kMaxBackwardStreams}) {
+      const auto several = gpu_run(config, 5, 100, with_backward_streams(streams));
+      compare_exact(describe(config) + ": 5 steps on " + std::to_string(streams) + " backward streams vs one",
+                    several, one);
+    }
   }
-  // With fmnist's direct backward-filter on the side stream (its partial sums in that stream's
+  // With fmnist's direct backward-filter on the side streams (its partial sums in each stream's
   // own workspace), and at a batch whose partition differs.
   const auto one = gpu_run(ae(64), 4, 37, direct_weight_grad_options());
-  const auto two = gpu_run(ae(64), 4, 37, two_backward_streams(direct_weight_grad_options()));
-  compare_exact("AE(64) batch 37, direct backward-filter: two backward streams vs one", two, one);
+  for (int streams : {2, kMaxBackwardStreams}) {
+    const auto several = gpu_run(ae(64), 4, 37, with_backward_streams(streams, direct_weight_grad_options()));
+    compare_exact("AE(64) batch 37, direct backward-filter: " + std::to_string(streams) + " backward streams vs one",
+                  several, one);
+  }
 }
 
 TEST_CASE("GPU training with fmnist's direct convolutions on two backward streams matches the CPU and repeats bitwise",
@@ -408,7 +414,7 @@ TEST_CASE("GPU training with fmnist's direct convolutions on two backward stream
   compare_one_step(ae(256), 100, 311, direct_conv_gpu());  // 311, 312: live starts, as above
   compare_one_step(classifier(256), 100, 312, direct_conv_gpu());
   compare_trajectories(ae(256), 403, direct_conv_gpu());  // 403: a live start, as above
-  const CudaOptions fast = two_backward_streams(direct_convolution_options());
+  const CudaOptions fast = with_backward_streams(2, direct_convolution_options());
   const auto first = gpu_run(ae(256), 5, 100, fast);
   const auto second = gpu_run(ae(256), 5, 100, fast);
   compare_exact("AE(256), direct convolutions, two backward streams: two GPU runs of 5 steps", second, first);
@@ -436,6 +442,12 @@ TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][
       CHECK(message.find('\n') == std::string::npos);
       if (verbose()) std::printf("  ok device %d: \"%s\"\n", device, message.c_str());
     }
+  }
+  // Backward streams outside 1..kMaxBackwardStreams are refused in one line.
+  for (int streams : {0, kMaxBackwardStreams + 1}) {
+    INFO(streams << " backward streams");
+    CHECK_THROWS_WITH(make_cuda_ops(with_backward_streams(streams)),
+                      Catch::Contains("backward_streams must be 1 to " + std::to_string(kMaxBackwardStreams)));
   }
   // A valid device with TF32 allowed and non-deterministic algorithms also builds and runs.
   CudaOptions fast;
