@@ -6,6 +6,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
@@ -14,6 +15,7 @@ namespace {
 // params, grads, m, v are (n); step is passed by value (kernel parameter memory).
 __global__ void adam_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
                             elementwise::AdamStep<float> step) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
     elementwise::adam_update(params[i], grads[i], m[i], v[i], step);
 }
@@ -22,8 +24,7 @@ __global__ void adam_kernel(std::size_t n, float* params, const float* grads, fl
 
 void launch_adam(const Context& c, std::size_t n, float* params, const float* grads, float* m,
                  float* v, const elementwise::AdamStep<float>& step) {
-  adam_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, params, grads, m, v, step);
-  CUDA_CHECK_LAUNCH();
+  launch(c, adam_kernel, c.grid_for(n, kThreads), kThreads, 0, n, params, grads, m, v, step);
 }
 
 }  // namespace fmnist::cuda

@@ -67,6 +67,11 @@ struct CudaOptions {
   // one stream (its operand casts share one scratch buffer). Off by default until an H100 run has
   // timed it; FMNIST_BACKWARD_STREAMS=N turns it on for a command.
   int backward_streams = 1;
+  // Programmatic Dependent Launch (cuda/launch.cuh): each fmnist kernel's grid is launched while
+  // the kernel before it finishes, and waits on the device for that kernel's results; the same
+  // kernels, the same results. Compute capability 9.0 or newer. Off by default until an H100 run
+  // has timed it; FMNIST_PDL=1 turns it on for a command.
+  bool programmatic_launch = false;
 };
 
 // The GPU backend on options.device. Throws std::runtime_error with a one-line message when there

@@ -7,6 +7,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
@@ -15,21 +16,25 @@ namespace {
 namespace ew = elementwise;
 
 __global__ void float_to_bf16_kernel(std::size_t n, const float* src, std::uint16_t* dst) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) dst[i] = ew::bf16_bits(src[i]);
 }
 
 __global__ void bf16_to_float_kernel(std::size_t n, const std::uint16_t* src, float* dst) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
     dst[i] = ew::bf16_bits_to_float(src[i]);
 }
 
 __global__ void round_to_bf16_kernel(std::size_t n, const float* src, float* dst) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) dst[i] = ew::round_to_bf16(src[i]);
 }
 
 // Float bit patterns [first, first + count): *mismatches += how many round differently.
 __global__ void bf16_agreement_kernel(std::uint64_t first, std::uint64_t count,
                                       unsigned long long* mismatches) {
+  grid_dependency();
   unsigned long long local = 0;
   for (std::uint64_t i = global_index(); i < count; i += global_stride()) {
     const float x = __uint_as_float(static_cast<unsigned int>(first + i));
@@ -43,18 +48,15 @@ __global__ void bf16_agreement_kernel(std::uint64_t first, std::uint64_t count,
 }  // namespace
 
 void launch_float_to_bf16(const Context& c, std::size_t n, const float* src, std::uint16_t* dst) {
-  float_to_bf16_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, src, dst);
-  CUDA_CHECK_LAUNCH();
+  launch(c, float_to_bf16_kernel, c.grid_for(n, kThreads), kThreads, 0, n, src, dst);
 }
 
 void launch_bf16_to_float(const Context& c, std::size_t n, const std::uint16_t* src, float* dst) {
-  bf16_to_float_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, src, dst);
-  CUDA_CHECK_LAUNCH();
+  launch(c, bf16_to_float_kernel, c.grid_for(n, kThreads), kThreads, 0, n, src, dst);
 }
 
 void launch_round_to_bf16(const Context& c, std::size_t n, const float* src, float* dst) {
-  round_to_bf16_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, src, dst);
-  CUDA_CHECK_LAUNCH();
+  launch(c, round_to_bf16_kernel, c.grid_for(n, kThreads), kThreads, 0, n, src, dst);
 }
 
 std::uint64_t count_bf16_rounding_mismatches(const Context& c) {
@@ -65,9 +67,7 @@ std::uint64_t count_bf16_rounding_mismatches(const Context& c) {
     CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof *counter, c.stream()));
     const std::uint64_t total = std::uint64_t(1) << 32, chunk = std::uint64_t(1) << 28;
     for (std::uint64_t first = 0; first < total; first += chunk) {
-      bf16_agreement_kernel<<<c.grid_for(chunk, kThreads), kThreads, 0, c.stream()>>>(first, chunk,
-                                                                                      counter);
-      CUDA_CHECK_LAUNCH();
+      launch(c, bf16_agreement_kernel, c.grid_for(chunk, kThreads), kThreads, 0, first, chunk, counter);
     }
     CUDA_CHECK(cudaMemcpyAsync(&host, counter, sizeof host, cudaMemcpyDeviceToHost, c.stream()));
     CUDA_CHECK(cudaStreamSynchronize(c.stream()));

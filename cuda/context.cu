@@ -61,6 +61,10 @@ Context::Context(const CudaOptions& options) : options_(options) {
                              "): " + missing +
                              "; reconfigure with -DCMAKE_CUDA_ARCHITECTURES=" +
                              std::to_string(properties_.major) + std::to_string(properties_.minor));
+  if (options.programmatic_launch && properties_.major < 9)
+    throw std::runtime_error("CUDA device " + std::to_string(options.device) + " (" + properties_.name +
+                             ") has compute capability " + capability(properties_) +
+                             "; programmatic dependent launch (FMNIST_PDL=1) needs 9.0 or newer");
   if (options.backward_streams < 1 || options.backward_streams > kMaxBackwardStreams)
     throw std::invalid_argument("CUDA options: backward_streams must be 1 to " + std::to_string(kMaxBackwardStreams) +
                                 ", got " + std::to_string(options.backward_streams));

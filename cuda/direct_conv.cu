@@ -9,6 +9,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
 
 namespace fmnist::cuda {
 namespace {
@@ -21,6 +22,7 @@ template <int KS, DirectPass P>
 __global__ void __launch_bounds__(kThreads)
     direct_conv_kernel(ConvShape s, std::size_t count, const float* __restrict__ in, const float* __restrict__ w,
                        const float* __restrict__ bias, float* __restrict__ out, DirectEpilogue epilogue) {
+  grid_dependency();
   for (std::size_t e = global_index(); e < count; e += global_stride()) {
     const float v = direct_conv_element<KS, P, float>(s, e, in, w, bias);
     out[e] = v;
@@ -43,11 +45,10 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
   const std::size_t count = direct_conv_outputs(s, P);
   const int blocks = c.grid_for(count, kThreads);
   const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
-    direct_conv_kernel<decltype(ks)::value, P>
-        <<<blocks, kThreads, 0, c.stream()>>>(s, count, in, w, bias, out, epilogue);
+    launch(c, direct_conv_kernel<decltype(ks)::value, P>, blocks, kThreads, 0, s, count, in, w, bias, out,
+        epilogue);
   });
   if (!compiled) throw std::invalid_argument(std::string(name) + ": no kernel compiled for this kernel size");
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
 #include "cuda/ordered_sum.cuh"
 #include "models/conv_weight_grad.h"
 
@@ -46,11 +47,13 @@ __device__ double block_sum(double v) {
 
 // dst (n) = value
 __global__ void fill_kernel(std::size_t n, float value, float* dst) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) dst[i] = value;
 }
 
 // x (n) = pixel_to_unit(pixels (n))
 __global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels, float* x) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
     x[i] = ew::pixel_to_unit<float>(pixels[i]);
 }
@@ -60,6 +63,7 @@ __global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels
 // y (B,C,HW) += bias (C) when bias is non-null; then, when y_relu is non-null, y_relu = relu(y)
 __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
                                         float* y_relu) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
     float v = y[i];
     if (bias != nullptr) {
@@ -78,6 +82,7 @@ __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t
 __global__ void channel_bias_grad_kernel(int batch, int channels, int hw, int per_group, int groups,
                                          const float* dy, double* partials, unsigned int* counters,
                                          float* db) {
+  grid_dependency();
   const int g = blockIdx.x, c = blockIdx.y;
   const int first = g * per_group, end = min(batch, first + per_group);
   double sum = 0.0;
@@ -101,6 +106,7 @@ __global__ void channel_bias_grad_kernel(int batch, int channels, int hw, int pe
 
 // db (F) = column sums of dy (B,F), each summed by one thread in row order (as the CPU does).
 __global__ void column_sum_kernel(int batch, int features, const float* dy, float* db) {
+  grid_dependency();
   for (std::size_t j = global_index(); j < static_cast<std::size_t>(features); j += global_stride())
     db[j] = static_cast<float>(add_in_order(0.0, dy + j, static_cast<std::size_t>(features), batch));
 }
@@ -112,6 +118,7 @@ __global__ void column_sum_kernel(int batch, int features, const float* dy, floa
 __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int out_h, int out_w,
                                        int kernel, int stride, const float* x, float* y,
                                        std::int32_t* argmax) {
+  grid_dependency();
   const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
   const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
   for (std::size_t o = global_index(); o < n; o += global_stride()) {
@@ -142,6 +149,7 @@ __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int o
                                         int kernel, int stride, const float* dy,
                                         const std::int32_t* argmax, float* dx, const float* x,
                                         float* dx_relu) {
+  grid_dependency();
   const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
   const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
@@ -167,21 +175,26 @@ __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int o
 // ---- element-wise ---------------------------------------------------------------------------------
 
 __global__ void relu_forward_kernel(std::size_t n, const float* x, float* y) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) y[i] = ew::relu(x[i]);
 }
 __global__ void relu_backward_kernel(std::size_t n, const float* y, const float* dy, float* dx) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) dx[i] = ew::relu_grad(y[i], dy[i]);
 }
 __global__ void sigmoid_forward_kernel(std::size_t n, const float* x, float* y) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride()) y[i] = ew::sigmoid(x[i]);
 }
 __global__ void sigmoid_backward_kernel(std::size_t n, const float* y, const float* dy, float* dx) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
     dx[i] = ew::sigmoid_grad(y[i], dy[i]);
 }
 // out (n) = in (n) * factor(i): the mask depends on (seed, step, layer, i) only.
 __global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::uint64_t step,
                                std::uint32_t layer, const float* in, float* out) {
+  grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
     out[i] = in[i] * ew::dropout_factor<float>(seed, step, layer, i, p);
 }
@@ -196,6 +209,7 @@ template <PointLoss Kind>
 __global__ void point_loss_kernel(std::size_t n, const float* pred, const float* target, float* dpred,
                                   float inv_n, double* partials, unsigned int* counters, double count,
                                   float* loss, double* loss_sum) {
+  grid_dependency();
   double sum = 0.0;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
     const float p = pred[i], t = target[i];
@@ -228,6 +242,7 @@ __global__ void point_loss_kernel(std::size_t n, const float* pred, const float*
 __global__ void softmax_cross_entropy_kernel(int batch, int classes, const float* scores,
                                              const std::uint8_t* labels, float* dscores,
                                              float scale, float* loss, double* loss_sum) {
+  grid_dependency();
   double sum = 0.0;
   for (int r = threadIdx.x; r < batch; r += kThreads) {
     const std::size_t row = static_cast<std::size_t>(r) * classes;
@@ -252,6 +267,7 @@ __global__ void softmax_cross_entropy_kernel(int batch, int classes, const float
 // confusion (classes,classes)[label][argmax(scores row)] += 1; integer atomics are exact.
 __global__ void count_predictions_kernel(int batch, int classes, const float* scores,
                                          const std::uint8_t* labels, std::int64_t* confusion) {
+  grid_dependency();
   for (std::size_t r = global_index(); r < static_cast<std::size_t>(batch); r += global_stride()) {
     const int label = labels[r];
     if (label >= classes) continue;
@@ -274,20 +290,17 @@ std::string kernel_image_problem() {
 std::string compiled_architectures() { return FMNIST_CUDA_ARCHITECTURES; }
 
 void launch_fill(const Context& c, std::size_t n, float value, float* dst) {
-  fill_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, value, dst);
-  CUDA_CHECK_LAUNCH();
+  launch(c, fill_kernel, c.grid_for(n, kThreads), kThreads, 0, n, value, dst);
 }
 
 void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t* pixels, float* x) {
-  images_to_float_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, pixels, x);
-  CUDA_CHECK_LAUNCH();
+  launch(c, images_to_float_kernel, c.grid_for(n, kThreads), kThreads, 0, n, pixels, x);
 }
 
 void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw, const float* bias,
                              float* y, float* y_relu) {
   const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
-  add_channel_bias_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, channels, hw, bias, y, y_relu);
-  CUDA_CHECK_LAUNCH();
+  launch(c, add_channel_bias_kernel, c.grid_for(n, kThreads), kThreads, 0, n, channels, hw, bias, y, y_relu);
 }
 
 // With more than one group a partition holds under 2 * kReductionTargetBlocks partials.
@@ -297,9 +310,8 @@ static_assert(2 * kReductionTargetBlocks <= Context::kReducePartials,
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db) {
   if (hw == 1) {
-    column_sum_kernel<<<c.grid_for(static_cast<std::size_t>(channels), kThreads), kThreads, 0,
-                        c.stream()>>>(batch, channels, dy, db);
-    CUDA_CHECK_LAUNCH();
+    launch(c, column_sum_kernel, c.grid_for(static_cast<std::size_t>(channels), kThreads), kThreads, 0,
+        batch, channels, dy, db);
     return;
   }
   if (batch < 1 || channels < 1 || channels > 65535 || hw > static_cast<std::size_t>(INT_MAX))
@@ -309,51 +321,42 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
   // blocks per layer instead of 1 to 32. Its partials fit Context's reduce partials (static_assert).
   const ImageGroups part = split_into_image_groups(batch, channels);
   static_assert(65535 <= Context::kReduceCounters, "a counter for each channel");
-  channel_bias_grad_kernel<<<dim3(static_cast<unsigned>(part.groups), static_cast<unsigned>(channels)), kThreads, 0,
-                             c.stream()>>>(batch, channels, static_cast<int>(hw), part.per_group, part.groups, dy,
-                                           c.reduce_partials(), c.reduce_counters(), db);
-  CUDA_CHECK_LAUNCH();
+  const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(channels));
+  launch(c, channel_bias_grad_kernel, grid, kThreads, 0, batch, channels, static_cast<int>(hw), part.per_group,
+      part.groups, dy, c.reduce_partials(), c.reduce_counters(), db);
 }
 
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,
                             std::int32_t* argmax) {
   const std::size_t n = g.out_count();
-  maxpool_forward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(
-      n, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, x, y, argmax);
-  CUDA_CHECK_LAUNCH();
+  launch(c, maxpool_forward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, g.in_h, g.in_w, g.out_h(),
+      g.out_w(), g.kernel, g.stride, x, y, argmax);
 }
 
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
                              const std::int32_t* argmax, float* dx, const float* x, float* dx_relu) {
   const std::size_t n = g.in_count();
-  maxpool_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(
-      n, g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, g.stride, dy, argmax, dx, x, dx_relu);
-  CUDA_CHECK_LAUNCH();
+  launch(c, maxpool_backward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, g.in_h, g.in_w, g.out_h(),
+      g.out_w(), g.kernel, g.stride, dy, argmax, dx, x, dx_relu);
 }
 
 void launch_relu_forward(const Context& c, std::size_t n, const float* x, float* y) {
-  relu_forward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, x, y);
-  CUDA_CHECK_LAUNCH();
+  launch(c, relu_forward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, x, y);
 }
 void launch_relu_backward(const Context& c, std::size_t n, const float* y, const float* dy,
                           float* dx) {
-  relu_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, y, dy, dx);
-  CUDA_CHECK_LAUNCH();
+  launch(c, relu_backward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, y, dy, dx);
 }
 void launch_sigmoid_forward(const Context& c, std::size_t n, const float* x, float* y) {
-  sigmoid_forward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, x, y);
-  CUDA_CHECK_LAUNCH();
+  launch(c, sigmoid_forward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, x, y);
 }
 void launch_sigmoid_backward(const Context& c, std::size_t n, const float* y, const float* dy,
                              float* dx) {
-  sigmoid_backward_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, y, dy, dx);
-  CUDA_CHECK_LAUNCH();
+  launch(c, sigmoid_backward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, y, dy, dx);
 }
 void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed,
                     std::uint64_t step, std::uint32_t layer, const float* in, float* out) {
-  dropout_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, p, seed, step, layer,
-                                                                       in, out);
-  CUDA_CHECK_LAUNCH();
+  launch(c, dropout_kernel, c.grid_for(n, kThreads), kThreads, 0, n, p, seed, step, layer, in, out);
 }
 
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
@@ -367,28 +370,25 @@ void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const fl
   double* partials = c.reduce_partials();
   const double count = static_cast<double>(n);
   if (kind == PointLoss::L1)
-    point_loss_kernel<PointLoss::L1><<<parts, kThreads, 0, c.stream()>>>(
-        n, pred, target, dpred, inv_n, partials, c.reduce_counters(), count, loss, loss_sum);
+    launch(c, point_loss_kernel<PointLoss::L1>, parts, kThreads, 0, n, pred, target, dpred, inv_n,
+        partials, c.reduce_counters(), count, loss, loss_sum);
   else
-    point_loss_kernel<PointLoss::MSE><<<parts, kThreads, 0, c.stream()>>>(
-        n, pred, target, dpred, inv_n, partials, c.reduce_counters(), count, loss, loss_sum);
-  CUDA_CHECK_LAUNCH();
+    launch(c, point_loss_kernel<PointLoss::MSE>, parts, kThreads, 0, n, pred, target, dpred, inv_n,
+        partials, c.reduce_counters(), count, loss, loss_sum);
 }
 
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
                                   const std::uint8_t* labels, float* dscores, float* loss,
                                   double* loss_sum) {
   const float scale = 1.0f / static_cast<float>(batch);  // as the CPU: T(1) / static_cast<T>(batch)
-  softmax_cross_entropy_kernel<<<1, kThreads, 0, c.stream()>>>(batch, classes, scores, labels,
-                                                              dscores, scale, loss, loss_sum);
-  CUDA_CHECK_LAUNCH();
+  launch(c, softmax_cross_entropy_kernel, 1, kThreads, 0, batch, classes, scores, labels, dscores, scale,
+      loss, loss_sum);
 }
 
 void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,
                               const std::uint8_t* labels, std::int64_t* confusion) {
-  count_predictions_kernel<<<c.grid_for(static_cast<std::size_t>(batch), kThreads), kThreads, 0,
-                             c.stream()>>>(batch, classes, scores, labels, confusion);
-  CUDA_CHECK_LAUNCH();
+  launch(c, count_predictions_kernel, c.grid_for(static_cast<std::size_t>(batch), kThreads), kThreads, 0,
+      batch, classes, scores, labels, confusion);
 }
 
 }  // namespace fmnist::cuda

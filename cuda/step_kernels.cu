@@ -5,6 +5,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
 
 namespace fmnist::cuda {
 namespace {
@@ -15,6 +16,7 @@ namespace ew = elementwise;
 __global__ void gather_rows_kernel(int count, std::size_t pixels, RowSource source, RowOrder order,
                                    const StepCursor* cursor, std::uint8_t* images,
                                    std::uint8_t* labels) {
+  grid_dependency();
   const std::uint64_t index = order.period != 0 ? cursor->index % order.period : cursor->index;
   const std::int32_t* rows = order.order + index * order.stride;
   const std::size_t n = static_cast<std::size_t>(count) * pixels;
@@ -29,6 +31,7 @@ __global__ void gather_rows_kernel(int count, std::size_t pixels, RowSource sour
 __global__ void dropout_at_kernel(std::size_t n, float p, std::uint64_t seed,
                                   const StepCursor* cursor, std::uint32_t layer, const float* in,
                                   float* out) {
+  grid_dependency();
   const std::uint64_t step = cursor->step;
   for (std::size_t i = global_index(); i < n; i += global_stride())
     out[i] = in[i] * ew::dropout_factor<float>(seed, step, layer, i, p);
@@ -36,17 +39,20 @@ __global__ void dropout_at_kernel(std::size_t n, float p, std::uint64_t seed,
 
 __global__ void adam_at_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
                                const ew::AdamStep<float>* table, const StepCursor* cursor) {
+  grid_dependency();
   const ew::AdamStep<float> step = table[cursor->index];
   for (std::size_t i = global_index(); i < n; i += global_stride())
     ew::adam_update(params[i], grads[i], m[i], v[i], step);
 }
 
 __global__ void set_cursor_kernel(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
+  grid_dependency();
   cursor->step = step;
   cursor->index = index;
 }
 
 __global__ void advance_cursor_kernel(StepCursor* cursor) {
+  grid_dependency();
   cursor->step += 1;
   cursor->index += 1;
 }
@@ -57,33 +63,26 @@ void launch_gather_rows(const Context& c, int count, std::size_t pixels, const R
                         const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
                         std::uint8_t* labels) {
   const std::size_t n = static_cast<std::size_t>(count) * pixels;
-  gather_rows_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(count, pixels, source, order,
-                                                                          cursor, images, labels);
-  CUDA_CHECK_LAUNCH();
+  launch(c, gather_rows_kernel, c.grid_for(n, kThreads), kThreads, 0, count, pixels, source, order, cursor,
+      images, labels);
 }
 
 void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t seed,
                        const StepCursor* cursor, std::uint32_t layer, const float* in, float* out) {
-  dropout_at_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, p, seed, cursor, layer,
-                                                                         in, out);
-  CUDA_CHECK_LAUNCH();
+  launch(c, dropout_at_kernel, c.grid_for(n, kThreads), kThreads, 0, n, p, seed, cursor, layer, in, out);
 }
 
 void launch_adam_at(const Context& c, std::size_t n, float* params, const float* grads, float* m,
                     float* v, const elementwise::AdamStep<float>* table, const StepCursor* cursor) {
-  adam_at_kernel<<<c.grid_for(n, kThreads), kThreads, 0, c.stream()>>>(n, params, grads, m, v, table,
-                                                                      cursor);
-  CUDA_CHECK_LAUNCH();
+  launch(c, adam_at_kernel, c.grid_for(n, kThreads), kThreads, 0, n, params, grads, m, v, table, cursor);
 }
 
 void launch_set_cursor(const Context& c, StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
-  set_cursor_kernel<<<1, 1, 0, c.stream()>>>(cursor, step, index);
-  CUDA_CHECK_LAUNCH();
+  launch(c, set_cursor_kernel, 1, 1, 0, cursor, step, index);
 }
 
 void launch_advance_cursor(const Context& c, StepCursor* cursor) {
-  advance_cursor_kernel<<<1, 1, 0, c.stream()>>>(cursor);
-  CUDA_CHECK_LAUNCH();
+  launch(c, advance_cursor_kernel, 1, 1, 0, cursor);
 }
 
 }  // namespace fmnist::cuda

@@ -12,6 +12,7 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 #include "cuda/ordered_sum.cuh"
 
@@ -26,6 +27,7 @@ template <int KS>
 __global__ void __launch_bounds__(kThreads)
     direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src,
                               const float* ddst, float* dw, double* partials, unsigned int* counters) {
+  grid_dependency();
   constexpr int kTaps = KS * KS;
   constexpr int kSlices = kWeightGradSlices(KS);
   constexpr int kSums = kSlices * kTaps;  // a thread's accumulators: slice b's tap t at b * kTaps + t
@@ -82,9 +84,8 @@ void launch_for(const Context& c, const ConvShape& s, const float* src,
   const ImageGroups part = weight_grad_groups(s);
   const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(weight_grad_slice_groups(s)));
   static_assert(65535 <= Context::kReduceCounters, "a counter for each slice group");
-  direct_weight_grad_kernel<KS><<<grid, kThreads, 0, c.stream()>>>(s, part.per_group, part.groups, src,
-                                                                    ddst, dw, partials, c.reduce_counters());
-  CUDA_CHECK_LAUNCH();
+  launch(c, direct_weight_grad_kernel<KS>, grid, kThreads, 0, s, part.per_group, part.groups, src, ddst,
+      dw, partials, c.reduce_counters());
 }
 
 }  // namespace

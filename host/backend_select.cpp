@@ -30,6 +30,15 @@ bool fmnist_kernel_requested(const char* variable) {
   throw std::invalid_argument(std::string(variable) + " must be cudnn or fmnist, got '" + v + "'");
 }
 
+// FMNIST_PDL: 1 launches fmnist's kernels with Programmatic Dependent Launch
+// (CudaOptions::programmatic_launch), 0 or unset does not. Anything else stops the command in one line.
+bool programmatic_launch_requested() {
+  const char* v = std::getenv("FMNIST_PDL");
+  if (v == nullptr || *v == '\0' || std::string(v) == "0") return false;
+  if (std::string(v) == "1") return true;
+  throw std::invalid_argument(std::string("FMNIST_PDL must be 0 or 1, got '") + v + "'");
+}
+
 // FMNIST_BACKWARD_STREAMS: the streams a GPU backward pass runs on, 1 (the default) to
 // kMaxBackwardStreams (CudaOptions::backward_streams). Anything else stops the command in one line.
 int backward_streams_requested() {
@@ -58,6 +67,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
   const bool direct_backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD");
   const bool direct_forward = fmnist_kernel_requested("FMNIST_CONV_FWD");
   const int backward_streams = backward_streams_requested();
+  const bool programmatic_launch = programmatic_launch_requested();
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
 #if defined(FMNIST_HAVE_CUDA)
   const bool have_gpu = !list_cuda_devices().empty();
@@ -69,6 +79,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     options.direct_backward_data = direct_backward_data;
     options.direct_forward = direct_forward;
     options.backward_streams = backward_streams;
+    options.programmatic_launch = programmatic_launch;
     std::string why = "CUDA backend";
     if (direct_weight_grad) why += ", fmnist's direct conv backward-filter";
     if (direct_backward_data) why += ", fmnist's direct conv backward-data";
@@ -76,6 +87,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     if (backward_streams > 1 && !options.bf16)
       why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
              (backward_streams > 2 ? "s" : "");
+    if (programmatic_launch) why += ", programmatic dependent launch";
     return {make_cuda_ops(options), why};
   }
   if (device == "cuda")
@@ -86,6 +98,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
   (void)direct_backward_data;
   (void)direct_forward;
   (void)backward_streams;
+  (void)programmatic_launch;
   if (device == "cuda")
     throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "
                              "(configure with -DFMNIST_CUDA=ON on a machine with nvcc)");

@@ -154,6 +154,8 @@ FMNIST_CONV_DGRAD=fast expect 2 "FMNIST_CONV_DGRAD must be cudnn or fmnist, got 
 # FMNIST_BACKWARD_STREAMS (1 to 4) the same way.
 FMNIST_BACKWARD_STREAMS=5 expect 2 "FMNIST_BACKWARD_STREAMS must be 1 to 4, got '5'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/streams"
 FMNIST_BACKWARD_STREAMS=2 expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+FMNIST_PDL=yes expect 2 "FMNIST_PDL must be 0 or 1, got 'yes'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/pdl"
+FMNIST_PDL=1 expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 # --lr-schedule takes config.json's spelling too: both give the same run.
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-dash" --lr-schedule warmup-cosine
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-underscore" --lr-schedule warmup_cosine

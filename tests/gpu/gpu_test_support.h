@@ -121,6 +121,13 @@ inline CudaOptions with_backward_streams(int streams, CudaOptions base = CudaOpt
   return base;
 }
 
+// Options with Programmatic Dependent Launch (CudaOptions::programmatic_launch), over `base`: the
+// results must be bitwise those of plain launches.
+inline CudaOptions with_programmatic_launch(CudaOptions base = CudaOptions{}) {
+  base.programmatic_launch = true;
+  return base;
+}
+
 // n elements of T in the memory of `ops`, freed with it.
 template <class T> class DeviceBuffer {
  public:

@@ -303,6 +303,22 @@ TEST_CASE("GPU validation in larger batches leaves training bitwise the same, it
   });
 }
 
+TEST_CASE("GPU graphs with programmatic dependent launch equal plain launches, bit for bit",
+          "[gpu][stream][graph][pdl]") {
+  const Data& d = shared_data();
+  for_ae_and_classifier(9, [&](const Setup& s, const std::string& name) {
+    const Outcome plain = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false);
+    const Outcome pdl = streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), false,
+                                 with_programmatic_launch());
+    const Outcome pdl_op_by_op = streamed(s, d.data, d.splits, opts(DataPlacement::Stream, false, 3), false,
+                                          with_programmatic_launch(with_backward_streams(2)));
+    check_graphs_used(name + " graphed with programmatic dependent launch", pdl, 4);
+    require_identical(name + " programmatic dependent launch vs plain, graphed", pdl, plain);
+    require_identical(name + " programmatic dependent launch, streamed op by op on two streams vs plain",
+                      pdl_op_by_op, plain);
+  });
+}
+
 TEST_CASE("GPU streamed and resident data give identical results", "[gpu][stream]") {
   const Data& d = shared_data();
   Setup s;

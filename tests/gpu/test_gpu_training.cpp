@@ -422,6 +422,21 @@ TEST_CASE("GPU training with fmnist's direct convolutions on two backward stream
                 gpu_run(ae(256), 5, 100, direct_convolution_options()));
 }
 
+TEST_CASE("GPU training with programmatic dependent launch equals plain launches, bit for bit",
+          "[gpu][training][pdl]") {
+  ModelConfig dropout_ae = ae(256);
+  dropout_ae.dropout = 0.2f;
+  for (const ModelConfig& config : {dropout_ae, classifier(256)}) {
+    const auto plain = gpu_run(config, 5, 100);
+    compare_exact(describe(config) + ": 5 steps with programmatic dependent launch vs without",
+                  gpu_run(config, 5, 100, with_programmatic_launch()), plain);
+  }
+  // With every fast-path option: direct convolutions (and their partial sums), four backward streams.
+  const CudaOptions fast = with_backward_streams(kMaxBackwardStreams, direct_convolution_options());
+  compare_exact("AE(256), direct convolutions, four backward streams: with programmatic dependent launch vs without",
+                gpu_run(ae(256), 5, 100, with_programmatic_launch(fast)), gpu_run(ae(256), 5, 100, fast));
+}
+
 TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][sanitize]") {
   if (on_cpu_stand_in()) {
     WARN("not checked on the CPU stand-in");
