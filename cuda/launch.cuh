@@ -43,8 +43,9 @@ void launch(const Context& c, void (*kernel)(Params...), dim3 grid, dim3 block, 
   config.blockDim = block;
   config.dynamicSmemBytes = shared_bytes;
   config.stream = c.stream();
-  config.attrs = &attribute;
-  config.numAttrs = c.options().programmatic_launch ? 1 : 0;
+  const bool programmatic = c.options().programmatic_launch;
+  config.attrs = programmatic ? &attribute : nullptr;
+  config.numAttrs = programmatic ? 1 : 0;
   CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
