@@ -239,6 +239,34 @@ Splits small_splits(const FashionMnist& data, std::uint64_t seed) {
   return s;
 }
 
+// train() on the CPU: 2 epochs of `kind` (dropout 0.2) in batches of 16, seed 11.
+TrainResult train_two_epochs(const FashionMnist& data, ModelKind kind, int validation_count,
+                             const StreamOptions& stream, int eval_batch = 0) {
+  TrainConfig c;
+  c.model = model(kind, 0.2f);
+  c.epochs = 2;
+  c.batch = 16;
+  c.seed = 11;
+  c.validation_count = validation_count;
+  c.guard_every = 1000;
+  c.stream = stream;
+  c.eval_batch = eval_batch;
+  CpuOps<float> ops;
+  std::ostringstream log;
+  return train(c, data, ops, log);
+}
+
+// The whole epoch of kSteps batches of `set` in `order`, with Adam's `table`, from step 1.
+BatchStream::Epoch whole_epoch(const Dataset& set, const std::vector<std::int32_t>& order,
+                               const std::vector<elementwise::AdamStep<float>>& table) {
+  BatchStream::Epoch e;
+  e.set = &set;
+  e.order = &order;
+  e.steps = kSteps;
+  e.adam = &table;
+  return e;
+}
+
 }  // namespace
 
 TEST_CASE("stream: every image of an epoch reaches its step exactly once, in epoch_order's sequence",
@@ -255,12 +283,7 @@ TEST_CASE("stream: every image of an epoch reaches its step exactly once, in epo
       BatchStream stream(ex, options(placement, slots));
       CHECK(stream.placement_of(data.train) == placement);
       const auto table = adam_table(1, kSteps);
-      BatchStream::Epoch e;
-      e.set = &data.train;
-      e.order = &order;
-      e.steps = kSteps;
-      e.adam = &table;
-      stream.begin_epoch(e);
+      stream.begin_epoch(whole_epoch(data.train, order, table));
       std::vector<std::int32_t> seen;
       for (int b = 0; b < kSteps; ++b) {
         stream.train_step(b);
@@ -340,11 +363,7 @@ TEST_CASE("stream: a pass's batch must fit the executor", "[stream]") {
   CHECK_THROWS_AS(stream.evaluate(data.t10k, splits.validation, -1), std::invalid_argument);
   const auto order = epoch_order(splits.train, 4, 1);
   const auto table = adam_table(1, kSteps);
-  BatchStream::Epoch e;
-  e.set = &data.train;
-  e.order = &order;
-  e.steps = kSteps;
-  e.adam = &table;
+  BatchStream::Epoch e = whole_epoch(data.train, order, table);
   e.batch = kBatch + 1;
   CHECK_THROWS_WITH(stream.begin_epoch(e), Catch::Contains("begin_epoch: a batch of 9 images"));
 }
@@ -447,17 +466,7 @@ TEST_CASE("stream: the CPU upload ring refuses an out-of-order protocol", "[stre
 TEST_CASE("stream: train() gives the same run under every placement, graphs on or off", "[stream]") {
   const FashionMnist data = tagged_data(40, 12);  // batches of 16: 16, 16, 8
   auto run = [&](DataPlacement placement, bool graphs) {
-    TrainConfig c;
-    c.model = model(ModelKind::Classifier, 0.2f);
-    c.epochs = 2;
-    c.batch = 16;
-    c.seed = 11;
-    c.validation_count = 10;
-    c.guard_every = 1000;
-    c.stream = options(placement, 2, graphs);
-    CpuOps<float> ops;
-    std::ostringstream log;
-    return train(c, data, ops, log);
+    return train_two_epochs(data, ModelKind::Classifier, 10, options(placement, 2, graphs));
   };
   const TrainResult a = run(DataPlacement::Stream, true);
   REQUIRE(a.epochs.size() == 2);
@@ -476,17 +485,7 @@ TEST_CASE("stream: train() gives the same run under every placement, graphs on o
 TEST_CASE("stream: train()'s validation batch changes no weight, and its figures only by rounding", "[stream]") {
   const FashionMnist data = tagged_data(40, 12);  // training batches of 16: 16, 16, 8
   auto run = [&](int eval_batch) {
-    TrainConfig c;
-    c.model = model(ModelKind::Autoencoder, 0.2f);
-    c.epochs = 2;
-    c.batch = 16;
-    c.seed = 11;
-    c.validation_count = 11;
-    c.guard_every = 1000;
-    c.eval_batch = eval_batch;
-    CpuOps<float> ops;
-    std::ostringstream log;
-    return train(c, data, ops, log);
+    return train_two_epochs(data, ModelKind::Autoencoder, 11, StreamOptions{}, eval_batch);
   };
   const TrainResult a = run(0);  // by backend: the CPU's training batch, so 11 images in one batch
   REQUIRE(a.epochs.size() == 2);

@@ -322,6 +322,13 @@ std::vector<float> gpu_run(const ModelConfig& config, int steps, int batch,
   return state;
 }
 
+// AE(256) with dropout 0.2 (every kernel of the AE, dropout's too) and C(256).
+std::vector<ModelConfig> dropout_ae_and_classifier() {
+  ModelConfig dropout_ae = ae(256);
+  dropout_ae.dropout = 0.2f;
+  return {dropout_ae, classifier(256)};
+}
+
 }  // namespace
 
 TEST_CASE("GPU training step of AE(256) matches the CPU", "[gpu][training]") {
@@ -389,9 +396,7 @@ TEST_CASE("GPU training with fmnist's direct backward-filter matches the CPU and
 
 TEST_CASE("GPU training with the parameter gradients on side streams equals one stream, bit for bit",
           "[gpu][training][streams]") {
-  ModelConfig dropout_ae = ae(256);
-  dropout_ae.dropout = 0.2f;
-  for (const ModelConfig& config : {dropout_ae, classifier(256)}) {
+  for (const ModelConfig& config : dropout_ae_and_classifier()) {
     const auto one = gpu_run(config, 5, 100);
     for (int streams : {2, kMaxBackwardStreams}) {
       const auto several = gpu_run(config, 5, 100, with_backward_streams(streams));
@@ -424,9 +429,7 @@ TEST_CASE("GPU training with fmnist's direct convolutions on two backward stream
 
 TEST_CASE("GPU training with programmatic dependent launch equals plain launches, bit for bit",
           "[gpu][training][pdl]") {
-  ModelConfig dropout_ae = ae(256);
-  dropout_ae.dropout = 0.2f;
-  for (const ModelConfig& config : {dropout_ae, classifier(256)}) {
+  for (const ModelConfig& config : dropout_ae_and_classifier()) {
     const auto plain = gpu_run(config, 5, 100);
     compare_exact(describe(config) + ": 5 steps with programmatic dependent launch vs without",
                   gpu_run(config, 5, 100, with_programmatic_launch()), plain);
