@@ -402,7 +402,9 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     // Mean over images: each batch mean weighs by its size (only the last batch may be partial).
     double batch_means = 0;
     ops.copy_to_host(&batch_means, ex.train_loss_sum(), sizeof batch_means);
-    const double train_seconds = earlier_seconds + seconds_since(epoch_start);
+    const double this_call_seconds = seconds_since(epoch_start);
+    result.training_seconds += this_call_seconds;
+    const double train_seconds = earlier_seconds + this_call_seconds;
     double image_loss_sum = batch_means * config.batch;
     if (last_batch != config.batch) {
       float partial_mean = 0;
@@ -414,7 +416,9 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     m.epoch = epoch;
     m.steps = step;
     m.train_loss = image_loss_sum / images_seen;
+    const auto validation_start = Clock::now();
     const EvalResult val = batches.evaluate(data.t10k, splits.validation, eval_batch);
+    result.validation_seconds += seconds_since(validation_start);
     m.val_loss = classifier || config.model.ae_loss == AeLoss::MAE ? val.loss : val.mse;
     m.val_accuracy = val.accuracy;
     m.seconds = earlier_seconds + seconds_since(epoch_start);

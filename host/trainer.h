@@ -125,6 +125,10 @@ struct TrainResult {
   // the next epoch's training), and the seconds training waited for them.
   int checkpoints_written = 0;
   double checkpoint_write_seconds = 0, checkpoint_wait_seconds = 0;
+  // This call's seconds in its epochs' training (from an epoch's start until its loss sum is read
+  // back, so the device has finished its steps) and in their validation (host clock; evaluation
+  // ends with a read of the device). The rest of a run's wall time is set-up and checkpoints.
+  double training_seconds = 0, validation_seconds = 0;
 };
 
 // Trains `config.model` on `data` with `ops`. Progress goes to `progress` (a live line when it is

@@ -96,6 +96,8 @@ cmp -s "$tmp/eval-batch/last.safetensors" "$tmp/good/last.safetensors" ||
   { echo "FAIL: --eval-batch-size 450 changed the trained weights"; failures=$((failures + 1)); }
 grep -q '"eval_batch": 450' "$tmp/eval-batch/config.json" ||
   { echo "FAIL: config.json does not record --eval-batch-size"; failures=$((failures + 1)); }
+grep -qE '^time: [0-9.]+ s of training, [0-9.]+ s of validation \(1 epoch, validation batches of 450\)$' "$tmp/out" ||
+  { echo "FAIL: fmnist train does not say where its time went:"; sed 's/^/    /' "$tmp/out"; failures=$((failures + 1)); }
 cp "$tmp/good/last.safetensors" "$tmp/flipped.safetensors"
 size=$(stat -c %s "$tmp/flipped.safetensors")
 printf '\x7f' | dd of="$tmp/flipped.safetensors" bs=1 seek=$((size - 10)) conv=notrunc status=none

@@ -728,6 +728,8 @@ figure_ae256_100() {
       printf "wall %.1f s, val MAE %.5f after %s epochs (dry run: targets n/a)", w, m, e
     }
   }'
+  # "time: T s of training, V s of validation (E epochs, validation batches of B)"
+  sed -n 's/^time: \([0-9.]*\) s of training, \([0-9.]*\) s of validation (.*batches of \([0-9]*\))$/; training \1 s, validation \2 s (batches of \3)/p' "$1" | head -1 | tr -d '\n'
   # "checkpoints: DIR/{best,last}.safetensors (N written beside training: W s of writing, X s waited for)"
   sed -n 's/^checkpoints: .*(\([0-9]*\) written beside training: \([0-9.]*\) s of writing, \([0-9.]*\) s waited for)/; checkpoints \2 s, waited \3 s/p' "$1" | head -1 | tr -d '\n'
 }

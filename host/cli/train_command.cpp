@@ -160,6 +160,11 @@ int run_train(void* p) {
     if (config.model.kind == ModelKind::Classifier)
       std::cout << fmt::format(" val accuracy {:.4f}", last.val_accuracy);
     std::cout << fmt::format(" (best epoch {})\n", result.best_epoch);
+    const std::size_t epochs = result.epochs.size();
+    std::cout << fmt::format("time: {:.2f} s of training, {:.2f} s of validation ({} epoch{}, validation batches "
+                             "of {})\n", result.training_seconds, result.validation_seconds, epochs,
+                             epochs == 1 ? "" : "s",
+                             eval_batch_for(config.eval_batch, config.batch, *backend.ops, config.validation_count));
   }
   std::cout << fmt::format("checkpoints: {}/{{best,last}}.safetensors ({} written beside training: {:.2f} s of "
                            "writing, {:.2f} s waited for)\n",
