@@ -140,8 +140,8 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   const int steps = (settings.epoch_train_images + batch - 1) / batch;
 
   // One epoch as the trainer runs it: the shuffled order, the Adam table, every step, the loss
-  // sum read once, then validation.
-  auto run_epoch = [&](int epoch) {
+  // sum read once, then validation (timed by validation_watch when it is given).
+  auto run_epoch = [&](int epoch, Stopwatch* validation_watch) {
     NvtxRange range("bench epoch");
     const std::vector<std::int32_t> order = epoch_order(splits.train, settings.seed, epoch);
     const std::uint64_t first = static_cast<std::uint64_t>(epoch - 1) * steps + 1;
@@ -159,19 +159,23 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
     for (int b = 0; b < steps; ++b) stream.train_step(b);
     double loss_sum = 0;
     ops.copy_to_host(&loss_sum, ex.train_loss_sum(), sizeof loss_sum);
+    if (validation_watch != nullptr) validation_watch->start();
     stream.evaluate(data.t10k, splits.validation, eval_batch);
+    if (validation_watch != nullptr) validation_watch->stop();
   };
   int epoch = 0;
-  for (int i = 0; i < settings.epoch_warmup; ++i) run_epoch(++epoch);
+  for (int i = 0; i < settings.epoch_warmup; ++i) run_epoch(++epoch, nullptr);
   auto watch = ops.make_stopwatch();
-  std::vector<double> seconds, wall;
+  auto validation_watch = ops.make_stopwatch();
+  std::vector<double> seconds, validation_seconds, wall;
   const long long replays_before = stream.graphs().replays();
   for (int r = 0; r < settings.epoch_repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
     watch->start();
-    run_epoch(++epoch);
+    run_epoch(++epoch, validation_watch.get());
     watch->stop();
     seconds.push_back(watch->seconds());
+    validation_seconds.push_back(validation_watch->seconds());
     wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   EpochRate out;
@@ -185,6 +189,7 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   out.min_seconds = *std::min_element(seconds.begin(), seconds.end());
   out.max_seconds = *std::max_element(seconds.begin(), seconds.end());
   out.median_wall_seconds = median_of(wall);
+  out.median_validation_seconds = median_of(validation_seconds);
   out.images_per_second = out.train_images / out.median_seconds;
   out.graphs = stream.graphs().replays() > replays_before;
   return out;

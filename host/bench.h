@@ -48,6 +48,7 @@ struct EpochRate {
   std::string placement;  // of the training set: resident or stream
   double median_seconds = 0, min_seconds = 0, max_seconds = 0;  // one epoch, validation included
   double median_wall_seconds = 0;                                // the host clock around the same
+  double median_validation_seconds = 0;                          // of which validation
   double images_per_second = 0;                                  // train_images / median_seconds
   bool graphs = false;
 };

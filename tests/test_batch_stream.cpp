@@ -531,6 +531,8 @@ TEST_CASE("stream: fmnist bench measures steps and epochs on the CPU", "[stream]
   CHECK(epoch.placement == "stream");
   CHECK(epoch.train_images == 20);
   CHECK(epoch.eval_batch == 8);  // by backend: the CPU validates in training batches
+  CHECK(epoch.median_validation_seconds > 0);
+  CHECK(epoch.median_validation_seconds < epoch.median_seconds);  // a part of the epoch
   s.epoch_eval_batch = 3;
   CHECK(bench_epoch(ops, m, 8, data, s).eval_batch == 3);
   s.epoch_eval_batch = 1000;

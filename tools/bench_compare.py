@@ -145,10 +145,15 @@ def main(argv):
     if epochs:
         print()
         print("whole epoch (fmnist): training and validation, synthetic data")
-        erows = [[e["model"], str(e["batch"]), e.get("placement", "?"), "%.3f" % e["median_seconds"],
+        def validation(e):  # older bench files lack the split
+            if "median_validation_seconds" not in e:
+                return "-"
+            return "%.3f (batches of %s)" % (e["median_validation_seconds"], e.get("eval_batch", "?"))
+        erows = [[e["model"], str(e["batch"]), e.get("placement", "?"), "%.3f" % e["median_seconds"], validation(e),
                   "%.0f" % e["images_per_second"], "%.1f" % e["projected_100_epochs_seconds"]]
                  for e in epochs]
-        print(table(["model", "batch", "placement", "epoch s", "train img/s", "100 epochs s"], erows, markdown))
+        print(table(["model", "batch", "placement", "epoch s", "of it validation s", "train img/s", "100 epochs s"],
+                    erows, markdown))
     return 0
 
 

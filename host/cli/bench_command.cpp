@@ -149,19 +149,22 @@ int run_bench(void* p) {
     const FashionMnist data = synthetic_fashion_mnist(o.epoch_images, std::max(10000, o.val_images + 100), o.seed);
     std::cout << fmt::format("\nwhole epoch: {} training images and {} validation images, median of {} "
                              "after {} warm-up epoch(s)\n", o.epoch_images, o.val_images, o.epoch_repeats, o.epoch_warmup);
-    std::cout << fmt::format("{:<10} {:>6} {:>9} {:>9} {:>10} {:>10} {:>12} {:>14} {:>6}\n", "model", "batch",
-                             "val batch", "placement", "epoch s", "wall s", "train img/s", "100 epochs s", "graph");
+    std::cout << fmt::format("{:<10} {:>6} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12} {:>14} {:>6}\n", "model",
+                             "batch", "val batch", "placement", "epoch s", "of it val", "wall s", "train img/s",
+                             "100 epochs s", "graph");
     for (const auto& m : models)
       for (int batch : o.batches) {
         const EpochRate r = bench_epoch(ops, m, batch, data, settings);
-        std::cout << fmt::format("{:<10} {:>6} {:>9} {:>9} {:>10.3f} {:>10.3f} {:>12.0f} {:>14.1f} {:>6}\n",
-                                 r.model, r.batch, r.eval_batch, r.placement, r.median_seconds, r.median_wall_seconds,
+        std::cout << fmt::format("{:<10} {:>6} {:>9} {:>9} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.0f} {:>14.1f} {:>6}\n",
+                                 r.model, r.batch, r.eval_batch, r.placement, r.median_seconds,
+                                 r.median_validation_seconds, r.median_wall_seconds,
                                  r.images_per_second, 100 * r.median_seconds, r.graphs ? "yes" : "no")
                   << std::flush;
         epochs.push_back({{"model", r.model}, {"batch", r.batch}, {"placement", r.placement},
                           {"train_images", r.train_images}, {"val_images", r.val_images}, {"eval_batch", r.eval_batch},
                           {"median_seconds", r.median_seconds}, {"min_seconds", r.min_seconds},
                           {"max_seconds", r.max_seconds}, {"median_wall_seconds", r.median_wall_seconds},
+                          {"median_validation_seconds", r.median_validation_seconds},
                           {"images_per_second", r.images_per_second},
                           {"projected_100_epochs_seconds", 100 * r.median_seconds}, {"graphs", r.graphs}});
       }
