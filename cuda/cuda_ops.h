@@ -107,7 +107,7 @@ class CudaOps final : public Ops<float> {
   std::unique_ptr<CapturedWork> end_capture() override;
   void abort_capture() noexcept override;
   void gather_rows(int count, std::size_t pixels, const RowSource& source, const RowOrder& order,
-                   const StepCursor* cursor, std::uint8_t* images, std::uint8_t* labels) override;
+                   const StepCursor* cursor, std::uint8_t* images, std::uint8_t* labels, float* scaled) override;
   void dropout_forward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
                           std::uint32_t layer, const float* x, float* y) override;
   void dropout_backward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,

@@ -75,7 +75,7 @@ void CudaOps::abort_capture() noexcept {
 
 void CudaOps::gather_rows(int count, std::size_t pixels, const RowSource& source,
                           const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
-                          std::uint8_t* labels) {
+                          std::uint8_t* labels, float* scaled) {
   const char* op = "gather_rows";
   if (count <= 0) fail(op, "count must be positive (got " + std::to_string(count) + ")");
   if (pixels == 0) fail(op, "pixels must be positive");
@@ -86,7 +86,7 @@ void CudaOps::gather_rows(int count, std::size_t pixels, const RowSource& source
   require(op, "images", images);
   require(op, "labels", labels);
   if (order.stride < static_cast<std::size_t>(count)) fail(op, "order stride below the count");
-  launch_gather_rows(main_lane(), count, pixels, source, order, cursor, images, labels);
+  launch_gather_rows(main_lane(), count, pixels, source, order, cursor, images, labels, scaled);
 }
 
 void CudaOps::dropout_forward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,

@@ -12,17 +12,21 @@ namespace {
 
 namespace ew = elementwise;
 
-// One thread per image byte (grid-stride); the first `count` threads also copy a label.
+// One thread per image byte (grid-stride), which it also scales into `scaled` when that is
+// non-null (the executor's input: images_to_float in the same pass); the first `count` threads
+// also copy a label.
 __global__ void gather_rows_kernel(int count, std::size_t pixels, RowSource source, RowOrder order,
                                    const StepCursor* cursor, std::uint8_t* images,
-                                   std::uint8_t* labels) {
+                                   std::uint8_t* labels, float* scaled) {
   grid_dependency();
   const std::uint64_t index = order.period != 0 ? cursor->index % order.period : cursor->index;
   const std::int32_t* rows = order.order + index * order.stride;
   const std::size_t n = static_cast<std::size_t>(count) * pixels;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
     const std::size_t r = i / pixels, j = i % pixels;
-    images[i] = source.images[static_cast<std::size_t>(rows[r]) * source.image_stride + j];
+    const std::uint8_t pixel = source.images[static_cast<std::size_t>(rows[r]) * source.image_stride + j];
+    images[i] = pixel;
+    if (scaled != nullptr) scaled[i] = ew::pixel_to_unit<float>(pixel);
   }
   for (std::size_t r = global_index(); r < static_cast<std::size_t>(count); r += global_stride())
     labels[r] = source.labels[static_cast<std::size_t>(rows[r]) * source.label_stride];
@@ -61,10 +65,10 @@ __global__ void advance_cursor_kernel(StepCursor* cursor) {
 
 void launch_gather_rows(const Context& c, int count, std::size_t pixels, const RowSource& source,
                         const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
-                        std::uint8_t* labels) {
+                        std::uint8_t* labels, float* scaled) {
   const std::size_t n = static_cast<std::size_t>(count) * pixels;
   launch(c, gather_rows_kernel, c.grid_for(n, kThreads), kThreads, 0, count, pixels, source, order, cursor,
-      images, labels);
+      images, labels, scaled);
 }
 
 void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t seed,

@@ -15,10 +15,10 @@
 namespace fmnist::cuda {
 
 // images (count, pixels), labels (count) = the rows of `source` that `order` names for
-// cursor->index (see RowOrder).
+// cursor->index (see RowOrder); scaled (count, pixels), when non-null, = their pixel_to_unit.
 void launch_gather_rows(const Context& c, int count, std::size_t pixels, const RowSource& source,
                         const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
-                        std::uint8_t* labels);
+                        std::uint8_t* labels, float* scaled);
 // out (n) = in (n) * dropout_factor(seed, cursor->step, layer, i, p)
 void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t seed,
                        const StepCursor* cursor, std::uint32_t layer, const float* in, float* out);

@@ -104,7 +104,11 @@ template <class T> class Executor {
   T* exp_avg() { return exp_avg_; }
   T* exp_avg_sq() { return exp_avg_sq_; }
   // The batch to run, in backend memory: images (max_batch, 28, 28) uint8, labels (max_batch).
-  std::uint8_t* batch_images() { return images_; }
+  // (Whoever asks for batch_images() may write it: the next forward pass scales it again.)
+  std::uint8_t* batch_images() {
+    input_staged_ = 0;
+    return images_;
+  }
   std::uint8_t* batch_labels() { return labels_; }
   // The scaled input (B,1,28,28), each layer's output, and the network's output.
   T* input() { return activations_.front(); }
@@ -169,11 +173,13 @@ template <class T> class Executor {
 
   // ---- steps whose per-step values live in backend memory (host/batch_stream.h) -----------------
   // Stages the batch rows that `order` names for cursor->index from `source` into
-  // batch_images()/batch_labels() (Ops::gather_rows).
+  // batch_images()/batch_labels() and, scaled, into input() (Ops::gather_rows), so that the next
+  // forward pass starts from input() as it is rather than scaling batch_images() again.
   void stage(int batch, const RowSource& source, const RowOrder& order, const StepCursor* cursor) {
     check_batch(batch);
     NvtxRange range("stage batch");
-    ops_.gather_rows(batch, spec_.input.count(), source, order, cursor, images_, labels_);
+    ops_.gather_rows(batch, spec_.input.count(), source, order, cursor, images_, labels_, input());
+    input_staged_ = batch;
   }
 
   // train_step(batch, cursor->step, ...) with Adam's constants adam_table[cursor->index] (made by
@@ -238,7 +244,10 @@ template <class T> class Executor {
   void forward_impl(int batch, bool training, std::uint64_t step, const StepCursor* cursor) {
     check_batch(batch);
     NvtxRange range("forward");
-    ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
+    // input() holds the batch already when stage() just gathered this many images.
+    if (input_staged_ != batch)
+      ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
+    input_staged_ = 0;
     for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
       NvtxRange layer(forward_labels_[i].c_str());
       if (fuses_relu_after(i)) {  // layer i and the ReLU after it, in one op
@@ -445,6 +454,7 @@ template <class T> class Executor {
   std::vector<void*> allocations_;
   T *params_ = nullptr, *grads_ = nullptr, *exp_avg_ = nullptr, *exp_avg_sq_ = nullptr;
   std::uint8_t *images_ = nullptr, *labels_ = nullptr;
+  int input_staged_ = 0;  // images stage() has just scaled into input() for the next forward pass
   std::vector<T*> activations_;  // [0] = input, [i+1] = output of layer i
   std::vector<T*> gradients_;    // same indexing, d loss / d activation
   std::vector<std::int32_t*> argmax_;  // per layer, MaxPool2d only

@@ -181,10 +181,11 @@ template <class T> class Ops {
   virtual void abort_capture() noexcept {}
 
   // images (count, pixels) and labels (count) = the rows of `source` that `order` names for
-  // cursor->index (see RowOrder).
+  // cursor->index (see RowOrder); scaled (count, pixels), when non-null, = images_to_float of
+  // those images, in the same pass.
   virtual void gather_rows(int count, std::size_t pixels, const RowSource& source,
                            const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
-                           std::uint8_t* labels);
+                           std::uint8_t* labels, T* scaled);
   // dropout_forward/backward at step cursor->step.
   virtual void dropout_forward_at(std::size_t n, float p, std::uint64_t seed,
                                   const StepCursor* cursor, std::uint32_t layer, const T* x, T* y);

@@ -164,7 +164,7 @@ template <class T> std::unique_ptr<CapturedWork> Ops<T>::end_capture() {
 template <class T>
 void Ops<T>::gather_rows(int count, std::size_t pixels, const RowSource& source,
                          const RowOrder& order, const StepCursor* cursor, std::uint8_t* images,
-                         std::uint8_t* labels) {
+                         std::uint8_t* labels, T* scaled) {
   if (count < 0 || cursor == nullptr || order.order == nullptr || source.images == nullptr ||
       source.labels == nullptr || images == nullptr || labels == nullptr)
     throw std::invalid_argument("gather_rows: a null pointer or a negative count");
@@ -175,6 +175,7 @@ void Ops<T>::gather_rows(int count, std::size_t pixels, const RowSource& source,
     std::memcpy(images + static_cast<std::size_t>(r) * pixels, source.images + q * source.image_stride, pixels);
     labels[r] = source.labels[q * source.label_stride];
   }
+  if (scaled != nullptr) images_to_float(static_cast<std::size_t>(count) * pixels, images, scaled);
 }
 
 template <class T>

@@ -368,6 +368,40 @@ TEST_CASE("stream: a pass's batch must fit the executor", "[stream]") {
   CHECK_THROWS_WITH(stream.begin_epoch(e), Catch::Contains("begin_epoch: a batch of 9 images"));
 }
 
+TEST_CASE("stream: a staged batch is scaled once, and images written after it are scaled again", "[stream]") {
+  // stage() gathers and scales in one op, and the forward pass then skips images_to_float; the
+  // outputs must be those of the images copied in and scaled by the forward pass, and images
+  // written through batch_images() after a stage() must be the ones the next forward pass sees.
+  const Dataset set = tagged_set(9, 3);
+  const std::vector<std::int32_t> order = {7, 2, 5, 0};
+  const RowSource source{set.images.data(), set.labels.data(), static_cast<std::size_t>(kImagePixels), 1};
+  const RowOrder rows{order.data(), order.size(), 0};
+  const StepCursor cursor{1, 0};
+  CpuOps<float> ops;
+  const NetworkSpec spec = build_network(model(ModelKind::Autoencoder, 0));
+  Executor<float> staged(spec, ops, 4, 5), copied(spec, ops, 4, 5);
+  load_params(staged, 5);
+  load_params(copied, 5);
+  const std::size_t out = 4 * spec.output().count();
+  staged.stage(4, source, rows, &cursor);
+  staged.forward(4, /*training=*/false, 0);
+  std::vector<std::uint8_t> images(4 * kImagePixels), labels(4);
+  gather_batch(set, order.data(), 4, images.data(), labels.data());
+  ops.copy_to_device(copied.batch_images(), images.data(), images.size());
+  copied.forward(4, false, 0);
+  CHECK(read(ops, staged.output(), out) == read(ops, copied.output(), out));
+  CHECK(read(ops, staged.input(), images.size()) == read(ops, copied.input(), images.size()));
+  // Staged, then other images written: the forward pass scales those.
+  staged.stage(4, source, rows, &cursor);
+  std::vector<std::uint8_t> dark(images.size(), 0);
+  ops.copy_to_device(staged.batch_images(), dark.data(), dark.size());
+  ops.copy_to_device(copied.batch_images(), dark.data(), dark.size());
+  staged.forward(4, false, 0);
+  copied.forward(4, false, 0);
+  CHECK(read(ops, staged.input(), dark.size()) == std::vector<float>(dark.size(), 0.0f));
+  CHECK(read(ops, staged.output(), out) == read(ops, copied.output(), out));
+}
+
 TEST_CASE("stream: a seed gives bitwise identical runs, another seed does not", "[stream]") {
   const FashionMnist data = tagged_data(kTrain, 20);
   const Splits splits = small_splits(data, 7);
