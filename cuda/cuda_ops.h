@@ -113,7 +113,7 @@ class CudaOps final : public Ops<float> {
   void dropout_backward_at(std::size_t n, float p, std::uint64_t seed, const StepCursor* cursor,
                            std::uint32_t layer, const float* dy, float* dx) override;
   void adam_update_at(std::size_t n, float* params, const float* grads, float* m, float* v,
-                      const elementwise::AdamStep<float>* table, const StepCursor* cursor) override;
+                      const elementwise::AdamStep<float>* table, StepCursor* cursor, bool advance) override;
   void set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index) override;
   void advance_cursor(StepCursor* cursor) override;
   bool capturing() const { return capturing_; }

@@ -107,12 +107,12 @@ void CudaOps::dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
 }
 
 void CudaOps::adam_update_at(std::size_t n, float* params, const float* grads, float* m, float* v,
-                             const elementwise::AdamStep<float>* table, const StepCursor* cursor) {
+                             const elementwise::AdamStep<float>* table, StepCursor* cursor, bool advance) {
   const char* op = "adam_update_at";
   check_adam_update(op, n, params, grads, m, v);
   require(op, "table", table);
   require(op, "cursor", cursor);
-  launch_adam_at(main_lane(), n, params, grads, m, v, table, cursor);
+  launch_adam_at(main_lane(), n, params, grads, m, v, table, cursor, advance);
 }
 
 void CudaOps::set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {

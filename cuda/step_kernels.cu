@@ -6,6 +6,7 @@
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/ordered_sum.cuh"
 
 namespace fmnist::cuda {
 namespace {
@@ -41,12 +42,19 @@ __global__ void dropout_at_kernel(std::size_t n, float p, std::uint64_t seed,
     out[i] = in[i] * ew::dropout_factor<float>(seed, step, layer, i, p);
 }
 
+// counters: null, or the lane's reduction counters (counter 0, left at 0) to advance the cursor.
 __global__ void adam_at_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
-                               const ew::AdamStep<float>* table, const StepCursor* cursor) {
+                               const ew::AdamStep<float>* table, StepCursor* cursor, unsigned int* counters) {
   grid_dependency();
   const ew::AdamStep<float> step = table[cursor->index];
   for (std::size_t i = global_index(); i < n; i += global_stride())
     ew::adam_update(params[i], grads[i], m[i], v[i], step);
+  // Each block read the cursor before it counts itself done; the last one moves it on.
+  if (counters == nullptr || !last_block_of_row(counters, 0, gridDim.x)) return;
+  if (threadIdx.x == 0) {
+    cursor->step += 1;
+    cursor->index += 1;
+  }
 }
 
 __global__ void set_cursor_kernel(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {
@@ -77,8 +85,9 @@ void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t s
 }
 
 void launch_adam_at(const Context& c, std::size_t n, float* params, const float* grads, float* m,
-                    float* v, const elementwise::AdamStep<float>* table, const StepCursor* cursor) {
-  launch(c, adam_at_kernel, c.grid_for(n, kThreads), kThreads, 0, n, params, grads, m, v, table, cursor);
+                    float* v, const elementwise::AdamStep<float>* table, StepCursor* cursor, bool advance) {
+  launch(c, adam_at_kernel, c.grid_for(n, kThreads), kThreads, 0, n, params, grads, m, v, table, cursor,
+      advance ? c.reduce_counters() : nullptr);
 }
 
 void launch_set_cursor(const Context& c, StepCursor* cursor, std::uint64_t step, std::uint64_t index) {

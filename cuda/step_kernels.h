@@ -22,9 +22,11 @@ void launch_gather_rows(const Context& c, int count, std::size_t pixels, const R
 // out (n) = in (n) * dropout_factor(seed, cursor->step, layer, i, p)
 void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t seed,
                        const StepCursor* cursor, std::uint32_t layer, const float* in, float* out);
-// One launch: elementwise::adam_update with table[cursor->index] over n contiguous elements.
+// One launch: elementwise::adam_update with table[cursor->index] over n contiguous elements;
+// then, when `advance`, cursor->step += 1 and cursor->index += 1 by the last block to finish
+// (every block has read the constants by then).
 void launch_adam_at(const Context& c, std::size_t n, float* params, const float* grads, float* m,
-                    float* v, const elementwise::AdamStep<float>* table, const StepCursor* cursor);
+                    float* v, const elementwise::AdamStep<float>* table, StepCursor* cursor, bool advance);
 // *cursor = {step, index}
 void launch_set_cursor(const Context& c, StepCursor* cursor, std::uint64_t step, std::uint64_t index);
 // cursor->step += 1, cursor->index += 1

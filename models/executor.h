@@ -191,11 +191,15 @@ template <class T> class Executor {
     backward_impl(batch, 0, cursor);
     {
       NvtxRange range("optimizer");
-      for (const auto& r : trainable_ranges_)
+      // The last range's update also moves the cursor on to the next step (in its own launch
+      // on a GPU); without a trainable range, advance_cursor does.
+      for (std::size_t k = 0; k < trainable_ranges_.size(); ++k) {
+        const Range& r = trainable_ranges_[k];
         ops_.adam_update_at(r.count, params_ + r.offset, grads_ + r.offset, exp_avg_ + r.offset,
-                            exp_avg_sq_ + r.offset, adam_table, cursor);
+                            exp_avg_sq_ + r.offset, adam_table, cursor, k + 1 == trainable_ranges_.size());
+      }
     }
-    ops_.advance_cursor(cursor);
+    if (trainable_ranges_.empty()) ops_.advance_cursor(cursor);
   }
 
   // Evaluation of one batch: forward without dropout, the training loss added to

@@ -192,9 +192,10 @@ template <class T> class Ops {
   virtual void dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
                                    const StepCursor* cursor, std::uint32_t layer, const T* dy,
                                    T* dx);
-  // adam_update with the constants table[cursor->index].
+  // adam_update with the constants table[cursor->index]; then, when `advance`, advance_cursor
+  // (in the same launch on a GPU, once every element has read the constants).
   virtual void adam_update_at(std::size_t n, T* params, const T* grads, T* m, T* v,
-                              const elementwise::AdamStep<T>* table, const StepCursor* cursor);
+                              const elementwise::AdamStep<T>* table, StepCursor* cursor, bool advance);
   // *cursor = {step, index}; advance_cursor: both + 1.
   virtual void set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index);
   virtual void advance_cursor(StepCursor* cursor);

@@ -192,8 +192,9 @@ void Ops<T>::dropout_backward_at(std::size_t n, float p, std::uint64_t seed,
 
 template <class T>
 void Ops<T>::adam_update_at(std::size_t n, T* params, const T* grads, T* m, T* v,
-                            const elementwise::AdamStep<T>* table, const StepCursor* cursor) {
+                            const elementwise::AdamStep<T>* table, StepCursor* cursor, bool advance) {
   adam_update(n, params, grads, m, v, table[cursor->index]);
+  if (advance) advance_cursor(cursor);
 }
 
 template <class T> void Ops<T>::set_cursor(StepCursor* cursor, std::uint64_t step, std::uint64_t index) {

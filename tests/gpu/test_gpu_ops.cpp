@@ -704,6 +704,46 @@ TEST_CASE("GPU Adam update", "[gpu][adam][sanitize]") {
   }
 }
 
+TEST_CASE("GPU Adam from the step table, advancing the cursor in the same launch", "[gpu][adam][sanitize]") {
+  // Three updates from a cursor at table index 1, the second one not advancing it (advance_cursor
+  // does instead): the constants come from rows 1, 2 and 3 in turn (the CPU does the same with its
+  // own cursor), and the cursor ends three steps on, moved once per advancing launch however many
+  // blocks the update took.
+  Ops<float>& G = gpu();
+  CpuOps<float> cpu;
+  for (std::size_t n : {std::size_t(1), std::size_t(423809)}) {
+    const std::string name = "adam_update_at n " + std::to_string(n);
+    auto params = uniform(n, -0.1, 0.1, 9400 + n);
+    const auto grads = uniform(n, -1e-2, 1e-2, 9500 + n);
+    std::vector<float> m(n, 0.0f), v(n, 0.0f);
+    const auto table = adam_step_table<float>(AdamConfig{}, 1, 4);
+    DeviceBuffer<float> gp(G, params), gg(G, grads), gm(G, m), gv(G, v);
+    DeviceBuffer<std::uint8_t> gtable(G, table.size() * sizeof(table[0])), gcursor(G, sizeof(StepCursor));
+    G.copy_to_device(gtable.get(), table.data(), table.size() * sizeof(table[0]));
+    auto* device_table = reinterpret_cast<const elementwise::AdamStep<float>*>(gtable.get());
+    auto* device_cursor = reinterpret_cast<StepCursor*>(gcursor.get());
+    StepCursor cursor{10, 1};
+    G.set_cursor(device_cursor, 10, 1);
+    for (bool advance : {true, false, true}) {
+      cpu.adam_update_at(n, params.data(), grads.data(), m.data(), v.data(), table.data(), &cursor, advance);
+      G.adam_update_at(n, gp.get(), gg.get(), gm.get(), gv.get(), device_table, device_cursor, advance);
+      if (!advance) {  // moved on by its own op instead
+        cpu.advance_cursor(&cursor);
+        G.advance_cursor(device_cursor);
+      }
+    }
+    StepCursor got{};
+    G.copy_to_host(&got, device_cursor, sizeof got);
+    CHECK(got.step == 13);
+    CHECK(got.index == 4);
+    CHECK(cursor.step == 13);
+    CHECK(cursor.index == 4);
+    compare(name + " params", gp.download(), params, kForward);
+    compare(name + " exp_avg", gm.download(), m, kForward);
+    compare(name + " exp_avg_sq", gv.download(), v, kForward);
+  }
+}
+
 // ---- memory, and preconditions -------------------------------------------------------------------------
 
 TEST_CASE("GPU memory: zeroed allocation, fill, copies", "[gpu][memory][sanitize]") {
