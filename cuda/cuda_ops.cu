@@ -312,6 +312,23 @@ void CudaOps::mse_loss(std::size_t n, const float* pred, const float* target, fl
   launch_point_loss(main_lane(), PointLoss::MSE, n, pred, target, dpred, loss, loss_sum);
 }
 
+// The loss kernel also writes the ReLU's gradient: one launch for the two ops.
+void CudaOps::l1_loss_relu(std::size_t n, const float* pred, const float* target, float* dpred,
+                           float* dpred_relu, float* loss, double* loss_sum) {
+  check_point_loss("l1_loss_relu", n, pred, target, loss);
+  require("l1_loss_relu", "dpred", dpred);
+  require("l1_loss_relu", "dpred_relu", dpred_relu);
+  launch_point_loss(main_lane(), PointLoss::L1, n, pred, target, dpred, loss, loss_sum, dpred_relu);
+}
+
+void CudaOps::mse_loss_relu(std::size_t n, const float* pred, const float* target, float* dpred,
+                            float* dpred_relu, float* loss, double* loss_sum) {
+  check_point_loss("mse_loss_relu", n, pred, target, loss);
+  require("mse_loss_relu", "dpred", dpred);
+  require("mse_loss_relu", "dpred_relu", dpred_relu);
+  launch_point_loss(main_lane(), PointLoss::MSE, n, pred, target, dpred, loss, loss_sum, dpred_relu);
+}
+
 // scores (B,classes), labels (B) -> loss[0], dscores (B,classes). Labels stay on the device, so a
 // label >= classes cannot be reported here: it makes the loss NaN (the CPU reference throws).
 void CudaOps::softmax_cross_entropy(int batch, int classes, const float* scores,

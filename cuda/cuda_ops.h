@@ -85,6 +85,10 @@ class CudaOps final : public Ops<float> {
 
   void l1_loss(std::size_t n, const float* pred, const float* target, float* dpred, float* loss,
                double* loss_sum) override;
+  void l1_loss_relu(std::size_t n, const float* pred, const float* target, float* dpred, float* dpred_relu,
+                    float* loss, double* loss_sum) override;
+  void mse_loss_relu(std::size_t n, const float* pred, const float* target, float* dpred, float* dpred_relu,
+                     float* loss, double* loss_sum) override;
   void mse_loss(std::size_t n, const float* pred, const float* target, float* dpred, float* loss,
                 double* loss_sum) override;
   void softmax_cross_entropy(int batch, int classes, const float* scores,

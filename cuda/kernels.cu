@@ -201,25 +201,29 @@ __global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::
 
 // ---- losses and metrics ---------------------------------------------------------------------------
 
-// dpred (n) (when non-null) and the mean of the terms, in one launch and two passes: each block
+// dpred (n) (when non-null; and dpred_relu, when non-null, = relu_grad(pred, dpred)) and the mean
+// of the terms, in one launch and two passes: each block
 // writes the double sum of its terms to partials[block]; the last block to finish
 // (last_block_of_row, counters[0]) sums the partials in a fixed order: loss[0] = their sum /
 // count, *loss_sum (when non-null) += the same mean.
 template <PointLoss Kind>
 __global__ void point_loss_kernel(std::size_t n, const float* pred, const float* target, float* dpred,
                                   float inv_n, double* partials, unsigned int* counters, double count,
-                                  float* loss, double* loss_sum) {
+                                  float* loss, double* loss_sum, float* dpred_relu) {
   grid_dependency();
   double sum = 0.0;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
     const float p = pred[i], t = target[i];
+    float g;
     if (Kind == PointLoss::L1) {
       sum += static_cast<double>(ew::l1_term(p, t));
-      if (dpred != nullptr) dpred[i] = ew::l1_grad(p, t, inv_n);
+      g = ew::l1_grad(p, t, inv_n);
     } else {
       sum += static_cast<double>(ew::mse_term(p, t));
-      if (dpred != nullptr) dpred[i] = ew::mse_grad(p, t, inv_n);
+      g = ew::mse_grad(p, t, inv_n);
     }
+    if (dpred != nullptr) dpred[i] = g;
+    if (dpred_relu != nullptr) dpred_relu[i] = ew::relu_grad(p, g);
   }
   const double block_total = block_sum(sum);
   if (threadIdx.x == 0) {
@@ -360,7 +364,7 @@ void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed
 }
 
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
-                       const float* target, float* dpred, float* loss, double* loss_sum) {
+                       const float* target, float* dpred, float* loss, double* loss_sum, float* dpred_relu) {
   // The grid depends on n alone (never on the device), so the summation order is fixed.
   constexpr std::size_t kItemsPerThread = 8;
   const std::size_t wanted = (n + kThreads * kItemsPerThread - 1) / (kThreads * kItemsPerThread);
@@ -371,10 +375,10 @@ void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const fl
   const double count = static_cast<double>(n);
   if (kind == PointLoss::L1)
     launch(c, point_loss_kernel<PointLoss::L1>, parts, kThreads, 0, n, pred, target, dpred, inv_n,
-        partials, c.reduce_counters(), count, loss, loss_sum);
+        partials, c.reduce_counters(), count, loss, loss_sum, dpred_relu);
   else
     launch(c, point_loss_kernel<PointLoss::MSE>, parts, kThreads, 0, n, pred, target, dpred, inv_n,
-        partials, c.reduce_counters(), count, loss, loss_sum);
+        partials, c.reduce_counters(), count, loss, loss_sum, dpred_relu);
 }
 
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,

@@ -63,9 +63,11 @@ void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed
 // ---- losses and metrics ---------------------------------------------------------------------------
 enum class PointLoss { L1, MSE };
 // loss[0] = mean over n of the term; *loss_sum += that mean (double) when non-null; dpred (n)
-// when non-null. Deterministic: fixed-shape two-pass reduction in double.
+// when non-null, and with it dpred_relu (n) = relu_grad(pred, dpred) when that is non-null (pred
+// being a ReLU's output). Deterministic: fixed-shape two-pass reduction in double.
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
-                       const float* target, float* dpred, float* loss, double* loss_sum);
+                       const float* target, float* dpred, float* loss, double* loss_sum,
+                       float* dpred_relu = nullptr);
 // scores (B,classes), labels (B) -> loss[0] = mean softmax cross-entropy, dscores (B,classes).
 // A label >= classes makes the loss (and its row's gradient) NaN.
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,

@@ -142,7 +142,14 @@ template <class T> class Executor {
     check_batch(batch);
     NvtxRange range("loss");
     T* grad = with_gradient ? output_gradient() : nullptr;
-    if (spec_.config.kind == ModelKind::Autoencoder) {
+    if (grad != nullptr && loss_through_output_relu_) {  // the AE's output ReLU: its gradient too
+      const std::size_t n = static_cast<std::size_t>(batch) * spec_.input.count();
+      T* relu_input_grad = gradients_[spec_.layers.size() - 1];
+      if (spec_.config.ae_loss == AeLoss::MAE)
+        ops_.l1_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
+      else
+        ops_.mse_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
+    } else if (spec_.config.kind == ModelKind::Autoencoder) {
       reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum);
     } else {
       ops_.softmax_cross_entropy(batch, kNetworkClasses, output(), labels_, grad, batch_loss_, loss_sum);
@@ -274,7 +281,9 @@ template <class T> class Executor {
   void backward_impl(int batch, std::uint64_t step, const StepCursor* cursor) {
     check_batch(batch);
     NvtxRange range("backward");
-    for (std::size_t i = spec_.layers.size(); i-- > first_backward_layer_;) {
+    // After loss() took the gradient through the output ReLU, the backward pass starts below it.
+    const std::size_t end = spec_.layers.size() - (loss_through_output_relu_ ? 1 : 0);
+    for (std::size_t i = end; i-- > first_backward_layer_;) {
       NvtxRange layer(backward_labels_[i].c_str());
       if (fuses_relu_before(i)) {  // layer i and the ReLU before it, in one op
         backward_layer(i, batch, step, cursor, gradients_[i - 1]);
@@ -315,6 +324,10 @@ template <class T> class Executor {
         break;
       }
     }
+    // An AE ending in a ReLU (the paper's) takes its loss's gradient through that ReLU in one op.
+    const std::size_t last = spec_.layers.size() - 1;
+    loss_through_output_relu_ = spec_.config.kind == ModelKind::Autoencoder && !spec_.layers.empty() &&
+                                spec_.layers[last].kind == LayerKind::ReLU && last > first_backward_layer_;
     for (const auto& p : spec_.params) {
       if (!p.trainable) continue;
       if (!trainable_ranges_.empty() &&
@@ -466,6 +479,7 @@ template <class T> class Executor {
   double *train_loss_sum_ = nullptr, *eval_loss_sum_ = nullptr;
   std::int64_t* confusion_ = nullptr;
   std::size_t first_backward_layer_ = 0;
+  bool loss_through_output_relu_ = false;  // loss() writes the output ReLU's input gradient too
   std::vector<Range> trainable_ranges_;
   std::vector<std::string> forward_labels_, backward_labels_;  // NVTX: "encoder.0 Conv2d"
 };

@@ -145,6 +145,13 @@ template <class T> class Ops {
   // mean (pred - target)^2 over n.
   virtual void mse_loss(std::size_t n, const T* pred, const T* target, T* dpred, T* loss,
                         double* loss_sum) = 0;
+  // The same losses of the output of a ReLU (pred), their gradient also taken through that ReLU:
+  // dpred as above, then dpred_relu (n) = relu_backward(pred, dpred). The results of the two ops;
+  // a backend may compute them in one pass.
+  virtual void l1_loss_relu(std::size_t n, const T* pred, const T* target, T* dpred, T* dpred_relu, T* loss,
+                            double* loss_sum);
+  virtual void mse_loss_relu(std::size_t n, const T* pred, const T* target, T* dpred, T* dpred_relu, T* loss,
+                             double* loss_sum);
   // scores (B,classes), labels (B) -> mean over the batch of softmax cross-entropy.
   virtual void softmax_cross_entropy(int batch, int classes, const T* scores,
                                      const std::uint8_t* labels, T* dscores, T* loss,

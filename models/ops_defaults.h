@@ -38,6 +38,20 @@ void Ops<T>::conv2d_backward_relu(const ConvGeometry& g, const T* x, const T* w,
 }
 
 template <class T>
+void Ops<T>::l1_loss_relu(std::size_t n, const T* pred, const T* target, T* dpred, T* dpred_relu, T* loss,
+                          double* loss_sum) {
+  l1_loss(n, pred, target, dpred, loss, loss_sum);
+  relu_backward(n, pred, dpred, dpred_relu);
+}
+
+template <class T>
+void Ops<T>::mse_loss_relu(std::size_t n, const T* pred, const T* target, T* dpred, T* dpred_relu, T* loss,
+                           double* loss_sum) {
+  mse_loss(n, pred, target, dpred, loss, loss_sum);
+  relu_backward(n, pred, dpred, dpred_relu);
+}
+
+template <class T>
 void Ops<T>::conv_transpose2d_backward_relu(const ConvGeometry& g, const T* x, const T* w, const T* dy, T* dx,
                                             T* dw, T* db, T* dx_relu) {
   conv_transpose2d_backward(g, x, w, dy, dx, dw, db);

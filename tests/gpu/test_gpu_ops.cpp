@@ -666,6 +666,36 @@ TEST_CASE("GPU L1 and MSE losses over many blocks", "[gpu][loss]") {
   check_point_losses(3000001, 7100);  // more elements than 1024 blocks x 2048 per block
 }
 
+TEST_CASE("GPU L1 and MSE losses through a ReLU equal the loss and relu_backward, bit for bit",
+          "[gpu][loss][sanitize]") {
+  Ops<float>& G = gpu();
+  for (std::size_t n : {std::size_t(1), std::size_t(100 * 784), std::size_t(300001)}) {
+    auto pred = uniform(n, -0.2, 1.0, 7200 + n);
+    for (float& p : pred) p = std::max(p, 0.0f);  // a ReLU's output: about a sixth are 0
+    const auto target = uniform(n, 0.0, 1.0, 7300 + n);
+    DeviceBuffer<float> gpred(G, pred), gtarget(G, target), d1(G, n), r1(G, n), d2(G, n), r2(G, n), l1(G, 1),
+        l2(G, 1);
+    for (int kind = 0; kind < 2; ++kind) {
+      const std::string name = std::string(kind == 0 ? "l1_loss_relu" : "mse_loss_relu") + " (n " +
+                               std::to_string(n) + ")";
+      for (auto* b : {&d1, &r1, &d2, &r2, &l1, &l2}) b->poison();
+      DeviceBuffer<double> sum1(G, std::vector<double>{0.5}), sum2(G, std::vector<double>{0.5});
+      if (kind == 0) {
+        G.l1_loss(n, gpred.get(), gtarget.get(), d1.get(), l1.get(), sum1.get());
+        G.l1_loss_relu(n, gpred.get(), gtarget.get(), d2.get(), r2.get(), l2.get(), sum2.get());
+      } else {
+        G.mse_loss(n, gpred.get(), gtarget.get(), d1.get(), l1.get(), sum1.get());
+        G.mse_loss_relu(n, gpred.get(), gtarget.get(), d2.get(), r2.get(), l2.get(), sum2.get());
+      }
+      G.relu_backward(n, gpred.get(), d1.get(), r1.get());
+      compare_exact(name + " loss", l2.download(), l1.download());
+      compare_exact(name + " loss sum", sum2.download(), sum1.download());
+      compare_exact(name + " dpred", d2.download(), d1.download());
+      compare_exact(name + " dpred through the ReLU", r2.download(), r1.download());
+    }
+  }
+}
+
 TEST_CASE("GPU softmax cross-entropy and prediction counts", "[gpu][loss][sanitize]") {
   check_softmax(100, 10, 8001);  // the paper's
   check_softmax(1, 10, 8002);
