@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fills .gpu/ (git-ignored) with what tools/gpu_check.sh needs on a GPU machine that has no network
-# and none of Debian's -dev packages: run it HERE (a Debian 12 machine with apt), then carry .gpu:
-#   run(command="tools/gpu_check.sh", carry=[".gpu"], timeout_s=540)
+# and none of Debian's -dev packages: run it HERE (a Debian 12 machine with apt), then carry .gpu
+# in the two device calls that the header of tools/gpu_check.sh spells out (call 1 with
+# carry=[".gpu"], timeout_s=360; call 2 at once, on the still-warm machine).
 #
 #   .gpu/data/     the four Fashion-MNIST IDX .gz files (from /usr/share/datasets/fashion-mnist)
 #   .gpu/debs/     Debian 12 .deb files (`apt-get download`, nothing installed) of every library and
