@@ -27,6 +27,16 @@ void check_cudnn_counts(const char* op, const ConvGeometry& g) {
     fail(op, "tensor too large for cuDNN's 32-bit element counts");
 }
 
+// l1_loss_relu and mse_loss_relu (op): the loss kernel also writes the ReLU's gradient, one launch
+// for the two ops.
+void point_loss_relu(const Context& c, const char* op, PointLoss kind, std::size_t n, const float* pred,
+                     const float* target, float* dpred, float* dpred_relu, float* loss, double* loss_sum) {
+  check_point_loss(op, n, pred, target, loss);
+  require(op, "dpred", dpred);
+  require(op, "dpred_relu", dpred_relu);
+  launch_point_loss(c, kind, n, pred, target, dpred, loss, loss_sum, dpred_relu);
+}
+
 }  // namespace
 
 CudaOps::CudaOps(const CudaOptions& options) : context_(options), plans_(context_) {}
@@ -312,21 +322,15 @@ void CudaOps::mse_loss(std::size_t n, const float* pred, const float* target, fl
   launch_point_loss(main_lane(), PointLoss::MSE, n, pred, target, dpred, loss, loss_sum);
 }
 
-// The loss kernel also writes the ReLU's gradient: one launch for the two ops.
 void CudaOps::l1_loss_relu(std::size_t n, const float* pred, const float* target, float* dpred,
                            float* dpred_relu, float* loss, double* loss_sum) {
-  check_point_loss("l1_loss_relu", n, pred, target, loss);
-  require("l1_loss_relu", "dpred", dpred);
-  require("l1_loss_relu", "dpred_relu", dpred_relu);
-  launch_point_loss(main_lane(), PointLoss::L1, n, pred, target, dpred, loss, loss_sum, dpred_relu);
+  point_loss_relu(main_lane(), "l1_loss_relu", PointLoss::L1, n, pred, target, dpred, dpred_relu, loss, loss_sum);
 }
 
 void CudaOps::mse_loss_relu(std::size_t n, const float* pred, const float* target, float* dpred,
                             float* dpred_relu, float* loss, double* loss_sum) {
-  check_point_loss("mse_loss_relu", n, pred, target, loss);
-  require("mse_loss_relu", "dpred", dpred);
-  require("mse_loss_relu", "dpred_relu", dpred_relu);
-  launch_point_loss(main_lane(), PointLoss::MSE, n, pred, target, dpred, loss, loss_sum, dpred_relu);
+  point_loss_relu(main_lane(), "mse_loss_relu", PointLoss::MSE, n, pred, target, dpred, dpred_relu, loss,
+                  loss_sum);
 }
 
 // scores (B,classes), labels (B) -> loss[0], dscores (B,classes). Labels stay on the device, so a
