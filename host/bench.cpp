@@ -2,7 +2,6 @@
 #include "host/bench.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -10,6 +9,7 @@
 
 #include "host/batch_stream.h"
 #include "host/step_graphs.h"
+#include "host/wall_clock.h"
 #include "models/executor.h"
 #include "models/nvtx.h"
 #include "models/rng.h"
@@ -170,13 +170,13 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   std::vector<double> seconds, validation_seconds, wall;
   const long long replays_before = stream.graphs().replays();
   for (int r = 0; r < settings.epoch_repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     watch->start();
     run_epoch(++epoch, validation_watch.get());
     watch->stop();
     seconds.push_back(watch->seconds());
     validation_seconds.push_back(validation_watch->seconds());
-    wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    wall.push_back(seconds_since(start));
   }
   EpochRate out;
   out.model = describe(model);

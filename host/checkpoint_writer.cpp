@@ -2,20 +2,12 @@
 // after the previous one has finished, so the files of two checkpoints never interleave.
 #include "host/checkpoint_writer.h"
 
-#include <chrono>
 #include <iostream>
 #include <utility>
 
+#include "host/wall_clock.h"
+
 namespace fmnist {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-}  // namespace
 
 CheckpointWriter::CheckpointWriter(Write write, std::string last_written)
     : write_(std::move(write)), last_written_(std::move(last_written)) {}

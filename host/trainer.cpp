@@ -3,7 +3,6 @@
 #include "trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -23,16 +22,11 @@
 #include "host/run_state.h"
 #include "host/safetensors.h"
 #include "host/stop_signal.h"
+#include "host/wall_clock.h"
 #include "models/rng.h"
 
 namespace fmnist {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Copies the listed images (and labels) into the executor's batch buffers.
 void stage_batch(Executor<float>& ex, const Dataset& set, const std::int32_t* indices, int count,

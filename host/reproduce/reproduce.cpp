@@ -23,16 +23,12 @@
 #include "host/run_state.h"
 #include "host/safetensors.h"
 #include "host/trainer.h"
+#include "host/wall_clock.h"
 
 namespace fmnist::reproduce {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using report::RunResult;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Whole lines, each prefixed with "[run] ", to a shared stream under a shared mutex: runs on
 // several threads interleave by line, never within one.
