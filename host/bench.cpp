@@ -132,7 +132,6 @@ EpochRate bench_epoch(Ops<float>& ops, const ModelConfig& model, int batch, cons
   const NetworkSpec spec = build_network(model);
   Splits splits = make_splits(data, settings.seed, settings.epoch_val_images);
   splits.train.resize(static_cast<std::size_t>(settings.epoch_train_images));
-  if (settings.epoch_eval_batch < 0) throw std::invalid_argument("bench: the validation batch must be >= 0");
   const int eval_batch = eval_batch_for(settings.epoch_eval_batch, batch, ops, settings.epoch_val_images);
   Executor<float> ex(spec, ops, std::max(batch, eval_batch), settings.seed);
   load_initial_params(ex, settings.seed);

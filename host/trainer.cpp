@@ -111,6 +111,8 @@ const char* lr_schedule_name(LrSchedule schedule) {
 }
 
 int eval_batch_for(int requested, int train_batch, const Ops<float>& ops, int images) {
+  if (requested < 0)
+    throw std::invalid_argument("eval_batch must be >= 0 (0: by backend), got " + std::to_string(requested));
   const int wanted = requested > 0 ? requested : ops.computes_on_host() ? train_batch : kDeviceEvalBatch;
   return std::max(1, std::min(wanted, images));
 }
@@ -202,10 +204,9 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
                                 precision_name(config.precision) + " but its backend (" + ops.name() +
                                 ") computes in " + precision_name(ops.precision()));
   if (config.guard_every < 0) throw std::invalid_argument("guard_every must be >= 0 (0: by backend)");
-  if (config.eval_batch < 0) throw std::invalid_argument("eval_batch must be >= 0 (0: by backend)");
   const int guard_every = guard_interval(config, ops);
+  const int eval_batch = eval_batch_for(config.eval_batch, config.batch, ops, config.validation_count);
   const Splits splits = make_splits(data, config.seed, config.validation_count);
-  const int eval_batch = eval_batch_for(config.eval_batch, config.batch, ops, static_cast<int>(splits.validation.size()));
   const int train_count = static_cast<int>(splits.train.size());
   int steps_per_epoch = config.drop_last ? train_count / config.batch
                                          : (train_count + config.batch - 1) / config.batch;
@@ -260,6 +261,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
 
   Progress progress(progress_out, callbacks.live_progress, config.epochs, classifier);
   TrainResult result;
+  result.validation_batch = eval_batch;
   result.init_draws = init_draws;
   result.best_epoch = resume.best_epoch;
   double best_metric = resume.best_metric;

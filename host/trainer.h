@@ -129,6 +129,7 @@ struct TrainResult {
   // back, so the device has finished its steps) and in their validation (host clock; evaluation
   // ends with a read of the device). The rest of a run's wall time is set-up and checkpoints.
   double training_seconds = 0, validation_seconds = 0;
+  int validation_batch = 0;  // images per validation batch (eval_batch_for)
 };
 
 // Trains `config.model` on `data` with `ops`. Progress goes to `progress` (a live line when it is
@@ -137,8 +138,10 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
                   std::ostream& progress, const TrainCallbacks& callbacks = {});
 
 // The batch of an evaluation: `requested` when positive, else (0) by backend: the training batch
-// on the CPU (larger batches only slow its caches), kDeviceEvalBatch on a GPU (fewer, fuller
-// launches); at most `images`, so that a small set does not size the executor for images it lacks.
+// on the CPU (1,000 gave it no steady gain and doubles its memory, bench/RESULTS.md), and
+// kDeviceEvalBatch on a GPU (fewer, fuller launches); at most `images`, so that a small set does
+// not size the executor for images it lacks. A negative `requested` is refused
+// (std::invalid_argument).
 inline constexpr int kDeviceEvalBatch = 1000;
 int eval_batch_for(int requested, int train_batch, const Ops<float>& ops, int images);
 

@@ -30,7 +30,7 @@ struct EvalOptions {
   PrecisionFlags precision;  // --precision / --tf32
   std::uint64_t seed = 0;      // 0: the seed recorded in the checkpoint, else 1
   int validation_count = 0;    // 0: the value recorded in the checkpoint, else 9900
-  int batch = 0;  // by backend (eval_batch_for), with the paper's 100 as the CPU's
+  int batch = 0;  // by backend (eval_batch_for), with the training batch (the paper's 100) as the CPU's
   bool json = false;
 };
 
@@ -96,7 +96,7 @@ int run_eval(void* p) {
       o.split == "val" ? splits.validation : o.split == "test" ? splits.test : splits.t10k;
 
   BackendChoice backend = select_backend(o.device, precision);
-  const int batch = eval_batch_for(o.batch, 100, *backend.ops, static_cast<int>(indices.size()));
+  const int batch = eval_batch_for(o.batch, TrainConfig{}.batch, *backend.ops, static_cast<int>(indices.size()));
   Executor<float> executor(spec, *backend.ops, batch, seed);
   backend.ops->copy_to_device(executor.params(), params.data(), params.size() * sizeof(float));
   const EvalResult result = evaluate(executor, data.t10k, indices);

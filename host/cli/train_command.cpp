@@ -163,8 +163,7 @@ int run_train(void* p) {
     const std::size_t epochs = result.epochs.size();
     std::cout << fmt::format("time: {:.2f} s of training, {:.2f} s of validation ({} epoch{}, validation batches "
                              "of {})\n", result.training_seconds, result.validation_seconds, epochs,
-                             epochs == 1 ? "" : "s",
-                             eval_batch_for(config.eval_batch, config.batch, *backend.ops, config.validation_count));
+                             epochs == 1 ? "" : "s", result.validation_batch);
   }
   std::cout << fmt::format("checkpoints: {}/{{best,last}}.safetensors ({} written beside training: {:.2f} s of "
                            "writing, {:.2f} s waited for)\n",
