@@ -7,8 +7,8 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
-#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
+#include "cuda/launch.cuh"
 
 namespace fmnist::cuda {
 namespace {

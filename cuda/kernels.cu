@@ -202,10 +202,9 @@ __global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::
 // ---- losses and metrics ---------------------------------------------------------------------------
 
 // dpred (n) (when non-null; and dpred_relu, when non-null, = relu_grad(pred, dpred)) and the mean
-// of the terms, in one launch and two passes: each block
-// writes the double sum of its terms to partials[block]; the last block to finish
-// (last_block_of_row, counters[0]) sums the partials in a fixed order: loss[0] = their sum /
-// count, *loss_sum (when non-null) += the same mean.
+// of the terms, in one launch and two passes: each block writes the double sum of its terms to
+// partials[block]; the last block to finish (last_block_of_row, counters[0]) sums the partials in
+// a fixed order: loss[0] = their sum / count, *loss_sum (when non-null) += the same mean.
 template <PointLoss Kind>
 __global__ void point_loss_kernel(std::size_t n, const float* pred, const float* target, float* dpred,
                                   float inv_n, double* partials, unsigned int* counters, double count,

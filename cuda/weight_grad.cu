@@ -12,8 +12,8 @@
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
-#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
+#include "cuda/launch.cuh"
 #include "cuda/ordered_sum.cuh"
 
 namespace fmnist::cuda {
