@@ -70,9 +70,9 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   int guard_every = 0;
   // Images per validation batch, at most the validation set; 0 picks by backend (eval_batch_for).
-  // The validation figures are means over images, so this changes them only by rounding (about
-  // 1e-8 relative: an image's output may round differently in another batch), never what is
-  // trained.
+  // The validation figures are means over images, so this changes them only by rounding (an
+  // image's output may round differently in another batch; the tests bound it at 1e-6 relative),
+  // never what is trained.
   int eval_batch = 0;
   // How batches reach the backend and steps are launched (resident/streamed data, CUDA graphs):
   // never changes a result (host/batch_stream.h).
