@@ -270,6 +270,32 @@ template <class T> struct ParamGradSums {
   double* sums = nullptr;
 };
 
+// What both convolution backward passes set up, per task of `chunks`: on each pool thread a patch
+// matrix (K, max_n) and a channel-major matrix (channels, max_n), max_n = kImagesPerTask * hw the
+// columns of a task; the per-task parameter-gradient sums over the weights, channels * K of them
+// (the weight tensor's size in both passes); the weights as the input gradient's
+// GEMM operand (BF16: rounded), when there is an input gradient.
+template <class T> struct BackwardBuffers {
+  BackwardBuffers(const char* op, const ConvGeometry& g, int K, int channels, int hw, const T* w, T* dx,
+                  T* dw, T* db, Scratch<T>& scratch, TaskPool& pool, Precision precision)
+      : K(K), channels(channels), max_n(static_cast<std::size_t>(kImagesPerTask) * hw),
+        weights(static_cast<std::size_t>(channels) * K),
+        chunks{g.batch}, patches(scratch.get(0, pool.threads() * K * max_n)),
+        channel_major(scratch.get(1, pool.threads() * channels * max_n)),
+        grads(scratch, chunks.tasks(), weights, g.batch, g.out_channels, dw, db),
+        bf16(bf16_mode(op, precision)),
+        weights_operand(dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w) {}
+  T* patch_matrix(int thread) const { return patches + thread * K * max_n; }
+  T* channel_major_matrix(int thread) const { return channel_major + thread * channels * max_n; }
+  int K, channels;
+  std::size_t max_n, weights;
+  Chunks chunks;
+  T *patches, *channel_major;
+  ParamGradSums<T> grads;
+  bool bf16;
+  const T* weights_operand;
+};
+
 }  // namespace
 
 // Per task: col (Cin*k*k, n) = im2col(x); then per image y (Cout, Ho*Wo) = b (the GEMM's
@@ -322,25 +348,19 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
   check_conv_backward(op, g, false, x, w, dy, dx, dw);
   check_blas_sizes(op, g);
   const Patches p = input_patches(g);
-  const Chunks chunks{g.batch};
   const int K = p.rows(), Cout = g.out_channels, hw = g.out_h() * g.out_w();
   const std::size_t in_image = static_cast<std::size_t>(g.in_channels) * g.in_h * g.in_w;
   const std::size_t out_image = static_cast<std::size_t>(Cout) * hw;
-  const std::size_t max_n = static_cast<std::size_t>(kImagesPerTask) * hw;
-  const std::size_t weights = static_cast<std::size_t>(Cout) * K;
-  const int threads = pool.threads();  // any thread may run any task: a slice for each
-  T* cols = scratch.get(0, threads * K * max_n);
-  T* dy_cms = scratch.get(1, threads * Cout * max_n);
-  const ParamGradSums<T> grads(scratch, chunks.tasks(), weights, g.batch, Cout, dw, db);
   // BF16: dy, x (through col) and w rounded; dx rounded per chunk, dw once summed (db unrounded).
-  const bool bf16 = bf16_mode(op, precision);
-  const T* wk = dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w;
-  pool.run(chunks.tasks(), [&](int task, int thread) {
-    const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
+  const BackwardBuffers<T> buffers(op, g, K, Cout, hw, w, dx, dw, db, scratch, pool, precision);
+  const auto& grads = buffers.grads;
+  const bool bf16 = buffers.bf16;
+  pool.run(buffers.chunks.tasks(), [&](int task, int thread) {
+    const int first = buffers.chunks.first(task), count = buffers.chunks.count(task), n = count * hw;
     if (db != nullptr) plane_sums(first, count, Cout, hw, dy, grads.sums);
     if (dw == nullptr && dx == nullptr) return;
-    T* col = cols + thread * K * max_n;
-    T* dy_cm = dy_cms + thread * Cout * max_n;  // (Cout, n)
+    T* col = buffers.patch_matrix(thread);
+    T* dy_cm = buffers.channel_major_matrix(thread);  // (Cout, n)
     to_channel_major(count, Cout, hw, dy + first * out_image, dy_cm);
     if (bf16) round_to_bf16_in_place(dy_cm, static_cast<std::size_t>(Cout) * n);
     if (dw != nullptr) {
@@ -349,7 +369,7 @@ void conv2d_backward(const ConvGeometry& g, const T* x, const T* w, const T* dy,
       gemm(false, true, Cout, K, n, T(1), dy_cm, n, col, n, T(0), grads.dw_of(task), K);
     }
     if (dx != nullptr) {
-      gemm(true, false, K, n, Cout, T(1), wk, K, dy_cm, n, T(0), col, n);  // dcol = w^T dy_cm
+      gemm(true, false, K, n, Cout, T(1), buffers.weights_operand, K, dy_cm, n, T(0), col, n);  // dcol = w^T dy_cm
       col2im(chunk_of(p, count), col, dx + first * in_image);
       if (bf16) round_to_bf16_in_place(dx + first * in_image, count * in_image);
     }
@@ -400,26 +420,20 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
   check_conv_backward(op, g, true, x, w, dy, dx, dw);
   check_blas_sizes(op, g);
   const Patches p = output_patches(g);
-  const Chunks chunks{g.batch};
   const int K = p.rows(), Cin = g.in_channels, Cout = g.out_channels, hw = g.in_h * g.in_w;
   const int out_hw = g.out_h() * g.out_w();
   const std::size_t in_image = static_cast<std::size_t>(Cin) * hw;
   const std::size_t out_image = static_cast<std::size_t>(Cout) * out_hw;
-  const std::size_t max_n = static_cast<std::size_t>(kImagesPerTask) * hw;
-  const std::size_t weights = static_cast<std::size_t>(Cin) * K;
-  const int threads = pool.threads();  // any thread may run any task: a slice for each
-  T* dcols = scratch.get(0, threads * K * max_n);
-  T* bufs = scratch.get(1, threads * Cin * max_n);
-  const ParamGradSums<T> grads(scratch, chunks.tasks(), weights, g.batch, Cout, dw, db);
   // BF16: dy (through dcol), x and w rounded; dx rounded per chunk, dw once summed.
-  const bool bf16 = bf16_mode(op, precision);
-  const T* wk = dx != nullptr ? operand_weights(bf16, w, weights, scratch) : w;
-  pool.run(chunks.tasks(), [&](int task, int thread) {
-    const int first = chunks.first(task), count = chunks.count(task), n = count * hw;
+  const BackwardBuffers<T> buffers(op, g, K, Cin, hw, w, dx, dw, db, scratch, pool, precision);
+  const auto& grads = buffers.grads;
+  const bool bf16 = buffers.bf16;
+  pool.run(buffers.chunks.tasks(), [&](int task, int thread) {
+    const int first = buffers.chunks.first(task), count = buffers.chunks.count(task), n = count * hw;
     if (db != nullptr) plane_sums(first, count, Cout, out_hw, dy, grads.sums);
     if (dw == nullptr && dx == nullptr) return;
-    T* dcol = dcols + thread * K * max_n;  // (Cout*k*k, n)
-    T* buf = bufs + thread * Cin * max_n;  // (Cin, n)
+    T* dcol = buffers.patch_matrix(thread);       // (Cout*k*k, n)
+    T* buf = buffers.channel_major_matrix(thread);  // (Cin, n)
     im2col(chunk_of(p, count), dy + first * out_image, dcol);
     if (bf16) round_to_bf16_in_place(dcol, static_cast<std::size_t>(K) * n);
     if (dw != nullptr) {
@@ -428,7 +442,7 @@ void conv_transpose2d_backward(const ConvGeometry& g, const T* x, const T* w, co
       gemm(false, true, Cin, K, n, T(1), buf, n, dcol, n, T(0), grads.dw_of(task), K);
     }
     if (dx != nullptr) {
-      gemm(false, false, Cin, n, K, T(1), wk, K, dcol, n, T(0), buf, n);  // dx_cm = w dcol
+      gemm(false, false, Cin, n, K, T(1), buffers.weights_operand, K, dcol, n, T(0), buf, n);  // dx_cm = w dcol
       if (bf16) round_to_bf16_in_place(buf, static_cast<std::size_t>(Cin) * n);
       to_batch_major(count, Cin, hw, buf, static_cast<const T*>(nullptr), dx + first * in_image);
     }
