@@ -292,6 +292,12 @@ std::string kernel_image_problem() {
 
 std::string compiled_architectures() { return FMNIST_CUDA_ARCHITECTURES; }
 
+int kernel_virtual_architecture() {
+  cudaFuncAttributes attributes{};
+  CUDA_CHECK(cudaFuncGetAttributes(&attributes, fill_kernel));
+  return attributes.ptxVersion;
+}
+
 void launch_fill(const Context& c, std::size_t n, float value, float* dst) {
   launch(c, fill_kernel, c.grid_for(n, kThreads), kThreads, 0, n, value, dst);
 }

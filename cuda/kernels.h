@@ -22,6 +22,9 @@ constexpr int kMinComputeMinor = 5;
 std::string kernel_image_problem();
 // The architectures this library was compiled for, e.g. "90-real;80-virtual".
 std::string compiled_architectures();
+// The virtual architecture (PTX target, e.g. 90 or 80) of the code the current device runs: its
+// SASS's, or the PTX the driver compiles for a newer device. Call after kernel_image_problem().
+int kernel_virtual_architecture();
 
 // ---- memory and data ------------------------------------------------------------------------------
 void launch_fill(const Context& c, std::size_t n, float value, float* dst);
