@@ -323,9 +323,9 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
         batch, channels, dy, db);
     return;
   }
-  if (batch < 1 || channels < 1 || channels > 65535 || hw > static_cast<std::size_t>(INT_MAX))
+  if (batch < 1 || channels < 1 || channels > 65535 || hw > static_cast<std::size_t>(INT_MAX - kIntIndexHeadroom))
     throw std::invalid_argument("channel bias gradient: batch and channels must be positive, channels at most "
-                                "65,535 and a plane at most INT_MAX elements");
+                                "65,535 and a plane at most INT_MAX - 1,024 elements");
   // The weight gradient's partition, one slice per channel: AE(256) at batch 100 runs 100 to 480
   // blocks per layer instead of 1 to 32. Its partials fit Context's reduce partials (static_assert).
   const ImageGroups part = split_into_image_groups(batch, channels);

@@ -40,14 +40,19 @@ inline ImageGroups split_into_image_groups(int images, int slices) {
   return g;
 }
 
-// Whether the direct path handles `s`: a valid shape (conv_shape.h), counts that fit an int, at
-// most 65,535 filter slices (more than the grid's y extent needs: it counts slice groups).
+// How far below INT_MAX a count that a GPU block walks with an int index must stay, so that the
+// index plus one block's stride (at most 1,024 threads) still fits an int.
+constexpr long long kIntIndexHeadroom = 1024;
+
+// Whether the direct path handles `s`: a valid shape (conv_shape.h), counts that fit an int with
+// kIntIndexHeadroom to spare, at most 65,535 filter slices (more than the grid's y extent needs: it
+// counts slice groups).
 inline bool direct_weight_grad_supported(const ConvShape& s) {
   if (!direct_conv_shape_valid(s)) return false;
   const long long positions = static_cast<long long>(s.n) * s.dst_h * s.dst_w;
   const long long slices = static_cast<long long>(s.k) * s.c;
   const long long src_plane = static_cast<long long>(s.src_h) * s.src_w;
-  return positions <= INT_MAX && slices <= 65535 && src_plane <= INT_MAX;
+  return positions <= INT_MAX - kIntIndexHeadroom && slices <= 65535 && src_plane <= INT_MAX;
 }
 
 // Filter slices (k, c) a GPU block sums together: kWeightGradSlices(KS) consecutive k of one c,
