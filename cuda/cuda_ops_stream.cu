@@ -59,7 +59,7 @@ std::unique_ptr<CapturedWork> CudaOps::end_capture() {
   context_.join_side_lane();
   capturing_ = false;
   cudaGraph_t graph = end_stream_capture(context_.main_stream());
-  return std::make_unique<CudaGraph>(graph, context_.main_stream());
+  return std::make_unique<CudaGraph>(graph, context_);
 }
 
 void CudaOps::abort_capture() noexcept {

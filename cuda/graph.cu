@@ -33,7 +33,7 @@ void abort_stream_capture(cudaStream_t stream) noexcept {
   (void)cudaGetLastError();  // the capture's error is not sticky; clear it
 }
 
-CudaGraph::CudaGraph(cudaGraph_t graph, cudaStream_t stream) : stream_(stream) {
+CudaGraph::CudaGraph(cudaGraph_t graph, Context& context) : context_(context) {
   const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes_);
   const cudaError_t status = counted == cudaSuccess ? cudaGraphInstantiate(&exec_, graph, 0) : counted;
   CUDA_LOG(cudaGraphDestroy(graph));
@@ -45,6 +45,9 @@ CudaGraph::~CudaGraph() {
   if (exec_ != nullptr) CUDA_LOG(cudaGraphExecDestroy(exec_));
 }
 
-void CudaGraph::replay() { CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+void CudaGraph::replay() {
+  context_.join_side_lane();
+  CUDA_CHECK(cudaGraphLaunch(exec_, context_.main_stream()));
+}
 
 }  // namespace fmnist::cuda

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 
+#include "cuda/context.h"
 #include "models/stream_types.h"
 
 namespace fmnist::cuda {
@@ -22,11 +23,13 @@ cudaGraph_t end_stream_capture(cudaStream_t stream);
 // Ends a capture that failed midway and discards it; never throws.
 void abort_stream_capture(cudaStream_t stream) noexcept;
 
-// An instantiated graph, replayed on `stream`.
+// An instantiated graph, replayed on the context's main stream. A replay first joins any side-lane
+// work still pending (Context::join_side_lane): the graph's own branches use the side lanes'
+// workspaces and reduction scratch.
 class CudaGraph final : public CapturedWork {
  public:
   // Instantiates `graph` and destroys it (the executable graph is all that is kept).
-  CudaGraph(cudaGraph_t graph, cudaStream_t stream);
+  CudaGraph(cudaGraph_t graph, Context& context);
   ~CudaGraph() override;
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;
@@ -36,7 +39,7 @@ class CudaGraph final : public CapturedWork {
 
  private:
   cudaGraphExec_t exec_ = nullptr;
-  cudaStream_t stream_ = nullptr;
+  Context& context_;
   std::size_t nodes_ = 0;
 };
 
