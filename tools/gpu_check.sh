@@ -10,7 +10,7 @@
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,reproduce,reproduce-improved,torch-compile,ncu,timeline,tf32-100 tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
 #   Leave `kind` out of call 1 (it starts an H100 when one opens, else an H200) and out of call 2
@@ -25,8 +25,8 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,timeline,tf32-100
-#   (TF32's accuracy over 100 epochs, about 2 minutes: last, so the budget cuts it first). A step the
+#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved
+#   (issue 5's reproduction, closed and already measured on an H100, last: the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
 #   first (about 70 s), and its budget then cuts the measurements.
@@ -84,14 +84,6 @@
 #   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
 #               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
-#   reproduce   fmnist reproduce --device cuda (faithful: the 9 runs, 100 epochs) into
-#               LOGDIR/reproduce (reproduce.json, results.json, figures.json, report.html; its weights
-#               deleted); where the machine has cairo the figures too, and with chromium
-#               tools/browser_check.sh's screenshot. Without cairo the figures are drawn afterwards on
-#               the dev machine with `fmnist report DIR` (above). Key figure: wall, AE(256) val MAE,
-#               C(256) t10k accuracy, the targets (<= 60 s on an H100, <= 0.0547, >= 0.905)
-#   reproduce-improved  fmnist reproduce --recipe improved (C(256) improved alone, apart from the
-#               faithful wall time) into LOGDIR/reproduce-improved; target t10k >= 0.93
 #   torch-compile  tools/torch_baseline.py's torch.compile modes (FMNIST_GPU_CHECK_COMPILE_MODELS,
 #               default ae256; FMNIST_GPU_CHECK_COMPILE_MODES, default compile-reduce-overhead,
 #               compile-default,compile-max-autotune), one process and JSON per model and mode, each
@@ -107,6 +99,17 @@
 #               (steps.txt: span, busy and idle time of a training and an evaluation step, each
 #               stream's share, the median training step kernel by kernel). Key figure: the
 #               training step's span, busy and idle time. SKIP without nsys
+#   tf32-100    AE(256) and C(256), 100 epochs each, --precision tf32 (cuDNN's and cuBLAS's TF32
+#               math; the direct kernels left out), C(256) evaluated on t10k: TF32's accuracy over
+#               full runs (issue 4, item 6), against FP32's (ae256-100, the H100 reproduction)
+#   reproduce   fmnist reproduce --device cuda (faithful: the 9 runs, 100 epochs) into
+#               LOGDIR/reproduce (reproduce.json, results.json, figures.json, report.html; its weights
+#               deleted); where the machine has cairo the figures too, and with chromium
+#               tools/browser_check.sh's screenshot. Without cairo the figures are drawn afterwards on
+#               the dev machine with `fmnist report DIR` (above). Key figure: wall, AE(256) val MAE,
+#               C(256) t10k accuracy, the targets (<= 60 s on an H100, <= 0.0547, >= 0.905)
+#   reproduce-improved  fmnist reproduce --recipe improved (C(256) improved alone, apart from the
+#               faithful wall time) into LOGDIR/reproduce-improved; target t10k >= 0.93
 #   cpu-*       (only with FMNIST_GPU_CHECK_CPU=1) the two training runs on --device cpu, and a
 #               comparison of the final validation figures
 #   ctest       last: every CTest test except the GPU binary, on the carried data (FMNIST_DATA_DIR,
@@ -129,7 +132,7 @@
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
 #                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
-#                               reproduce,reproduce-improved,torch-compile,ncu), cpu (the cpu-*
+#                               torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
 #                               left out: the build directory's binaries are used as they are, and
@@ -204,9 +207,9 @@ bench_variants=(
   "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=4 FMNIST_PDL=1"
 )
 variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
-known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 reproduce reproduce-improved torch-compile ncu timeline tf32-100"
+known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 torch-compile ncu timeline tf32-100 reproduce reproduce-improved"
 known_steps+=" cpu ctest"
-measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,reproduce,reproduce-improved,torch-compile,ncu,timeline,tf32-100"
+measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -1067,12 +1070,9 @@ if [ "$build_ok" -eq 1 ]; then
     measure_path="$(sed 's/^export //' "$build_dir/fast-path.env" | paste -sd' ')"
     echo "measurements below run with: $measure_path"
   fi
-  # The measurements the open issues need: 100 epochs of AE(256), the whole reproduction, the
-  # torch.compile comparison, one profiled step.
+  # The measurements issue 4 needs: 100 epochs of AE(256), the torch.compile comparison, one
+  # profiled step, a timeline, TF32 over 100 epochs; then the whole reproduction again.
   want ae256-100 && step_need=70 run_step ae256-100 120 figure_ae256_100 ae256_100
-  want reproduce && step_need=90 run_step reproduce 200 figure_key reproduce_run faithful "$log_dir/reproduce"
-  want reproduce-improved &&
-    step_need=60 run_step reproduce-improved 120 figure_key reproduce_run improved "$log_dir/reproduce-improved"
   if ! want torch-compile; then
     :
   elif [ "$has_torch" = 1 ]; then
@@ -1095,6 +1095,11 @@ if [ "$build_ok" -eq 1 ]; then
     record timeline SKIP 0 "nsys not found"
   fi
   want tf32-100 && step_need=80 run_step tf32-100 200 figure_tf32_100 tf32_100
+  # Issue 5's reproduction (closed; measured on an H100 on 2026-11-27) comes after issue 4's
+  # measurements, so that the budget cuts it first.
+  want reproduce && step_need=90 run_step reproduce 200 figure_key reproduce_run faithful "$log_dir/reproduce"
+  want reproduce-improved &&
+    step_need=60 run_step reproduce-improved 120 figure_key reproduce_run improved "$log_dir/reproduce-improved"
   if [ "${FMNIST_GPU_CHECK_CPU:-0}" = 1 ] && want cpu; then
     run_step cpu-ae256 600 figure_train train ae cpu "$log_dir/ae256-cpu"
     ae_cpu_log="$log_dir/$(printf '%02d' "$step_number")-cpu-ae256.log"
