@@ -2,6 +2,7 @@
 #include "backend_select.h"
 
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -20,13 +21,13 @@ BackendChoice cpu_backend(Precision precision, const std::string& why) {
   return {make_cpu_ops(precision), why};
 }
 
-// FMNIST_CONV_WGRAD, FMNIST_CONV_DGRAD and FMNIST_CONV_FWD: the GPU's convolution backward-filter
-// (cuda/weight_grad.h), backward-data and forward (cuda/direct_conv.h), cudnn (the default) or
-// fmnist. Anything else stops the command in one line.
-bool fmnist_kernel_requested(const char* variable) {
+// FMNIST_CONV_WGRAD, FMNIST_CONV_DGRAD or FMNIST_CONV_FWD (host/conv_kernels.h): unset or empty,
+// cudnn (false) or fmnist (true). Anything else stops the command in one line.
+std::optional<bool> fmnist_kernel_requested(const char* variable) {
   const char* v = std::getenv(variable);
-  if (v == nullptr || *v == '\0' || std::string(v) == "cudnn") return false;
-  if (std::string(v) == "fmnist") return true;
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  if (std::string(v) == conv_kernel_name(false)) return false;
+  if (std::string(v) == conv_kernel_name(true)) return true;
   throw std::invalid_argument(std::string(variable) + " must be cudnn or fmnist, got '" + v + "'");
 }
 
@@ -60,12 +61,43 @@ bool cuda_compiled_in() {
 #endif
 }
 
+ConvKernelRequest conv_kernels_requested() {
+  ConvKernelRequest r;
+  r.weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD");
+  r.backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD");
+  r.forward = fmnist_kernel_requested("FMNIST_CONV_FWD");
+  return r;
+}
+
+ConvKernels conv_kernels_for_run(const ConvKernelRequest& requested, const std::optional<ConvKernels>& recorded,
+                                 const std::string& run_dir) {
+  // One pass: the recorded choice when the run has one (its variable set to the other is refused),
+  // else the request.
+  auto choose = [&](const char* variable, const char* pass, std::optional<bool> asked, bool recorded_direct) {
+    if (!recorded) return asked.value_or(false);
+    if (asked && *asked != recorded_direct)
+      throw std::invalid_argument(std::string(variable) + "=" + conv_kernel_name(*asked) +
+                                  " disagrees with the run being resumed: its convolution " + pass + " is " +
+                                  conv_kernel_name(recorded_direct) + " there (" + run_dir +
+                                  "/config.json); a resumed run keeps its kernels: unset " + variable +
+                                  ", or start a new run with --out");
+    return recorded_direct;
+  };
+  const ConvKernels r = recorded.value_or(ConvKernels{});
+  ConvKernels k;
+  k.direct_forward = choose("FMNIST_CONV_FWD", "forward", requested.forward, r.direct_forward);
+  k.direct_backward_data = choose("FMNIST_CONV_DGRAD", "backward-data", requested.backward_data, r.direct_backward_data);
+  k.direct_weight_grad = choose("FMNIST_CONV_WGRAD", "backward-filter", requested.weight_grad, r.direct_weight_grad);
+  return k;
+}
+
 BackendChoice select_backend(const std::string& device, Precision precision) {
+  return select_backend(device, precision, conv_kernels_for_run(conv_kernels_requested(), std::nullopt, ""));
+}
+
+BackendChoice select_backend(const std::string& device, Precision precision, const ConvKernels& kernels) {
   if (device != "cpu" && device != "cuda" && device != "auto")
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
-  const bool direct_weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD");  // checked on every device
-  const bool direct_backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD");
-  const bool direct_forward = fmnist_kernel_requested("FMNIST_CONV_FWD");
   const int backward_streams = backward_streams_requested();
   const bool programmatic_launch = programmatic_launch_requested();
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
@@ -75,15 +107,15 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     CudaOptions options;
     options.allow_tf32 = precision == Precision::TF32;
     options.bf16 = precision == Precision::BF16;
-    options.direct_weight_grad = direct_weight_grad;
-    options.direct_backward_data = direct_backward_data;
-    options.direct_forward = direct_forward;
+    options.direct_weight_grad = kernels.direct_weight_grad;
+    options.direct_backward_data = kernels.direct_backward_data;
+    options.direct_forward = kernels.direct_forward;
     options.backward_streams = backward_streams;
     options.programmatic_launch = programmatic_launch;
     std::string why = "CUDA backend";
-    if (direct_weight_grad) why += ", fmnist's direct conv backward-filter";
-    if (direct_backward_data) why += ", fmnist's direct conv backward-data";
-    if (direct_forward) why += ", fmnist's direct conv forward";
+    if (kernels.direct_weight_grad) why += ", fmnist's direct conv backward-filter";
+    if (kernels.direct_backward_data) why += ", fmnist's direct conv backward-data";
+    if (kernels.direct_forward) why += ", fmnist's direct conv forward";
     if (backward_streams > 1 && !options.bf16)
       why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
              (backward_streams > 2 ? "s" : "");
@@ -94,9 +126,7 @@ BackendChoice select_backend(const std::string& device, Precision precision) {
     throw std::runtime_error("--device cuda: no CUDA device found (" + cuda_runtime_summary() + ")");
   return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
 #else
-  (void)direct_weight_grad;
-  (void)direct_backward_data;
-  (void)direct_forward;
+  (void)kernels;
   (void)backward_streams;
   (void)programmatic_launch;
   if (device == "cuda")

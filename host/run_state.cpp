@@ -377,7 +377,7 @@ TrainConfig read_run_config(const std::string& path) {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",
       "max_steps_per_epoch", "init_encoder_from", "init_redraws", "lr_schedule", "lr_warmup_fraction",
       "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "augment_erase", "backend", "init_draws",
-      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision"};
+      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision", "conv_kernels"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(path, "unknown field '" + it.key() + "' (written by a newer fmnist?)");
@@ -429,6 +429,22 @@ TrainConfig read_run_config(const std::string& path) {
   field("precision", precision);
   if (!parse_precision(precision, c.precision))
     fail(path, "field 'precision' is '" + precision + "', not fp32, tf32 or bf16");
+  if (j.contains("conv_kernels")) {  // absent: a CPU run, or an fmnist that did not record them (cuDNN's)
+    const json& k = j["conv_kernels"];
+    if (!k.is_object()) fail(path, "field 'conv_kernels' is not an object");
+    ConvKernels kernels;
+    auto pass = [&](const char* key, bool& direct) {
+      const std::string name = k.contains(key) && k[key].is_string() ? k[key].get<std::string>() : "";
+      if (name != conv_kernel_name(false) && name != conv_kernel_name(true))
+        fail(path, std::string("field 'conv_kernels.") + key + "' must be cudnn or fmnist, got " +
+                       (k.contains(key) ? k[key].dump() : "nothing"));
+      direct = name == conv_kernel_name(true);
+    };
+    pass("forward", kernels.direct_forward);
+    pass("backward_data", kernels.direct_backward_data);
+    pass("backward_filter", kernels.direct_weight_grad);
+    c.conv_kernels = kernels;
+  }
   return c;
 }
 

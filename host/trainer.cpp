@@ -55,6 +55,10 @@ nlohmann::json config_json(const TrainConfig& c, const std::string& backend) {
   run["guard_every"] = c.guard_every;
   run["eval_batch"] = c.eval_batch;
   run["backend"] = backend;
+  if (c.conv_kernels)
+    run["conv_kernels"] = {{"forward", conv_kernel_name(c.conv_kernels->direct_forward)},
+                           {"backward_data", conv_kernel_name(c.conv_kernels->direct_backward_data)},
+                           {"backward_filter", conv_kernel_name(c.conv_kernels->direct_weight_grad)}};
   return run;
 }
 

@@ -7,11 +7,13 @@
 #include <functional>
 #include <iosfwd>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "host/conv_kernels.h"
 #include "host/dataset.h"
 #include "host/stream_options.h"
 #include "models/executor.h"
@@ -74,6 +76,9 @@ struct TrainConfig {
   // image's output may round differently in another batch; the tests bound it at 1e-6 relative),
   // never what is trained.
   int eval_batch = 0;
+  // A GPU run's convolution kernels (host/conv_kernels.h): config.json records them, and a resumed
+  // run computes with them. Empty for a run on the CPU, which has one implementation.
+  std::optional<ConvKernels> conv_kernels;
   // How batches reach the backend and steps are launched (resident/streamed data, CUDA graphs):
   // never changes a result (host/batch_stream.h).
   StreamOptions stream;

@@ -14,6 +14,7 @@
 #include <limits>
 #include <sstream>
 
+#include "host/backend_select.h"
 #include "host/checkpoint.h"
 #include "host/dataset.h"
 #include "host/divergence_guard.h"
@@ -267,12 +268,18 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   c.augment_erase = 0.25;
   c.checkpoint_every = 7;
   c.guard_every = 5;
+  c.conv_kernels = ConvKernels{true, false, true};  // as a GPU run on two of fmnist's direct kernels records them
   run(c);
   const TrainConfig back = read_run_config(c.out_dir + "/config.json");
   CHECK(flatten_run_config(back) == flatten_run_config(c));
   CHECK(back.checkpoint_every == 7);
   CHECK(back.guard_every == 5);
   CHECK(back.keep_checkpoints == c.keep_checkpoints);
+  REQUIRE(back.conv_kernels.has_value());
+  CHECK(*back.conv_kernels == *c.conv_kernels);
+  TrainConfig cpu_run = tiny_run("config-cpu", 1, 1);  // a CPU run records none
+  run(cpu_run);
+  CHECK_FALSE(read_run_config(cpu_run.out_dir + "/config.json").conv_kernels.has_value());
 
   const std::string path = c.out_dir + "/bad-config.json";
   std::ofstream(path) << R"({"model":{"kind":"autoencoder","latent":16},"epochs":"three"})";
@@ -281,7 +288,35 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("unknown field 'warp_drive'"));
   std::ofstream(path, std::ios::trunc) << "{\"model\":";
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("not valid JSON"));
+  std::ofstream(path, std::ios::trunc)
+      << R"({"model":{"kind":"autoencoder"},"conv_kernels":{"forward":"cudnn","backward_data":"fast","backward_filter":"cudnn"}})";
+  REQUIRE_THROWS_WITH(read_run_config(path),
+                      StartsWith(path + ": field 'conv_kernels.backward_data' must be cudnn or fmnist, got \"fast\""));
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},"conv_kernels":{"forward":"cudnn"}})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'conv_kernels.backward_data' must be cudnn or fmnist, got nothing"));
   REQUIRE_THROWS_WITH(read_run_config(c.out_dir + "/none.json"), Contains("not a run directory"));
+}
+
+TEST_CASE("a resumed run keeps its recorded convolution kernels; a variable set otherwise is refused", "[resume]") {
+  const ConvKernels recorded{false, true, true};
+  ConvKernelRequest none;
+  CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == ConvKernels{});  // a new run: cuDNN by default
+  ConvKernelRequest wgrad;
+  wgrad.weight_grad = true;
+  CHECK(conv_kernels_for_run(wgrad, std::nullopt, "runs/a") == ConvKernels{false, false, true});
+  CHECK(conv_kernels_for_run(none, recorded, "runs/a") == recorded);  // resumed: the recorded ones, unasked
+  CHECK(conv_kernels_for_run(wgrad, recorded, "runs/a") == recorded);  // asked for what was recorded
+  ConvKernelRequest cudnn_dgrad;
+  cudnn_dgrad.backward_data = false;
+  REQUIRE_THROWS_WITH(conv_kernels_for_run(cudnn_dgrad, recorded, "runs/a"),
+                      "FMNIST_CONV_DGRAD=cudnn disagrees with the run being resumed: its convolution backward-data "
+                      "is fmnist there (runs/a/config.json); a resumed run keeps its kernels: unset FMNIST_CONV_DGRAD, "
+                      "or start a new run with --out");
+  ConvKernelRequest direct_forward;
+  direct_forward.forward = true;
+  REQUIRE_THROWS_WITH(conv_kernels_for_run(direct_forward, recorded, "runs/a"),
+                      StartsWith("FMNIST_CONV_FWD=fmnist disagrees with the run being resumed: its convolution forward "
+                                 "is cudnn there"));
 }
 
 TEST_CASE("the guard names the first non-finite gradient in backward order", "[guard]") {

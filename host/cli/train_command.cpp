@@ -114,6 +114,9 @@ int run_train(void* p) {
     // The run's own configuration (DIR/config.json); flags given again must agree with it.
     config = resumed_run_config(o.resume, config, given_flags(*o.app));
   }
+  // The GPU's convolution kernels: a resumed run's recorded ones (a variable set to the other is
+  // refused), else the environment's.
+  const ConvKernels kernels = conv_kernels_for_run(conv_kernels_requested(), config.conv_kernels, o.out_dir);
   // Operational: never changes a result, so a resumed run takes them as given.
   config.stream.graphs = !o.no_graph;
   config.stream.placement = parse_placement(o.placement);
@@ -134,13 +137,14 @@ int run_train(void* p) {
   BackendChoice backend;
   std::exception_ptr backend_error;
   try {
-    backend = select_backend(o.device, config.precision);
+    backend = select_backend(o.device, config.precision, kernels);
   } catch (...) {
     backend_error = std::current_exception();
   }
   const FashionMnist data = loading.get();
   prepare_output_directory(config.out_dir);  // unwritable: one line, exit 2, before any training
   if (backend_error) std::rethrow_exception(backend_error);
+  config.conv_kernels = backend.ops->computes_on_host() ? std::nullopt : std::optional<ConvKernels>(kernels);
   std::cerr << fmt::format("fmnist: training {} on {} ({}); data {}; output {}\n",
                            describe(config.model), backend.ops->name(), backend.note, data_dir,
                            config.out_dir);
