@@ -297,7 +297,7 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   REQUIRE_THROWS_WITH(read_run_config(c.out_dir + "/none.json"), Contains("not a run directory"));
 }
 
-TEST_CASE("a resumed run keeps its recorded convolution kernels; a variable set otherwise is refused", "[resume]") {
+TEST_CASE("a resumed run keeps its recorded convolution kernels and refuses a variable set otherwise", "[resume]") {
   const ConvKernels recorded{false, true, true};
   ConvKernelRequest none;
   CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == ConvKernels{});  // a new run: cuDNN by default
