@@ -354,6 +354,17 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
 }
 
+std::string read_run_backend(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(path, std::string("cannot open: ") + errno_text(errno));
+  try {
+    const json j = json::parse(in);
+    return j.contains("backend") && j["backend"].is_string() ? j["backend"].get<std::string>() : "";
+  } catch (const json::exception& e) {
+    fail(path, std::string("not valid JSON: ") + e.what());
+  }
+}
+
 TrainConfig read_run_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, std::string("cannot open: ") + errno_text(errno) + " (not a run directory?)");

@@ -168,6 +168,12 @@ FMNIST_CONV_WGRAD=cudnn expect 2 "FMNIST_CONV_WGRAD=cudnn disagrees with the run
 FMNIST_CONV_DGRAD=fmnist expect 2 "FMNIST_CONV_DGRAD=fmnist disagrees with the run being resumed: its convolution backward-data is cudnn there" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 FMNIST_CONV_WGRAD=fmnist expect_ok train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 expect_ok train --resume "$tmp/kernels" --device cpu --data-dir "$data"
+! grep -q "note: this run began on" "$tmp/err" || { echo "FAIL: a run resumed on its own backend is told it moved"; failures=$((failures + 1)); }
+# A run resumed on another backend than it began on goes on, and says that its bits now follow the new one.
+sed -i 's/"backend": "cpu"/"backend": "cuda:Some GPU"/' "$tmp/kernels/config.json"
+expect_ok train --resume "$tmp/kernels" --device cpu --data-dir "$data"
+grep -q "note: this run began on cuda:Some GPU and continues on cpu: from here on it rounds as cpu does" "$tmp/err" ||
+  { echo "FAIL: a run resumed on another backend does not say so"; failures=$((failures + 1)); }
 # --lr-schedule takes config.json's spelling too: both give the same run.
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-dash" --lr-schedule warmup-cosine
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-underscore" --lr-schedule warmup_cosine
