@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda/backend.h"
 #include "cuda/check.h"
 #include "cuda/dense.h"
 #include "cuda/kernels.h"
@@ -46,6 +47,8 @@ std::string CudaOps::name() const {
   return "cuda:" + std::string(context_.properties().name) +
          (p == Precision::TF32 ? " (TF32)" : p == Precision::BF16 ? " (BF16)" : "");
 }
+
+std::string CudaOps::software() const { return cuda_runtime_summary(); }
 
 Precision CudaOps::precision() const {
   const CudaOptions& o = context_.options();

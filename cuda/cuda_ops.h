@@ -29,6 +29,7 @@ class CudaOps final : public Ops<float> {
   ~CudaOps() override = default;
 
   std::string name() const override;  // + " (TF32)" or " (BF16)"
+  std::string software() const override;  // CUDA runtime, driver, cuDNN and cuBLAS versions
   Precision precision() const override;
 
   void* allocate(std::size_t bytes) override;

@@ -388,7 +388,7 @@ TrainConfig read_run_config(const std::string& path) {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",
       "max_steps_per_epoch", "init_encoder_from", "init_redraws", "lr_schedule", "lr_warmup_fraction",
       "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "augment_erase", "backend", "init_draws",
-      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision", "conv_kernels"};
+      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision", "conv_kernels", "software"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(path, "unknown field '" + it.key() + "' (written by a newer fmnist?)");

@@ -255,6 +255,8 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       std::filesystem::remove(files.state);
       for (const int e : epoch_checkpoints(config.out_dir)) std::filesystem::remove(files.epoch_weights(e));
       nlohmann::json run = config_json(config, ops.name());
+      const std::string software = ops.software();
+      run["software"] = std::string("fmnist ") + FMNIST_VERSION + (software.empty() ? "" : "; " + software);
       run["init_draws"] = init_draws;
       write_file_atomically(files.config, run.dump(2) + "\n");
       reconcile_metrics(files, RunState{});

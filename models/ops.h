@@ -70,6 +70,9 @@ template <class T> class Ops {
  public:
   virtual ~Ops() = default;
   virtual std::string name() const = 0;  // "cpu" or "cuda:<device name>", + " (TF32)"/" (BF16)"
+  // The libraries this backend computes with and their versions, for a run's record (config.json):
+  // their kernels set the rounding. Empty where a backend does not say.
+  virtual std::string software() const { return {}; }
   // True for the CPU reference: its "device" memory is host memory, reading a value back costs no
   // device sync, and runs started at the same time share the same cores.
   virtual bool computes_on_host() const { return false; }

@@ -194,6 +194,9 @@ expect_ok bench --device cpu --precision bf16 --models ae16 --measure step --ste
 grep -q '^precision: bf16' "$tmp/out" && grep -q '"precision": "bf16"' "$tmp/bench.json" ||
   { echo "FAIL: fmnist bench does not report precision bf16"; failures=$((failures + 1)); }
 grep -q '"precision": "fp32"' "$tmp/good/config.json" || { echo "FAIL: config.json does not record precision fp32"; failures=$((failures + 1)); }
+# config.json records the software that computed the run: fmnist's version and, on the CPU, OpenBLAS's build.
+grep -qE '"software": "fmnist [0-9]+\.[0-9]+\.[0-9]+; OpenBLAS [0-9]' "$tmp/good/config.json" ||
+  { echo "FAIL: config.json does not record fmnist's and OpenBLAS's versions"; failures=$((failures + 1)); }
 
 # ---- fmnist report OUT: the figures of a finished reproduction drawn again from its files ----
 expect 2 "out is required|required"     -- report

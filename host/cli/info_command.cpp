@@ -49,7 +49,7 @@ int run_info(void* p) {
   const auto& o = *static_cast<InfoOptions*>(p);
   std::cout << "fmnist " << FMNIST_VERSION << '\n';
   std::cout << "CPU backend: " << reference::default_cpu_threads()
-            << " threads (FMNIST_CPU_THREADS), each calling OpenBLAS " << openblas_get_config()
+            << " threads (FMNIST_CPU_THREADS), each calling " << openblas_get_config()
             << " single-threaded\n";
 #if defined(FMNIST_HAVE_CUDA)
   std::cout << "CUDA backend: compiled in; " << cuda_runtime_summary() << '\n';

@@ -364,6 +364,10 @@ void CpuOps<T>::linear_backward(const LinearGeometry& g, const T* x, const T* w,
 
 // ---- element-wise (in place allowed) ------------------------------------------------------------
 
+template <class T> std::string CpuOps<T>::software() const {
+  return openblas_get_config();  // "OpenBLAS 0.3.21 ... Haswell ...": its version, build and the CPU's kernels
+}
+
 template <class T> void CpuOps<T>::relu_forward(std::size_t n, const T* x, T* y) {
   check_activation_forward("relu_forward", n, x, y);
   for_blocks(pool_, n, [&](std::size_t begin, std::size_t end) {

@@ -30,6 +30,7 @@ template <class T> class CpuOps final : public Ops<T> {
   std::string name() const override {
     return precision_ == Precision::BF16 ? "cpu (BF16)" : "cpu";
   }
+  std::string software() const override;  // OpenBLAS's build: the kernels it picks for this CPU
   Precision precision() const override { return precision_; }
   bool computes_on_host() const override { return true; }
 
