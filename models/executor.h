@@ -142,15 +142,10 @@ template <class T> class Executor {
     check_batch(batch);
     NvtxRange range("loss");
     T* grad = with_gradient ? output_gradient() : nullptr;
-    if (grad != nullptr && loss_through_output_relu_) {  // the AE's output ReLU: its gradient too
-      const std::size_t n = static_cast<std::size_t>(batch) * spec_.input.count();
-      T* relu_input_grad = gradients_[spec_.layers.size() - 1];
-      if (spec_.config.ae_loss == AeLoss::MAE)
-        ops_.l1_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
-      else
-        ops_.mse_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
-    } else if (spec_.config.kind == ModelKind::Autoencoder) {
-      reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum);
+    if (spec_.config.kind == ModelKind::Autoencoder) {
+      // The AE's output ReLU: its gradient too, in the same op (see loss_through_output_relu_).
+      reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum,
+                          loss_through_output_relu_ ? gradients_[spec_.layers.size() - 1] : nullptr);
     } else {
       ops_.softmax_cross_entropy(batch, kNetworkClasses, output(), labels_, grad, batch_loss_, loss_sum);
     }
@@ -219,10 +214,16 @@ template <class T> class Executor {
   }
 
   // An AE's reconstruction loss of the output against the input, of either kind (eval reports MAE
-  // whatever the training loss was).
-  void reconstruction_loss(AeLoss kind, int batch, T* grad, double* loss_sum) {
+  // whatever the training loss was). With relu_input_grad (and grad), the gradient is also taken
+  // through the output's ReLU into it (Ops::l1_loss_relu / mse_loss_relu).
+  void reconstruction_loss(AeLoss kind, int batch, T* grad, double* loss_sum, T* relu_input_grad = nullptr) {
     const std::size_t n = static_cast<std::size_t>(batch) * spec_.input.count();
-    if (kind == AeLoss::MAE)
+    const bool through_relu = grad != nullptr && relu_input_grad != nullptr;
+    if (through_relu && kind == AeLoss::MAE)
+      ops_.l1_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
+    else if (through_relu)
+      ops_.mse_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
+    else if (kind == AeLoss::MAE)
       ops_.l1_loss(n, output(), input(), grad, batch_loss_, loss_sum);
     else
       ops_.mse_loss(n, output(), input(), grad, batch_loss_, loss_sum);
