@@ -67,10 +67,11 @@ Context::Context(const CudaOptions& options) : options_(options) {
                              "; programmatic dependent launch (FMNIST_PDL=1) needs 9.0 or newer");
   // grid_dependency()'s wait exists only in code built for compute 9.0 or newer (launch.cuh). A
   // newer device running the compute_80 PTX fallback would launch each kernel early with no wait.
-  if (options.programmatic_launch && kernel_virtual_architecture() < 90)
+  const int virtual_architecture = options.programmatic_launch ? kernel_virtual_architecture() : 0;
+  if (options.programmatic_launch && virtual_architecture < 90)
     throw std::runtime_error("CUDA device " + std::to_string(options.device) + " (" + properties_.name +
                              ", compute capability " + capability(properties_) + ") runs this build's compute_" +
-                             std::to_string(kernel_virtual_architecture()) + " code (built for " +
+                             std::to_string(virtual_architecture) + " code (built for " +
                              compiled_architectures() + "), which cannot wait for the kernel before it; " +
                              "programmatic dependent launch (FMNIST_PDL=1) needs -DCMAKE_CUDA_ARCHITECTURES=" +
                              std::to_string(properties_.major) + std::to_string(properties_.minor));
