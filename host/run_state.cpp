@@ -354,17 +354,6 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
 }
 
-std::string read_run_backend(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(path, std::string("cannot open: ") + errno_text(errno));
-  try {
-    const json j = json::parse(in);
-    return j.contains("backend") && j["backend"].is_string() ? j["backend"].get<std::string>() : "";
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
-}
-
 TrainConfig read_run_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, std::string("cannot open: ") + errno_text(errno) + " (not a run directory?)");
@@ -436,6 +425,7 @@ TrainConfig read_run_config(const std::string& path) {
   field("keep_checkpoints", c.keep_checkpoints);
   field("guard_every", c.guard_every);
   field("eval_batch", c.eval_batch);  // absent (an older fmnist): today's default
+  field("backend", c.began_on);
   std::string precision = "fp32";  // a run of an fmnist that did not record it ran in FP32 or TF32
   field("precision", precision);
   if (!parse_precision(precision, c.precision))

@@ -105,11 +105,6 @@ void write_file_atomically(const std::string& path, const std::string& text);
 // missing or mistyped field, or a field it does not know.
 TrainConfig read_run_config(const std::string& path);
 
-// The backend a run's config.json says the run began on (its "backend": the backend's name, e.g.
-// "cpu" or "cuda:NVIDIA H100 80GB HBM3"), or "" where it says none. For a file read_run_config
-// has accepted: throws FormatError("PATH: ...") only when it cannot be read or parsed.
-std::string read_run_backend(const std::string& path);
-
 // TrainConfig's recorded fields as "key" -> value text (model.latent, adam.lr, epochs, ...), the
 // form in which a resumed run's flags are compared with its config.json.
 std::map<std::string, std::string> flatten_run_config(const TrainConfig& config);

@@ -79,6 +79,9 @@ struct TrainConfig {
   // A GPU run's convolution kernels (host/conv_kernels.h): config.json records them, and a resumed
   // run computes with them. Empty for a run on the CPU, which has one implementation.
   std::optional<ConvKernels> conv_kernels;
+  // The backend a resumed run began on, as its config.json records it (read_run_config); empty
+  // for a new run. Not a setting: a resumed run may continue on another (--device).
+  std::string began_on;
   // How batches reach the backend and steps are launched (resident/streamed data, CUDA graphs):
   // never changes a result (host/batch_stream.h).
   StreamOptions stream;

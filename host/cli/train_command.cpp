@@ -145,14 +145,12 @@ int run_train(void* p) {
   prepare_output_directory(config.out_dir);  // unwritable: one line, exit 2, before any training
   if (backend_error) std::rethrow_exception(backend_error);
   config.conv_kernels = backend.ops->computes_on_host() ? std::nullopt : std::optional<ConvKernels>(kernels);
-  if (!config.resume_from.empty() && std::filesystem::exists(RunFiles(config.resume_from).state)) {
-    // --device may move a run: it goes on, but with the new backend's rounding.
-    const std::string began_on = read_run_backend(RunFiles(config.resume_from).config);
-    if (!began_on.empty() && began_on != backend.ops->name())
-      std::cerr << fmt::format("fmnist: note: this run began on {} and continues on {}: from here on it rounds as "
-                               "{} does, so it is not bitwise the run {} would have finished\n",
-                               began_on, backend.ops->name(), backend.ops->name(), began_on);
-  }
+  // --device may move a resumed run: it goes on, but with the new backend's rounding.
+  if (!config.began_on.empty() && config.began_on != backend.ops->name() &&
+      std::filesystem::exists(RunFiles(config.resume_from).state))
+    std::cerr << fmt::format("fmnist: note: this run began on {} and continues on {}: from here on it rounds as "
+                             "{} does, so it is not bitwise the run {} would have finished\n",
+                             config.began_on, backend.ops->name(), backend.ops->name(), config.began_on);
   std::cerr << fmt::format("fmnist: training {} on {} ({}); data {}; output {}\n",
                            describe(config.model), backend.ops->name(), backend.note, data_dir,
                            config.out_dir);
