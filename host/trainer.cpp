@@ -44,8 +44,9 @@ template <class U> std::vector<U> download(Ops<float>& ops, const U* src, std::s
   return host;
 }
 
-// A run's config.json: its training settings, and how it ran.
-nlohmann::json config_json(const TrainConfig& c, const std::string& backend) {
+// A run's config.json: its training settings, and how it ran: on which backend, with which
+// software (fmnist's version and the backend's libraries, Ops::software) and convolution kernels.
+nlohmann::json config_json(const TrainConfig& c, const Ops<float>& ops) {
   nlohmann::json run = training_settings_json(c);
   run["description"] = describe(c.model);
   run["drop_last"] = c.drop_last;
@@ -54,7 +55,9 @@ nlohmann::json config_json(const TrainConfig& c, const std::string& backend) {
   run["keep_checkpoints"] = c.keep_checkpoints;
   run["guard_every"] = c.guard_every;
   run["eval_batch"] = c.eval_batch;
-  run["backend"] = backend;
+  run["backend"] = ops.name();
+  const std::string software = ops.software();
+  run["software"] = std::string("fmnist ") + FMNIST_VERSION + (software.empty() ? "" : "; " + software);
   if (c.conv_kernels)
     run["conv_kernels"] = {{"forward", conv_kernel_name(c.conv_kernels->direct_forward)},
                            {"backward_data", conv_kernel_name(c.conv_kernels->direct_backward_data)},
@@ -254,9 +257,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     } else {  // a new run (or one killed before its first checkpoint): nothing of an older one stays
       std::filesystem::remove(files.state);
       for (const int e : epoch_checkpoints(config.out_dir)) std::filesystem::remove(files.epoch_weights(e));
-      nlohmann::json run = config_json(config, ops.name());
-      const std::string software = ops.software();
-      run["software"] = std::string("fmnist ") + FMNIST_VERSION + (software.empty() ? "" : "; " + software);
+      nlohmann::json run = config_json(config, ops);
       run["init_draws"] = init_draws;
       write_file_atomically(files.config, run.dump(2) + "\n");
       reconcile_metrics(files, RunState{});
