@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/checkpoint.h"
+#include "host/json_exact.h"
 #include "host/metrics_log.h"
 #include "host/safetensors.h"
 
@@ -66,13 +67,22 @@ int counter(const json& j, const char* key, std::optional<int> fallback = std::n
 EpochMetrics metrics_from_json(const json& j) {
   EpochMetrics m;
   m.epoch = counter(j, "epoch");
-  m.steps = j.at("steps").get<std::uint64_t>();
-  m.train_loss = j.at("train_loss").get<double>();
-  m.val_loss = j.at("val_loss").get<double>();
-  const json& accuracy = j.at("val_accuracy");
-  m.val_accuracy = accuracy.is_null() ? std::numeric_limits<double>::quiet_NaN() : accuracy.get<double>();
-  m.seconds = j.at("seconds").get<double>();
-  m.images_per_second = j.at("images_per_second").get<double>();
+  auto read = [&](const char* key, auto& out) {
+    using T = std::remove_reference_t<decltype(out)>;
+    const json& v = j.at(key);
+    const std::optional<T> value = exact_json_value<T>(v);
+    if (!value) throw std::out_of_range(std::string("'") + key + "' is not " + exact_json_kind<T>() + ": " + v.dump());
+    out = *value;
+  };
+  read("steps", m.steps);
+  read("train_loss", m.train_loss);
+  read("val_loss", m.val_loss);
+  if (j.at("val_accuracy").is_null())  // a run without accuracy (an autoencoder's)
+    m.val_accuracy = std::numeric_limits<double>::quiet_NaN();
+  else
+    read("val_accuracy", m.val_accuracy);
+  read("seconds", m.seconds);
+  read("images_per_second", m.images_per_second);
   return m;
 }
 
@@ -366,12 +376,11 @@ TrainConfig read_run_config(const std::string& path) {
   if (!j.is_object()) fail(path, "not a JSON object");
   TrainConfig c;
   auto field = [&](const char* key, auto& out) {
+    using T = std::remove_reference_t<decltype(out)>;
     if (!j.contains(key)) return;
-    try {
-      out = j[key].get<std::remove_reference_t<decltype(out)>>();
-    } catch (const json::exception&) {
-      fail(path, std::string("field '") + key + "' has the wrong type: " + j[key].dump());
-    }
+    const std::optional<T> value = exact_json_value<T>(j[key]);
+    if (!value) fail(path, std::string("field '") + key + "' must be " + exact_json_kind<T>() + ", got " + j[key].dump());
+    out = *value;
   };
   const std::vector<std::string> known = {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",

@@ -279,7 +279,14 @@ TEST_CASE("counters that do not fit an int are refused, not truncated", "[checkp
   state.exp_avg_sq.assign(spec.param_count, 0.0f);
   for (const std::string& extra : {std::string(R"({"step_in_epoch":4294967301})"),
                                    std::string(R"({"batch":-100})"), std::string(R"({"best_epoch":1.5})"),
-                                   std::string(R"({"epoch_images":"many"})")}) {
+                                   std::string(R"({"epoch_images":"many"})"),
+                                   // The last epoch's metrics: 1e300 steps would convert out of range.
+                                   std::string(R"({"metrics":{"epoch":3,"steps":1e300,"train_loss":0.1,"val_loss":0.1,)"
+                                               R"("val_accuracy":null,"seconds":1,"images_per_second":1}})"),
+                                   std::string(R"({"metrics":{"epoch":3,"steps":-30,"train_loss":0.1,"val_loss":0.1,)"
+                                               R"("val_accuracy":null,"seconds":1,"images_per_second":1}})"),
+                                   std::string(R"({"metrics":{"epoch":3,"steps":30,"train_loss":"low","val_loss":0.1,)"
+                                               R"("val_accuracy":null,"seconds":1,"images_per_second":1}})")}) {
     INFO(extra);
     state.extra_json = extra;
     save_training_state(path, spec, state);
@@ -289,6 +296,13 @@ TEST_CASE("counters that do not fit an int are refused, not truncated", "[checkp
   state.extra_json = "{}";
   save_training_state(path, spec, state);
   REQUIRE_NOTHROW(load_run_state(path, spec));
+  state.extra_json = R"({"metrics":{"epoch":3,"steps":30,"train_loss":0.1,"val_loss":0.1,"val_accuracy":0.5,)"
+                     R"("seconds":1,"images_per_second":1}})";  // integers read as doubles are fine
+  save_training_state(path, spec, state);
+  const RunState with_metrics = load_run_state(path, spec);
+  CHECK(with_metrics.metrics.steps == 30);
+  CHECK(with_metrics.metrics.seconds == 1.0);
+  CHECK(with_metrics.metrics.val_accuracy == 0.5);
   SafetensorsFile file = read_safetensors(path);
   file.metadata["fmnist.train"] = R"({"epoch":4294967299,"step":30,"seed":1})";
   write_safetensors(path, file);

@@ -283,7 +283,24 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
 
   const std::string path = c.out_dir + "/bad-config.json";
   std::ofstream(path) << R"({"model":{"kind":"autoencoder","latent":16},"epochs":"three"})";
-  REQUIRE_THROWS_WITH(read_run_config(path), StartsWith(path + ": field 'epochs' has the wrong type"));
+  REQUIRE_THROWS_WITH(read_run_config(path),
+                      StartsWith(path + ": field 'epochs' must be an integer in [-2147483648, 2147483647], got \"three\""));
+  // Numbers a field's type cannot hold exactly are refused, not truncated, wrapped or (1e300)
+  // converted out of range.
+  for (const char* value : {"1e300", "2.5", "4294967297", "18446744073709551615"}) {
+    std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"epochs":)" << value << "}";
+    REQUIRE_THROWS_WITH(read_run_config(path), StartsWith(path + ": field 'epochs' must be an integer in"));
+  }
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"seed":-1})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'seed' must be an integer in [0, 18446744073709551615], got -1"));
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"augment":1})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'augment' must be true or false, got 1"));
+  std::ofstream(path, std::ios::trunc)
+      << R"({"model":{"kind":"autoencoder","latent":16},"seed":18446744073709551615,"augment_erase":1,"epochs":-0})";
+  const TrainConfig extremes = read_run_config(path);
+  CHECK(extremes.seed == std::numeric_limits<std::uint64_t>::max());
+  CHECK(extremes.augment_erase == 1.0);
+  CHECK(extremes.epochs == 0);
   std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},"warp_drive":true})";
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("unknown field 'warp_drive'"));
   std::ofstream(path, std::ios::trunc) << "{\"model\":";

@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "host/json_exact.h"
 #include "host/report/figures.h"
 #include "host/report/html.h"
 
@@ -442,9 +444,9 @@ double get_number(const json& j, const std::string& where, const char* key) {
 std::int64_t get_integer(const json& j, const std::string& where, const char* key, std::int64_t lo, std::int64_t hi) {
   const json& v = member(j, where, key);
   if (!v.is_number_integer()) bad(where + "." + key, "not an integer");
-  const std::int64_t x = v.get<std::int64_t>();
-  if (x < lo || x > hi) bad(where + "." + key, fmt::format("{} is outside [{}, {}]", x, lo, hi));
-  return x;
+  const std::optional<std::int64_t> x = exact_json_value<std::int64_t>(v);  // none: above 2^63-1
+  if (!x || *x < lo || *x > hi) bad(where + "." + key, fmt::format("{} is outside [{}, {}]", v.dump(), lo, hi));
+  return *x;
 }
 
 std::string get_string(const json& j, const std::string& where, const char* key) {

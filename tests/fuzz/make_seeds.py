@@ -191,6 +191,11 @@ def config_seeds():
     write("config", "train_state_mid_epoch", json.dumps(dict(counters, step_in_epoch=17, step=1217,
                                                              epoch_loss_sum=1.7, epoch_images=1700,
                                                              epoch_seconds=0.2)))
+    # Numbers out of their field's range: get<int>() of 1e300 was undefined behaviour (CI's fuzzer).
+    write("config", "run_config_out_of_range", '{"model":{"kind":"autoencoder","latent":16},"epochs":1e300}')
+    write("config", "train_state_out_of_range", json.dumps(dict(counters, metrics={
+        "epoch": 2, "steps": 1e300, "train_loss": 0.1, "val_loss": 0.09, "val_accuracy": None, "seconds": 3.5,
+        "images_per_second": 17000.0})))
 
 
 def main():

@@ -1,0 +1,51 @@
+// Reads a JSON value as a C++ type only when the type holds it exactly: an integer that fits, any
+// number as a floating-point value, a boolean, a string. nlohmann's get<int>() would truncate 1.5,
+// wrap 2^64-1 and, for 1e300, convert out of range (undefined behaviour): readers of files use this.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+
+namespace fmnist {
+
+template <typename T, typename Json>
+std::optional<T> exact_json_value(const Json& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (v.is_boolean()) return v.template get<bool>();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (v.is_string()) return v.template get<std::string>();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (v.is_number()) return static_cast<T>(v.template get<double>());
+  } else {
+    static_assert(std::is_integral_v<T>, "exact_json_value reads bool, std::string, floating-point and integer types");
+    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    if (v.is_number_unsigned()) {
+      const auto x = v.template get<std::uint64_t>();
+      if (x <= max) return static_cast<T>(x);
+    } else if (v.is_number_integer()) {
+      const auto x = v.template get<std::int64_t>();
+      if (x >= 0 ? static_cast<std::uint64_t>(x) <= max
+                 : std::is_signed_v<T> && x >= static_cast<std::int64_t>(std::numeric_limits<T>::min()))
+        return static_cast<T>(x);
+    }
+  }
+  return std::nullopt;
+}
+
+// What exact_json_value<T> accepts, for an error message: "an integer in [0, 255]", "a number"...
+template <typename T>
+std::string exact_json_kind() {
+  if constexpr (std::is_same_v<T, bool>) return "true or false";
+  else if constexpr (std::is_same_v<T, std::string>) return "a string";
+  else if constexpr (std::is_floating_point_v<T>) return "a number";
+  else
+    return "an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+           std::to_string(std::numeric_limits<T>::max()) + "]";
+}
+
+}  // namespace fmnist
