@@ -3,25 +3,40 @@
 # then fuzz every parser for a time box (tools/fuzz.sh) and run the CPU test suite again under
 # AddressSanitizer and UndefinedBehaviorSanitizer (tools/sanitize.sh). Every stage runs even when
 # an earlier one failed; the exit status is non-zero when any did.
-# GPU tests are reported as skipped on a machine without a CUDA device.
+# GPU tests are reported as skipped on a machine without a CUDA device. A failed stage's last lines
+# are repeated at the end, so that the tail of a CI log says what failed.
 # FMNIST_FUZZ_SECONDS: seconds per fuzz target (default 60; 0 skips fuzzing);
 # FMNIST_SANITIZE_TESTS=0 skips the ASan + UBSan pass (default 1: on; about 10 min on 2 cores, the
 # whole flow stays under 30 min, see bench/RESULTS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
+build_dir="${FMNIST_BUILD_DIR:-build}"
+# Each stage's output is also kept in $build_dir/test-logs/STAGE.log, and the end of a failed
+# stage's is printed again last, where a CI log's tail shows it.
+logs="$build_dir/test-logs"
+mkdir -p "$logs"
+stage() {
+  local name=$1
+  shift
+  "$@" 2>&1 | tee "$logs/$name.log"
+}
 failed=()
-(cd "${FMNIST_BUILD_DIR:-build}" && ctest --output-on-failure -j"$(nproc)" --timeout 1500) || failed+=(tests)
+stage tests bash -c 'cd "$1" && ctest --output-on-failure -j"$(nproc)" --timeout 1500' - "$build_dir" || failed+=(tests)
 fuzz_seconds="${FMNIST_FUZZ_SECONDS:-60}"
 if [ "$fuzz_seconds" != 0 ]; then
   echo
-  tools/fuzz.sh "$fuzz_seconds" || failed+=(fuzz)
+  stage fuzz tools/fuzz.sh "$fuzz_seconds" || failed+=(fuzz)
 fi
 if [ "${FMNIST_SANITIZE_TESTS:-1}" != 0 ]; then
   echo
-  tools/sanitize.sh || failed+=(sanitized-tests)
+  stage sanitized-tests tools/sanitize.sh || failed+=(sanitized-tests)
 fi
 if [ ${#failed[@]} -gt 0 ]; then
+  for name in "${failed[@]}"; do
+    echo "---- test: stage '$name' failed; the end of its output ($logs/$name.log):" >&2
+    tail -n 50 "$logs/$name.log" >&2
+  done
   echo "test: FAILED: ${failed[*]}" >&2
   exit 1
 fi
