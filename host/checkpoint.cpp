@@ -2,15 +2,15 @@
 #include "host/checkpoint.h"
 
 #include <algorithm>
-#include <cfloat>
-#include <climits>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "host/json_exact.h"
 
 namespace fmnist {
 
@@ -130,15 +130,13 @@ ModelConfig model_config_from_json(const std::string& text) {
     if (key == "kind") {
       c.kind = choose("kind", "autoencoder", "classifier") ? ModelKind::Autoencoder : ModelKind::Classifier;
     } else if (key == "latent") {
-      const bool fits = v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::uint64_t(INT_MAX)
-                                               : v.is_number_integer() && v.get<std::int64_t>() >= INT_MIN &&
-                                                     v.get<std::int64_t>() <= INT_MAX;
-      if (!fits) throw std::invalid_argument("model config: latent must be an integer, got " + v.dump());
-      c.latent = v.get<int>();
+      const std::optional<int> latent = exact_json_value<int>(v);
+      if (!latent) throw std::invalid_argument("model config: latent must be an integer, got " + v.dump());
+      c.latent = *latent;
     } else if (key == "dropout") {
-      if (!v.is_number() || !(std::fabs(v.get<double>()) <= FLT_MAX))  // a float must hold it
-        throw std::invalid_argument("model config: dropout must be a number, got " + v.dump());
-      c.dropout = v.get<float>();
+      const std::optional<float> dropout = exact_json_value<float>(v);
+      if (!dropout) throw std::invalid_argument("model config: dropout must be a number, got " + v.dump());
+      c.dropout = *dropout;
     } else if (key == "ae_loss") {
       c.ae_loss = choose("ae_loss", "mae", "mse") ? AeLoss::MAE : AeLoss::MSE;
     } else if (key == "head") {
@@ -270,11 +268,9 @@ TrainingState load_training_state(const std::string& path, const NetworkSpec& sp
       !train.contains("step") || !train["step"].is_number_unsigned() || !train.contains("seed") ||
       !train["seed"].is_number_unsigned())
     fail(path, "metadata fmnist.train needs integer epoch, step and seed: " + meta("fmnist.train"));
-  if (train["epoch"].get<std::int64_t>() < 0 ||
-      (train["epoch"].is_number_unsigned() ? train["epoch"].get<std::uint64_t>() > INT_MAX
-                                           : train["epoch"].get<std::int64_t>() > INT_MAX))
-    fail(path, "metadata fmnist.train: epoch is not in [0, 2^31): " + train["epoch"].dump());
-  state.epoch = train["epoch"].get<int>();
+  const std::optional<int> epoch = exact_json_value<int>(train["epoch"]);
+  if (!epoch || *epoch < 0) fail(path, "metadata fmnist.train: epoch is not in [0, 2^31): " + train["epoch"].dump());
+  state.epoch = *epoch;
   state.step = train["step"].get<std::uint64_t>();
   state.seed = train["seed"].get<std::uint64_t>();
   for (const char* key : {"epoch", "step", "seed"}) train.erase(key);

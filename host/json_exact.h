@@ -1,8 +1,9 @@
-// Reads a JSON value as a C++ type only when the type holds it exactly: an integer that fits, any
-// number as a floating-point value, a boolean, a string. nlohmann's get<int>() would truncate 1.5,
-// wrap 2^64-1 and, for 1e300, convert out of range (undefined behaviour): readers of files use this.
+// Reads a JSON value as a C++ type only when the type holds it: an integer that fits exactly, a
+// number within a floating-point type's range, a boolean, a string. Readers of files use this:
+// nlohmann's get<int>() truncates 1.5, wraps 2^64-1 and converts 1e300 out of range (undefined).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -20,7 +21,10 @@ std::optional<T> exact_json_value(const Json& v) {
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (v.is_string()) return v.template get<std::string>();
   } else if constexpr (std::is_floating_point_v<T>) {
-    if (v.is_number()) return static_cast<T>(v.template get<double>());
+    if (v.is_number()) {  // 1e300 is beyond a float (nlohmann refuses to parse 1e400)
+      const double x = v.template get<double>();
+      if (std::fabs(x) <= static_cast<double>(std::numeric_limits<T>::max())) return static_cast<T>(x);
+    }
   } else {
     static_assert(std::is_integral_v<T>, "exact_json_value reads bool, std::string, floating-point and integer types");
     constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<T>::max());
@@ -42,7 +46,8 @@ template <typename T>
 std::string exact_json_kind() {
   if constexpr (std::is_same_v<T, bool>) return "true or false";
   else if constexpr (std::is_same_v<T, std::string>) return "a string";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
+  else if constexpr (std::is_same_v<T, float>) return "a number within a float's range";
+  else if constexpr (std::is_floating_point_v<T>) return "a finite number";
   else
     return "an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
            std::to_string(std::numeric_limits<T>::max()) + "]";

@@ -58,10 +58,9 @@ int counter(const json& j, const char* key, std::optional<int> fallback = std::n
     throw std::out_of_range(std::string("no '") + key + "'");
   }
   const json& v = j[key];
-  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > INT_MAX) ||
-      (!v.is_number_unsigned() && (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > INT_MAX)))
-    throw std::out_of_range(std::string("'") + key + "' is not a count in [0, 2^31): " + v.dump());
-  return static_cast<int>(v.get<std::int64_t>());
+  const std::optional<int> count = exact_json_value<int>(v);
+  if (!count || *count < 0) throw std::out_of_range(std::string("'") + key + "' is not a count in [0, 2^31): " + v.dump());
+  return *count;
 }
 
 EpochMetrics metrics_from_json(const json& j) {
@@ -401,13 +400,13 @@ TrainConfig read_run_config(const std::string& path) {
   if (j.contains("adam")) {
     const json& a = j["adam"];
     if (!a.is_object()) fail(path, "field 'adam' is not an object");
-    try {
-      c.adam.lr = a.value("lr", c.adam.lr);
-      c.adam.beta1 = a.value("beta1", c.adam.beta1);
-      c.adam.beta2 = a.value("beta2", c.adam.beta2);
-      c.adam.eps = a.value("eps", c.adam.eps);
-    } catch (const json::exception&) {
-      fail(path, "field 'adam' has a value of the wrong type: " + a.dump());
+    const std::pair<const char*, double*> settings[] = {
+        {"lr", &c.adam.lr}, {"beta1", &c.adam.beta1}, {"beta2", &c.adam.beta2}, {"eps", &c.adam.eps}};
+    for (const auto& [key, out] : settings) {
+      if (!a.contains(key)) continue;
+      const std::optional<double> value = exact_json_value<double>(a[key]);
+      if (!value) fail(path, std::string("field 'adam.") + key + "' must be a finite number, got " + a[key].dump());
+      *out = *value;
     }
   }
   field("seed", c.seed);

@@ -211,6 +211,14 @@ TEST_CASE("model config JSON round trips and refuses nonsense", "[checkpoint]") 
   CHECK_THROWS_AS(model_config_from_json("[1]"), std::invalid_argument);
   CHECK_THROWS_WITH(model_config_from_json(R"({"kind":"gan"})"), Contains("kind must be"));
   CHECK_THROWS_WITH(model_config_from_json(R"({"batchnorm":true})"), Contains("unknown field 'batchnorm'"));
+  // Numbers the field's type cannot hold are refused, not truncated or converted out of range.
+  for (const char* latent : {"16.5", "4294967312", "1e300", "\"16\""})
+    CHECK_THROWS_WITH(model_config_from_json(std::string(R"({"latent":)") + latent + "}"),
+                      Contains("latent must be an integer"));
+  for (const char* dropout : {"1e300", "-3.5e38", "true"})
+    CHECK_THROWS_WITH(model_config_from_json(std::string(R"({"dropout":)") + dropout + "}"),
+                      Contains("dropout must be a number"));
+  CHECK(model_config_from_json(R"({"latent":-0,"dropout":0})").dropout == 0.0f);
 }
 
 TEST_CASE("training state round trips Adam moments, counters and extra fields", "[checkpoint]") {

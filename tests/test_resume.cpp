@@ -293,6 +293,10 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   }
   std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"seed":-1})";
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'seed' must be an integer in [0, 18446744073709551615], got -1"));
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"adam":{"lr":true}})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'adam.lr' must be a finite number, got true"));
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"adam":{"eps":"tiny"}})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'adam.eps' must be a finite number, got \"tiny\""));
   std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder","latent":16},"augment":1})";
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'augment' must be true or false, got 1"));
   std::ofstream(path, std::ios::trunc)
