@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 build_dir="${FMNIST_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${FMNIST_FUZZ_JOBS:-$(nproc)}"
-targets=(idx safetensors cli config)
-declare -A max_len=([idx]=16384 [safetensors]=65536 [cli]=1024 [config]=4096)
+targets=(idx safetensors cli config report)
+declare -A max_len=([idx]=16384 [safetensors]=65536 [cli]=1024 [config]=4096 [report]=16384)
 declare -A bad_files=([idx]=tests/corpus [safetensors]=tests/corpus)
 
 for tool in clang clang++; do

@@ -5,6 +5,7 @@ Seeds are small valid inputs plus a few typical near-misses, so each fuzzer star
 checks. Deterministic: the same files on every run. Usage: tests/fuzz/make_seeds.py [DATA_DIR]
 (DATA_DIR, default /usr/share/datasets/fashion-mnist, gives a few real images when it is there).
 """
+import base64
 import gzip
 import io
 import json
@@ -198,11 +199,56 @@ def config_seeds():
         "images_per_second": 17000.0})))
 
 
+def report_seeds():
+    """results.json, a NUL, figures.json: a one-epoch reproduction of AE(64) and C(64), as fmnist
+    reproduce writes them (results_json and figures_json), shrunk to two test images."""
+    confusion = [0] * 100
+    for label in range(10):
+        confusion[label * 10 + label] = 1
+    ae = {"backend": "cpu", "best": {"epoch": 1, "val_loss": 0.29}, "best_epoch": 1,
+          "best_weights": {"t10k": {"images": 10000, "mae": 0.29}, "test": {"images": 100, "mae": 0.3}},
+          "epochs": 1, "final": {"train_loss": 0.26, "val_loss": 0.29},
+          "final_weights": {"t10k": {"images": 10000, "mae": 0.29}, "test": {"images": 100, "mae": 0.3}},
+          "history": [{"epoch": 1, "images_per_second": 16000.5, "seconds": 0.25, "steps": 1, "train_loss": 0.26,
+                       "val_loss": 0.29}],
+          "kind": "autoencoder", "loss": "MAE", "name": "ae64",
+          "paper": {"note": "", "t10k_accuracy": None, "t10k_mae": 0.063, "train_loss": 0.0621, "val_accuracy": None,
+                    "val_accuracy_best": None, "val_loss": 0.063},
+          "recipe": "faithful", "status": "ok", "title": "AE(64)", "wall_seconds": 0.5}
+    split = {"accuracy": 0.1, "confusion": confusion, "images": 10, "loss": 2.3}
+    c = {"backend": "cpu", "best": {"epoch": 1, "val_accuracy": 0.14, "val_loss": 2.3}, "best_epoch": 1,
+         "best_weights": {"t10k": split, "test": split}, "epochs": 1,
+         "final": {"train_loss": 2.3, "val_accuracy": 0.14, "val_loss": 2.3},
+         "final_weights": {"t10k": split, "test": split},
+         "history": [{"epoch": 1, "images_per_second": 10000.0, "seconds": 0.4, "steps": 1, "train_loss": 2.3,
+                      "val_accuracy": 0.14, "val_loss": 2.3}],
+         "kind": "classifier", "loss": "cross-entropy", "name": "c64",
+         "paper": {"note": "", "t10k_accuracy": 0.8982, "t10k_mae": None, "train_loss": 1.4923, "val_accuracy": 0.8946,
+                   "val_accuracy_best": 0.9058, "val_loss": 1.5347},
+         "recipe": "faithful", "status": "ok", "title": "C(64)", "wall_seconds": 0.6}
+    results = {"runs": [ae, c], "runs_wall_seconds": 1.1,
+               "scale": {"backend": "cpu", "epochs": 1, "full_epochs": False, "total_wall_seconds": 1.2},
+               "targets": [{"description": "larger n reconstructs better", "detail": "n/a: ae128 not in this reproduction",
+                            "id": "order-latent", "status": "n/a"}],
+               "workers": 1}
+    image = base64.b64encode(bytes((i * 7) % 256 for i in range(784))).decode()
+    figures = {"format": "fmnist-figures/1", "pixels": "base64 of the 784 grey levels",
+               "runs": {"ae64": {"reconstructions": [image], "snapshots": [{"epoch": 1, "pixels": image}]},
+                        "c64": {"test_predictions": [2, 9]}},
+               "test_indices": [5, 7], "test_labels": [2, 3]}
+    results_text = json.dumps(results, sort_keys=True)
+    write("report", "results_and_figures", results_text + "\0" + json.dumps(figures, sort_keys=True))
+    write("report", "results_only", results_text)
+    write("report", "other_run", results_text.replace('"c64"', '"c256"') + "\0" + json.dumps(figures))
+    write("report", "not_results", '{"runs": [], "scale": {}}')
+
+
 def main():
     data_dir = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/datasets/fashion-mnist"
     idx_seeds(data_dir)
     safetensors_seeds()
     cli_seeds()
+    report_seeds()
     config_seeds()
 
 
