@@ -81,7 +81,7 @@ for target in "${targets[@]}"; do
     "$(ls "$dir/corpus" | wc -l)" "${corp#*/}" "$verdict"
 done
 for target in "${failed[@]}"; do
-  echo "---- fuzz_$target: the end of its log" >&2
+  echo "---- fuzz_$target: the end of its log ($(grep -m1 -o 'Seed: [0-9]*' "$runs/$target/log" 2>/dev/null || echo 'no seed'); -seed=N repeats its mutations)" >&2
   grep -v -E '^#[0-9]+[[:space:]]' "$runs/$target/log" | tail -40 >&2
 done
 if [ ${#failed[@]} -gt 0 ]; then
