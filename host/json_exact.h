@@ -53,4 +53,11 @@ std::string exact_json_kind() {
            std::to_string(std::numeric_limits<T>::max()) + "]";
 }
 
+// Why exact_json_value<T> refused `v`, the value of `field`, in one line:
+// "field 'epochs' must be an integer in [-2147483648, 2147483647], got 1e+300".
+template <typename T, typename Json>
+std::string exact_json_refusal(const std::string& field, const Json& v) {
+  return "field '" + field + "' must be " + exact_json_kind<T>() + ", got " + v.dump();
+}
+
 }  // namespace fmnist

@@ -69,7 +69,7 @@ EpochMetrics metrics_from_json(const json& j) {
     using T = std::remove_reference_t<decltype(out)>;
     const json& v = j.at(key);
     const std::optional<T> value = exact_json_value<T>(v);
-    if (!value) throw std::out_of_range(std::string("'") + key + "' is not " + exact_json_kind<T>() + ": " + v.dump());
+    if (!value) throw std::out_of_range(exact_json_refusal<T>(key, v));
     out = *value;
   };
   read("steps", m.steps);
@@ -377,7 +377,7 @@ TrainConfig read_run_config(const std::string& path) {
     using T = std::remove_reference_t<decltype(out)>;
     if (!j.contains(key)) return;
     const std::optional<T> value = exact_json_value<T>(j[key]);
-    if (!value) fail(path, std::string("field '") + key + "' must be " + exact_json_kind<T>() + ", got " + j[key].dump());
+    if (!value) fail(path, exact_json_refusal<T>(key, j[key]));
     out = *value;
   };
   const std::vector<std::string> known = {
@@ -404,7 +404,7 @@ TrainConfig read_run_config(const std::string& path) {
     for (const auto& [key, out] : settings) {
       if (!a.contains(key)) continue;
       const std::optional<double> value = exact_json_value<double>(a[key]);
-      if (!value) fail(path, std::string("field 'adam.") + key + "' must be a finite number, got " + a[key].dump());
+      if (!value) fail(path, exact_json_refusal<double>(std::string("adam.") + key, a[key]));
       *out = *value;
     }
   }
