@@ -22,7 +22,7 @@ stage() {
   "$@" 2>&1 | tee "$logs/$name.log"
 }
 failed=()
-stage tests bash -c 'cd "$1" && ctest --output-on-failure -j"$(nproc)" --timeout 1500' - "$build_dir" || failed+=(tests)
+stage tests ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" --timeout 1500 || failed+=(tests)
 fuzz_seconds="${FMNIST_FUZZ_SECONDS:-60}"
 if [ "$fuzz_seconds" != 0 ]; then
   echo
