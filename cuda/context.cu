@@ -217,10 +217,4 @@ void Context::reserve_bf16_scratch(std::size_t bytes) {  // BF16 mode has no sid
   grow_buffer(bf16_scratch_, bf16_scratch_bytes_, bytes, "BF16 scratch", main_.stream);
 }
 
-int Context::grid_for(std::size_t n, int threads) const {
-  const std::size_t wanted = (n + static_cast<std::size_t>(threads) - 1) / threads;
-  const std::size_t cap = static_cast<std::size_t>(std::max(1, properties_.multiProcessorCount)) * 32;
-  return static_cast<int>(std::max<std::size_t>(1, std::min(wanted, cap)));
-}
-
 }  // namespace fmnist::cuda

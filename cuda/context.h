@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuda/backend.h"
+#include "cuda/launch_geometry.h"
 
 namespace fmnist::cuda {
 
@@ -59,8 +60,8 @@ class Context {
   // kReduceCounters counters of finished blocks for the reductions whose last block adds the
   // partials (ordered_sum.cuh's last_block_of_row). Zeroed once; every kernel leaves the counters
   // it used at 0, so the kernels of a lane, which run in order, share them.
-  static constexpr int kReducePartials = 1024;
-  static constexpr int kReduceCounters = 65536;
+  static constexpr int kReducePartials = kReducePartialCount;
+  static constexpr int kReduceCounters = kReduceCounterCount;
   double* reduce_partials() const { return lane().reduce_partials; }
   unsigned int* reduce_counters() const {
     return reinterpret_cast<unsigned int*>(lane().reduce_partials + kReducePartials);
@@ -79,8 +80,10 @@ class Context {
   // Waits until every lane is idle; logs, never throws (for teardown and frees).
   void wait_for_lanes() noexcept;
 
-  // A threads-per-block and block count for a grid-stride loop over n elements.
-  int grid_for(std::size_t n, int threads) const;
+  // The block count for a grid-stride loop over n elements (launch_geometry.h).
+  int grid_for(std::size_t n, int threads) const {
+    return grid_stride_blocks(n, threads, properties_.multiProcessorCount);
+  }
 
  private:
   // One stream of work and what runs on it.
