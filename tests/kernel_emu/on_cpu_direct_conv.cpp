@@ -1,0 +1,2 @@
+// cuda/direct_conv.cu compiled by g++ for the CPU kernel emulator (the shim headers stand in for CUDA's).
+#include "cuda/direct_conv.cu"

@@ -1,0 +1,185 @@
+// fmnist's convolution kernels run by the CPU kernel emulator against the CPU reference: the conv
+// bias gradient (the default path, kernels.cu) and the opt-in direct kernels (direct_conv.cu,
+// weight_grad.cu), at the paper's four convolutions (batch 100 and 1) and at random shapes, with
+// fmnist_gpu_tests' tolerances; the reductions' bits independent of the block order.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/direct_conv.h"
+#include "cuda/kernels.h"
+#include "cuda/weight_grad.h"
+#include "host/reference/cpu_ops.h"
+#include "kernel_emu_support.h"
+#include "models/conv_direct.h"
+#include "models/conv_shape.h"
+#include "models/ops.h"
+#include "../op_shapes.h"
+
+namespace {
+
+using namespace fmnist;
+using namespace fmnist::gputest;
+using fmnist::cuda::Context;
+using fmnist::kernel_emu::Bytes;
+using fmnist::kernel_emu::append_bytes;
+using fmnist::kernel_emu::require_schedule_independent;
+
+std::string describe(const ConvGeometry& g) {
+  return std::string(g.transposed ? "ConvTranspose2d" : "Conv2d") + "(B" + std::to_string(g.batch) + " " +
+         std::to_string(g.in_channels) + "x" + std::to_string(g.in_h) + "x" + std::to_string(g.in_w) + " -> " +
+         std::to_string(g.out_channels) + ", k" + std::to_string(g.kernel) + " s" + std::to_string(g.stride) +
+         " p" + std::to_string(g.padding) + " op" + std::to_string(g.output_padding) + ")";
+}
+
+// The paper's convolutions at batch 100 and 1, then random ones (both kinds).
+std::vector<ConvGeometry> geometries() {
+  std::vector<ConvGeometry> all = testing::paper_convs(100);
+  for (const ConvGeometry& g : testing::paper_convs(1)) all.push_back(g);
+  SplitMix64 rng(20261127);
+  for (int i = 0; i < 16; ++i) all.push_back(testing::random_conv_geometry(rng, i % 2 == 1));
+  return all;
+}
+
+// Everything the CPU reference computes for a layer: forward (with its ReLU) and backward (with
+// the ReLU of its input x, which is itself a ReLU's output).
+struct Reference {
+  std::vector<float> x, w, b, dy;
+  std::vector<float> y, y_relu, dx, dw, db, dx_relu;
+};
+Reference cpu_reference(const ConvGeometry& g, std::uint64_t seed) {
+  CpuOps<float> cpu;
+  const ConvCase k = random_conv_case(g, seed);
+  Reference r{k.x, k.w, k.b, k.dy, {}, {}, {}, {}, {}, {}};
+  for (std::size_t i = 0; i < r.x.size(); ++i)
+    if (i % 3 == 0 || r.x[i] < 0.0f) r.x[i] = 0.0f;  // x = ReLU(something): zeros included
+  r.y.resize(g.out_count());
+  r.y_relu.resize(g.out_count());
+  r.dx.resize(g.in_count());
+  r.dw.resize(g.weight_count());
+  r.db.resize(static_cast<std::size_t>(g.out_channels));
+  r.dx_relu.resize(g.in_count());
+  if (!g.transposed) {
+    cpu.conv2d_forward_relu(g, r.x.data(), r.w.data(), r.b.data(), r.y.data(), r.y_relu.data());
+    cpu.conv2d_backward_relu(g, r.x.data(), r.w.data(), r.dy.data(), r.dx.data(), r.dw.data(), r.db.data(),
+                             r.dx_relu.data());
+  } else {
+    cpu.conv_transpose2d_forward_relu(g, r.x.data(), r.w.data(), r.b.data(), r.y.data(), r.y_relu.data());
+    cpu.conv_transpose2d_backward_relu(g, r.x.data(), r.w.data(), r.dy.data(), r.dx.data(), r.dw.data(),
+                                       r.db.data(), r.dx_relu.data());
+  }
+  return r;
+}
+
+// Pass P of the direct convolution element by element on the host, through the same function the
+// kernel calls: what the kernel must write at every index.
+template <DirectPass P>
+std::vector<float> direct_on_host(const ConvShape& s, const float* in, const float* w, const float* bias) {
+  std::vector<float> out(direct_conv_outputs(s, P));
+  with_kernel_size(s.kernel, [&](auto ks) {
+    for (std::size_t e = 0; e < out.size(); ++e)
+      out[e] = direct_conv_element<decltype(ks)::value, P, float>(s, e, in, w, bias);
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("emulated kernels: the conv bias gradient in one launch, against the CPU, in any block order",
+          "[kernel_emu][conv][bias]") {
+  Context c(132);
+  for (const ConvGeometry& g : geometries()) {
+    const std::string name = describe(g);
+    const Reference r = cpu_reference(g, 31);
+    const std::size_t hw = static_cast<std::size_t>(g.out_h()) * g.out_w();
+    std::vector<float> db;
+    const std::size_t before = kernel_emu::launch_log().launches;
+    require_schedule_independent(name + " bias gradient", c, [&] {
+      db = poisoned<float>(static_cast<std::size_t>(g.out_channels));
+      cuda::launch_channel_bias_grad(c, g.batch, g.out_channels, hw, r.dy.data(), db.data());
+      Bytes out;
+      append_bytes(out, db);
+      return out;
+    });
+    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
+    compare(name + " bias gradient", db, r.db, kGradient);
+  }
+  // A Linear layer's bias gradient (hw = 1): column sums, in row order.
+  CpuOps<float> cpu;
+  for (const LinearGeometry& g : {testing::linear_geometry(100, 800, 256), testing::linear_geometry(100, 256, 800),
+                                  testing::linear_geometry(100, 256, 10), testing::linear_geometry(3, 7, 5)}) {
+    const LinearCase k = random_linear_case(g, 41);
+    std::vector<float> dx(k.nx), dw(k.nw), db_cpu(static_cast<std::size_t>(g.out_features));
+    cpu.linear_backward(g, k.x.data(), k.w.data(), k.dy.data(), dx.data(), dw.data(), db_cpu.data());
+    auto db = poisoned<float>(static_cast<std::size_t>(g.out_features));
+    cuda::launch_channel_bias_grad(c, g.batch, g.out_features, 1, k.dy.data(), db.data());
+    compare(k.name + " bias gradient", db, db_cpu, kGradient);
+  }
+}
+
+TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilogues included, against the CPU",
+          "[kernel_emu][conv][direct]") {
+  Context c(8);  // large outputs in a few grid strides
+  for (const ConvGeometry& g : geometries()) {
+    const std::string name = describe(g);
+    const ConvShape s = conv_shape(g);
+    REQUIRE(direct_conv_supported(s));
+    const Reference r = cpu_reference(g, 53);
+    // The layer's forward: Conv2d's is the conv's forward, ConvTranspose2d's its backward-data.
+    auto y = poisoned<float>(g.out_count()), y_relu = poisoned<float>(g.out_count());
+    std::vector<float> exact;
+    if (!g.transposed) {
+      cuda::launch_direct_forward(c, s, r.x.data(), r.w.data(), r.b.data(), y.data(), cuda::DirectEpilogue{y_relu.data()});
+      exact = direct_on_host<DirectPass::Forward>(s, r.x.data(), r.w.data(), r.b.data());
+    } else {
+      cuda::launch_direct_backward_data(c, s, r.x.data(), r.w.data(), r.b.data(), y.data(),
+                                        cuda::DirectEpilogue{y_relu.data()});
+      exact = direct_on_host<DirectPass::BackwardData>(s, r.x.data(), r.w.data(), r.b.data());
+    }
+    compare_exact(name + " direct forward, every element as on the host", y, exact);
+    compare(name + " direct forward against the CPU", y, r.y, kForward);
+    compare(name + " direct forward's ReLU against the CPU", y_relu, r.y_relu, kForward);
+
+    // The layer's input gradient, and through the ReLU that made x: the other pass.
+    auto dx = poisoned<float>(g.in_count()), dx_relu = poisoned<float>(g.in_count());
+    const cuda::DirectEpilogue through_relu{nullptr, r.x.data(), dx_relu.data()};
+    if (!g.transposed) {
+      cuda::launch_direct_backward_data(c, s, r.dy.data(), r.w.data(), nullptr, dx.data(), through_relu);
+      exact = direct_on_host<DirectPass::BackwardData>(s, r.dy.data(), r.w.data(), nullptr);
+    } else {
+      cuda::launch_direct_forward(c, s, r.dy.data(), r.w.data(), nullptr, dx.data(), through_relu);
+      exact = direct_on_host<DirectPass::Forward>(s, r.dy.data(), r.w.data(), nullptr);
+    }
+    compare_exact(name + " direct input gradient, every element as on the host", dx, exact);
+    compare(name + " direct input gradient against the CPU", dx, r.dx, kGradient);
+    compare(name + " direct input gradient through the ReLU against the CPU", dx_relu, r.dx_relu, kGradient);
+  }
+}
+
+TEST_CASE("emulated kernels: the direct backward-filter in one launch, against the CPU, in any block order",
+          "[kernel_emu][conv][wgrad]") {
+  Context c(132);
+  for (const ConvGeometry& g : geometries()) {
+    const std::string name = describe(g);
+    const ConvShape s = conv_shape(g);
+    REQUIRE(direct_weight_grad_supported(s));
+    const Reference r = cpu_reference(g, 67);
+    // Conv2d: src = x, ddst = dy; ConvTranspose2d: src = dy, ddst = x (models/conv_shape.h).
+    const float* src = g.transposed ? r.dy.data() : r.x.data();
+    const float* ddst = g.transposed ? r.x.data() : r.dy.data();
+    // Exactly the bytes the partials need, so that the sanitizers see any write past them.
+    const std::size_t bytes = cuda::direct_weight_grad_workspace_bytes(s);
+    std::vector<double> workspace(bytes / sizeof(double));
+    std::vector<float> dw;
+    require_schedule_independent(name + " direct weight gradient", c, [&] {
+      dw = poisoned<float>(g.weight_count());
+      cuda::launch_direct_weight_grad(c, s, src, ddst, dw.data(), workspace.empty() ? nullptr : workspace.data());
+      Bytes out;
+      append_bytes(out, dw);
+      return out;
+    });
+    compare(name + " direct weight gradient against the CPU", dw, r.dw, kGradient);
+  }
+}
