@@ -34,9 +34,11 @@ std::string describe(const ConvGeometry& g) {
          " p" + std::to_string(g.padding) + " op" + std::to_string(g.output_padding) + ")";
 }
 
-// The paper's convolutions at batch 100 and 1, then random ones (both kinds).
+// The paper's convolutions at batch 100, 37 (image groups of unequal size in the reductions'
+// partitions) and 1, then random ones (both kinds).
 std::vector<ConvGeometry> geometries() {
   std::vector<ConvGeometry> all = testing::paper_convs(100);
+  for (const ConvGeometry& g : testing::paper_convs(37)) all.push_back(g);
   for (const ConvGeometry& g : testing::paper_convs(1)) all.push_back(g);
   SplitMix64 rng(20261127);
   for (int i = 0; i < 16; ++i) all.push_back(testing::random_conv_geometry(rng, i % 2 == 1));

@@ -101,7 +101,8 @@ TEST_CASE("emulated kernels: bias add, alone and with its ReLU, at the paper's l
   };
   // conv1, conv2, deconv1 and deconv2 outputs, Linear(800->256), Linear(256->800), odd ones.
   for (const Case& k : {Case{100, 16, 26 * 26}, Case{100, 32, 11 * 11}, Case{100, 16, 13 * 13},
-                        Case{100, 1, 28 * 28}, Case{100, 256, 1}, Case{100, 800, 1}, Case{3, 5, 7}, Case{1, 1, 1}}) {
+                        Case{100, 1, 28 * 28}, Case{100, 256, 1}, Case{100, 800, 1}, Case{1000, 16, 26 * 26},
+                        Case{3, 5, 7}, Case{1, 1, 1}}) {
     const std::size_t n = static_cast<std::size_t>(k.batch) * k.channels * k.hw;
     const std::string shape = " (B" + std::to_string(k.batch) + ", C" + std::to_string(k.channels) + ", HW" +
                               std::to_string(k.hw) + ")";
@@ -135,7 +136,8 @@ TEST_CASE("emulated kernels: max pooling forward and backward, with the ReLU's g
           "[kernel_emu][pool]") {
   CpuOps<float> cpu;
   SplitMix64 rng(2026);
-  std::vector<PoolGeometry> pools = {testing::pool_geometry(100, 16, 26, 26), testing::pool_geometry(100, 32, 11, 11)};
+  std::vector<PoolGeometry> pools = {testing::pool_geometry(100, 16, 26, 26), testing::pool_geometry(100, 32, 11, 11),
+                                     testing::pool_geometry(1000, 32, 11, 11)};
   for (int i = 0; i < 12; ++i)
     pools.push_back(testing::pool_geometry(random_int(rng, 1, 3), random_int(rng, 1, 5), random_int(rng, 3, 17),
                                            random_int(rng, 3, 17), random_int(rng, 2, 3)));
@@ -174,8 +176,10 @@ TEST_CASE("emulated kernels: L1 and MSE losses in one launch, with their gradien
           "[kernel_emu][loss]") {
   CpuOps<float> cpu;
   CpuOps<double> cpu64;
-  // 100 * 784 is an AE batch; 4,200,000 makes more blocks than the partials' 1,024 slots.
-  for (std::size_t n : {std::size_t{1}, std::size_t{2047}, std::size_t{100 * 784}, std::size_t{4200000}}) {
+  // 100 * 784 is an AE batch, 1,000 * 784 a GPU validation batch; 4,200,000 makes more blocks
+  // than the partials' 1,024 slots.
+  for (std::size_t n : {std::size_t{1}, std::size_t{2047}, std::size_t{100 * 784}, std::size_t{1000 * 784},
+                        std::size_t{4200000}}) {
     const std::string size = " (n " + std::to_string(n) + ")";
     Context& c = h100();
     auto pred = uniform(n, -0.2, 1.0, n + 5);
@@ -221,6 +225,12 @@ TEST_CASE("emulated kernels: L1 and MSE losses in one launch, with their gradien
       compare(name + " loss against double", loss, std::vector<double>{loss64}, kForward);
       INFO(name << ": loss_sum " << sum[0] << " vs CPU " << sum_cpu);
       CHECK(std::fabs(sum[0] - sum_cpu) <= 1e-9 * std::fabs(sum_cpu));
+      // The loss alone (validation): the same sums in the same order, so the same bits.
+      const auto first_loss = loss;
+      loss = poisoned<float>(1);
+      cuda::launch_point_loss(c, kind, n, pred.data(), target.data(), nullptr, loss.data(), nullptr, nullptr);
+      compare_exact(name + " loss without gradient or sum", loss, first_loss);
+      CHECK(c.counters_clear());
     }
   }
 }
@@ -255,6 +265,29 @@ TEST_CASE("emulated kernels: softmax cross-entropy and prediction counts against
     cpu.count_predictions(batch, classes, scores.data(), labels.data(), confusion_cpu.data());
     compare_exact("confusion counts" + name, confusion, confusion_cpu);
   }
+}
+
+TEST_CASE("emulated kernels: a label out of range makes the loss NaN and is not counted (the CPU throws)",
+          "[kernel_emu][loss]") {
+  const int batch = 100, classes = 10, bad_row = 42;
+  const std::size_t n = static_cast<std::size_t>(batch) * classes;
+  const auto scores = uniform(n, -4.0, 4.0, 3);
+  auto labels = random_labels(static_cast<std::size_t>(batch), classes, 4);
+  labels[bad_row] = 10;
+  auto d = poisoned<float>(n);
+  std::vector<float> loss(1, 0.0f);
+  cuda::launch_softmax_cross_entropy(h100(), batch, classes, scores.data(), labels.data(), d.data(), loss.data(),
+                                     nullptr);
+  CHECK(std::isnan(loss[0]));
+  for (std::size_t i = 0; i < n; ++i) {
+    INFO("dscores[" << i << "] = " << d[i]);
+    CHECK(std::isnan(d[i]) == (i / classes == static_cast<std::size_t>(bad_row)));
+  }
+  std::vector<std::int64_t> confusion(classes * classes, 0);
+  cuda::launch_count_predictions(h100(), batch, classes, scores.data(), labels.data(), confusion.data());
+  std::int64_t counted = 0;
+  for (std::int64_t v : confusion) counted += v;
+  CHECK(counted == batch - 1);
 }
 
 TEST_CASE("emulated kernels: Adam over AE(256)'s parameters, by value and from the step table, equals the CPU's bits",
