@@ -282,7 +282,6 @@ void run_block(Block& block, int threads) {
 }  // namespace
 
 void set_schedule(const Schedule& schedule) { schedule_in_force = schedule; }
-Schedule current_schedule() { return schedule_in_force; }
 const LaunchLog& launch_log() { return log_so_far; }
 
 void run_grid(dim3 grid, dim3 block_shape, const std::function<void()>& thread) {

@@ -37,9 +37,8 @@ struct Schedule {
   bool threads_reversed = false;
   std::uint64_t seed = 1;  // of BlockOrder::Shuffled
 };
-// The schedule of the launches that follow, and the one in force.
+// The schedule of the launches that follow.
 void set_schedule(const Schedule& schedule);
-Schedule current_schedule();
 
 // What the emulator has launched so far: a count, and the last launch's shape.
 struct LaunchLog {
