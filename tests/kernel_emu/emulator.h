@@ -1,7 +1,7 @@
 // A CPU emulator for fmnist's CUDA kernels (tests/kernel_emu): it runs a kernel's grid on the host,
 // block after block, each block's threads as fibers (own stacks) that switch at __syncthreads() and
-// at warp shuffles, so that the real kernel source (cuda/*.cu, compiled by g++ through the shim
-// headers beside this file) runs with its launch geometry, its shared memory, its barriers and its
+// at warp shuffles, so that the real kernel source (cuda/*.cu, compiled by g++ against the fake
+// CUDA headers in fake_cuda/) runs with its launch geometry, its shared memory, its barriers and its
 // last-block handshakes, on a machine without a GPU. It is one legal schedule of the kernel, not a
 // model of timing or of memory coherence; the schedule (block order, thread order) can be changed
 // so that a result that depends on it shows.

@@ -91,7 +91,8 @@ std::vector<float> direct_on_host(const ConvShape& s, const float* in, const flo
 
 TEST_CASE("emulated kernels: the conv bias gradient in one launch, against the CPU, in any block order",
           "[kernel_emu][conv][bias]") {
-  Context c(132);
+  const auto context = kernel_emu::make_context(132);
+  Context& c = *context;
   for (const ConvGeometry& g : geometries()) {
     const std::string name = describe(g);
     const Reference r = cpu_reference(g, 31);
@@ -123,7 +124,8 @@ TEST_CASE("emulated kernels: the conv bias gradient in one launch, against the C
 
 TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilogues included, against the CPU",
           "[kernel_emu][conv][direct]") {
-  Context c(8);  // large outputs in a few grid strides
+  const auto context = kernel_emu::make_context(8);  // large outputs in a few grid strides
+  Context& c = *context;
   for (const ConvGeometry& g : geometries()) {
     const std::string name = describe(g);
     const ConvShape s = conv_shape(g);
@@ -162,7 +164,8 @@ TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilo
 
 TEST_CASE("emulated kernels: the direct backward-filter in one launch, against the CPU, in any block order",
           "[kernel_emu][conv][wgrad]") {
-  Context c(132);
+  const auto context = kernel_emu::make_context(132);
+  Context& c = *context;
   for (const ConvGeometry& g : geometries()) {
     const std::string name = describe(g);
     const ConvShape s = conv_shape(g);

@@ -32,12 +32,12 @@ const std::vector<std::size_t> kSizes = {1, 255, 257, 100 * 784, 100 * 16 * 26 *
 // A context whose grids cover a large tensor in a few strides (8 multiprocessors) and one with an
 // H100's 132.
 Context& few_blocks() {
-  static Context c(8);
-  return c;
+  static const auto c = kernel_emu::make_context(8);
+  return *c;
 }
 Context& h100() {
-  static Context c(132);
-  return c;
+  static const auto c = kernel_emu::make_context(132);
+  return *c;
 }
 
 }  // namespace
@@ -230,7 +230,7 @@ TEST_CASE("emulated kernels: L1 and MSE losses in one launch, with their gradien
       loss = poisoned<float>(1);
       cuda::launch_point_loss(c, kind, n, pred.data(), target.data(), nullptr, loss.data(), nullptr, nullptr);
       compare_exact(name + " loss without gradient or sum", loss, first_loss);
-      CHECK(c.counters_clear());
+      CHECK(kernel_emu::counters_clear(c));
     }
   }
 }
@@ -333,7 +333,7 @@ TEST_CASE("emulated kernels: Adam over AE(256)'s parameters, by value and from t
     CHECK((cursor.step == 42 && cursor.index == index + 2));
     cuda::launch_set_cursor(c, &cursor, 7, 9);
     CHECK((cursor.step == 7 && cursor.index == 9));
-    CHECK(c.counters_clear());
+    CHECK(kernel_emu::counters_clear(c));
   }
 }
 

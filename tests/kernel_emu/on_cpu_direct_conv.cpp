@@ -1,2 +1,0 @@
-// cuda/direct_conv.cu compiled by g++ for the CPU kernel emulator (the shim headers stand in for CUDA's).
-#include "cuda/direct_conv.cu"

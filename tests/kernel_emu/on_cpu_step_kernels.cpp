@@ -1,2 +1,0 @@
-// cuda/step_kernels.cu compiled by g++ for the CPU kernel emulator (the shim headers stand in for CUDA's).
-#include "cuda/step_kernels.cu"
