@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The whole CPU test suite under AddressSanitizer and UndefinedBehaviorSanitizer: configures
-# $FMNIST_ASAN_BUILD_DIR (default build-asan) with FMNIST_SANITIZE=ON and CUDA off (gcc; -O2 -g with
-# assertions on), builds everything and runs ctest there. Any sanitizer report fails its test (the
-# sanitizers abort on the first error, leaks included). Extra arguments go to ctest (e.g. -R idx).
+# The whole test suite under AddressSanitizer and UndefinedBehaviorSanitizer: configures
+# $FMNIST_ASAN_BUILD_DIR (default build-asan) with FMNIST_SANITIZE=ON (gcc; -O2 -g with assertions
+# on) and the CUDA backend emulated (FMNIST_CUDA=EMULATE: compiled by g++, its kernels run by the
+# CPU kernel emulator of tests/kernel_emu, so fmnist_gpu_tests' [sanitize] cases run here too, with
+# ASan in compute-sanitizer's place), builds everything and runs ctest there. Any sanitizer report
+# fails its test (the sanitizers abort on the first error, leaks included). Extra arguments go to
+# ctest (e.g. -R idx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir="${FMNIST_ASAN_BUILD_DIR:-build-asan}"
 start=$(date +%s)
-cmake -S . -B "$build_dir" -DFMNIST_SANITIZE=ON -DFMNIST_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B "$build_dir" -DFMNIST_SANITIZE=ON -DFMNIST_CUDA=EMULATE -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)" >"$build_dir/sanitize-build.log" 2>&1 ||
   { cat "$build_dir/sanitize-build.log" >&2; echo "sanitize: build failed" >&2; exit 1; }

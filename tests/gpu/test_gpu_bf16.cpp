@@ -195,7 +195,7 @@ void check_linear_bf16(const LinearGeometry& g, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("GPU BF16: the shared rounding agrees with __float2bfloat16_rn on every float",
-          "[gpu][bf16]") {
+          "[gpu][bf16][cuda-intrinsic]") {
   if (on_cpu_stand_in()) {
     WARN("not checked on the CPU stand-in (tests/test_precision.cpp checks the host path)");
     return;

@@ -4,8 +4,8 @@
 // already ordered), except while a stream is being captured: then kernel launches, copies, memsets
 // and library calls on it, and on the streams that joined its capture through an event, are
 // recorded, and a graph replays them in order. What would fail on a GPU fails here too: a stream
-// synchronisation during a capture, an event or graph used after it is destroyed, a launch a GPU
-// refuses. Stands in for <cuda_runtime.h> in the emulated build only.
+// synchronisation or a memory allocation or free during a capture, a launch a GPU refuses.
+// Stands in for <cuda_runtime.h> in the emulated build only.
 #pragma once
 
 #include <cstddef>

@@ -75,6 +75,14 @@ cudaError_t fail(cudaError_t error) {
   return error;
 }
 
+// Whether some stream is being captured: then, as in CUDA's global and thread-local capture modes,
+// calls that may synchronise the device (allocating and freeing memory) are refused.
+bool capture_in_progress() {
+  for (const FakeStream* s : streams)
+    if (s->capture != nullptr) return true;
+  return false;
+}
+
 }  // namespace
 
 namespace fmnist::fake_cuda {
@@ -154,6 +162,7 @@ const char* cudaGetErrorString(cudaError_t error) {
 // ---- memory ---------------------------------------------------------------------------------------------
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   *ptr = nullptr;
+  if (capture_in_progress()) return fail(cudaErrorStreamCaptureUnsupported);
   if (bytes > kDeviceBytes - allocated) return fail(cudaErrorMemoryAllocation);
   void* p = std::malloc(bytes == 0 ? 1 : bytes);
   if (p == nullptr) return fail(cudaErrorMemoryAllocation);
@@ -165,6 +174,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
 }
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
+  if (capture_in_progress()) return fail(cudaErrorStreamCaptureUnsupported);
   const auto it = allocations.find(ptr);
   if (it == allocations.end()) return fail(cudaErrorInvalidValue);
   allocated -= it->second;
@@ -173,6 +183,8 @@ cudaError_t cudaFree(void* ptr) {
   return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned int) {
+  *ptr = nullptr;
+  if (capture_in_progress()) return fail(cudaErrorStreamCaptureUnsupported);
   *ptr = std::malloc(bytes == 0 ? 1 : bytes);
   return *ptr != nullptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
