@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#if defined(FMNIST_HAVE_CUDA) && __has_include(<cuda_bf16.h>)
+// (Not in an emulated build: its cuda_bf16.h is tests/kernel_emu's fake, which has no rounding.)
+#if defined(FMNIST_HAVE_CUDA) && !defined(FMNIST_CUDA_EMULATED) && __has_include(<cuda_bf16.h>)
 #include <cuda_bf16.h>
 #define FMNIST_TEST_HAS_CUDA_BF16 1
 #endif

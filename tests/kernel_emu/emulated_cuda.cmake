@@ -17,5 +17,6 @@ add_library(fmnist_cuda_emulated STATIC ${_fmnist_emu_sources})
 # fake_cuda/ first: <cuda_runtime.h>, <cudnn.h>, <cublas_v2.h>, <cuda_bf16.h>, <math_constants.h>.
 target_include_directories(fmnist_cuda_emulated BEFORE PUBLIC ${_fmnist_emu_dir}/fake_cuda ${_fmnist_emu_dir})
 target_link_libraries(fmnist_cuda_emulated PUBLIC fmnist_reference)
-target_compile_definitions(fmnist_cuda_emulated PRIVATE FMNIST_CUDA_ARCHITECTURES="emulated")
+target_compile_definitions(fmnist_cuda_emulated PRIVATE FMNIST_CUDA_ARCHITECTURES="emulated"
+                           PUBLIC FMNIST_CUDA_EMULATED=1)  # its CUDA headers are fakes
 target_compile_options(fmnist_cuda_emulated PRIVATE -Wno-unknown-pragmas)  # the kernels' #pragma unroll
