@@ -312,10 +312,10 @@ float load(const void* data, cudnnDataType_t type, std::size_t i) {
     return fmnist::elementwise::bf16_bits_to_float(static_cast<const std::uint16_t*>(data)[i]);
   return static_cast<const float*>(data)[i];
 }
-// out[i] = alpha * sums[i] + beta * out[i] (beta == 0: out not read), rounded to the tensor's type.
-void store(void* data, cudnnDataType_t type, const std::vector<double>& sums, float alpha, float beta) {
-  for (std::size_t i = 0; i < sums.size(); ++i) {
-    double v = static_cast<double>(alpha) * sums[i];
+// out[i] = alpha * result[i] + beta * out[i] (beta == 0: out not read), rounded to the tensor's type.
+void store(void* data, cudnnDataType_t type, const std::vector<float>& result, float alpha, float beta) {
+  for (std::size_t i = 0; i < result.size(); ++i) {
+    double v = static_cast<double>(alpha) * result[i];
     if (beta != 0.0f) v += static_cast<double>(beta) * load(data, type, i);
     if (type == CUDNN_DATA_BFLOAT16)
       static_cast<std::uint16_t*>(data)[i] = fmnist::elementwise::bf16_bits(static_cast<float>(v));
@@ -368,7 +368,7 @@ void reference_pass(Pass pass, const FakeTensor& s, const FakeTensor& d, const F
     fmnist::reference::conv2d_backward(g, x.data(), result.data(), dy.data(), static_cast<float*>(nullptr),
                                        result.data(), static_cast<float*>(nullptr), scratch, pool);
   }
-  store(out, out_desc.type, std::vector<double>(result.begin(), result.end()), alpha, beta);
+  store(out, out_desc.type, result, alpha, beta);
 }
 
 template <class Perf, class Algo>
@@ -382,8 +382,18 @@ cudnnStatus_t offer_all(int count, int requested, int* returned, Perf* results) 
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t run_on(cudnnHandle_t handle, std::function<void()> work) {
-  return enqueue(handle->stream, std::move(work)) == cudaSuccess ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED;
+// What the three convolution calls share: check the descriptors, copy them and the scalars (a
+// capture replays later), and run the pass on the handle's stream.
+cudnnStatus_t enqueue_pass(cudnnHandle_t handle, Pass pass, cudnnTensorDescriptor_t src, cudnnTensorDescriptor_t dst,
+                           cudnnFilterDescriptor_t filter, cudnnConvolutionDescriptor_t conv, const void* a_data,
+                           const void* b_data, void* out, const void* alpha, const void* beta) {
+  if (!valid(*src, *dst, *filter, *conv)) return CUDNN_STATUS_BAD_PARAM;
+  const FakeTensor s = *src, d = *dst, f = *filter;
+  const FakeConvolution cv = *conv;
+  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
+  const cudaError_t status =
+      enqueue(handle->stream, [=] { reference_pass(pass, s, d, f, cv, a_data, b_data, out, a, b); });
+  return status == cudaSuccess ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED;
 }
 
 }  // namespace
@@ -473,11 +483,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void* alpha, c
                                       const void* src, cudnnFilterDescriptor_t filter_desc, const void* filter,
                                       cudnnConvolutionDescriptor_t conv, cudnnConvolutionFwdAlgo_t, void*, std::size_t,
                                       const void* beta, cudnnTensorDescriptor_t dst_desc, void* dst) {
-  if (!valid(*src_desc, *dst_desc, *filter_desc, *conv)) return CUDNN_STATUS_BAD_PARAM;
-  const FakeTensor s = *src_desc, d = *dst_desc, f = *filter_desc;
-  const FakeConvolution cv = *conv;
-  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  return run_on(handle, [=] { reference_pass(Pass::Forward, s, d, f, cv, src, filter, dst, a, b); });
+  return enqueue_pass(handle, Pass::Forward, src_desc, dst_desc, filter_desc, conv, src, filter, dst, alpha, beta);
 }
 
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* count) {
@@ -501,11 +507,8 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void* alp
                                            const void* filter, cudnnTensorDescriptor_t ddst_desc, const void* ddst,
                                            cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdDataAlgo_t, void*,
                                            std::size_t, const void* beta, cudnnTensorDescriptor_t dsrc_desc, void* dsrc) {
-  if (!valid(*dsrc_desc, *ddst_desc, *filter_desc, *conv)) return CUDNN_STATUS_BAD_PARAM;
-  const FakeTensor s = *dsrc_desc, d = *ddst_desc, f = *filter_desc;
-  const FakeConvolution cv = *conv;
-  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  return run_on(handle, [=] { reference_pass(Pass::BackwardData, s, d, f, cv, filter, ddst, dsrc, a, b); });
+  return enqueue_pass(handle, Pass::BackwardData, dsrc_desc, ddst_desc, filter_desc, conv, filter, ddst, dsrc, alpha,
+                      beta);
 }
 
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* count) {
@@ -530,11 +533,8 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* a
                                              cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdFilterAlgo_t, void*,
                                              std::size_t, const void* beta, cudnnFilterDescriptor_t dfilter_desc,
                                              void* dfilter) {
-  if (!valid(*src_desc, *ddst_desc, *dfilter_desc, *conv)) return CUDNN_STATUS_BAD_PARAM;
-  const FakeTensor s = *src_desc, d = *ddst_desc, f = *dfilter_desc;
-  const FakeConvolution cv = *conv;
-  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  return run_on(handle, [=] { reference_pass(Pass::BackwardFilter, s, d, f, cv, src, ddst, dfilter, a, b); });
+  return enqueue_pass(handle, Pass::BackwardFilter, src_desc, ddst_desc, dfilter_desc, conv, src, ddst, dfilter, alpha,
+                      beta);
 }
 
 // ---- cuBLAS ------------------------------------------------------------------------------------------------
