@@ -23,7 +23,7 @@ inline std::unique_ptr<cuda::Context> make_context(int multiprocessors) {
   fake_cuda::set_device_visible(true);
   fake_cuda::set_multiprocessors(multiprocessors);
   auto context = std::make_unique<cuda::Context>(CudaOptions{});
-  fake_cuda::set_multiprocessors(8);
+  fake_cuda::set_multiprocessors(fake_cuda::kDefaultMultiprocessors);
   return context;
 }
 

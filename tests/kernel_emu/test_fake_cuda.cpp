@@ -1,10 +1,12 @@
 // The fake CUDA runtime itself (fake_cuda/): work runs at once unless its stream is captured, a
-// graph replays what the capture recorded (the streams that joined it included), and what CUDA
-// forbids during a capture fails.
+// graph replays what the capture recorded (the streams that joined it included), what CUDA forbids
+// during a capture fails and invalidates it, and another thread's device-wide synchronisation
+// invalidates it too.
 #include <cuda_runtime.h>
 
 #include <catch2/catch.hpp>
 
+#include <thread>
 #include <vector>
 
 namespace {
@@ -47,12 +49,6 @@ TEST_CASE("the fake CUDA runtime records a capture, replays it, and refuses what
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   REQUIRE(cudaStreamIsCapturing(side, &status) == cudaSuccess);
   CHECK(status == cudaStreamCaptureStatusActive);
-  // Forbidden while capturing: synchronising the stream, allocating, freeing.
-  void* more = nullptr;
-  CHECK(cudaStreamSynchronize(main) == cudaErrorStreamCaptureUnsupported);
-  CHECK(cudaMalloc(&more, 64) == cudaErrorStreamCaptureUnsupported);
-  CHECK(cudaFree(counter) == cudaErrorStreamCaptureUnsupported);
-  (void)cudaGetLastError();
   cudaGraph_t graph = nullptr;
   REQUIRE(cudaStreamEndCapture(main, &graph) == cudaSuccess);
   REQUIRE(cudaStreamIsCapturing(side, &status) == cudaSuccess);
@@ -76,6 +72,41 @@ TEST_CASE("the fake CUDA runtime records a capture, replays it, and refuses what
   CHECK(cudaLaunchKernelEx(&bad, count_kernel, counter) == cudaErrorLaunchFailure);
   CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
   CHECK(cudaGetLastError() == cudaSuccess);
+
+  // Forbidden in a capturing thread: synchronising the stream, allocating, freeing. Each is refused
+  // and invalidates the capture, whose end then fails and ends it.
+  for (int forbidden = 0; forbidden < 3; ++forbidden) {
+    INFO("forbidden call " << forbidden);
+    REQUIRE(cudaStreamBeginCapture(main, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+    void* more = nullptr;
+    const cudaError_t refused = forbidden == 0   ? cudaStreamSynchronize(main)
+                                : forbidden == 1 ? cudaMalloc(&more, 64)
+                                                 : cudaFree(counter);
+    CHECK(refused == cudaErrorStreamCaptureUnsupported);
+    CHECK(cudaGetLastError() == cudaErrorStreamCaptureUnsupported);
+    REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
+    CHECK(status == cudaStreamCaptureStatusInvalidated);
+    CHECK(launch_count(main, counter) == cudaErrorStreamCaptureInvalidated);
+    CHECK(cudaStreamEndCapture(main, &graph) == cudaErrorStreamCaptureInvalidated);
+    CHECK(graph == nullptr);
+    REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
+    CHECK(status == cudaStreamCaptureStatusNone);
+    (void)cudaGetLastError();
+  }
+  CHECK(counter[0] == 5);
+
+  // Another thread may allocate during this thread's capture (thread-local mode), but its free
+  // synchronises the device, and that invalidates every capture on it, as in CUDA.
+  REQUIRE(cudaStreamBeginCapture(main, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+  void* elsewhere = nullptr;
+  std::thread([&] { CHECK(cudaMalloc(&elsewhere, 64) == cudaSuccess); }).join();
+  REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
+  CHECK(status == cudaStreamCaptureStatusActive);
+  std::thread([&] { CHECK(cudaFree(elsewhere) == cudaSuccess); }).join();
+  REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
+  CHECK(status == cudaStreamCaptureStatusInvalidated);
+  CHECK(cudaStreamEndCapture(main, &graph) == cudaErrorStreamCaptureInvalidated);
+  (void)cudaGetLastError();
 
   CHECK(cudaGraphExecDestroy(exec) == cudaSuccess);
   CHECK(cudaFree(counter) == cudaSuccess);

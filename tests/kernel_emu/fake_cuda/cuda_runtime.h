@@ -4,7 +4,10 @@
 // already ordered), except while a stream is being captured: then kernel launches, copies, memsets
 // and library calls on it, and on the streams that joined its capture through an event, are
 // recorded, and a graph replays them in order. What would fail on a GPU fails here too: a stream
-// synchronisation or a memory allocation or free during a capture, a launch a GPU refuses.
+// synchronisation or a memory allocation or free in a capturing thread (refused, and the capture
+// invalidated), a device-wide synchronisation in any other thread (cudaFree, cudaFreeHost, a
+// synchronous copy, a library handle's teardown: every capture in progress invalidated), a launch
+// a GPU refuses. Threads may call it at once: one lock serialises the calls and the work.
 // Stands in for <cuda_runtime.h> in the emulated build only.
 #pragma once
 
@@ -127,14 +130,22 @@ namespace fmnist::fake_cuda {
 // Runs `work` on `stream` now, or records it when the stream is being captured. Errors: as the
 // runtime returns them.
 cudaError_t enqueue(cudaStream_t stream, std::function<void()> work);
-// The fake device's multiprocessor count (cudaDeviceProp::multiProcessorCount; 8 unless set, an
-// H100 has 132), which sizes fmnist's grid-stride launches. For contexts created after the call.
+// The fake device's multiprocessor count (cudaDeviceProp::multiProcessorCount), which sizes
+// fmnist's grid-stride launches; for contexts created after the call. Few by default: a large
+// element-wise launch then gets a few blocks that walk its elements in grid strides rather than
+// thousands of one element a thread (an H100 has 132 multiprocessors); the results are the same
+// (no fmnist launch depends on its grid for its results), the emulation some 10x quicker.
+inline constexpr int kDefaultMultiprocessors = 2;
 void set_multiprocessors(int count);
 // Whether the fake device is visible (cudaGetDeviceCount 1, else 0): when set, or when the
 // environment variable FMNIST_EMULATED_GPU is set to anything but 0. Hidden by default, so that
 // in an emulated build (FMNIST_CUDA=EMULATE) `--device auto` and every other test still take the
 // CPU; fmnist_gpu_tests runs with the variable set.
 void set_device_visible(bool visible);
+// The next `count` captures begin already invalidated, as if another thread had synchronised the
+// device just after their begin: their first recorded call fails (cudaErrorStreamCaptureInvalidated)
+// and so does their end. For tests of what fmnist does when a capture fails.
+void invalidate_next_captures(int count);
 }  // namespace fmnist::fake_cuda
 
 // A kernel launch: its arguments converted to the kernel's parameter types once, as CUDA copies

@@ -1,6 +1,8 @@
 // The fake CUDA runtime, cuDNN and cuBLAS of the CPU kernel emulator (see cuda_runtime.h, cudnn.h,
 // cublas_v2.h beside this file): host memory, streams that run their work at once unless captured,
 // graphs that replay what a capture recorded, and the libraries' passes as plain loops in double.
+// Several threads may call it (one lock serialises the calls and the work they run); captures are
+// thread-local and a device-wide synchronisation invalidates every capture, as in CUDA.
 #include <cblas.h>
 
 #include <chrono>
@@ -9,9 +11,11 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -23,6 +27,8 @@
 
 struct FakeGraph {
   std::vector<std::function<void()>> work;
+  std::thread::id owner{};   // the thread whose capture recorded it
+  bool invalidated = false;  // a device-wide synchronisation (or a refused call) broke its capture
 };
 struct FakeStream {
   FakeGraph* capture = nullptr;  // the graph this stream's work goes to, while captured
@@ -54,12 +60,13 @@ namespace {
 // not zeroed, as a GPU does not zero it) stays cheap on a test machine.
 constexpr std::size_t kDeviceBytes = std::size_t{4} << 30;
 
-cudaError_t last_error = cudaSuccess;
-// Few multiprocessors: a large element-wise launch then gets 256 blocks that walk its elements in
-// grid strides, rather than 4,224 (an H100's 132 x 32) of one element a thread; every result is
-// the same (fmnist's launches do not depend on the grid for their results), the emulation of a
-// training step some 10x quicker. Tests that want an H100's geometry set 132.
-int multiprocessors = 2;
+thread_local cudaError_t last_error = cudaSuccess;  // per thread, as CUDA's
+// Held by every call that touches the fake device's state and while work runs (the emulator runs one
+// grid at a time); recursive, since work may call back (a graph's replay runs its launches).
+std::recursive_mutex api_mutex;
+using Lock = std::lock_guard<std::recursive_mutex>;
+int captures_to_invalidate = 0;  // fake_cuda::invalidate_next_captures
+int multiprocessors = fmnist::fake_cuda::kDefaultMultiprocessors;
 bool device_visible = false;
 
 bool visible() {
@@ -75,12 +82,29 @@ cudaError_t fail(cudaError_t error) {
   return error;
 }
 
-// Whether some stream is being captured: then, as in CUDA's global and thread-local capture modes,
-// calls that may synchronise the device (allocating and freeing memory) are refused.
-bool capture_in_progress() {
+// Whether this thread is capturing a stream: then, as in CUDA's thread-local capture mode, the
+// calls that may allocate or synchronise are refused, and the refusal invalidates the capture.
+bool this_thread_captures() {
   for (const FakeStream* s : streams)
-    if (s->capture != nullptr) return true;
+    if (s->capture != nullptr && s->capture->owner == std::this_thread::get_id()) return true;
   return false;
+}
+
+// What a call that may not run during this thread's capture does: refuse, and invalidate it.
+cudaError_t refuse_in_capture() {
+  for (FakeStream* s : streams)
+    if (s->capture != nullptr && s->capture->owner == std::this_thread::get_id()) s->capture->invalidated = true;
+  return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+// A call that synchronises the whole device (cudaFree, cudaFreeHost, a synchronous copy, a library
+// handle's teardown): refused in a capturing thread; from any other thread it invalidates every
+// capture in progress, whatever its mode, as CUDA does (cuda/device_gate.h keeps fmnist's away).
+cudaError_t synchronise_device() {
+  if (this_thread_captures()) return refuse_in_capture();
+  for (FakeStream* s : streams)
+    if (s->capture != nullptr) s->capture->invalidated = true;
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -88,7 +112,9 @@ bool capture_in_progress() {
 namespace fmnist::fake_cuda {
 
 cudaError_t enqueue(cudaStream_t stream, std::function<void()> work) {
+  const Lock lock(api_mutex);
   if (stream != nullptr && stream->capture != nullptr) {
+    if (stream->capture->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
     stream->capture->work.push_back(std::move(work));
     return cudaSuccess;
   }
@@ -103,6 +129,10 @@ cudaError_t enqueue(cudaStream_t stream, std::function<void()> work) {
 
 void set_multiprocessors(int count) { multiprocessors = count; }
 void set_device_visible(bool visible) { device_visible = visible; }
+void invalidate_next_captures(int count) {
+  const Lock lock(api_mutex);
+  captures_to_invalidate = count;
+}
 
 }  // namespace fmnist::fake_cuda
 
@@ -132,7 +162,10 @@ cudaError_t cudaDriverGetVersion(int* version) {
   *version = 13000;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  const Lock lock(api_mutex);
+  return synchronise_device();
+}
 cudaError_t cudaGetLastError() {
   const cudaError_t e = last_error;
   last_error = cudaSuccess;
@@ -162,7 +195,8 @@ const char* cudaGetErrorString(cudaError_t error) {
 // ---- memory ---------------------------------------------------------------------------------------------
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   *ptr = nullptr;
-  if (capture_in_progress()) return fail(cudaErrorStreamCaptureUnsupported);
+  const Lock lock(api_mutex);
+  if (this_thread_captures()) return refuse_in_capture();
   if (bytes > kDeviceBytes - allocated) return fail(cudaErrorMemoryAllocation);
   void* p = std::malloc(bytes == 0 ? 1 : bytes);
   if (p == nullptr) return fail(cudaErrorMemoryAllocation);
@@ -174,7 +208,8 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
 }
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
-  if (capture_in_progress()) return fail(cudaErrorStreamCaptureUnsupported);
+  const Lock lock(api_mutex);
+  if (const cudaError_t status = synchronise_device(); status != cudaSuccess) return status;
   const auto it = allocations.find(ptr);
   if (it == allocations.end()) return fail(cudaErrorInvalidValue);
   allocated -= it->second;
@@ -184,15 +219,19 @@ cudaError_t cudaFree(void* ptr) {
 }
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned int) {
   *ptr = nullptr;
-  if (capture_in_progress()) return fail(cudaErrorStreamCaptureUnsupported);
+  const Lock lock(api_mutex);
+  if (this_thread_captures()) return refuse_in_capture();
   *ptr = std::malloc(bytes == 0 ? 1 : bytes);
   return *ptr != nullptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
 cudaError_t cudaFreeHost(void* ptr) {
+  const Lock lock(api_mutex);
+  if (const cudaError_t status = synchronise_device(); status != cudaSuccess) return status;
   std::free(ptr);
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  const Lock lock(api_mutex);
   *free_bytes = kDeviceBytes - allocated;
   *total_bytes = kDeviceBytes;
   return cudaSuccess;
@@ -201,6 +240,8 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
   return enqueue(stream, [dst, src, bytes] { std::memcpy(dst, src, bytes); });
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind) {
+  const Lock lock(api_mutex);
+  if (const cudaError_t status = synchronise_device(); status != cudaSuccess) return status;
   std::memcpy(dst, src, bytes);
   return cudaSuccess;
 }
@@ -210,21 +251,25 @@ cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t bytes, cudaStream_
 
 // ---- streams, events, graphs -------------------------------------------------------------------------
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+  const Lock lock(api_mutex);
   *stream = new FakeStream;
   streams.insert(*stream);
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  const Lock lock(api_mutex);
   if (streams.erase(stream) == 0) return fail(cudaErrorInvalidResourceHandle);
   delete stream;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  if (stream != nullptr && stream->capture != nullptr) return fail(cudaErrorStreamCaptureUnsupported);
+  const Lock lock(api_mutex);
+  if (stream != nullptr && stream->capture != nullptr) return refuse_in_capture();
   return cudaSuccess;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  const Lock lock(api_mutex);
   if (event->captured_in != nullptr) {
     if (stream == nullptr) return fail(cudaErrorStreamCaptureUnsupported);
     if (stream->capture == nullptr)
@@ -245,6 +290,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  const Lock lock(api_mutex);
   event->captured_in = stream != nullptr ? stream->capture : nullptr;
   event->time = std::chrono::steady_clock::now();
   return cudaSuccess;
@@ -257,22 +303,36 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
   return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  const Lock lock(api_mutex);
   if (stream == nullptr || stream->capture != nullptr) return fail(cudaErrorStreamCaptureUnsupported);
   stream->capture = new FakeGraph;
+  stream->capture->owner = std::this_thread::get_id();
+  if (captures_to_invalidate > 0) {  // as if another thread synchronised the device right after
+    --captures_to_invalidate;
+    stream->capture->invalidated = true;
+  }
   stream->origin = true;
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   *graph = nullptr;
+  const Lock lock(api_mutex);
   if (stream == nullptr || stream->capture == nullptr || !stream->origin) return fail(cudaErrorStreamCaptureInvalidated);
-  *graph = stream->capture;
-  for (FakeStream* s : streams)
-    if (s->capture == *graph) s->capture = nullptr, s->origin = false;
+  FakeGraph* captured = stream->capture;
+  for (FakeStream* s : streams)  // the capture ends, for the streams that joined it too
+    if (s->capture == captured) s->capture = nullptr, s->origin = false;
+  if (captured->invalidated) {
+    delete captured;
+    return fail(cudaErrorStreamCaptureInvalidated);
+  }
+  *graph = captured;
   return cudaSuccess;
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
-  *status = stream != nullptr && stream->capture != nullptr ? cudaStreamCaptureStatusActive
-                                                            : cudaStreamCaptureStatusNone;
+  const Lock lock(api_mutex);
+  *status = stream == nullptr || stream->capture == nullptr ? cudaStreamCaptureStatusNone
+            : stream->capture->invalidated                  ? cudaStreamCaptureStatusInvalidated
+                                                            : cudaStreamCaptureStatusActive;
   return cudaSuccess;
 }
 cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t*, std::size_t* count) {
@@ -410,6 +470,8 @@ cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
+  const Lock lock(api_mutex);  // cuDNN frees its memory: the device synchronises
+  if (synchronise_device() != cudaSuccess) return CUDNN_STATUS_NOT_SUPPORTED;
   delete handle;
   return CUDNN_STATUS_SUCCESS;
 }
@@ -543,6 +605,8 @@ cublasStatus_t cublasCreate(cublasHandle_t* handle) {
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+  const Lock lock(api_mutex);  // cuBLAS frees its memory: the device synchronises
+  if (synchronise_device() != cudaSuccess) return CUBLAS_STATUS_NOT_SUPPORTED;
   delete handle;
   return CUBLAS_STATUS_SUCCESS;
 }
