@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 #include "cuda/grid_stride.cuh"
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
@@ -61,6 +62,7 @@ void launch_round_to_bf16(const Context& c, std::size_t n, const float* src, flo
 
 std::uint64_t count_bf16_rounding_mismatches(const Context& c) {
   unsigned long long* counter = nullptr;
+  DeviceWideSync sync;
   CUDA_CHECK(cudaMalloc(&counter, sizeof *counter));
   unsigned long long host = 0;
   try {

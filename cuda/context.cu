@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
@@ -78,6 +79,7 @@ Context::Context(const CudaOptions& options) : options_(options) {
   if (options.backward_streams < 1 || options.backward_streams > kMaxBackwardStreams)
     throw std::invalid_argument("CUDA options: backward_streams must be 1 to " + std::to_string(kMaxBackwardStreams) +
                                 ", got " + std::to_string(options.backward_streams));
+  DeviceWideSync sync;  // handles, streams and buffers: their setup may synchronise the device
   try {
     create_lane(main_);
     if (options.backward_streams > 1 && !options.bf16) {
@@ -134,6 +136,7 @@ void Context::release_lane(Lane& lane) noexcept {
 }
 
 void Context::release() noexcept {
+  DeviceWideSync sync;  // cudaFree and the handles' teardown synchronise the device
   wait_for_lanes();  // every lane idle before anything they may use is freed
   for (Lane& side : sides_) release_lane(side);
   sides_.clear();
@@ -190,6 +193,7 @@ void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t 
     throw std::logic_error(std::string("CUDA graph capture needs a larger ") + what + " (" +
                            std::to_string(bytes) + " bytes) than any step before: run the step "
                            "once un-captured first");
+  DeviceWideSync sync;
   // Work already queued on any lane may still use the old buffer.
   CUDA_CHECK(cudaStreamSynchronize(main_.stream));
   for (const Lane& side : sides_)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
@@ -275,6 +276,7 @@ void ConvPlan::choose_algorithms() {
   const ConvGeometry& g = geometry_;
   const std::size_t src_count = g.transposed ? g.out_count() : g.in_count();
   const std::size_t dst_count = g.transposed ? g.in_count() : g.out_count();
+  DeviceWideSync sync;  // trial buffers, trial runs and their frees: the device waits
   TrialBuffer src(src_count, stream), dst(dst_count, stream), filter(g.weight_count(), stream);
   const float one = 1.0f, zero = 0.0f;  // float scalars for float and bfloat16 data alike
   const PlanMath mode = storage_ == ConvStorage::Bfloat16 ? PlanMath::Bf16

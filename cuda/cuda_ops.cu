@@ -11,6 +11,7 @@
 
 #include "cuda/backend.h"
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 #include "cuda/dense.h"
 #include "cuda/kernels.h"
 #include "models/op_checks.h"
@@ -60,6 +61,7 @@ Precision CudaOps::precision() const {
 void* CudaOps::allocate(std::size_t bytes) {
   const std::size_t rounded = std::max<std::size_t>(256, (bytes + 255) / 256 * 256);
   void* ptr = nullptr;
+  DeviceWideSync sync;
   const cudaError_t status = cudaMalloc(&ptr, rounded);
   if (status == cudaErrorMemoryAllocation) {
     // Not a sticky error: cleared here, the backend and everything allocated so far stay usable.
@@ -85,6 +87,7 @@ void* CudaOps::allocate(std::size_t bytes) {
 void CudaOps::deallocate(void* ptr) noexcept {
   if (ptr == nullptr) return;
   // Work still queued on either lane may use the buffer; freeing happens at teardown only.
+  DeviceWideSync sync;
   context_.wait_for_lanes();
   CUDA_LOG(cudaFree(ptr));
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/graph.h"
 #include "cuda/step_kernels.h"
@@ -21,6 +22,7 @@ using namespace op_checks;  // fail, require, check_* (models/op_checks.h)
 void* CudaOps::allocate_host(std::size_t bytes) {
   const std::size_t size = bytes == 0 ? 1 : bytes;
   void* ptr = nullptr;
+  DeviceWideSync sync;
   CUDA_CHECK(cudaHostAlloc(&ptr, size, cudaHostAllocDefault));
   std::memset(ptr, 0, size);
   return ptr;
@@ -28,6 +30,7 @@ void* CudaOps::allocate_host(std::size_t bytes) {
 
 void CudaOps::deallocate_host(void* ptr) noexcept {
   if (ptr == nullptr) return;
+  DeviceWideSync sync;  // cudaFreeHost synchronises the device
   context_.wait_for_lanes();  // a queued copy may still read it
   CUDA_LOG(cudaFreeHost(ptr));
 }

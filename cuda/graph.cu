@@ -4,16 +4,25 @@
 #include <stdexcept>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 
 namespace fmnist::cuda {
 
+// A capture holds the device gate from its begin to its end, so that no other thread's device-wide
+// synchronisation invalidates it halfway (device_gate.h).
 void begin_stream_capture(cudaStream_t stream) {
-  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  enter_capture_section();
+  const cudaError_t status = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+  if (status != cudaSuccess) {
+    leave_capture_section();
+    throw_cuda(status, "cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal)", __FILE__, __LINE__);
+  }
 }
 
 cudaGraph_t end_stream_capture(cudaStream_t stream) {
   cudaGraph_t graph = nullptr;
   const cudaError_t status = cudaStreamEndCapture(stream, &graph);
+  leave_capture_section();
   if (status != cudaSuccess) {
     if (graph != nullptr) CUDA_LOG(cudaGraphDestroy(graph));
     throw_cuda(status, "cudaStreamEndCapture(stream, &graph)", __FILE__, __LINE__);
@@ -31,6 +40,7 @@ void abort_stream_capture(cudaStream_t stream) noexcept {
     if (graph != nullptr) CUDA_LOG(cudaGraphDestroy(graph));
   }
   (void)cudaGetLastError();  // the capture's error is not sticky; clear it
+  leave_capture_section();
 }
 
 CudaGraph::CudaGraph(cudaGraph_t graph, Context& context) : context_(context) {

@@ -15,12 +15,14 @@
 
 namespace fmnist::cuda {
 
-// Starts capturing `stream` (thread-local mode: other threads' CUDA calls are not affected).
+// Starts capturing `stream` (thread-local mode: other threads' CUDA calls are not refused). Holds the
+// device gate until the capture ends, so another thread's device-wide synchronisation (a cudaFree,
+// which CUDA lets invalidate every capture on the device) waits for it (device_gate.h).
 void begin_stream_capture(cudaStream_t stream);
 // Ends the capture of `stream`; throws when the capture failed (an op that may not be captured
 // ran, e.g. one that allocates or waits).
 cudaGraph_t end_stream_capture(cudaStream_t stream);
-// Ends a capture that failed midway and discards it; never throws.
+// Ends a capture that failed midway and discards it; never throws. Both end the gate's hold.
 void abort_stream_capture(cudaStream_t stream) noexcept;
 
 // An instantiated graph, replayed on the context's main stream. A replay first joins any side-lane

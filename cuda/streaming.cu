@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 
 namespace fmnist::cuda {
 
@@ -14,6 +15,7 @@ CudaUploadRing::CudaUploadRing(const Context& context, int slots, std::size_t sl
   if (slots < 2) throw std::invalid_argument("upload ring: at least 2 slots are needed");
   if (slot_bytes == 0) throw std::invalid_argument("upload ring: slot size must be positive");
   const std::size_t total = static_cast<std::size_t>(slots) * slot_bytes;
+  DeviceWideSync sync;
   try {
     CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
     CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&host_), total, cudaHostAllocDefault));
@@ -37,6 +39,7 @@ CudaUploadRing::CudaUploadRing(const Context& context, int slots, std::size_t sl
 CudaUploadRing::~CudaUploadRing() { release_all(); }
 
 void CudaUploadRing::release_all() noexcept {
+  DeviceWideSync sync;  // cudaFree and cudaFreeHost synchronise the device
   // Work still queued on either stream may use the buffers.
   if (copy_ != nullptr) CUDA_LOG(cudaStreamSynchronize(copy_));
   if (compute_ != nullptr) CUDA_LOG(cudaStreamSynchronize(compute_));

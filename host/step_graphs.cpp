@@ -44,7 +44,7 @@ void StepGraphs::run(const Key& key, const std::function<void()>& enqueue) {
     ++replays_;
     return;
   }
-  if (e.runs++ == 0 || e.failed) {  // the warm-up (or a kind of step that cannot be captured)
+  if (e.runs++ == 0 || e.failed_captures >= kCaptureAttempts) {  // the warm-up, or a kind given up on
     enqueue();
     return;
   }
@@ -54,11 +54,15 @@ void StepGraphs::run(const Key& key, const std::function<void()>& enqueue) {
     e.graph = ops_.end_capture();
   } catch (const std::exception& error) {
     ops_.abort_capture();
-    e.failed = true;
+    ++e.failed_captures;
     ++failures_;
     if (log_ != nullptr)
-      *log_ << "fmnist: warning: CUDA graph capture failed (" << error.what()
-            << "); this kind of step runs un-captured (same results, more launch overhead)\n";
+      *log_ << "fmnist: warning: CUDA graph capture failed (" << error.what() << "); "
+            << (e.failed_captures < kCaptureAttempts
+                    ? "this step runs un-captured, the next one of its kind tries again (attempt " +
+                          std::to_string(e.failed_captures) + " of " + std::to_string(kCaptureAttempts) + ")"
+                    : std::string("this kind of step runs un-captured (same results, more launch overhead)"))
+            << "\n";
     enqueue();  // nothing captured has run
     return;
   }

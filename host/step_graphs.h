@@ -2,8 +2,11 @@
 // un-captured the first time (a warm-up: a GPU plans its convolutions and loads its kernels then,
 // which a capture cannot hold), is captured as a CUDA graph the second time and replayed from
 // then on. Where the backend cannot capture (the CPU) or graphs are off (--no-graph), the work
-// simply runs. A capture that fails (a CUDA or library call that may not be captured) is logged
-// once and that kind of step runs un-captured for the rest of the run: the results are the same.
+// simply runs. A capture that fails is logged and that step runs un-captured (same results); the
+// kind is captured again at its next step, up to kCaptureAttempts times in all, then runs
+// un-captured for the rest of the run. A failure may be passing (in CUDA, a device-wide
+// synchronisation anywhere in the process invalidates a capture; cuda/device_gate.h keeps fmnist's
+// own away) or lasting (a call that may not be captured): the retries tell the two apart.
 #pragma once
 
 #include <functional>
@@ -19,6 +22,7 @@ namespace fmnist {
 class StepGraphs {
  public:
   enum class Phase { Train, Eval, Bench };
+  static constexpr int kCaptureAttempts = 3;
   struct Key {
     Phase phase;
     int count;           // the batch size of the step
@@ -43,13 +47,13 @@ class StepGraphs {
 
   bool active() const { return enabled_ && ops_.can_capture(); }
   int captured() const { return captured_; }  // graphs made so far
-  int failures() const { return failures_; }  // captures that failed (their steps run un-captured)
+  int failures() const { return failures_; }  // captures that failed (those steps ran un-captured)
   long long replays() const { return replays_; }
 
  private:
   struct Entry {
     int runs = 0;
-    bool failed = false;
+    int failed_captures = 0;
     std::unique_ptr<CapturedWork> graph;
   };
   Ops<float>& ops_;
