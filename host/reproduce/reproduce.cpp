@@ -103,14 +103,21 @@ nlohmann::json run_settings(const PlannedRun& r) {
   return run;
 }
 
-// Stages `count` t10k images (by index) into the executor's batch and runs the forward pass;
-// returns the network's output for them.
-std::vector<float> forward_images(Executor<float>& ex, const Dataset& set, const std::int32_t* indices, int count) {
-  std::vector<std::uint8_t> images(static_cast<std::size_t>(count) * kImagePixels), labels(count);
-  gather_batch(set, indices, count, images.data(), labels.data());
+// Runs the forward pass over `count` t10k images (by index) and returns the network's output for
+// them. The pass runs `run_batch` rows (the images again, in turn, after the first `count`): a batch
+// size the run has already used, so that a GPU plans no new convolution geometry mid-run (its
+// algorithm trials synchronise the whole device, stalling every run that shares it). Each image's
+// output does not depend on the rows beside it.
+std::vector<float> forward_images(Executor<float>& ex, const Dataset& set, const std::int32_t* indices, int count,
+                                  int run_batch) {
+  run_batch = std::min(std::max(run_batch, count), ex.max_batch());
+  std::vector<std::int32_t> rows(static_cast<std::size_t>(run_batch));
+  for (int i = 0; i < run_batch; ++i) rows[i] = indices[i % count];
+  std::vector<std::uint8_t> images(static_cast<std::size_t>(run_batch) * kImagePixels), labels(run_batch);
+  gather_batch(set, rows.data(), run_batch, images.data(), labels.data());
   ex.ops().copy_to_device(ex.batch_images(), images.data(), images.size());
   ex.ops().copy_to_device(ex.batch_labels(), labels.data(), labels.size());
-  ex.forward(count, /*training=*/false, 0);
+  ex.forward(run_batch, /*training=*/false, 0);
   std::vector<float> out(static_cast<std::size_t>(count) * ex.spec().output().count());
   ex.ops().copy_to_host(out.data(), ex.output(), out.size() * sizeof(float));
   return out;
@@ -144,7 +151,7 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
   if (!classifier && !splits.test.empty()) {
     callbacks.inspect = [&](int epoch, Executor<float>& ex) {
       if (!std::binary_search(snapshot_at.begin(), snapshot_at.end(), epoch)) return;
-      out.snapshots.emplace_back(epoch, forward_images(ex, data.t10k, splits.test.data(), 1));
+      out.snapshots.emplace_back(epoch, forward_images(ex, data.t10k, splits.test.data(), 1, config.batch));
     };
   }
   const TrainResult trained = train(config, data, ops, run_log, callbacks);
@@ -160,7 +167,9 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
   out.t10k_final = report::to_split_eval(evaluate(ex, data.t10k, splits.t10k, eval_batch), classifier);
   const int figure_images = std::min<int>(classifier ? kPredicted : kReconstructed, static_cast<int>(splits.test.size()));
   if (figure_images > 0) {
-    const std::vector<float> y = forward_images(ex, data.t10k, splits.test.data(), figure_images);
+    // evaluate() above ran the test split in one batch of this size
+    const int test_batch = std::min<int>(eval_batch, static_cast<int>(splits.test.size()));
+    const std::vector<float> y = forward_images(ex, data.t10k, splits.test.data(), figure_images, test_batch);
     if (classifier) {
       for (int i = 0; i < figure_images; ++i) {
         const float* row = y.data() + static_cast<std::size_t>(i) * kNetworkClasses;
