@@ -278,7 +278,10 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
   // Checkpoints are written on a background thread while the next epoch trains (one in flight).
   CheckpointWriter writer([&](const RunState& st) { write_checkpoint(files, spec, st, weights_metadata, policy); },
                           resumed && writing ? describe_checkpoint(files, resume) : "");
-  auto checkpoint_summary = [&] {
+  auto run_summary = [&] {
+    result.graphs_captured = batches.graphs().captured();
+    result.graph_capture_failures = batches.graphs().failures();
+    result.graph_replays = batches.graphs().replays();
     result.checkpoints_written = writer.written();
     result.checkpoint_write_seconds = writer.write_seconds();
     result.checkpoint_wait_seconds = writer.wait_seconds();
@@ -391,7 +394,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
           checkpoint(std::move(st));
           writer.wait();
         }
-        checkpoint_summary();
+        run_summary();
         progress_out << (callbacks.live_progress ? "\r\033[K" : "")
                      << fmt::format("fmnist: {}: stopped after step {} of {} of epoch {} (global step {}); {}\n",
                                     signal_name(*callbacks.stop_signal), s + 1, steps_per_epoch, epoch, step,
@@ -461,7 +464,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     }
   }
   writer.wait();  // the last checkpoint is on disk, or its failure is thrown, before train returns
-  checkpoint_summary();
+  run_summary();
   result.final_params = download(ops, ex.params(), spec.param_count);
   return result;
 }

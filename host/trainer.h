@@ -138,6 +138,10 @@ struct TrainResult {
   // ends with a read of the device). The rest of a run's wall time is set-up and checkpoints.
   double training_seconds = 0, validation_seconds = 0;
   int validation_batch = 0;  // images per validation batch (eval_batch_for)
+  // The training's CUDA graphs (host/step_graphs.h): kinds of step captured, their replays, and
+  // captures that failed (those steps ran un-captured: the same results). All 0 on the CPU.
+  int graphs_captured = 0, graph_capture_failures = 0;
+  long long graph_replays = 0;
 };
 
 // Trains `config.model` on `data` with `ops`. Progress goes to `progress` (a live line when it is

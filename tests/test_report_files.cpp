@@ -73,6 +73,8 @@ void check_same(const RunResult& a, const RunResult& b) {
   CHECK(a.best_epoch == b.best_epoch);
   CHECK(a.wall_seconds == b.wall_seconds);
   CHECK(a.backend == b.backend);
+  CHECK(a.graphs_captured == b.graphs_captured);
+  CHECK(a.graph_capture_failures == b.graph_capture_failures);
   REQUIRE(a.history.size() == b.history.size());
   for (std::size_t i = 0; i < a.history.size(); ++i) {
     CHECK(a.history[i].epoch == b.history[i].epoch);
@@ -109,6 +111,9 @@ TEST_CASE("results.json reads back into the same runs, scale and targets (result
   runs[0].history[1].train_loss = kNaN;  // a NaN survives as null
   runs[2].status = "skipped: ae64 did not finish";
   runs[2].test_final = runs[2].t10k_final = runs[2].test_best = runs[2].t10k_best = SplitEval{};
+  runs[0].graphs_captured = 4;  // as on a GPU: one capture failed and was tried again
+  runs[0].graph_capture_failures = 1;
+  runs[1].graphs_captured = 3;
   RunScale scale;
   scale.epochs = 3;
   scale.full_epochs = false;
@@ -133,6 +138,8 @@ TEST_CASE("results.json reads back into the same runs, scale and targets (result
     CHECK(back.targets[i].status == targets[i].status);
     CHECK(back.targets[i].detail == targets[i].detail);
   }
+  CHECK_THAT(results_text(runs, scale),
+             Catch::Contains("CUDA graphs: 7 kinds of step captured, 1 failed capture (those steps ran un-captured"));
   // And round again: the same JSON, and the same tables.
   CHECK(results_json(back.runs, back.scale, back.targets) == j);
   CHECK(results_text(back.runs, back.scale) == results_text(runs, scale));
@@ -151,6 +158,12 @@ TEST_CASE("results.json reads back into the same runs, scale and targets (result
   bad = j;
   bad["runs"][1]["final_weights"]["t10k"]["confusion"] = {1, 2, 3};
   CHECK_THROWS_WITH(results_from_json(bad), Catch::Contains("confusion"));
+  bad = j;
+  bad["runs"][0]["graphs"]["failed_captures"] = -1;
+  CHECK_THROWS_WITH(results_from_json(bad), Catch::Contains("runs[ae64].graphs"));
+  bad = j;  // written by an fmnist that did not record the graphs: none
+  bad["runs"][0].erase("graphs");
+  CHECK(results_from_json(bad).runs[0].graph_capture_failures == 0);
   bad = j;
   bad["runs"][0]["epochs"] = 7;
   CHECK_THROWS_WITH(results_from_json(bad), Catch::Contains("runs[ae64].epochs"));

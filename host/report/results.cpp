@@ -330,6 +330,21 @@ std::vector<TargetCheck> check_targets(const std::vector<RunResult>& runs, const
   return out;
 }
 
+// "CUDA graphs: ..." and a newline, when some run captured or tried to (a GPU run); else empty.
+static std::string graphs_line(const std::vector<RunResult>& runs) {
+  int captured = 0, failed = 0;
+  for (const RunResult& r : runs) {
+    captured += r.graphs_captured;
+    failed += r.graph_capture_failures;
+  }
+  if (captured + failed == 0) return "";
+  return fmt::format("CUDA graphs: {} kind{} of step captured, {} failed capture{}{}\n", captured,
+                     captured == 1 ? "" : "s", failed, failed == 1 ? "" : "s",
+                     failed > 0 ? " (those steps ran un-captured: the same results, more launch overhead; "
+                                  "the runs' logs say why)"
+                                : "");
+}
+
 std::string results_text(const std::vector<RunResult>& runs, const RunScale& scale) {
   std::string out = fmt::format(
       "Results after {} epoch(s){} on {}; val = the 9,900-image validation split, test-100 = the "
@@ -340,6 +355,7 @@ std::string results_text(const std::vector<RunResult>& runs, const RunScale& sca
   if (!ae.rows.empty()) out += "Autoencoders (train/val in the run's loss; test and t10k in MAE)\n" + table_text(ae) + "\n";
   if (!c.rows.empty()) out += "Classifiers (loss: the head's cross-entropy)\n" + table_text(c) + "\n";
   out += fmt::format("Whole reproduction: {:.1f} s wall time\n", scale.total_wall_seconds);
+  out += graphs_line(runs);
   return out;
 }
 
@@ -355,6 +371,8 @@ std::string results_html(const std::vector<RunResult>& runs, const RunScale& sca
            table_html(c, "results");
   out += fmt::format("<p>Whole reproduction: <b>{:.1f} s</b> wall time on {}.</p>\n", scale.total_wall_seconds,
                      html_escape(scale.backend));
+  if (const std::string graphs = graphs_line(runs); !graphs.empty())
+    out += "<p>" + html_escape(graphs.substr(0, graphs.size() - 1)) + "</p>\n";
   return out;
 }
 
@@ -392,6 +410,7 @@ nlohmann::json results_json(const std::vector<RunResult>& runs, const RunScale& 
         {"kind", r.classifier ? "classifier" : "autoencoder"}, {"loss", r.loss_name},
         {"epochs", r.epochs_run()}, {"best_epoch", r.best_epoch}, {"wall_seconds", r.wall_seconds},
         {"backend", r.backend}, {"history", history},
+        {"graphs", {{"captured", r.graphs_captured}, {"failed_captures", r.graph_capture_failures}}},
         {"final_weights", {{"test", split_json(r.test_final, r.classifier)}, {"t10k", split_json(r.t10k_final, r.classifier)}}},
         {"best_weights", {{"test", split_json(r.test_best, r.classifier)}, {"t10k", split_json(r.t10k_best, r.classifier)}}},
         {"paper", {{"train_loss", number(p.train_loss)}, {"val_loss", number(p.val_loss)},
@@ -536,6 +555,11 @@ StoredResults results_from_json(const nlohmann::json& j) {
     run.best_epoch = static_cast<int>(get_integer(r, where, "best_epoch", 0, 1000000));
     run.wall_seconds = get_number(r, where, "wall_seconds");
     run.backend = get_string(r, where, "backend");
+    if (r.contains("graphs")) {  // absent: written by an fmnist that did not record them
+      const json& graphs = member(r, where, "graphs");
+      run.graphs_captured = static_cast<int>(get_integer(graphs, where + ".graphs", "captured", 0, 1 << 30));
+      run.graph_capture_failures = static_cast<int>(get_integer(graphs, where + ".graphs", "failed_captures", 0, 1 << 30));
+    }
     const json& history = get_array(r, where, "history");
     for (std::size_t e = 0; e < history.size(); ++e) {
       const std::string at = fmt::format("{}.history[{}]", where, e);

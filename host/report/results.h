@@ -63,6 +63,9 @@ struct RunResult {
   std::vector<std::vector<float>> reconstructions;
   // Classifier: predicted class of each test image with the final weights (Fig. 12).
   std::vector<int> test_predictions;
+  // The training's CUDA graphs: kinds of step captured, and captures that failed (those steps ran
+  // un-captured: the same results, more launch overhead). 0 on the CPU.
+  int graphs_captured = 0, graph_capture_failures = 0;
 
   bool ok() const { return status == "ok"; }
   int epochs_run() const { return history.empty() ? 0 : history.back().epoch; }

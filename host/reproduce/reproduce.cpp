@@ -157,6 +157,8 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
   const TrainResult trained = train(config, data, ops, run_log, callbacks);
   out.history = trained.epochs;
   out.best_epoch = trained.best_epoch;
+  out.graphs_captured = trained.graphs_captured;
+  out.graph_capture_failures = trained.graph_capture_failures;
 
   // Evaluation with the final weights, then the best epoch's (when they differ).
   const NetworkSpec spec = build_network(config.model);
