@@ -1,6 +1,7 @@
 // CUDA graphs: capture, instantiation and replay (see graph.h).
 #include "cuda/graph.h"
 
+#include <cstdio>
 #include <stdexcept>
 
 #include "cuda/check.h"
@@ -38,6 +39,11 @@ void abort_stream_capture(cudaStream_t stream) noexcept {
     cudaGraph_t graph = nullptr;
     (void)cudaStreamEndCapture(stream, &graph);  // fails for an invalidated capture: expected
     if (graph != nullptr) CUDA_LOG(cudaGraphDestroy(graph));
+    // Said, for the next GPU session to read: the step's un-captured run follows on this stream.
+    cudaStreamCaptureStatus after = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &after) == cudaSuccess && after != cudaStreamCaptureStatusNone)
+      std::fprintf(stderr, "fmnist: abort_stream_capture: the stream still reports a capture (status %d) after "
+                           "cudaStreamEndCapture\n", static_cast<int>(after));
   }
   (void)cudaGetLastError();  // the capture's error is not sticky; clear it
   leave_capture_section();

@@ -63,7 +63,12 @@ void StepGraphs::run(const Key& key, const std::function<void()>& enqueue) {
                           std::to_string(e.failed_captures) + " of " + std::to_string(kCaptureAttempts) + ")"
                     : std::string("this kind of step runs un-captured (same results, more launch overhead)"))
             << "\n";
-    enqueue();  // nothing captured has run
+    try {
+      enqueue();  // nothing captured has run
+    } catch (...) {
+      if (log_ != nullptr) *log_ << "fmnist: the step's un-captured run after that failed capture failed too\n";
+      throw;
+    }
     return;
   }
   ++captured_;

@@ -764,6 +764,14 @@ for name, title in (("c256", "C(256)"), ("c256-improved", "C(256) improved")):
 failed = [n for n, r in runs.items() if r.get("status") != "ok"]
 if failed:
     parts.append("not ok: " + ", ".join(failed))
+# CUDA graphs (results.json of an fmnist that records them): a failed capture costs speed only.
+graphs = [r["graphs"] for r in runs.values() if isinstance(r.get("graphs"), dict)]
+if graphs:
+    captured = sum(g.get("captured", 0) for g in graphs)
+    failures = {n: r["graphs"].get("failed_captures", 0) for n, r in runs.items() if isinstance(r.get("graphs"), dict)}
+    parts.append("graphs %d captured, %d failed%s" % (
+        captured, sum(failures.values()),
+        " (%s)" % ", ".join("%s %d" % (n, f) for n, f in failures.items() if f) if any(failures.values()) else ""))
 # The targets this reproduction has the runs for (--recipe improved: only its own).
 t = [x for x in j.get("targets", []) if "not in this reproduction" not in (x.get("detail") or "")]
 count = {}
