@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "cuda/check.h"
-#include "cuda/device_gate.h"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
@@ -157,24 +156,28 @@ std::string geometry_text(const ConvGeometry& g) {
   return s.str();
 }
 
-// A device buffer that lives for the duration of plan construction (trial runs only).
+// A device buffer that lives for the duration of plan construction (trial runs only), allocated
+// and freed in the order of the plan's stream, on which every trial runs: cudaFree would wait for
+// the whole device, and a plan made mid-run (a new batch size) would wait for every other run's
+// queued steps in a process that trains several (fmnist reproduce).
 class TrialBuffer {
  public:
-  TrialBuffer(std::size_t count, cudaStream_t stream) {
+  TrialBuffer(std::size_t count, cudaStream_t stream) : stream_(stream) {
     const std::size_t bytes = std::max<std::size_t>(count, 1) * sizeof(float);
-    CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+    CUDA_CHECK(cudaMallocAsync(&ptr_, bytes, stream));
     const cudaError_t status = cudaMemsetAsync(ptr_, 0, bytes, stream);
     if (status != cudaSuccess) {
-      CUDA_LOG(cudaFree(ptr_));
+      CUDA_LOG(cudaFreeAsync(ptr_, stream));
       throw_cuda(status, "cudaMemsetAsync(trial buffer)", __FILE__, __LINE__);
     }
   }
-  ~TrialBuffer() { CUDA_LOG(cudaFree(ptr_)); }
+  ~TrialBuffer() { CUDA_LOG(cudaFreeAsync(ptr_, stream_)); }
   TrialBuffer(const TrialBuffer&) = delete;
   TrialBuffer& operator=(const TrialBuffer&) = delete;
   float* get() const { return static_cast<float*>(ptr_); }
 
  private:
+  cudaStream_t stream_;
   void* ptr_ = nullptr;
 };
 
@@ -276,7 +279,6 @@ void ConvPlan::choose_algorithms() {
   const ConvGeometry& g = geometry_;
   const std::size_t src_count = g.transposed ? g.out_count() : g.in_count();
   const std::size_t dst_count = g.transposed ? g.in_count() : g.out_count();
-  DeviceWideSync sync;  // trial buffers, trial runs and their frees: the device waits
   TrialBuffer src(src_count, stream), dst(dst_count, stream), filter(g.weight_count(), stream);
   const float one = 1.0f, zero = 0.0f;  // float scalars for float and bfloat16 data alike
   const PlanMath mode = storage_ == ConvStorage::Bfloat16 ? PlanMath::Bf16
@@ -385,7 +387,7 @@ void ConvPlan::choose_algorithms() {
         },
         bwd_filter_algo_, bwd_filter_math_, bwd_filter_bytes_);
   }
-  // The trial buffers are freed on return (cudaFree waits for the device anyway).
+  // The trials have finished before the plan is used; the trial buffers are freed in stream order.
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 

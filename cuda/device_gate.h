@@ -1,8 +1,7 @@
 // The process-wide gate between CUDA graph captures and the calls that synchronise the whole device.
 // CUDA invalidates every capture in progress on a device when any thread synchronises that device
-// (cudaFree, cudaFreeHost, a library handle's teardown, cuDNN's algorithm trials), whatever the
-// capture mode; so runs that share a process (fmnist reproduce trains several at once) would break
-// each other's captures. A capture holds the gate shared, from its begin to its end (captures in
+// (cudaFree, cudaFreeHost, a library handle's teardown), whatever the capture mode; so runs that
+// share a process (fmnist reproduce trains several at once) would break each other's captures. A capture holds the gate shared, from its begin to its end (captures in
 // several threads may run at once); those calls hold it exclusively, and so wait for the captures.
 #pragma once
 
@@ -18,7 +17,7 @@ void leave_capture_section() noexcept;  // no-op when this thread holds no captu
 bool in_capture_section() noexcept;     // this thread's
 
 // Held around each call that may synchronise the whole device, and around setups that make such
-// calls (a Context's lanes, cuDNN's algorithm trials):
+// calls (a Context's lanes and handles):
 //   DeviceWideSync sync;  CUDA_CHECK(cudaFree(ptr));
 // Waits for the captures of other threads to end. In a thread that is itself capturing it takes
 // nothing: CUDA then refuses the call (cudaErrorStreamCaptureUnsupported), and the check of that

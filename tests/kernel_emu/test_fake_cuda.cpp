@@ -102,6 +102,13 @@ TEST_CASE("the fake CUDA runtime records a capture, replays it, and refuses what
   std::thread([&] { CHECK(cudaMalloc(&elsewhere, 64) == cudaSuccess); }).join();
   REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
   CHECK(status == cudaStreamCaptureStatusActive);
+  void* ordered = nullptr;  // stream-ordered allocation and free: no device-wide synchronisation
+  std::thread([&] {
+    CHECK(cudaMallocAsync(&ordered, 64, side) == cudaSuccess);
+    CHECK(cudaFreeAsync(ordered, side) == cudaSuccess);
+  }).join();
+  REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
+  CHECK(status == cudaStreamCaptureStatusActive);
   std::thread([&] { CHECK(cudaFree(elsewhere) == cudaSuccess); }).join();
   REQUIRE(cudaStreamIsCapturing(main, &status) == cudaSuccess);
   CHECK(status == cudaStreamCaptureStatusInvalidated);

@@ -99,6 +99,10 @@ cudaError_t cudaMalloc(T** ptr, std::size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
 }
 cudaError_t cudaFree(void* ptr);
+// Stream-ordered: memory at once (the fake's streams run their work at once), freed without
+// synchronising the device. Refused on a captured stream (fmnist captures no allocation).
+cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t stream);
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream);
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned int flags);
 cudaError_t cudaFreeHost(void* ptr);
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes);

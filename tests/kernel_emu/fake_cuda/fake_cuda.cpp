@@ -193,10 +193,9 @@ const char* cudaGetErrorString(cudaError_t error) {
 }
 
 // ---- memory ---------------------------------------------------------------------------------------------
-cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
-  *ptr = nullptr;
-  const Lock lock(api_mutex);
-  if (this_thread_captures()) return refuse_in_capture();
+namespace {
+// Device memory for cudaMalloc and cudaMallocAsync (the caller holds api_mutex).
+cudaError_t allocate_device(void** ptr, std::size_t bytes) {
   if (bytes > kDeviceBytes - allocated) return fail(cudaErrorMemoryAllocation);
   void* p = std::malloc(bytes == 0 ? 1 : bytes);
   if (p == nullptr) return fail(cudaErrorMemoryAllocation);
@@ -206,16 +205,39 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   *ptr = p;
   return cudaSuccess;
 }
-cudaError_t cudaFree(void* ptr) {
-  if (ptr == nullptr) return cudaSuccess;
-  const Lock lock(api_mutex);
-  if (const cudaError_t status = synchronise_device(); status != cudaSuccess) return status;
+cudaError_t free_device(void* ptr) {
   const auto it = allocations.find(ptr);
   if (it == allocations.end()) return fail(cudaErrorInvalidValue);
   allocated -= it->second;
   allocations.erase(it);
   std::free(ptr);
   return cudaSuccess;
+}
+}  // namespace
+
+cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
+  *ptr = nullptr;
+  const Lock lock(api_mutex);
+  if (this_thread_captures()) return refuse_in_capture();
+  return allocate_device(ptr, bytes);
+}
+cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  const Lock lock(api_mutex);
+  if (const cudaError_t status = synchronise_device(); status != cudaSuccess) return status;
+  return free_device(ptr);
+}
+cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t stream) {
+  *ptr = nullptr;
+  const Lock lock(api_mutex);
+  if (stream != nullptr && stream->capture != nullptr) return refuse_in_capture();
+  return allocate_device(ptr, bytes);
+}
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
+  if (ptr == nullptr) return cudaSuccess;
+  const Lock lock(api_mutex);
+  if (stream != nullptr && stream->capture != nullptr) return refuse_in_capture();
+  return free_device(ptr);
 }
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned int) {
   *ptr = nullptr;
