@@ -11,7 +11,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "cuda/backend.h"
 #include "cuda/check.h"
@@ -26,17 +25,6 @@ using fmnist::CudaOptions;
 namespace cuda = fmnist::cuda;
 namespace fake_cuda = fmnist::fake_cuda;
 
-// counter[0] += 1, by one thread.
-__global__ void increment_kernel(int* counter) { counter[0] += 1; }
-
-cudaError_t launch_increment(cudaStream_t stream, int* counter) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(1);
-  config.blockDim = dim3(1);
-  config.stream = stream;
-  return cudaLaunchKernelEx(&config, increment_kernel, counter);
-}
-
 // How long the capturing thread holds its capture open while another thread tries to tear down a
 // context: far longer than that teardown takes when nothing holds it back.
 constexpr auto kHoldOpen = std::chrono::milliseconds(300);
@@ -46,13 +34,13 @@ constexpr auto kHoldOpen = std::chrono::milliseconds(300);
 TEST_CASE("a capture survives another thread's device-wide synchronisation, which waits for it", "[capture_gate]") {
   auto context = fmnist::kernel_emu::make_context(fake_cuda::kDefaultMultiprocessors);
   auto other = std::make_unique<cuda::Context>(CudaOptions{});  // torn down by the other thread
-  int* counter = nullptr;
-  REQUIRE(cudaMalloc(&counter, sizeof(int)) == cudaSuccess);
-  REQUIRE(cudaMemsetAsync(counter, 0, sizeof(int), context->main_stream()) == cudaSuccess);
+  int* marks = nullptr;  // two ints, set by two captured memsets
+  REQUIRE(cudaMalloc(&marks, 2 * sizeof(int)) == cudaSuccess);
+  REQUIRE(cudaMemsetAsync(marks, 0, 2 * sizeof(int), context->main_stream()) == cudaSuccess);
 
   cuda::begin_stream_capture(context->main_stream());
   CHECK(cuda::in_capture_section());
-  CHECK(launch_increment(context->main_stream(), counter) == cudaSuccess);
+  CHECK(cudaMemsetAsync(marks, 0x01, sizeof(int), context->main_stream()) == cudaSuccess);
   std::atomic<bool> torn_down{false};
   std::thread teardown([&] {
     other.reset();  // cudaFree, cudnnDestroy...: each would invalidate the capture
@@ -60,19 +48,21 @@ TEST_CASE("a capture survives another thread's device-wide synchronisation, whic
   });
   std::this_thread::sleep_for(kHoldOpen);
   CHECK_FALSE(torn_down);  // still waiting for the capture to end
-  CHECK(launch_increment(context->main_stream(), counter) == cudaSuccess);
+  CHECK(cudaMemsetAsync(marks + 1, 0x02, sizeof(int), context->main_stream()) == cudaSuccess);
   cudaGraph_t graph = nullptr;
   CHECK_NOTHROW(graph = cuda::end_stream_capture(context->main_stream()));
   CHECK_FALSE(cuda::in_capture_section());
   teardown.join();
   CHECK(torn_down);
   REQUIRE(graph != nullptr);
+  CHECK(marks[0] == 0);  // recorded, not run
 
   cuda::CudaGraph replayable(graph, *context);
   replayable.replay();
   CUDA_CHECK(cudaStreamSynchronize(context->main_stream()));
-  CHECK(counter[0] == 2);  // both captured launches, replayed once
-  CHECK(cudaFree(counter) == cudaSuccess);
+  CHECK(marks[0] == 0x01010101);  // both captured memsets, replayed
+  CHECK(marks[1] == 0x02020202);
+  CHECK(cudaFree(marks) == cudaSuccess);
 }
 
 TEST_CASE("a capturing thread's own device-wide call fails instead of waiting for itself", "[capture_gate]") {
