@@ -26,7 +26,8 @@ namespace fmnist::cuda {
 class CudaOps final : public Ops<float> {
  public:
   explicit CudaOps(const CudaOptions& options);
-  ~CudaOps() override = default;
+  // A capture still open (its caller never ended it) is aborted: it holds the device gate.
+  ~CudaOps() override { abort_capture(); }
 
   std::string name() const override;  // + " (TF32)" or " (BF16)"
   std::string software() const override;  // CUDA runtime, driver, cuDNN and cuBLAS versions
