@@ -193,8 +193,8 @@ void Context::grow_buffer(void*& buffer, std::size_t& buffer_bytes, std::size_t 
     throw std::logic_error(std::string("CUDA graph capture needs a larger ") + what + " (" +
                            std::to_string(bytes) + " bytes) than any step before: run the step "
                            "once un-captured first");
-  DeviceWideSync sync;
-  // Work already queued on any lane may still use the old buffer.
+  // Work already queued on any lane may still use the old buffer. (cudaMalloc, unlike cudaFree,
+  // does not synchronise the device: a plan made mid-run leaves other runs' captures alone.)
   CUDA_CHECK(cudaStreamSynchronize(main_.stream));
   for (const Lane& side : sides_)
     if (side.stream != nullptr) CUDA_CHECK(cudaStreamSynchronize(side.stream));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cuda/check.h"
+#include "cuda/device_gate.h"
 #include "cuda/kernels.h"
 
 namespace fmnist::cuda {
@@ -159,25 +160,43 @@ std::string geometry_text(const ConvGeometry& g) {
 // A device buffer that lives for the duration of plan construction (trial runs only), allocated
 // and freed in the order of the plan's stream, on which every trial runs: cudaFree would wait for
 // the whole device, and a plan made mid-run (a new batch size) would wait for every other run's
-// queued steps in a process that trains several (fmnist reproduce).
+// queued steps in a process that trains several (fmnist reproduce). A device without memory pools
+// (cudaMallocAsync: cudaErrorNotSupported) gets cudaMalloc and cudaFree.
 class TrialBuffer {
  public:
   TrialBuffer(std::size_t count, cudaStream_t stream) : stream_(stream) {
     const std::size_t bytes = std::max<std::size_t>(count, 1) * sizeof(float);
-    CUDA_CHECK(cudaMallocAsync(&ptr_, bytes, stream));
+    const cudaError_t ordered = cudaMallocAsync(&ptr_, bytes, stream);
+    if (ordered == cudaErrorNotSupported) {
+      (void)cudaGetLastError();  // not sticky: cleared, and the plain allocation takes its place
+      stream_ordered_ = false;
+      DeviceWideSync sync;
+      CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+    } else if (ordered != cudaSuccess) {
+      throw_cuda(ordered, "cudaMallocAsync(&ptr_, bytes, stream)", __FILE__, __LINE__);
+    }
     const cudaError_t status = cudaMemsetAsync(ptr_, 0, bytes, stream);
     if (status != cudaSuccess) {
-      CUDA_LOG(cudaFreeAsync(ptr_, stream));
+      release();
       throw_cuda(status, "cudaMemsetAsync(trial buffer)", __FILE__, __LINE__);
     }
   }
-  ~TrialBuffer() { CUDA_LOG(cudaFreeAsync(ptr_, stream_)); }
+  ~TrialBuffer() { release(); }
   TrialBuffer(const TrialBuffer&) = delete;
   TrialBuffer& operator=(const TrialBuffer&) = delete;
   float* get() const { return static_cast<float*>(ptr_); }
 
  private:
+  void release() noexcept {
+    if (stream_ordered_) {
+      CUDA_LOG(cudaFreeAsync(ptr_, stream_));
+    } else {
+      DeviceWideSync sync;  // cudaFree synchronises the device
+      CUDA_LOG(cudaFree(ptr_));
+    }
+  }
   cudaStream_t stream_;
+  bool stream_ordered_ = true;
   void* ptr_ = nullptr;
 };
 

@@ -27,6 +27,7 @@ enum cudaError_t {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorNoKernelImageForDevice = 209,
+  cudaErrorNotSupported = 801,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
   cudaErrorStreamCaptureUnjoined = 904,
@@ -100,7 +101,8 @@ cudaError_t cudaMalloc(T** ptr, std::size_t bytes) {
 }
 cudaError_t cudaFree(void* ptr);
 // Stream-ordered: memory at once (the fake's streams run their work at once), freed without
-// synchronising the device. Refused on a captured stream (fmnist captures no allocation).
+// synchronising the device. Refused on a captured stream (fmnist captures no allocation), and with
+// cudaErrorNotSupported while fake_cuda::set_memory_pools(false).
 cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t stream);
 cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream);
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned int flags);
@@ -150,6 +152,9 @@ void set_device_visible(bool visible);
 // device just after their begin: their first recorded call fails (cudaErrorStreamCaptureInvalidated)
 // and so does their end. For tests of what fmnist does when a capture fails.
 void invalidate_next_captures(int count);
+// Whether the fake device has memory pools (cudaMallocAsync); it has unless set otherwise, as a
+// GPU without them (cudaDevAttrMemoryPoolsSupported 0) does not.
+void set_memory_pools(bool supported);
 }  // namespace fmnist::fake_cuda
 
 // A kernel launch: its arguments converted to the kernel's parameter types once, as CUDA copies

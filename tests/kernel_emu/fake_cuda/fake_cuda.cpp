@@ -66,6 +66,7 @@ thread_local cudaError_t last_error = cudaSuccess;  // per thread, as CUDA's
 std::recursive_mutex api_mutex;
 using Lock = std::lock_guard<std::recursive_mutex>;
 int captures_to_invalidate = 0;  // fake_cuda::invalidate_next_captures
+bool memory_pools = true;        // fake_cuda::set_memory_pools
 int multiprocessors = fmnist::fake_cuda::kDefaultMultiprocessors;
 bool device_visible = false;
 
@@ -129,6 +130,10 @@ cudaError_t enqueue(cudaStream_t stream, std::function<void()> work) {
 
 void set_multiprocessors(int count) { multiprocessors = count; }
 void set_device_visible(bool visible) { device_visible = visible; }
+void set_memory_pools(bool supported) {
+  const Lock lock(api_mutex);
+  memory_pools = supported;
+}
 void invalidate_next_captures(int count) {
   const Lock lock(api_mutex);
   captures_to_invalidate = count;
@@ -179,6 +184,7 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
     default: return "cudaError (fake)";
   }
 }
@@ -230,6 +236,7 @@ cudaError_t cudaFree(void* ptr) {
 cudaError_t cudaMallocAsync(void** ptr, std::size_t bytes, cudaStream_t stream) {
   *ptr = nullptr;
   const Lock lock(api_mutex);
+  if (!memory_pools) return fail(cudaErrorNotSupported);
   if (stream != nullptr && stream->capture != nullptr) return refuse_in_capture();
   return allocate_device(ptr, bytes);
 }
