@@ -12,8 +12,8 @@ std::shared_mutex& gate() {
   return mutex;
 }
 
-// Nested DeviceWideSync in one thread (a Context's setup frees what a failed step allocated) must
-// not wait for itself: a thread that holds the gate exclusively takes nothing more.
+// A DeviceWideSync inside another in one thread (a Context whose setup fails releases what it made)
+// must not wait for itself: a thread that holds the gate exclusively takes nothing more.
 thread_local bool holds_capture_section = false;
 thread_local int device_wide_depth = 0;
 

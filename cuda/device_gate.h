@@ -1,14 +1,16 @@
-// The process-wide gate between CUDA graph captures and the calls that synchronise the whole device.
-// CUDA invalidates every capture in progress on a device when any thread synchronises that device
-// (cudaFree, cudaFreeHost, a library handle's teardown), whatever the capture mode; so runs that
-// share a process (fmnist reproduce trains several at once) would break each other's captures. A capture holds the gate shared, from its begin to its end (captures in
-// several threads may run at once); those calls hold it exclusively, and so wait for the captures.
+// The process-wide gate between CUDA graph captures and the calls that synchronise the whole
+// device, so that runs sharing a process (fmnist reproduce) do not break each other's captures.
 #pragma once
 
 #include <mutex>
 #include <shared_mutex>
 
 namespace fmnist::cuda {
+
+// CUDA invalidates every capture in progress on a device when any thread synchronises that device
+// (cudaFree, cudaFreeHost, a library handle's teardown), whatever the capture mode. A capture holds
+// the gate shared, from its begin to its end (captures in several threads may run at once); those
+// calls hold it exclusively, and so wait for the captures.
 
 // Entered by begin_stream_capture, left by end_stream_capture or abort_stream_capture (graph.h), in
 // the capturing thread. One capture a thread: entering twice is a std::logic_error.

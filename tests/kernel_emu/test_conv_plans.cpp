@@ -1,7 +1,6 @@
-// cuDNN convolution plans beside another thread's capture (cuda/conv.cu): a plan made mid-run (a new
-// batch size) allocates and frees its trial buffers in stream order, so it neither waits for nor
-// breaks another run's capture; on a device without memory pools it falls back to cudaMalloc and
-// cudaFree and waits at the device gate instead. The same results either way.
+// cuDNN convolution plans beside another thread's capture (cuda/conv.cu): trial buffers in stream
+// order neither wait for nor break it; without memory pools, cudaMalloc/cudaFree wait at the
+// device gate instead. The same results either way.
 #include <cuda_runtime.h>
 
 #include <catch2/catch.hpp>
