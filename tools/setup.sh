@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything fmnist needs from Debian's packages, then configures and builds it into
 # ./build (or $FMNIST_BUILD_DIR). Used by the README's two commands and by CI; safe to rerun.
+# FMNIST_BUILD_TARGETS: what to build (default all; the README's first command builds fmnist alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +29,6 @@ fi
 
 build_dir="${FMNIST_BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${FMNIST_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build_dir" -j"$(nproc)"
+# shellcheck disable=SC2086  # a list of targets
+cmake --build "$build_dir" -j"$(nproc)" --target ${FMNIST_BUILD_TARGETS:-all}
 echo "setup: built $build_dir/fmnist"

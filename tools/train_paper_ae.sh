@@ -4,5 +4,5 @@
 # Extra arguments go to `fmnist train` (e.g. --epochs 5, --out runs/mine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh
+FMNIST_BUILD_TARGETS="${FMNIST_BUILD_TARGETS:-fmnist}" tools/setup.sh  # the tests wait for tools/test.sh
 exec "${FMNIST_BUILD_DIR:-build}/fmnist" train --model ae --latent 256 --device auto "$@"
