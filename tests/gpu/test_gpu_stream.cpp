@@ -5,10 +5,13 @@
 // epoch) is trained and weighed; the graphs really are captured (none failed) and replayed; the
 // bench's step measure replays a graph. Synthetic data of Fashion-MNIST's shape (host/bench.h).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gpu_test_support.h"
@@ -317,6 +320,67 @@ TEST_CASE("GPU graphs with programmatic dependent launch equal plain launches, b
     require_identical(name + " programmatic dependent launch, streamed op by op on two streams vs plain",
                       pdl_op_by_op, plain);
   });
+}
+
+TEST_CASE("GPU runs trained at once in threads of one process keep their captures and their bits",
+          "[gpu][stream][graph][threads]") {
+  // As in fmnist reproduce: an AE and a classifier, each on its own backend and thread, the
+  // classifier shorter so that it tears down (cudaFree, handle teardown) while the AE still
+  // captures, and a third thread freeing memory all along. CUDA invalidates a capture when any
+  // thread synchronises the device; cuda/device_gate.h makes those calls wait for the captures.
+  // Whether a free lands inside a capture is left to timing here (the kernel emulator's
+  // test_capture_gate.cpp forces it); what this checks on a GPU is that nothing deadlocks, no
+  // capture fails and every run keeps the bits it has alone.
+  const Data& d = shared_data();
+  Setup a;
+  a.model = ae(256, 0.2f);
+  a.seed = 11;
+  Setup c;
+  c.model = classifier(64, 0.2f);
+  c.seed = 12;
+  c.epochs = 1;
+  const StreamOptions o = opts(DataPlacement::Resident, true);
+  const Outcome ae_alone = streamed(a, d.data, d.splits, o, false);
+  const Outcome classifier_alone = streamed(c, d.data, d.splits, o, false);
+
+  Outcome ae_together, classifier_together;
+  std::string errors;  // Catch's macros are for the main thread: threads report here
+  std::mutex errors_mutex;
+  auto guarded = [&](const char* who, auto body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      const std::lock_guard<std::mutex> lock(errors_mutex);
+      errors += std::string(who) + ": " + e.what() + "\n";
+    }
+  };
+  std::atomic<bool> ae_done{false};
+  std::atomic<int> churned{0};
+  std::thread ae_thread([&] {
+    guarded("AE", [&] { ae_together = streamed(a, d.data, d.splits, o, false); });
+    ae_done = true;
+  });
+  std::thread classifier_thread(
+      [&] { guarded("classifier", [&] { classifier_together = streamed(c, d.data, d.splits, o, false); }); });
+  std::thread churn([&] {  // a free (a device-wide synchronisation) as often as it can, a new backend now and then
+    guarded("churn", [&] {
+      do {
+        auto ops = make_backend(CudaOptions{});
+        for (int i = 0; i < 64 && !ae_done; ++i) ops->deallocate(ops->allocate(4096));
+        ++churned;
+      } while (!ae_done);
+    });
+  });
+  ae_thread.join();
+  classifier_thread.join();
+  churn.join();
+  INFO(errors);
+  REQUIRE(errors.empty());
+  CHECK(churned > 0);
+  check_graphs_used("AE(256) beside a classifier and a backend churn", ae_together, 4);
+  CHECK(classifier_together.graph_failures == 0);
+  require_identical("AE(256) trained beside others vs alone", ae_together, ae_alone);
+  require_identical("C(64) trained beside others vs alone", classifier_together, classifier_alone);
 }
 
 TEST_CASE("GPU streamed and resident data give identical results", "[gpu][stream]") {
