@@ -396,11 +396,18 @@ void single_threaded_blas() {
   (void)set;
 }
 
-float load(const void* data, cudnnDataType_t type, std::size_t i) {
-  if (type == CUDNN_DATA_BFLOAT16)
-    return fmnist::elementwise::bf16_bits_to_float(static_cast<const std::uint16_t*>(data)[i]);
+// Element i of a float or bfloat16 array (cuDNN tensors and cuBLAS matrices alike), as a float;
+// elements: the first n.
+float element(const void* data, bool bfloat16, std::size_t i) {
+  if (bfloat16) return fmnist::elementwise::bf16_bits_to_float(static_cast<const std::uint16_t*>(data)[i]);
   return static_cast<const float*>(data)[i];
 }
+std::vector<float> elements(const void* data, bool bfloat16, std::size_t n) {
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = element(data, bfloat16, i);
+  return out;
+}
+float load(const void* data, cudnnDataType_t type, std::size_t i) { return element(data, type == CUDNN_DATA_BFLOAT16, i); }
 // out[i] = alpha * result[i] + beta * out[i] (beta == 0: out not read), rounded to the tensor's type.
 void store(void* data, cudnnDataType_t type, const std::vector<float>& result, float alpha, float beta) {
   for (std::size_t i = 0; i < result.size(); ++i) {
@@ -432,9 +439,7 @@ fmnist::ConvGeometry as_conv2d(const FakeTensor& src, const FakeTensor& dst, con
   return g;
 }
 std::vector<float> as_floats(const void* data, cudnnDataType_t type, std::size_t n) {
-  std::vector<float> out(n);
-  for (std::size_t i = 0; i < n; ++i) out[i] = load(data, type, i);
-  return out;
+  return elements(data, type == CUDNN_DATA_BFLOAT16, n);
 }
 void reference_pass(Pass pass, const FakeTensor& s, const FakeTensor& d, const FakeTensor& f, const FakeConvolution& cv,
                     const void* a_data, const void* b_data, void* out, float alpha, float beta) {
@@ -662,11 +667,6 @@ const char* cublasGetStatusString(cublasStatus_t status) {
 
 namespace {
 
-float load_matrix(const void* data, cudaDataType_t type, std::size_t i) {
-  if (type == CUDA_R_16BF) return fmnist::elementwise::bf16_bits_to_float(static_cast<const std::uint16_t*>(data)[i]);
-  return static_cast<const float*>(data)[i];
-}
-
 // C (m,n, ld ldc) = alpha op_a(A) op_b(B) + beta C, column-major, in FP32 by OpenBLAS (bfloat16
 // operands read as floats).
 cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
@@ -680,11 +680,11 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperati
     const float* a_data = static_cast<const float*>(a);
     const float* b_data = static_cast<const float*>(b);
     if (a_type == CUDA_R_16BF) {
-      for (std::size_t i = 0; i < a_count; ++i) a_float.push_back(load_matrix(a, a_type, i));
+      a_float = elements(a, true, a_count);
       a_data = a_float.data();
     }
     if (b_type == CUDA_R_16BF) {
-      for (std::size_t i = 0; i < b_count; ++i) b_float.push_back(load_matrix(b, b_type, i));
+      b_float = elements(b, true, b_count);
       b_data = b_float.data();
     }
     single_threaded_blas();
