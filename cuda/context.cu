@@ -79,7 +79,7 @@ Context::Context(const CudaOptions& options) : options_(options) {
   if (options.backward_streams < 1 || options.backward_streams > kMaxBackwardStreams)
     throw std::invalid_argument("CUDA options: backward_streams must be 1 to " + std::to_string(kMaxBackwardStreams) +
                                 ", got " + std::to_string(options.backward_streams));
-  DeviceWideSync sync;  // handles, streams and buffers: their setup may synchronise the device
+  DeviceWideSync sync;  // cuDNN's and cuBLAS's handle creation may synchronise the device
   try {
     create_lane(main_);
     if (options.backward_streams > 1 && !options.bf16) {

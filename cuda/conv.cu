@@ -170,7 +170,6 @@ class TrialBuffer {
     if (ordered == cudaErrorNotSupported) {
       (void)cudaGetLastError();  // not sticky: cleared, and the plain allocation takes its place
       stream_ordered_ = false;
-      DeviceWideSync sync;
       CUDA_CHECK(cudaMalloc(&ptr_, bytes));
     } else if (ordered != cudaSuccess) {
       throw_cuda(ordered, "cudaMallocAsync(&ptr_, bytes, stream)", __FILE__, __LINE__);

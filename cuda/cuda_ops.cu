@@ -61,8 +61,7 @@ Precision CudaOps::precision() const {
 void* CudaOps::allocate(std::size_t bytes) {
   const std::size_t rounded = std::max<std::size_t>(256, (bytes + 255) / 256 * 256);
   void* ptr = nullptr;
-  DeviceWideSync sync;
-  const cudaError_t status = cudaMalloc(&ptr, rounded);
+  const cudaError_t status = cudaMalloc(&ptr, rounded);  // no device-wide sync: no gate (device_gate.h)
   if (status == cudaErrorMemoryAllocation) {
     // Not a sticky error: cleared here, the backend and everything allocated so far stay usable.
     (void)cudaGetLastError();
@@ -78,6 +77,7 @@ void* CudaOps::allocate(std::size_t bytes) {
   try {
     CUDA_CHECK(cudaMemsetAsync(ptr, 0, rounded, main_lane().stream()));
   } catch (...) {
+    DeviceWideSync sync;
     CUDA_LOG(cudaFree(ptr));
     throw;
   }

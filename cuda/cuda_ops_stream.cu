@@ -22,7 +22,6 @@ using namespace op_checks;  // fail, require, check_* (models/op_checks.h)
 void* CudaOps::allocate_host(std::size_t bytes) {
   const std::size_t size = bytes == 0 ? 1 : bytes;
   void* ptr = nullptr;
-  DeviceWideSync sync;
   CUDA_CHECK(cudaHostAlloc(&ptr, size, cudaHostAllocDefault));
   std::memset(ptr, 0, size);
   return ptr;

@@ -15,8 +15,7 @@ CudaUploadRing::CudaUploadRing(const Context& context, int slots, std::size_t sl
   if (slots < 2) throw std::invalid_argument("upload ring: at least 2 slots are needed");
   if (slot_bytes == 0) throw std::invalid_argument("upload ring: slot size must be positive");
   const std::size_t total = static_cast<std::size_t>(slots) * slot_bytes;
-  DeviceWideSync sync;
-  try {
+  try {  // allocations only; release_all, on failure, takes the device gate for its frees
     CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
     CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&host_), total, cudaHostAllocDefault));
     std::fill(host_, host_ + total, std::uint8_t{0});
