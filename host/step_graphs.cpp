@@ -28,6 +28,13 @@ DataPlacement parse_placement(const std::string& name) {
 StepGraphs::StepGraphs(Ops<float>& ops, bool enabled, std::ostream* log)
     : ops_(ops), enabled_(enabled), log_(log) {}
 
+std::string graph_counts_text(int captured, int failed_captures) {
+  std::string text = std::to_string(captured) + (captured == 1 ? " kind" : " kinds") + " of step captured, " +
+                     std::to_string(failed_captures) + (failed_captures == 1 ? " failed capture" : " failed captures");
+  if (failed_captures > 0) text += " (those steps ran un-captured: the same results, more launch overhead)";
+  return text;
+}
+
 void StepGraphs::clear(Phase phase) {
   for (auto it = entries_.begin(); it != entries_.end();)
     it = it->first.phase == phase ? entries_.erase(it) : std::next(it);

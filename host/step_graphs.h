@@ -13,6 +13,7 @@
 #include <iosfwd>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "models/ops.h"
@@ -63,5 +64,9 @@ class StepGraphs {
   int captured_ = 0, failures_ = 0;
   long long replays_ = 0;
 };
+
+// "3 kinds of step captured, 1 failed capture (those steps ran un-captured: ...)": what a run's
+// graphs did, as fmnist train and a reproduction's report say it.
+std::string graph_counts_text(int captured, int failed_captures);
 
 }  // namespace fmnist

@@ -14,6 +14,7 @@
 #include "host/cli/train_resume.h"
 #include "host/dataset.h"
 #include "host/run_state.h"
+#include "host/step_graphs.h"
 #include "host/stop_signal.h"
 #include "host/trainer.h"
 
@@ -176,10 +177,9 @@ int run_train(void* p) {
                              epochs == 1 ? "" : "s", result.validation_batch);
   }
   if (result.graphs_captured + result.graph_capture_failures > 0)
-    std::cout << fmt::format("graphs: {} kind{} of step captured, {} replays, {} failed capture{}{}\n",
-                             result.graphs_captured, result.graphs_captured == 1 ? "" : "s", result.graph_replays,
-                             result.graph_capture_failures, result.graph_capture_failures == 1 ? "" : "s",
-                             result.graph_capture_failures > 0 ? " (those steps ran un-captured: same results)" : "");
+    std::cout << fmt::format("graphs: {}; {} replays\n",
+                             graph_counts_text(result.graphs_captured, result.graph_capture_failures),
+                             result.graph_replays);
   std::cout << fmt::format("checkpoints: {}/{{best,last}}.safetensors ({} written beside training: {:.2f} s of "
                            "writing, {:.2f} s waited for)\n",
                            config.out_dir, result.checkpoints_written, result.checkpoint_write_seconds,

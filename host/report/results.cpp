@@ -12,6 +12,7 @@
 #include "host/json_exact.h"
 #include "host/report/figures.h"
 #include "host/report/html.h"
+#include "host/step_graphs.h"
 
 namespace fmnist::report {
 namespace {
@@ -338,11 +339,7 @@ static std::string graphs_line(const std::vector<RunResult>& runs) {
     failed += r.graph_capture_failures;
   }
   if (captured + failed == 0) return "";
-  return fmt::format("CUDA graphs: {} kind{} of step captured, {} failed capture{}{}\n", captured,
-                     captured == 1 ? "" : "s", failed, failed == 1 ? "" : "s",
-                     failed > 0 ? " (those steps ran un-captured: the same results, more launch overhead; "
-                                  "the runs' logs say why)"
-                                : "");
+  return "CUDA graphs: " + graph_counts_text(captured, failed) + "\n";
 }
 
 std::string results_text(const std::vector<RunResult>& runs, const RunScale& scale) {
