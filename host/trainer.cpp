@@ -339,6 +339,8 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     progress_out << fmt::format("fmnist: the run is already complete ({} of {} epochs); nothing to train\n",
                                 resume.epoch, config.epochs);
   if (callbacks.inspect && !resumed) callbacks.inspect(0, ex);
+  bool warm_up_pending = static_cast<bool>(callbacks.warmed_up) && total_steps > step;
+  if (warm_up_pending) (void)batches.evaluate(data.t10k, splits.validation, eval_batch);
   for (int epoch = resume.epoch + 1; epoch <= config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     const std::vector<std::int32_t> order = epoch_order(splits.train, config.seed, epoch);
@@ -375,6 +377,10 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
       const int count = std::min(config.batch, train_count - s * config.batch);
       ++step;
       batches.train_step(s);  // step `step` on batch s, without waiting for the device
+      if (warm_up_pending) {
+        warm_up_pending = false;
+        callbacks.warmed_up();
+      }
       images_seen += count;
       last_batch = count;
       if (callbacks.after_step) callbacks.after_step(step, ex);

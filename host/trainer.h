@@ -121,6 +121,11 @@ struct TrainCallbacks {
   const volatile std::sig_atomic_t* stop_signal = nullptr;
   // Tests only: called after each step's update, before the divergence guard looks at it.
   std::function<void(std::uint64_t step, Executor<float>& executor)> after_step;
+  // When set, the run warms up first: a validation pass (its result not kept) before its first
+  // step, so that the kernels of both passes are loaded once that step is enqueued; then it calls
+  // warmed_up, once, before its second step (not at all when it trains no step). fmnist reproduce
+  // holds its runs there (host/reproduce/start_line.h). The run's results are the same bits.
+  std::function<void()> warmed_up;
 };
 
 struct TrainResult {

@@ -23,6 +23,7 @@
 #include "host/reference/cpu_ops.h"
 #include "host/reproduce/plan.h"
 #include "host/reproduce/reproduce.h"
+#include "host/reproduce/start_line.h"
 #include "host/safetensors.h"
 #include "host/trainer.h"
 #include "models/rng.h"
@@ -184,6 +185,47 @@ TEST_CASE("a failing task skips its dependents, not the others", "[reproduce]") 
   CHECK_THROWS_AS(run_with_dependencies({{1}, {0}}, 1, [](int) {}), std::invalid_argument);
   CHECK_THROWS_AS(run_with_dependencies({{5}}, 1, [](int) {}), std::invalid_argument);
   CHECK(run_with_dependencies({}, 4, [](int) {}).empty());
+}
+
+TEST_CASE("start_together counts the tasks the scheduler starts at once", "[reproduce]") {
+  const std::vector<std::vector<int>> faithful = {{}, {}, {}, {}, {}, {}, {}, {0}, {2}};  // 7 + 2 frozen
+  CHECK(start_together(faithful, 9) == 7);
+  CHECK(start_together(faithful, 3) == 3);
+  CHECK(start_together(faithful, 0) == 1);
+  CHECK(start_together({}, 4) == 0);
+}
+
+TEST_CASE("the start line holds every run until the last one arrives or leaves", "[reproduce]") {
+  constexpr int kRuns = 4;
+  StartLine line(kRuns);
+  std::atomic<int> arrived{0}, passed{0};
+  std::vector<std::thread> runs;
+  for (int i = 0; i < kRuns - 1; ++i)
+    runs.emplace_back([&] {
+      ++arrived;
+      line.arrive_and_wait();
+      ++passed;
+    });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (arrived.load() < kRuns - 1 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // time to pass, were the line open
+  CHECK(passed.load() == 0);
+  CHECK_FALSE(line.open());
+  {
+    StartLinePlace failed_early(&line);  // a run that ends before it arrives: leaves the line
+  }
+  for (std::thread& t : runs) t.join();
+  CHECK(passed.load() == kRuns - 1);
+  CHECK(line.open());
+  CHECK(line.waited() == kRuns - 1);
+  // A run that comes later (or a second arrival of a place) passes at once.
+  line.arrive_and_wait();
+  StartLinePlace late(&line);
+  late.arrive();
+  late.arrive();
+  CHECK(line.waited() == kRuns - 1);
+  StartLinePlace nowhere(nullptr);  // no line: arriving does nothing
+  nowhere.arrive();
 }
 
 TEST_CASE("shift_flip_image moves pixels with zero fill and mirrors left-right", "[reproduce]") {

@@ -72,6 +72,43 @@ TEST_CASE("the same seed gives bitwise identical losses", "[training]") {
   CHECK(step_losses(c) != a);
 }
 
+TEST_CASE("a warmed-up run calls warmed_up once, after its first step, and ends with the same bits", "[training]") {
+  auto ops = make_cpu_ops();
+  std::ostringstream log;
+  TrainConfig c = small_ae_run(2, 6);
+  c.model.dropout = 0.2f;
+  const TrainResult plain = train(c, real_data(), *ops, log);
+
+  std::vector<std::uint64_t> steps_done;  // after_step's steps so far, at each warmed_up call
+  std::vector<std::uint64_t> after;
+  TrainCallbacks cb;
+  cb.after_step = [&](std::uint64_t step, Executor<float>&) { after.push_back(step); };
+  cb.warmed_up = [&] { steps_done.push_back(after.size()); };
+  const TrainResult warmed = train(c, real_data(), *ops, log, cb);
+  REQUIRE(steps_done.size() == 1);
+  CHECK(steps_done[0] == 0);  // before the first step's after_step: the step is enqueued, not checked
+  CHECK(after.size() == 12);
+  CHECK(warmed.final_params == plain.final_params);
+  REQUIRE(warmed.epochs.size() == plain.epochs.size());
+  for (std::size_t e = 0; e < plain.epochs.size(); ++e) {
+    CHECK(warmed.epochs[e].train_loss == plain.epochs[e].train_loss);
+    CHECK(warmed.epochs[e].val_loss == plain.epochs[e].val_loss);
+  }
+
+  // A run with no step left to train (resumed when complete) never calls it.
+  TrainConfig whole = c;
+  whole.out_dir = fresh_dir("warm-up-complete");
+  train(whole, real_data(), *ops, log);
+  TrainConfig again = whole;
+  again.resume_from = whole.out_dir;
+  int calls = 0;
+  TrainCallbacks none;
+  none.warmed_up = [&] { ++calls; };
+  const TrainResult nothing = train(again, real_data(), *ops, log, none);
+  CHECK(nothing.epochs.empty());
+  CHECK(calls == 0);
+}
+
 TEST_CASE("a resumed run ends bitwise equal to an uninterrupted one", "[training]") {
   auto ops = make_cpu_ops();
   std::ostringstream log;

@@ -219,4 +219,9 @@ std::vector<TaskOutcome> run_with_dependencies(const std::vector<std::vector<int
   return outcome;
 }
 
+int start_together(const std::vector<std::vector<int>>& deps, int workers) {
+  const auto ready = std::count_if(deps.begin(), deps.end(), [](const std::vector<int>& d) { return d.empty(); });
+  return static_cast<int>(std::min<std::ptrdiff_t>(ready, std::max(workers, 1)));
+}
+
 }  // namespace fmnist::reproduce

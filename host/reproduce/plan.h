@@ -67,4 +67,7 @@ struct TaskOutcome {
 std::vector<TaskOutcome> run_with_dependencies(const std::vector<std::vector<int>>& deps, int workers,
                                                const std::function<void(int)>& task);
 
+// How many tasks run_with_dependencies starts at once: those without dependencies, at most `workers`.
+int start_together(const std::vector<std::vector<int>>& deps, int workers);
+
 }  // namespace fmnist::reproduce

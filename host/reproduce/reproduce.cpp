@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <ostream>
 #include <stdexcept>
@@ -20,6 +21,7 @@
 #include "host/checkpoint.h"
 #include "host/dataset.h"
 #include "host/report/report.h"
+#include "host/reproduce/start_line.h"
 #include "host/run_state.h"
 #include "host/safetensors.h"
 #include "host/trainer.h"
@@ -127,8 +129,10 @@ constexpr int kReconstructed = 10;  // test images reconstructed for Figs. 4 and
 constexpr int kPredicted = 100;      // test images classified for the confusion figure
 
 // Trains one planned run and evaluates it; fills `out` (its own slot: no other thread touches it).
+// line: where the runs that start together wait for one another after warming up (nullptr: none).
 void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const FashionMnist& data,
-                 const Splits& splits, std::ostream& log, std::mutex& log_mutex, RunResult& out) {
+                 const Splits& splits, std::ostream& log, std::mutex& log_mutex, StartLine* line,
+                 RunResult& out) {
   const auto start = Clock::now();
   PrefixedLines buffer(log, log_mutex, fmt::format("[{}] ", plan.name));
   std::ostream run_log(&buffer);
@@ -147,6 +151,8 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
 
   const bool classifier = config.model.kind == ModelKind::Classifier;
   TrainCallbacks callbacks;
+  StartLinePlace place(line);  // leaves the line when the run ends before it arrived
+  if (line != nullptr) callbacks.warmed_up = [&place] { place.arrive(); };
   const std::vector<int> snapshot_at = report::snapshot_epochs(config.epochs);
   if (!classifier && !splits.test.empty()) {
     callbacks.inspect = [&](int epoch, Executor<float>& ex) {
@@ -292,9 +298,17 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   for (std::size_t i = 0; i < plan.size(); ++i)
     for (const std::string& d : plan[i].depends_on) deps[i].push_back(index.at(d));
   std::mutex log_mutex;
+  // The runs that start at once on a GPU warm up, then wait for one another (start_line.h).
+  std::unique_ptr<StartLine> line;
+  if (gpu && workers > 1) {
+    const int together = start_together(deps, workers);
+    line = std::make_unique<StartLine>(together);
+    log << fmt::format("fmnist reproduce: the {} runs that start at once warm up (load their kernels), then train "
+                       "together\n", together);
+  }
   const auto runs_start = Clock::now();
   const std::vector<TaskOutcome> outcomes = run_with_dependencies(deps, workers, [&](int i) {
-    execute_run(plan[i], options, data, splits, log, log_mutex, results[i]);
+    execute_run(plan[i], options, data, splits, log, log_mutex, line.get(), results[i]);
   });
   const double runs_seconds = seconds_since(runs_start);
 

@@ -1,0 +1,57 @@
+// The start line of the runs that begin at once in one process (fmnist reproduce on a GPU): each
+// waits there, after its warm-up, until every other has warmed up too, so that no run trains while
+// another still loads its kernels.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+namespace fmnist::reproduce {
+
+// Why: CUDA loads a kernel at its first launch (lazy loading, the default since CUDA 12.2), and a
+// load waits until the device is idle. Runs that train beside it keep the device busy, so a run
+// whose first validation needed new cuDNN kernels sat 25-30 s on the H100 until the runs beside it
+// had finished (bench/RESULTS.md, "Third H100 session"). Held here, the runs load theirs while the
+// device has nothing else to do.
+//
+// `expected` runs take part. Each calls arrive_and_wait() once it has warmed up, or leave() when it
+// ends (fails, or trains no step) before it arrived; a run that arrives after the line opened, or
+// beyond the expected count, passes at once. The line opens when every expected run arrived or left,
+// and stays open.
+class StartLine {
+ public:
+  explicit StartLine(int expected);
+  StartLine(const StartLine&) = delete;
+  StartLine& operator=(const StartLine&) = delete;
+
+  void arrive_and_wait();
+  void leave();
+  bool open() const;
+  int waited() const;  // runs that arrived before the line opened (for the log and the tests)
+
+ private:
+  void count_one();  // with mutex_ held
+
+  mutable std::mutex mutex_;
+  std::condition_variable opened_;
+  int remaining_;
+  int waited_ = 0;
+};
+
+// One run's place at a StartLine (nullptr: none): arrive() once, after the warm-up; if it never
+// arrived, it leaves the line when destroyed, so a run that fails early holds up no other.
+class StartLinePlace {
+ public:
+  explicit StartLinePlace(StartLine* line) : line_(line) {}
+  ~StartLinePlace();
+  StartLinePlace(const StartLinePlace&) = delete;
+  StartLinePlace& operator=(const StartLinePlace&) = delete;
+
+  void arrive();
+
+ private:
+  StartLine* line_;
+  bool done_ = false;
+};
+
+}  // namespace fmnist::reproduce
