@@ -232,10 +232,10 @@ ReproduceSummary reproduce(const ReproduceOptions& options, std::ostream& log) {
   const Splits splits = make_splits(data, options.plan.seed, 9900);
 
   // Concurrent runs hold two CUDA streams each (compute and copy); over CUDA's default 8 hardware
-  // work queues, streams alias and can wait on one another's work (false dependencies). On the
-  // H100 the AE runs crawled (44 s for one epoch) beside classifiers at full speed, which this
-  // would explain (bench/RESULTS.md; not yet confirmed by a timeline). 32 queues, the most CUDA
-  // allows, unless the user chose; CUDA reads it when it creates its context, later than this.
+  // work queues, streams alias and can wait on one another's work (false dependencies). 32 queues,
+  // the most CUDA allows, unless the user chose; CUDA reads it when it creates its context, later
+  // than this. (It was first set against the AE runs' stalls beside the classifiers on the H100; the
+  // third H100 session saw them with it: they come from lazy kernel loading, start_line.h.)
   setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", /*overwrite=*/0);
 
   // Which backend the runs get, and how many run at once.
