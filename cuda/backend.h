@@ -47,8 +47,10 @@ struct CudaOptions {
   // deterministic either way (no floating-point atomics).
   bool deterministic = true;
   // Convolution backward-filter by fmnist's own direct kernel (cuda/weight_grad.h; deterministic,
-  // FP64 sums) instead of cuDNN's, in FP32 and TF32 modes (BF16 keeps cuDNN's). Off by default
-  // until an H100 run has timed it; FMNIST_CONV_WGRAD=fmnist turns it on for a command.
+  // FP64 sums) instead of cuDNN's, in FP32 and TF32 modes (BF16 keeps cuDNN's). Off in these
+  // defaults (the library's, and the GPU tests' default path, which so keep cuDNN's covered); on
+  // in fmnist's commands (host/conv_kernels.h, default_conv_kernels: 2.30x on the H100) unless
+  // FMNIST_CONV_WGRAD=cudnn.
   bool direct_weight_grad = false;
   // Convolution backward-data (ConvTranspose2d's forward, its bias fused, and Conv2d's input
   // gradient) by fmnist's own direct kernel (cuda/direct_conv.h; deterministic, FP32 sums in a

@@ -1,6 +1,7 @@
-// Which implementation computes each GPU convolution pass: cuDNN's (the default) or fmnist's direct
-// kernels (FMNIST_CONV_FWD, FMNIST_CONV_DGRAD, FMNIST_CONV_WGRAD). They sum in different orders, so
-// a run's bits depend on the choice: config.json records it and `--resume` keeps it.
+// Which implementation computes each GPU convolution pass: cuDNN's or fmnist's direct kernels
+// (FMNIST_CONV_FWD, FMNIST_CONV_DGRAD, FMNIST_CONV_WGRAD; default_conv_kernels() where unset). They
+// sum in different orders, so a run's bits depend on the choice: config.json records it and
+// `--resume` keeps it.
 #pragma once
 
 #include <optional>
@@ -18,6 +19,13 @@ struct ConvKernels {
   }
 };
 
+// What a new run computes with where no variable says otherwise: fmnist's direct backward-filter
+// (2.30x cuDNN's defaults for an AE(256) training step on the H100, on two sessions; the GPU tests
+// and the reproduction pass on it: bench/RESULTS.md), cuDNN's forward and backward-data (fmnist's
+// direct ones were 0.94x-0.96x there). ConvKernels{} (cuDNN for every pass) is what a GPU run of an
+// fmnist that recorded no kernels computed with.
+inline ConvKernels default_conv_kernels() { return ConvKernels{false, false, true}; }
+
 // A pass's implementation by name, as the environment variables and config.json spell it.
 inline const char* conv_kernel_name(bool direct) { return direct ? "fmnist" : "cudnn"; }
 
@@ -30,7 +38,8 @@ ConvKernelRequest conv_kernels_requested();
 
 // The kernels a run computes with: those `recorded` in its config.json when it is resumed (a
 // variable set to the other implementation is refused: std::invalid_argument naming the variable,
-// the recorded choice and `run_dir`/config.json), else those requested (cuDNN where unset).
+// the recorded choice and `run_dir`/config.json), else those requested (default_conv_kernels()
+// where unset).
 ConvKernels conv_kernels_for_run(const ConvKernelRequest& requested, const std::optional<ConvKernels>& recorded,
                                  const std::string& run_dir);
 

@@ -174,6 +174,11 @@ sed -i 's/"backend": "cpu"/"backend": "cuda:Some GPU"/' "$tmp/kernels/config.jso
 expect_ok train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 grep -q "note: this run began on cuda:Some GPU and continues on cpu: from here on it rounds as cpu does" "$tmp/err" ||
   { echo "FAIL: a run resumed on another backend does not say so"; failures=$((failures + 1)); }
+# A GPU run of an fmnist that recorded no kernels computed with cuDNN's: its resume keeps them, though
+# a new run's default backward-filter is fmnist's.
+expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/old-gpu"
+sed -i 's/"backend": "cpu"/"backend": "cuda:Some GPU"/' "$tmp/old-gpu/config.json"
+FMNIST_CONV_WGRAD=fmnist expect 2 "FMNIST_CONV_WGRAD=fmnist disagrees with the run being resumed: its convolution backward-filter is cudnn there" -- train --resume "$tmp/old-gpu" --device cpu --data-dir "$data"
 # --lr-schedule takes config.json's spelling too: both give the same run.
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-dash" --lr-schedule warmup-cosine
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/cosine-underscore" --lr-schedule warmup_cosine

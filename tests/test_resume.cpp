@@ -321,10 +321,16 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
 TEST_CASE("a resumed run keeps its recorded convolution kernels and refuses a variable set otherwise", "[resume]") {
   const ConvKernels recorded{false, true, true};
   ConvKernelRequest none;
-  CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == ConvKernels{});  // a new run: cuDNN by default
+  // A new run: fmnist's direct backward-filter, cuDNN's forward and backward-data, by default.
+  CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == ConvKernels{false, false, true});
+  CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == default_conv_kernels());
   ConvKernelRequest wgrad;
   wgrad.weight_grad = true;
   CHECK(conv_kernels_for_run(wgrad, std::nullopt, "runs/a") == ConvKernels{false, false, true});
+  ConvKernelRequest cudnn_wgrad;  // FMNIST_CONV_WGRAD=cudnn: cuDNN for every pass
+  cudnn_wgrad.weight_grad = false;
+  CHECK(conv_kernels_for_run(cudnn_wgrad, std::nullopt, "runs/a") == ConvKernels{});
+  CHECK(conv_kernels_for_run(none, ConvKernels{}, "runs/a") == ConvKernels{});  // recorded cuDNN stays cuDNN
   CHECK(conv_kernels_for_run(none, recorded, "runs/a") == recorded);  // resumed: the recorded ones, unasked
   CHECK(conv_kernels_for_run(wgrad, recorded, "runs/a") == recorded);  // asked for what was recorded
   ConvKernelRequest cudnn_dgrad;
