@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -25,7 +25,7 @@
 #   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved
+#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved
 #   (issue 5's reproduction, closed and already measured on an H100, last: the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -70,8 +70,10 @@
 #   initcheck   --tool initcheck and
 #   racecheck   --tool racecheck, the three side by side (FMNIST_GPU_CHECK_SANITIZE_PARALLEL=0:
 #               one after another)
-#   bench       fmnist bench --measure step; bench-wgrad the same with FMNIST_CONV_WGRAD=fmnist (fmnist's
-#               direct backward-filter, cuda/weight_grad.h); bench-dgrad with FMNIST_CONV_DGRAD=fmnist
+#   bench       fmnist bench --measure step (the defaults: fmnist's direct backward-filter,
+#               cuda/weight_grad.h, and cuDNN's other passes); bench-cudnn the same with
+#               FMNIST_CONV_WGRAD=cudnn (cuDNN for every pass: the defaults until 2026-11-28, kept
+#               to show what the direct backward-filter gains); bench-dgrad with FMNIST_CONV_DGRAD=fmnist
 #               and bench-fwd with FMNIST_CONV_FWD=fmnist (its direct backward-data and forward,
 #               cuda/direct_conv.h); bench-streams with FMNIST_BACKWARD_STREAMS=4 (parameter
 #               gradients on three side streams, CudaOptions::backward_streams); bench-pdl with
@@ -131,7 +133,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-wgrad,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
 #                               torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -199,7 +201,7 @@ known_steps="info deps configure build gpu-tests train-ae256 train-c256 kill-res
 # The bench variants, one a line: the step, then the environment it runs fmnist bench with (the
 # opt-in fast path's options). Step bench-X writes LOGDIR/bench-fmnist-X.json.
 bench_variants=(
-  "bench-wgrad FMNIST_CONV_WGRAD=fmnist"
+  "bench-cudnn FMNIST_CONV_WGRAD=cudnn"
   "bench-dgrad FMNIST_CONV_DGRAD=fmnist"
   "bench-fwd FMNIST_CONV_FWD=fmnist"
   "bench-streams FMNIST_BACKWARD_STREAMS=4"
@@ -642,7 +644,7 @@ figure_bench_combo() {
 }
 figure_fast_path() { grep -m1 '^fast path:' "$1" | sed 's/^fast path: //'; }
 
-# The defaults' table in ratio.txt, each variant's that ran (bench-wgrad, -dgrad, -fwd, -streams, -fast) in
+# The defaults' table in ratio.txt, each variant's that ran (bench-cudnn, -dgrad, -fwd, -streams, -pdl, -fast) in
 # ratio-VARIANT.txt.
 bench_ratio() {
   python3 "$repo/tools/bench_compare.py" "$log_dir/bench-fmnist.json" "$log_dir"/bench-torch-*.json \
@@ -877,9 +879,10 @@ figure_torch_compile() {
 tf32_100() {
   local out="$log_dir/tf32-100" model rc=0
   rm -rf "$out"
-  # TF32 is cuDNN's and cuBLAS's: fmnist's direct convolution kernels (a fast path chosen above)
-  # would keep the convolutions in FP32, so they are left out here.
-  unset FMNIST_CONV_WGRAD FMNIST_CONV_DGRAD FMNIST_CONV_FWD
+  # TF32 is cuDNN's and cuBLAS's: fmnist's direct convolution kernels (the default backward-filter,
+  # and any a fast path chose above) would keep those passes in FP32, so cuDNN's run every pass here.
+  unset FMNIST_CONV_DGRAD FMNIST_CONV_FWD
+  export FMNIST_CONV_WGRAD=cudnn
   for model in ae classifier; do
     # shellcheck disable=SC2046  # measure_args prints several arguments
     "$fmnist" train --model "$model" --latent 256 $(measure_args) --precision tf32 --checkpoint-every 0 \
