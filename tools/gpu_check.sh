@@ -18,12 +18,13 @@
 #   card gave each figure, and compare only figures of one card (PyTorch runs beside fmnist).
 #   Call 1 also picks the path call 2 measures (step fast-path, FMNIST_GPU_CHECK_PATH below): the
 #   fastest of the bench variants (defaults, five single options, all five, bench-combo) when the GPU tests passed, kept in build-gpu-check/.
-#   Costs measured on an H100 on 2026-11-27 (1b1e11c, before the bias-gradient rewrite): machine
-#   start and transfer about 30 s; configure 5 s, build 55-64 s; gpu-tests 14 s; train-ae256 and
-#   train-c256 3 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by side 47 s;
-#   ctest over 29 s (not yet seen to the end there); bench 2 s; torch-eager 17 s; ae256-100 65 s;
-#   reproduce 185 s; reproduce-improved 45 s; torch-compile 43 s a mode (reduce-overhead; up to
-#   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s, each); ncu 29 s. "checks" = deps,configure,build,
+#   Costs measured on an H100 on 2026-11-28 (3fa85cf; bench/h100-2026-11-28/): machine start and
+#   transfer about 30 s; configure 5 s, build 57 s; gpu-tests 11 s and gpu-tests-fast 5 s;
+#   train-ae256 and train-c256 2 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by
+#   side 95 s; ctest 50 s; each bench 1-2 s; torch-eager 14 s; ae256-100 22 s; reproduce 99 s;
+#   reproduce-improved 15 s; tf32-100 40 s; torch-compile 146 s for its three modes (reduce-overhead
+#   and default about 45 s each, max-autotune cut at
+#   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s); ncu 23 s. Call 1 took 272 s, call 2 351 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
 #   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved
 #   (issue 5's reproduction, closed and already measured on an H100, last: the budget cuts it first). A step the
