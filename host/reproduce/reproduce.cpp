@@ -133,6 +133,9 @@ constexpr int kPredicted = 100;      // test images classified for the confusion
 void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const FashionMnist& data,
                  const Splits& splits, std::ostream& log, std::mutex& log_mutex, StartLine* line,
                  RunResult& out) {
+  // First: whatever throws from here on (the backend's set-up included) leaves the line on the
+  // way out, so that a run failing before its warm-up holds up no other.
+  StartLinePlace place(line);
   const auto start = Clock::now();
   PrefixedLines buffer(log, log_mutex, fmt::format("[{}] ", plan.name));
   std::ostream run_log(&buffer);
@@ -151,7 +154,6 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
 
   const bool classifier = config.model.kind == ModelKind::Classifier;
   TrainCallbacks callbacks;
-  StartLinePlace place(line);  // leaves the line when the run ends before it arrived
   if (line != nullptr) callbacks.warmed_up = [&place] { place.arrive(); };
   const std::vector<int> snapshot_at = report::snapshot_epochs(config.epochs);
   if (!classifier && !splits.test.empty()) {
