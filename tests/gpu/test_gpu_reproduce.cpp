@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -15,7 +16,14 @@ using namespace fmnist::gputest;
 
 namespace {
 
-reproduce::ReproduceSummary tiny_reproduction(int jobs, const std::string& name, std::string& log_text) {
+std::string out_dir_for(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          ("fmnist-gpu-reproduce-" + std::to_string(::getpid()) + "-" + name)).string();
+}
+
+// blocker: a run whose directory is taken by a file (it fails before its warm-up), or empty.
+reproduce::ReproduceSummary tiny_reproduction(int jobs, const std::string& name, std::string& log_text,
+                                              const std::string& blocker = "") {
   reproduce::ReproduceOptions o;
   o.plan.epochs = 2;
   o.plan.max_steps_per_epoch = 3;
@@ -24,9 +32,12 @@ reproduce::ReproduceSummary tiny_reproduction(int jobs, const std::string& name,
   o.device = "cuda";
   o.jobs = jobs;  // 0: both at once, as fmnist reproduce runs them on a GPU
   o.overwrite = true;
-  o.out_dir = (std::filesystem::temp_directory_path() /
-               ("fmnist-gpu-reproduce-" + std::to_string(::getpid()) + "-" + name)).string();
+  o.out_dir = out_dir_for(name);
   std::filesystem::remove_all(o.out_dir);
+  if (!blocker.empty()) {
+    std::filesystem::create_directories(o.out_dir);
+    std::ofstream(o.out_dir + "/" + blocker) << "not a run directory\n";
+  }
   std::ostringstream log;
   reproduce::ReproduceSummary s = reproduce::reproduce(o, log);
   log_text = log.str();
@@ -73,4 +84,22 @@ TEST_CASE("GPU reproduce: the runs that start together meet at the start line, k
       CHECK(t.t10k_final.mae == a.t10k_final.mae);
     }
   }
+}
+
+TEST_CASE("GPU reproduce: a run that fails before its warm-up holds up none that started with it",
+          "[gpu][reproduce][threads]") {
+  if (on_cpu_stand_in()) {
+    WARN("not checked on the CPU stand-in");
+    return;
+  }
+  std::string log_text;
+  const reproduce::ReproduceSummary s = tiny_reproduction(0, "blocked", log_text, "ae64");
+  INFO(log_text);
+  REQUIRE(s.runs.size() == 2);
+  CHECK_FALSE(s.all_ok);
+  CHECK(s.runs[0].name == "ae64");
+  CHECK(s.runs[0].status.rfind("failed: ", 0) == 0);
+  CHECK(s.runs[1].name == "c64");
+  CHECK(s.runs[1].status == "ok");
+  CHECK(s.runs[1].history.size() == 2);  // it trained on past the start line
 }
