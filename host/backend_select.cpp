@@ -72,11 +72,9 @@ ConvKernelRequest conv_kernels_requested() {
 ConvKernels conv_kernels_for_run(const ConvKernelRequest& requested, const std::optional<ConvKernels>& recorded,
                                  const std::string& run_dir) {
   // One pass: the recorded choice when the run has one (its variable set to the other is refused),
-  // else the request, else the default.
-  const ConvKernels defaults = default_conv_kernels();
-  auto choose = [&](const char* variable, const char* pass, std::optional<bool> asked, bool recorded_direct,
-                    bool default_direct) {
-    if (!recorded) return asked.value_or(default_direct);
+  // else the request, else the default (a new run's `r` below holds the defaults).
+  auto choose = [&](const char* variable, const char* pass, std::optional<bool> asked, bool recorded_direct) {
+    if (!recorded) return asked.value_or(recorded_direct);
     if (asked && *asked != recorded_direct)
       throw std::invalid_argument(std::string(variable) + "=" + conv_kernel_name(*asked) +
                                   " disagrees with the run being resumed: its convolution " + pass + " is " +
@@ -85,13 +83,11 @@ ConvKernels conv_kernels_for_run(const ConvKernelRequest& requested, const std::
                                   ", or start a new run with --out");
     return recorded_direct;
   };
-  const ConvKernels r = recorded.value_or(defaults);
+  const ConvKernels r = recorded.value_or(default_conv_kernels());
   ConvKernels k;
-  k.direct_forward = choose("FMNIST_CONV_FWD", "forward", requested.forward, r.direct_forward, defaults.direct_forward);
-  k.direct_backward_data = choose("FMNIST_CONV_DGRAD", "backward-data", requested.backward_data,
-                                  r.direct_backward_data, defaults.direct_backward_data);
-  k.direct_weight_grad = choose("FMNIST_CONV_WGRAD", "backward-filter", requested.weight_grad, r.direct_weight_grad,
-                                defaults.direct_weight_grad);
+  k.direct_forward = choose("FMNIST_CONV_FWD", "forward", requested.forward, r.direct_forward);
+  k.direct_backward_data = choose("FMNIST_CONV_DGRAD", "backward-data", requested.backward_data, r.direct_backward_data);
+  k.direct_weight_grad = choose("FMNIST_CONV_WGRAD", "backward-filter", requested.weight_grad, r.direct_weight_grad);
   return k;
 }
 
