@@ -437,7 +437,10 @@ TrainConfig read_run_config(const std::string& path) {
   field("precision", precision);
   if (!parse_precision(precision, c.precision))
     fail(path, "field 'precision' is '" + precision + "', not fp32, tf32 or bf16");
-  if (j.contains("conv_kernels")) {  // absent: a CPU run, or an fmnist that did not record them (cuDNN's)
+  // Absent: a CPU run (none: its kernels set no result), or a GPU run of an fmnist that recorded
+  // none, which computed with cuDNN's for every pass (not today's default_conv_kernels()).
+  if (!j.contains("conv_kernels") && c.began_on.rfind("cuda", 0) == 0) c.conv_kernels = ConvKernels{};
+  if (j.contains("conv_kernels")) {
     const json& k = j["conv_kernels"];
     if (!k.is_object()) fail(path, "field 'conv_kernels' is not an object");
     ConvKernels kernels;

@@ -280,6 +280,12 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   TrainConfig cpu_run = tiny_run("config-cpu", 1, 1);  // a CPU run records none
   run(cpu_run);
   CHECK_FALSE(read_run_config(cpu_run.out_dir + "/config.json").conv_kernels.has_value());
+  // A GPU run of an fmnist that recorded no kernels computed with cuDNN's for every pass.
+  const std::string older_gpu_run = c.out_dir + "/older-gpu-config.json";
+  std::ofstream(older_gpu_run) << R"({"model":{"kind":"autoencoder","latent":16},"backend":"cuda:Some GPU"})";
+  const TrainConfig older = read_run_config(older_gpu_run);
+  REQUIRE(older.conv_kernels.has_value());
+  CHECK(*older.conv_kernels == ConvKernels{});
 
   const std::string path = c.out_dir + "/bad-config.json";
   std::ofstream(path) << R"({"model":{"kind":"autoencoder","latent":16},"epochs":"three"})";

@@ -117,10 +117,7 @@ int run_train(void* p) {
   }
   // The GPU's convolution kernels: a resumed run's recorded ones (a variable set to the other is
   // refused), else the environment's.
-  // A GPU run of an fmnist that recorded none computed with cuDNN's for every pass.
-  std::optional<ConvKernels> recorded = config.conv_kernels;
-  if (!o.resume.empty() && !recorded && config.began_on.rfind("cuda", 0) == 0) recorded = ConvKernels{};
-  const ConvKernels kernels = conv_kernels_for_run(conv_kernels_requested(), recorded, o.out_dir);
+  const ConvKernels kernels = conv_kernels_for_run(conv_kernels_requested(), config.conv_kernels, o.out_dir);
   // Operational: never changes a result, so a resumed run takes them as given.
   config.stream.graphs = !o.no_graph;
   config.stream.placement = parse_placement(o.placement);
