@@ -9,10 +9,11 @@
 namespace fmnist::reproduce {
 
 // Why: CUDA loads a kernel at its first launch (lazy loading, the default since CUDA 12.2), and a
-// load waits until the device is idle. Runs that train beside it keep the device busy, so a run
-// whose first validation needed new cuDNN kernels sat 25-30 s on the H100 until the runs beside it
-// had finished (bench/RESULTS.md, "Third H100 session"). Held here, the runs load theirs while the
-// device has nothing else to do.
+// load may have to wait until the device is idle, which runs training beside it can put off for
+// long. On the H100 the AE runs' first validations (new cuDNN kernels at batch 1,000) sat 25-30 s
+// until the runs beside them had finished (bench/RESULTS.md, "Third H100 session"); lazy loading is
+// the explanation that fits, not yet confirmed by a timeline. Held here, the runs load their
+// kernels while the device has nothing else to do.
 //
 // `expected` runs take part. Each calls arrive_and_wait() once it has warmed up, or leave() when it
 // ends (fails, or trains no step) before it arrived; a run that arrives after the line opened, or
@@ -27,7 +28,7 @@ class StartLine {
   void arrive_and_wait();
   void leave();
   bool open() const;
-  int waited() const;  // runs that arrived before the line opened (for the log and the tests)
+  int waited() const;  // runs that arrived before the line opened (the tests read it)
 
  private:
   void count_one();  // with mutex_ held
