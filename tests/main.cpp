@@ -1,3 +1,5 @@
-// The Catch2 entry point of the CPU test binary.
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
+// The entry point of the CPU and kernel-emulator test binaries: Catch2's session (compiled once,
+// in tests/catch_session.cpp) on the command line.
+#include "catch_session.h"
+
+int main(int argc, char* argv[]) { return fmnist::testing::run_catch_session(argc, argv); }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite under AddressSanitizer and UndefinedBehaviorSanitizer: configures
-# $FMNIST_ASAN_BUILD_DIR (default build-asan) with FMNIST_SANITIZE=ON (gcc; -O2 -g with assertions
+# $FMNIST_ASAN_BUILD_DIR (default build-asan) with FMNIST_SANITIZE=ON (gcc; -O1 -g1 with assertions
 # on) and the CUDA backend emulated (FMNIST_CUDA=EMULATE: compiled by g++, its kernels run by the
 # CPU kernel emulator of tests/kernel_emu, so fmnist_gpu_tests' [sanitize] cases run here too, with
 # ASan in compute-sanitizer's place), builds everything and runs ctest there. Any sanitizer report
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 build_dir="${FMNIST_ASAN_BUILD_DIR:-build-asan}"
 start=$(date +%s)
 cmake -S . -B "$build_dir" -DFMNIST_SANITIZE=ON -DFMNIST_CUDA=EMULATE -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g" >/dev/null
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)" >"$build_dir/sanitize-build.log" 2>&1 ||
   { cat "$build_dir/sanitize-build.log" >&2; echo "sanitize: build failed" >&2; exit 1; }
 built=$(date +%s)

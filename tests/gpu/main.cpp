@@ -2,14 +2,13 @@
 // 77, which CTest reports as "skipped" (SKIP_RETURN_CODE); otherwise it lists the devices and
 // runs the Catch2 tests. FMNIST_GPU_TEST_VERBOSE=1 prints every comparison's worst error;
 // FMNIST_GPU_TESTS_ON_CPU=1 runs them with a CPU stand-in for the GPU (see cpu_stand_in.h).
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <cstring>
 
 #include "cuda/backend.h"
 #include "gpu_test_support.h"
+#include "tests/catch_session.h"
 
 int main(int argc, char* argv[]) {
   std::printf("fmnist_gpu_tests: %s\n", fmnist::cuda_runtime_summary().c_str());
@@ -31,7 +30,7 @@ int main(int argc, char* argv[]) {
                 static_cast<double>(d.memory_bytes) / (1024.0 * 1024.0 * 1024.0),
                 d.multiprocessors);
   std::fflush(stdout);
-  const int failed = Catch::Session().run(argc, argv);
+  const int failed = fmnist::testing::run_catch_session(argc, argv);
   fmnist::gputest::release_shared_backends();
   return failed == 77 ? 78 : failed;  // 77 means "skipped" to CTest
 }
