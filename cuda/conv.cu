@@ -423,8 +423,8 @@ std::string ConvPlan::describe() const {
     s << algo_name(bwd_data_algo_) << "/" << math_name(bwd_data_math_) << " (" << bwd_data_bytes_ << " B)";
   s << " bwd_filter=";
   if (direct_weight_grad_)
-    s << "fmnist-direct/" << weight_grad_groups(conv_shape_).groups << " groups (" << bwd_filter_bytes_
-      << " B)";
+    s << "fmnist-direct/" << weight_grad_groups(conv_shape_).groups << " groups" << (fuses_bias_grad() ? "+bias" : "")
+      << " (" << bwd_filter_bytes_ << " B)";
   else
     s << algo_name(bwd_filter_algo_) << "/" << math_name(bwd_filter_math_) << " (" << bwd_filter_bytes_
       << " B)";
@@ -501,9 +501,9 @@ void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc
                                            bwd_data_bytes_, &zero, src_, dsrc));
 }
 
-void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw) {
+void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw, float* db) {
   if (direct_weight_grad_) {  // never in BF16 mode (see the constructor)
-    launch_direct_weight_grad(context_, conv_shape_, src, ddst, dw, context_.workspace());
+    launch_direct_weight_grad(context_, conv_shape_, src, ddst, dw, context_.workspace(), db);
     return;
   }
   const float one = 1.0f, zero = 0.0f;
@@ -561,11 +561,13 @@ void ConvPlan::backward_data(const float* w, const float* dy, float* dx, const f
   if (dx_relu != nullptr) launch_relu_backward(context_, g.in_count(), relu_y, dx, dx_relu);
 }
 
-void ConvPlan::backward_filter(const float* x, const float* dy, float* dw) {
+void ConvPlan::backward_filter(const float* x, const float* dy, float* dw, float* db) {
+  if (db != nullptr && !fuses_bias_grad())
+    throw std::logic_error("conv plan: " + geometry_text(geometry_) + " has no bias gradient in its backward-filter");
   if (!geometry_.transposed)
-    conv_backward_filter(x, dy, dw);
+    conv_backward_filter(x, dy, dw, db);  // db (if any) = the sums of dy's planes
   else
-    conv_backward_filter(dy, x, dw);  // src = dy, d dst = x
+    conv_backward_filter(dy, x, dw, nullptr);  // src = dy, d dst = x
 }
 
 ConvPlan& ConvPlanCache::get(const ConvGeometry& g) {

@@ -10,7 +10,7 @@
 // its weight gradient that conv's backward-filter with the roles of x and dy swapped.
 // output_padding only makes the larger tensor bigger (the extra rows/columns get bias alone).
 // The forward adds the bias (kernels.h's add_channel_bias, or inside fmnist's direct kernels);
-// the bias gradient is not part of the plan (kernels.h: channel_bias_grad).
+// the bias gradient is kernels.h's channel_bias_grad, except where backward_filter fuses it.
 //
 // BF16 mode (context options().bf16, models/precision.h): each pass casts its two FP32 operands to
 // bfloat16 in the context's BF16 scratch (sized when the plan is made), runs cuDNN on
@@ -58,8 +58,12 @@ class ConvPlan {
   // (in the direct kernels, or by one more kernel after cuDNN's).
   void backward_data(const float* w, const float* dy, float* dx, const float* relu_y = nullptr,
                      float* dx_relu = nullptr);
-  // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer)
-  void backward_filter(const float* x, const float* dy, float* dw);
+  // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer); with db non-null
+  // (fuses_bias_grad() only, else std::logic_error), also db (Cout) in the same kernel.
+  void backward_filter(const float* x, const float* dy, float* dw, float* db = nullptr);
+  // Whether backward_filter can give the bias gradient too: a Conv2d on fmnist's direct
+  // backward-filter (cuda/weight_grad.h), whose channel-0 blocks read every dy value anyway.
+  bool fuses_bias_grad() const { return direct_weight_grad_ && !geometry_.transposed; }
 
   // "fwd=IMPLICIT_PRECOMP_GEMM bwd_data=ALGO_1 bwd_filter=ALGO_1 math=FMA workspace=... bytes"
   std::string describe() const;
@@ -69,7 +73,7 @@ class ConvPlan {
   // filter. For Conv2d src = x and dst = y; for ConvTranspose2d src = y and dst = x.
   void conv_forward(const float* src, const float* w, float* dst);           // src -> dst
   void conv_backward_data(const float* w, const float* ddst, float* dsrc);   // dst -> src
-  void conv_backward_filter(const float* src, const float* ddst, float* dw);
+  void conv_backward_filter(const float* src, const float* ddst, float* dw, float* db);  // db: direct only
 
   void choose_algorithms();
   void release() noexcept;

@@ -153,8 +153,9 @@ void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& 
   plan(g).forward(x, w, b, y, y_relu);
 }
 
-// db = the sums of dy's planes; dw and dx from the plan's backward passes. db and dw go to the
-// side lane when there is one (Context, options().backward_streams == 2), dx stays on the main one.
+// db = the sums of dy's planes (in the backward-filter's kernel where the plan fuses them); dw and
+// dx from the plan's backward passes. db and dw go to the side lane when there is one (Context,
+// options().backward_streams == 2), dx stays on the main one.
 void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry& g,
                             const float* x, const float* w, const float* dy, float* dx, float* dw,
                             float* db, float* dx_relu) {
@@ -165,10 +166,12 @@ void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry&
   ConvPlan* p = dx != nullptr || dw != nullptr ? &plan(g) : nullptr;
   {
     SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
-    if (db != nullptr)
+    // A Conv2d on the direct backward-filter sums db in the same kernel as dw.
+    const bool fused_db = db != nullptr && dw != nullptr && p->fuses_bias_grad();
+    if (db != nullptr && !fused_db)
       launch_channel_bias_grad(context_, g.batch, g.out_channels,
                                static_cast<std::size_t>(g.out_h()) * g.out_w(), dy, db);
-    if (dw != nullptr) p->backward_filter(x, dy, dw);
+    if (dw != nullptr) p->backward_filter(x, dy, dw, fused_db ? db : nullptr);
   }
   // x is the output of the ReLU before the layer: its mask for dx_relu.
   if (dx != nullptr) p->backward_data(w, dy, dx, dx_relu != nullptr ? x : nullptr, dx_relu);

@@ -4,7 +4,8 @@
 // the group's (image, i, j) positions, in FP64; the taps are reduced across the block in a fixed
 // order (warp shuffles, then warps in order). With one image group the block writes dw directly;
 // else it writes partials, and the last of a slice group's blocks to finish (last_block_of_row,
-// ordered_sum.cuh) adds each of its taps' partials in group order, in the same launch.
+// ordered_sum.cuh) adds each of its taps' partials in group order, in the same launch. A Conv2d's
+// bias gradient can come with it: the blocks of channel 0 also sum their slices' ddst values.
 #include "cuda/weight_grad.h"
 
 #include <stdexcept>
@@ -21,57 +22,82 @@ namespace {
 
 constexpr int kWarps = kThreads / 32;
 
+// Thread threadIdx.x's sums over the image group's positions [first image, + positions): the taps
+// of slices k0 .. k0 + count - 1 of channel c in acc[0, kSums), and with kBias their bias sums in
+// acc[kSums, kSums + SLICES) (accumulate_weight_grad_taps).
+template <int KS, int SLICES, bool kBias>
+__device__ __forceinline__ void accumulate_positions(const ConvShape& s, int first, int positions, int k0, int count,
+                                                     int c, const float* src, const float* ddst, double* acc) {
+  const int plane = s.dst_h * s.dst_w;
+  for (int e = threadIdx.x; e < positions; e += kThreads) {
+    const int ij = e % plane;
+    accumulate_weight_grad_taps<KS, SLICES, kBias>(s, first + e / plane, k0, count, c, ij / s.dst_w, ij % s.dst_w,
+                                                   src, ddst, acc);
+  }
+}
+
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)
-// when groups > 1; counters: one per slice group (blockIdx.y), 0 between launches.
+// when groups > 1; counters: one per slice group (blockIdx.y), 0 between launches. With db
+// non-null (a Conv2d, ddst = dy), also db (K) = the sums of ddst's planes, by the blocks of c = 0
+// (through bias_partials (K, groups) when groups > 1), in the same order as the taps' sums.
 template <int KS>
 __global__ void __launch_bounds__(kThreads)
-    direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src,
-                              const float* ddst, float* dw, double* partials, unsigned int* counters) {
+    direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src, const float* ddst,
+                              float* dw, float* db, double* partials, double* bias_partials,
+                              unsigned int* counters) {
   grid_dependency();
   constexpr int kTaps = KS * KS;
   constexpr int kSlices = kWeightGradSlices(KS);
-  constexpr int kSums = kSlices * kTaps;  // a thread's accumulators: slice b's tap t at b * kTaps + t
-  static_assert(kSums <= kThreads, "one thread a sum in the block's last step");
+  constexpr int kSums = kSlices * kTaps;  // a thread's tap sums: slice b's tap t at b * kTaps + t
+  constexpr int kAllSums = kSums + kSlices;  // then the slices' bias sums
+  static_assert(kAllSums <= kThreads, "one thread a sum in the block's last step");
   const int g = blockIdx.x;
   const int slice_group = blockIdx.y;  // (k0 / kSlices) * C + c
   const int k0 = slice_group / s.c * kSlices, c = slice_group % s.c;
   const int count = min(kSlices, s.k - k0);
   const int first = g * per_group;
   const int images = min(s.n, first + per_group) - first;
-  const int plane = s.dst_h * s.dst_w;
-  const int positions = images * plane;
-  double acc[kSums];
+  const int positions = images * s.dst_h * s.dst_w;
+  const bool bias = db != nullptr && c == 0;  // the same for the whole block
+  double acc[kAllSums];
 #pragma unroll
-  for (int t = 0; t < kSums; ++t) acc[t] = 0.0;
-  for (int e = threadIdx.x; e < positions; e += kThreads) {
-    const int ij = e % plane;
-    accumulate_weight_grad_taps<KS, kSlices>(s, first + e / plane, k0, count, c, ij / s.dst_w, ij % s.dst_w, src,
-                                             ddst, acc);
-  }
-  __shared__ double warp_sums[kWarps][kSums];
+  for (int t = 0; t < kAllSums; ++t) acc[t] = 0.0;
+  if (bias)
+    accumulate_positions<KS, kSlices, true>(s, first, positions, k0, count, c, src, ddst, acc);
+  else
+    accumulate_positions<KS, kSlices, false>(s, first, positions, k0, count, c, src, ddst, acc);
+  const int sums = bias ? kAllSums : kSums;
+  __shared__ double warp_sums[kWarps][kAllSums];
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
 #pragma unroll
-  for (int t = 0; t < kSums; ++t) {
+  for (int t = 0; t < kAllSums; ++t) {
+    if (t >= sums) break;  // uniform across the block
     double v = acc[t];
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
     if (lane == 0) warp_sums[warp][t] = v;
   }
   __syncthreads();
-  const int b = static_cast<int>(threadIdx.x) / kTaps, t = static_cast<int>(threadIdx.x) % kTaps;
-  const bool writes = b < count;  // thread (b, t): tap t of slice b
-  const std::size_t weight = (static_cast<std::size_t>(k0 + b) * s.c + c) * kTaps + t;
+  // Thread u < kSums: tap u % kTaps of slice u / kTaps; kSums <= u < kAllSums: slice u - kSums's bias.
+  const int u = static_cast<int>(threadIdx.x);
+  const int b = u < kSums ? u / kTaps : u - kSums;
+  const bool writes = b < count && u < sums;
+  float* out = u < kSums ? dw : db;
+  const std::size_t index = u < kSums ? (static_cast<std::size_t>(k0 + b) * s.c + c) * kTaps + u % kTaps
+                                      : static_cast<std::size_t>(k0 + b);
+  // The sum's partials, one per image group (groups > 1 and writes only: the buffers may be null).
+  const auto row = [&] { return (u < kSums ? partials : bias_partials) + index * groups; };
   if (writes) {
     double total = 0.0;
-    for (int w = 0; w < kWarps; ++w) total += warp_sums[w][threadIdx.x];
+    for (int w = 0; w < kWarps; ++w) total += warp_sums[w][u];
     if (groups == 1) {
-      dw[weight] = static_cast<float>(total);
+      out[index] = static_cast<float>(total);
     } else {
-      partials[weight * groups + g] = total;
+      row()[g] = total;
       __threadfence();
     }
   }
   if (groups == 1 || !last_block_of_row(counters, slice_group, static_cast<unsigned>(groups))) return;
-  if (writes) dw[weight] = static_cast<float>(add_in_order<true>(0.0, partials + weight * groups, 1, groups));
+  if (writes) out[index] = static_cast<float>(add_in_order<true>(0.0, row(), 1, groups));
 }
 
 std::size_t weight_count(const ConvShape& s) {
@@ -79,24 +105,27 @@ std::size_t weight_count(const ConvShape& s) {
 }
 
 template <int KS>
-void launch_for(const Context& c, const ConvShape& s, const float* src,
-                const float* ddst, float* dw, double* partials) {
+void launch_for(const Context& c, const ConvShape& s, const float* src, const float* ddst, float* dw,
+                float* db, double* partials) {
   const ImageGroups part = weight_grad_groups(s);
   const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(weight_grad_slice_groups(s)));
   static_assert(65535 <= Context::kReduceCounters, "a counter for each slice group");
+  // The bias partials (K, groups) follow the weights' (K*C*KS*KS, groups) in the workspace.
+  double* bias_partials = partials != nullptr ? partials + weight_count(s) * part.groups : nullptr;
   launch(c, direct_weight_grad_kernel<KS>, grid, kThreads, 0, s, part.per_group, part.groups, src, ddst,
-      dw, partials, c.reduce_counters());
+      dw, db, partials, bias_partials, c.reduce_counters());
 }
 
 }  // namespace
 
 std::size_t direct_weight_grad_workspace_bytes(const ConvShape& s) {
   const int groups = weight_grad_groups(s).groups;
-  return groups > 1 ? weight_count(s) * static_cast<std::size_t>(groups) * sizeof(double) : 0;
+  const std::size_t sums = weight_count(s) + static_cast<std::size_t>(s.k);  // the taps', then the biases'
+  return groups > 1 ? sums * static_cast<std::size_t>(groups) * sizeof(double) : 0;
 }
 
 void launch_direct_weight_grad(const Context& c, const ConvShape& s, const float* src,
-                               const float* ddst, float* dw, void* workspace) {
+                               const float* ddst, float* dw, void* workspace, float* db) {
   if (!direct_weight_grad_supported(s))
     throw std::invalid_argument("direct weight gradient: unsupported shape (kernel " +
                                 std::to_string(s.kernel) + ", " + std::to_string(s.k) + "x" +
@@ -104,7 +133,7 @@ void launch_direct_weight_grad(const Context& c, const ConvShape& s, const float
   if (direct_weight_grad_workspace_bytes(s) > 0 && workspace == nullptr)
     throw std::invalid_argument("direct weight gradient: no workspace for the partial sums");
   auto* partials = static_cast<double*>(workspace);
-  if (!with_kernel_size(s.kernel, [&](auto ks) { launch_for<decltype(ks)::value>(c, s, src, ddst, dw, partials); }))
+  if (!with_kernel_size(s.kernel, [&](auto ks) { launch_for<decltype(ks)::value>(c, s, src, ddst, dw, db, partials); }))
     throw std::invalid_argument("direct weight gradient: no kernel compiled for this kernel size");
 }
 

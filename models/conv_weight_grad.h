@@ -77,8 +77,11 @@ inline ImageGroups weight_grad_groups(const ConvShape& s) {
 // For the `count` (<= SLICES) slices (k0 + b, c):
 //   acc[b*KS*KS + r*KS + q] += ddst[n][k0 + b][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
 // for every tap inside src; the product of two floats is exact in double (Acc = double). Each
-// accumulator gets the same terms in the same order whatever SLICES is.
-template <int KS, int SLICES, class T, class Acc>
+// accumulator gets the same terms in the same order whatever SLICES is. With kBiasToo, also
+//   acc[SLICES*KS*KS + b] += ddst[n][k0 + b][i][j]
+// which, summed over every (n, i, j), is a Conv2d's bias gradient db[k0 + b] (ddst = dy); the GPU
+// kernel adds it in the blocks of c = 0, from the values the taps load anyway.
+template <int KS, int SLICES, bool kBiasToo = false, class T, class Acc>
 FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k0, int count, int c, int i, int j,
                                            const T* src, const T* ddst, Acc* acc) {
   const std::size_t plane = static_cast<std::size_t>(s.dst_h) * s.dst_w;
@@ -86,6 +89,10 @@ FMNIST_HD void accumulate_weight_grad_taps(const ConvShape& s, int n, int k0, in
   Acc g[SLICES];
   FMNIST_UNROLL
   for (int b = 0; b < SLICES; ++b) g[b] = b < count ? static_cast<Acc>(gk[b * plane]) : Acc(0);
+  if constexpr (kBiasToo) {
+    FMNIST_UNROLL
+    for (int b = 0; b < SLICES; ++b) acc[SLICES * KS * KS + b] += g[b];
+  }
   const T* x = src + (static_cast<std::size_t>(n) * s.c + c) * (static_cast<std::size_t>(s.src_h) * s.src_w);
   const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
   FMNIST_UNROLL

@@ -1,7 +1,8 @@
 // models/conv_weight_grad.h, the math of the GPU's direct backward-filter (cuda/weight_grad.cu),
 // checked on the CPU: its contributions summed in the kernel's order (image groups, then the
 // groups' partials in order) give the CPU reference's weight gradient, for Conv2d and
-// ConvTranspose2d at the paper's shapes and at random ones; its partition covers every image once.
+// ConvTranspose2d at the paper's shapes and at random ones, and a Conv2d's bias gradient summed
+// beside it; its partition covers every image once.
 // (What it refuses: tests/test_conv_direct.cpp, with the other direct kernels.)
 #include <catch2/catch.hpp>
 
@@ -18,42 +19,56 @@
 namespace fmnist::testing {
 namespace {
 
-// Slice group (k0, c)'s sums over images [first, end), as a GPU block accumulates them.
-template <int KS>
+// Slice group (k0, c)'s sums over images [first, end), as a GPU block accumulates them (with
+// kBiasToo, the slices' bias sums after the taps').
+template <int KS, bool kBiasToo>
 void sum_slice_group(const ConvShape& s, int k0, int count, int c, int first, int end, const float* src,
                      const float* ddst, double* acc) {
   for (int n = first; n < end; ++n)
     for (int i = 0; i < s.dst_h; ++i)
       for (int j = 0; j < s.dst_w; ++j)
-        accumulate_weight_grad_taps<KS, kWeightGradSlices(KS)>(s, n, k0, count, c, i, j, src, ddst, acc);
+        accumulate_weight_grad_taps<KS, kWeightGradSlices(KS), kBiasToo>(s, n, k0, count, c, i, j, src, ddst, acc);
 }
 
 // dw as the GPU path partitions it: per slice group (kWeightGradSlices(k) filter slices) and
-// image group, then the image groups in order.
-std::vector<float> direct_weight_grad(const ConvShape& s, const float* src, const float* ddst) {
+// image group, then the image groups in order; and db (K), the sums of ddst's planes, as the
+// blocks of c = 0 add them beside their taps (a Conv2d's bias gradient, where ddst = dy).
+struct DirectGradients {
+  std::vector<float> dw, db;
+};
+DirectGradients direct_weight_grad(const ConvShape& s, const float* src, const float* ddst) {
   const int taps = s.kernel * s.kernel, slices = kWeightGradSlices(s.kernel);
   const ImageGroups part = weight_grad_groups(s);
   const int per_group = part.per_group, groups = part.groups;
-  std::vector<float> dw(static_cast<std::size_t>(s.k) * s.c * taps);
+  DirectGradients out;
+  out.dw.resize(static_cast<std::size_t>(s.k) * s.c * taps);
+  out.db.resize(static_cast<std::size_t>(s.k));
+  const std::size_t sums = static_cast<std::size_t>(slices) * (taps + 1);
   for (int k0 = 0; k0 < s.k; k0 += slices)
     for (int c = 0; c < s.c; ++c) {
       const int count = std::min(slices, s.k - k0);
-      std::vector<double> total(static_cast<std::size_t>(slices) * taps, 0.0);
+      std::vector<double> total(sums, 0.0);
       for (int g = 0; g < groups; ++g) {
-        std::vector<double> acc(static_cast<std::size_t>(slices) * taps, 0.0);
+        std::vector<double> acc(sums, 0.0);
         const int first = g * per_group, end = std::min(s.n, first + per_group);
         const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
-          sum_slice_group<decltype(ks)::value>(s, k0, count, c, first, end, src, ddst, acc.data());
+          if (c == 0)
+            sum_slice_group<decltype(ks)::value, true>(s, k0, count, c, first, end, src, ddst, acc.data());
+          else
+            sum_slice_group<decltype(ks)::value, false>(s, k0, count, c, first, end, src, ddst, acc.data());
         });
         REQUIRE(compiled);
         for (std::size_t t = 0; t < total.size(); ++t) total[t] += acc[t];
       }
-      for (int b = 0; b < count; ++b)
+      for (int b = 0; b < count; ++b) {
         for (int t = 0; t < taps; ++t)
-          dw[(static_cast<std::size_t>(k0 + b) * s.c + c) * taps + t] =
+          out.dw[(static_cast<std::size_t>(k0 + b) * s.c + c) * taps + t] =
               static_cast<float>(total[static_cast<std::size_t>(b) * taps + t]);
+        if (c == 0)
+          out.db[static_cast<std::size_t>(k0 + b)] = static_cast<float>(total[static_cast<std::size_t>(slices) * taps + b]);
+      }
     }
-  return dw;
+  return out;
 }
 
 void check(const ConvGeometry& g, std::uint64_t seed) {
@@ -64,16 +79,19 @@ void check(const ConvGeometry& g, std::uint64_t seed) {
              dy = random_floats(g.out_count(), seed + 2);
   // The reference in double: dw from the CPU backend's own backward pass.
   std::vector<double> x64(x.begin(), x.end()), w64(w.begin(), w.end()), dy64(dy.begin(), dy.end());
-  std::vector<double> dx64(g.in_count()), dw64(g.weight_count());
+  std::vector<double> dx64(g.in_count()), dw64(g.weight_count()), db64(static_cast<std::size_t>(g.out_channels));
   CpuOps<double> cpu;
   if (g.transposed)
     cpu.conv_transpose2d_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), nullptr);
   else
-    cpu.conv2d_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), nullptr);
+    cpu.conv2d_backward(g, x64.data(), w64.data(), dy64.data(), dx64.data(), dw64.data(), db64.data());
   // Conv2d: src x, ddst dy; ConvTranspose2d: src dy, ddst x (weight_grad_shape's roles).
-  const auto dw = g.transposed ? direct_weight_grad(s, dy.data(), x.data()) : direct_weight_grad(s, x.data(), dy.data());
+  const DirectGradients d =
+      g.transposed ? direct_weight_grad(s, dy.data(), x.data()) : direct_weight_grad(s, x.data(), dy.data());
   // FP64 sums of exact products, rounded once to float: within a float's rounding of the reference.
-  check_close("dw", dw, dw64, 1e-6, 1e-6);
+  check_close("dw", d.dw, dw64, 1e-6, 1e-6);
+  // A Conv2d's bias gradient, fused into the same blocks (FP64 sums of floats, rounded once).
+  if (!g.transposed) check_close("db", d.db, db64, 1e-6, 1e-6);
 }
 
 }  // namespace

@@ -109,17 +109,29 @@ TEST_CASE("emulated kernels: the conv bias gradient in one launch, against the C
     CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
     compare(name + " bias gradient", db, r.db, kGradient);
   }
-  // A Linear layer's bias gradient (hw = 1): column sums, in row order.
+  // A Linear layer's bias gradient (hw = 1): column sums, 32 columns a block, 8 row lanes a column
+  // (a partial block of columns, and fewer rows than lanes, among the shapes).
   CpuOps<float> cpu;
   for (const LinearGeometry& g : {testing::linear_geometry(100, 800, 256), testing::linear_geometry(100, 256, 800),
-                                  testing::linear_geometry(100, 256, 10), testing::linear_geometry(3, 7, 5)}) {
+                                  testing::linear_geometry(100, 256, 10), testing::linear_geometry(3, 7, 5),
+                                  testing::linear_geometry(37, 9, 70)}) {
     const LinearCase k = random_linear_case(g, 41);
     std::vector<float> dx(k.nx), dw(k.nw), db_cpu(static_cast<std::size_t>(g.out_features));
     cpu.linear_backward(g, k.x.data(), k.w.data(), k.dy.data(), dx.data(), dw.data(), db_cpu.data());
-    auto db = poisoned<float>(static_cast<std::size_t>(g.out_features));
-    cuda::launch_channel_bias_grad(c, g.batch, g.out_features, 1, k.dy.data(), db.data());
+    std::vector<float> db;
+    const std::size_t before = kernel_emu::launch_log().launches;
+    require_schedule_independent(k.name + " bias gradient", c, [&] {
+      db = poisoned<float>(static_cast<std::size_t>(g.out_features));
+      cuda::launch_channel_bias_grad(c, g.batch, g.out_features, 1, k.dy.data(), db.data());
+      Bytes out;
+      append_bytes(out, db);
+      return out;
+    });
+    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
     compare(k.name + " bias gradient", db, db_cpu, kGradient);
   }
+  CHECK_THROWS_WITH(cuda::launch_channel_bias_grad(c, 0, 10, 1, nullptr, nullptr),
+                    Catch::Contains("linear bias gradient"));
 }
 
 TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilogues included, against the CPU",
@@ -162,7 +174,8 @@ TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilo
   }
 }
 
-TEST_CASE("emulated kernels: the direct backward-filter in one launch, against the CPU, in any block order",
+TEST_CASE("emulated kernels: the direct backward-filter, a Conv2d's bias gradient with it, in one launch, against "
+          "the CPU, in any block order",
           "[kernel_emu][conv][wgrad]") {
   const auto context = kernel_emu::make_context(132);
   Context& c = *context;
@@ -177,14 +190,27 @@ TEST_CASE("emulated kernels: the direct backward-filter in one launch, against t
     // Exactly the bytes the partials need, so that the sanitizers see any write past them.
     const std::size_t bytes = cuda::direct_weight_grad_workspace_bytes(s);
     std::vector<double> workspace(bytes / sizeof(double));
-    std::vector<float> dw;
+    void* partials = workspace.empty() ? nullptr : workspace.data();
+    // A Conv2d's bias gradient comes in the same launch (a ConvTranspose2d's is over src's
+    // channels: not fused, db null).
+    const bool with_bias = !g.transposed;
+    std::vector<float> dw, db;
+    const std::size_t before = kernel_emu::launch_log().launches;
     require_schedule_independent(name + " direct weight gradient", c, [&] {
       dw = poisoned<float>(g.weight_count());
-      cuda::launch_direct_weight_grad(c, s, src, ddst, dw.data(), workspace.empty() ? nullptr : workspace.data());
+      db = poisoned<float>(static_cast<std::size_t>(g.out_channels));
+      cuda::launch_direct_weight_grad(c, s, src, ddst, dw.data(), partials, with_bias ? db.data() : nullptr);
       Bytes out;
       append_bytes(out, dw);
+      if (with_bias) append_bytes(out, db);
       return out;
     });
+    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
     compare(name + " direct weight gradient against the CPU", dw, r.dw, kGradient);
+    if (!with_bias) continue;
+    compare(name + " bias gradient with the weight gradient against the CPU", db, r.db, kGradient);
+    auto dw_alone = poisoned<float>(g.weight_count());  // without db: the same bits of dw
+    cuda::launch_direct_weight_grad(c, s, src, ddst, dw_alone.data(), partials);
+    CHECK(dw_alone == dw);
   }
 }
