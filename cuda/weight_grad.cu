@@ -2,7 +2,7 @@
 // image group g's contributions to the k*k taps of the group's filter slices (k0 .. k0 + SLICES -
 // 1, c) (accumulate_weight_grad_taps, models/conv_weight_grad.h), each thread over a stride of
 // the group's (image, i, j) positions, in FP64; the taps are reduced across the block in a fixed
-// order (warp shuffles, then warps in order). With one image group the block writes dw directly;
+// order (a reduce-scatter across each warp, cuda/warp_sums.cuh, then the warps in order). With one image group the block writes dw directly;
 // else it writes partials, and the last of a slice group's blocks to finish (last_block_of_row,
 // ordered_sum.cuh) adds each of its taps' partials in group order, in the same launch. A Conv2d's
 // bias gradient can come with it: the blocks of channel 0 also sum their slices' ddst values.
@@ -16,6 +16,7 @@
 #include "cuda/kernels.h"
 #include "cuda/launch.cuh"
 #include "cuda/ordered_sum.cuh"
+#include "cuda/warp_sums.cuh"
 
 namespace fmnist::cuda {
 namespace {
@@ -51,6 +52,11 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kSums = kSlices * kTaps;  // a thread's tap sums: slice b's tap t at b * kTaps + t
   constexpr int kAllSums = kSums + kSlices;  // then the slices' bias sums
   static_assert(kAllSums <= kThreads, "one thread a sum in the block's last step");
+  // The sums a warp reduces, padded with zeros to the count of fewest shuffles (warp_sums.cuh).
+  constexpr int kTapsReduced = warp_scatter_padded(kSums), kAllReduced = warp_scatter_padded(kAllSums);
+  constexpr int kHeld = kTapsReduced > kAllReduced ? kTapsReduced : kAllReduced;
+  constexpr int kTapsKept = warp_scatter_kept(kTapsReduced), kAllKept = warp_scatter_kept(kAllReduced);
+  constexpr int kMostKept = kTapsKept > kAllKept ? kTapsKept : kAllKept;
   const int g = blockIdx.x;
   const int slice_group = blockIdx.y;  // (k0 / kSlices) * C + c
   const int k0 = slice_group / s.c * kSlices, c = slice_group % s.c;
@@ -59,22 +65,26 @@ __global__ void __launch_bounds__(kThreads)
   const int images = min(s.n, first + per_group) - first;
   const int positions = images * s.dst_h * s.dst_w;
   const bool bias = db != nullptr && c == 0;  // the same for the whole block
-  double acc[kAllSums];
+  double acc[kHeld];
 #pragma unroll
-  for (int t = 0; t < kAllSums; ++t) acc[t] = 0.0;
+  for (int t = 0; t < kHeld; ++t) acc[t] = 0.0;
   if (bias)
     accumulate_positions<KS, kSlices, true>(s, first, positions, k0, count, c, src, ddst, acc);
   else
     accumulate_positions<KS, kSlices, false>(s, first, positions, k0, count, c, src, ddst, acc);
   const int sums = bias ? kAllSums : kSums;
-  __shared__ double warp_sums[kWarps][kAllSums];
+  __shared__ double warp_sums[kWarps][kHeld];
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  WarpScatter where;  // the same branch for the whole block
+  if (kTapsReduced == kAllReduced || bias)
+    warp_reduce_scatter<kAllReduced>(acc, lane, where);
+  else
+    warp_reduce_scatter<kTapsReduced>(acc, lane, where);
+  const int kept = bias ? kAllKept : kTapsKept;
+  if (where.writes) {
 #pragma unroll
-  for (int t = 0; t < kAllSums; ++t) {
-    if (t >= sums) break;  // uniform across the block
-    double v = acc[t];
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
-    if (lane == 0) warp_sums[warp][t] = v;
+    for (int t = 0; t < kMostKept; ++t)
+      if (t < kept && where.first + t < sums) warp_sums[warp][where.first + t] = acc[t];
   }
   __syncthreads();
   // Thread u < kSums: tap u % kTaps of slice u / kTaps; kSums <= u < kAllSums: slice u - kSums's bias.

@@ -43,6 +43,10 @@ template <class T>
 T __shfl_down_sync(unsigned int mask, T value, unsigned int delta) {
   return fmnist::kernel_emu::shuffle_down(value, mask, delta);
 }
+template <class T>
+T __shfl_xor_sync(unsigned int mask, T value, int lane_mask) {
+  return fmnist::kernel_emu::shuffle_xor(value, mask, static_cast<unsigned int>(lane_mask));
+}
 inline float __uint_as_float(unsigned int bits) {
   float f;
   std::memcpy(&f, &bits, sizeof f);

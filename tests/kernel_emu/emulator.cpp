@@ -326,7 +326,10 @@ void run_grid(dim3 grid, dim3 block_shape, const std::function<void()>& thread) 
 
 void sync_threads() { wait_at(State::AtBlockBarrier); }
 
-std::uint64_t shuffle_down_bits(std::uint64_t bits, unsigned int mask, unsigned int delta) {
+namespace {
+// Lane `lane` of the calling thread's warp posts `bits` and waits until every lane of the warp
+// has; returns the buffer the warp's lanes wrote (valid until the warp's shuffle after next).
+const std::array<std::uint64_t, kWarpSize>& exchange_in_warp(std::uint64_t bits, unsigned int mask, int& lane_out) {
   if (active == nullptr || active->current < 0)
     throw std::logic_error("kernel emulator: a shuffle outside a kernel");
   Block& block = *active;
@@ -342,8 +345,24 @@ std::uint64_t shuffle_down_bits(std::uint64_t bits, unsigned int mask, unsigned 
   wait_at(State::AtWarpBarrier);
   // Every lane has written this buffer; none writes it again before all have passed the next
   // shuffle's barrier, by which time all have read it.
+  lane_out = lane;
+  return buffer;
+}
+}  // namespace
+
+std::uint64_t shuffle_down_bits(std::uint64_t bits, unsigned int mask, unsigned int delta) {
+  int lane = 0;
+  const auto& buffer = exchange_in_warp(bits, mask, lane);
   const unsigned source = static_cast<unsigned>(lane) + delta;
   return source < static_cast<unsigned>(kWarpSize) ? buffer[source] : bits;
+}
+
+std::uint64_t shuffle_xor_bits(std::uint64_t bits, unsigned int mask, unsigned int lane_mask) {
+  if (lane_mask >= static_cast<unsigned>(kWarpSize))
+    throw std::runtime_error("kernel emulator: a xor shuffle with a lane mask of 32 or more is not emulated");
+  int lane = 0;
+  const auto& buffer = exchange_in_warp(bits, mask, lane);
+  return buffer[static_cast<unsigned>(lane) ^ lane_mask];
 }
 
 }  // namespace fmnist::kernel_emu

@@ -59,16 +59,27 @@ void sync_threads();
 // __shfl_down_sync(mask, v, delta) for the full mask: every lane of the warp (32 threads, all
 // present) passes its 8 bytes; a lane gets lane + delta's, or its own past the warp's end.
 std::uint64_t shuffle_down_bits(std::uint64_t bits, unsigned int mask, unsigned int delta);
+// __shfl_xor_sync(mask, v, lane_mask) for the full mask: a lane gets lane ^ lane_mask's 8 bytes
+// (lane_mask < 32; a GPU's wider masks reach outside the warp, which is not emulated).
+std::uint64_t shuffle_xor_bits(std::uint64_t bits, unsigned int mask, unsigned int lane_mask);
 
-template <class T>
-T shuffle_down(T value, unsigned int mask, unsigned int delta) {
+template <class T, class Exchange>
+T shuffle_value(T value, Exchange exchange) {
   static_assert(sizeof(T) <= sizeof(std::uint64_t), "a shuffle moves at most 8 bytes");
   std::uint64_t bits = 0;
   std::memcpy(&bits, &value, sizeof value);
-  bits = shuffle_down_bits(bits, mask, delta);
+  bits = exchange(bits);
   T out;
   std::memcpy(&out, &bits, sizeof out);
   return out;
+}
+template <class T>
+T shuffle_down(T value, unsigned int mask, unsigned int delta) {
+  return shuffle_value(value, [&](std::uint64_t bits) { return shuffle_down_bits(bits, mask, delta); });
+}
+template <class T>
+T shuffle_xor(T value, unsigned int mask, unsigned int lane_mask) {
+  return shuffle_value(value, [&](std::uint64_t bits) { return shuffle_xor_bits(bits, mask, lane_mask); });
 }
 
 }  // namespace fmnist::kernel_emu

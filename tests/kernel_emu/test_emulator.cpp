@@ -39,6 +39,12 @@ __global__ void shuffle_kernel(unsigned delta, double* out) {
   out[threadIdx.x] = __shfl_down_sync(0xffffffffu, v, delta);
 }
 
+// out (blockDim.x) = each lane's value after one xor shuffle with `lane_mask`.
+__global__ void shuffle_xor_kernel(int lane_mask, double* out) {
+  const double v = 1000.0 * (threadIdx.x / 32) + (threadIdx.x % 32);
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, v, lane_mask);
+}
+
 // Thread 0 waits at a barrier the others never reach (they shuffle instead).
 __global__ void divergent_kernel(double* out) {
   if (threadIdx.x == 0)
@@ -84,6 +90,12 @@ TEST_CASE("the emulator's shuffles exchange within each warp", "[emulator]") {
       CHECK(out[t] == 1000.0 * (t / 32) + source);
     }
   }
+  for (int lane_mask : {1, 6, 16, 31}) {
+    std::vector<double> out(64, -1.0);
+    double* p = out.data();
+    run_grid(dim3(1), dim3(64), [p, lane_mask] { shuffle_xor_kernel(lane_mask, p); });
+    for (unsigned t = 0; t < 64; ++t) CHECK(out[t] == 1000.0 * (t / 32) + ((t % 32) ^ static_cast<unsigned>(lane_mask)));
+  }
 }
 
 TEST_CASE("the emulator refuses what a GPU refuses", "[emulator]") {
@@ -98,6 +110,9 @@ TEST_CASE("the emulator refuses what a GPU refuses", "[emulator]") {
   // A full-mask shuffle needs a full warp.
   CHECK_THROWS_WITH(run_grid(dim3(1), dim3(40), [p] { shuffle_kernel(1, p); }),
                     Catch::Contains("fewer than 32"));
+  // A xor lane mask past the warp's 32 lanes is not emulated.
+  CHECK_THROWS_WITH(run_grid(dim3(1), dim3(32), [p] { shuffle_xor_kernel(32, p); }),
+                    Catch::Contains("lane mask of 32"));
   // An exception inside a kernel ends the launch and names the block; the next launch runs.
   CHECK_THROWS_WITH(run_grid(dim3(2), dim3(32), [] {
                       if (blockIdx.x == 1 && threadIdx.x == 7) throw std::invalid_argument("thread 7");
