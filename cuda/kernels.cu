@@ -154,7 +154,7 @@ __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int ou
       for (int kx = 0; kx < kernel; ++kx) {
         const int index = (oy * stride + ky) * in_w + ox * stride + kx;
         const float v = in[index];
-        if (v > best || isnan(v)) {
+        if (ew::pool_takes(v, best)) {
           best = v;
           best_index = index;
         }

@@ -68,6 +68,11 @@ template <class T> FMNIST_HD T relu(T x) { return x > T(0) ? x : T(0); }
 // Gradient of ReLU given its output y (PyTorch uses the result: y > 0).
 template <class T> FMNIST_HD T relu_grad(T y, T dy) { return y > T(0) ? dy : T(0); }
 
+// Max pooling's choice as it scans a window: the value v replaces the best so far when it is
+// larger or NaN (PyTorch's rule: a NaN in the window wins). Written with | so that the CPU's loop
+// over a row of windows stays branch-free and vectorizes.
+template <class T> FMNIST_HD bool pool_takes(T v, T best) { return (v > best) | (v != v); }
+
 template <class T> FMNIST_HD T sigmoid(T x) {
   using std::exp;
   // Two branches keep exp() from overflowing for large |x|.

@@ -104,7 +104,7 @@ void maxpool_plane(const T* in, int w, int ho, int wo, int k, int s, T* y, std::
         const T* row = in + first;
         for (int ox = 0; ox < wo; ++ox) {
           const T v = row[ox * s];
-          const bool take = (v > best[ox]) | (v != v);  // v != v: NaN
+          const bool take = ew::pool_takes(v, best[ox]);
           best[ox] = take ? v : best[ox];
           best_index[ox] = take ? first + ox * s : best_index[ox];
         }
@@ -125,13 +125,13 @@ void maxpool_plane_2x2(const T* in, int w, int ho, int wo, T* y, std::int32_t* a
       const T v0 = top[2 * ox], v1 = top[2 * ox + 1], v2 = bottom[2 * ox], v3 = bottom[2 * ox + 1];
       T best = v0;
       std::int32_t at = 0;  // the best's offset within the window: 0, 1, w or w + 1
-      bool take = (v1 > best) | (v1 != v1);
+      bool take = ew::pool_takes(v1, best);
       best = take ? v1 : best;
       at = take ? 1 : at;
-      take = (v2 > best) | (v2 != v2);
+      take = ew::pool_takes(v2, best);
       best = take ? v2 : best;
       at = take ? w : at;
-      take = (v3 > best) | (v3 != v3);
+      take = ew::pool_takes(v3, best);
       best = take ? v3 : best;
       at = take ? w + 1 : at;
       best_row[ox] = best;
