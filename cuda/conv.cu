@@ -524,23 +524,32 @@ void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* 
                                              filter_, dw));
 }
 
-void ConvPlan::forward(const float* x, const float* w, const float* b, float* y, float* y_relu) {
+void ConvPlan::forward(const float* x, const float* w, const float* b, float* y, float* y_relu,
+                       const PoolOutput* pool) {
   const ConvGeometry& g = geometry_;
-  if (g.transposed && direct_backward_data_) {  // y = conv^T(x) + b (and its ReLU) in one kernel
-    launch_direct_backward_data(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
-    return;
-  }
-  if (!g.transposed && direct_forward_) {  // y = conv(x) + b (and its ReLU) in one kernel
-    launch_direct_forward(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
+  if (pool != nullptr && y_relu == nullptr)
+    throw std::logic_error("conv plan: " + geometry_text(g) + ": pooling after the forward needs its ReLU output");
+  const bool direct = g.transposed ? direct_backward_data_ : direct_forward_;
+  if (direct) {  // y = conv(x) or conv^T(x), + b (and its ReLU), in one kernel
+    if (g.transposed)
+      launch_direct_backward_data(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
+    else
+      launch_direct_forward(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
+    if (pool != nullptr) launch_maxpool_forward(context_, pool->geometry, y_relu, pool->pooled, pool->argmax);
     return;
   }
   if (!g.transposed)
     conv_forward(x, w, y);  // x = src, y = dst
   else
     conv_backward_data(w, x, y);  // x is dst-shaped, y src-shaped: y = conv^T(x)
+  if (pool != nullptr && pool->geometry.kernel == pool->geometry.stride) {  // bias, ReLU and pooling in one pass
+    launch_bias_relu_maxpool(context_, pool->geometry, b, y, y_relu, pool->pooled, pool->argmax);
+    return;
+  }
   if (b != nullptr || y_relu != nullptr)
     launch_add_channel_bias(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(), b,
                             y, y_relu);
+  if (pool != nullptr) launch_maxpool_forward(context_, pool->geometry, y_relu, pool->pooled, pool->argmax);
 }
 
 void ConvPlan::backward_data(const float* w, const float* dy, float* dx, const float* relu_y, float* dx_relu) {

@@ -25,6 +25,7 @@
 #include <cudnn.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,14 @@ namespace fmnist::cuda {
 // How a plan's cuDNN tensors hold data in BF16 mode (Float also outside it).
 enum class ConvStorage { Float, Bfloat16 };
 
+// The max pooling of a forward's ReLU output, taken by ConvPlan::forward with the bias and the
+// ReLU: geometry's input is the convolution's output (op_checks::check_pool_of_conv).
+struct PoolOutput {
+  PoolGeometry geometry;
+  float* pooled = nullptr;
+  std::int32_t* argmax = nullptr;
+};
+
 class ConvPlan {
  public:
   // storage Bfloat16 needs options().bf16. Throws std::runtime_error when cuDNN offers no usable
@@ -52,8 +61,11 @@ class ConvPlan {
 
   // In the layer's own terms (Conv2d or ConvTranspose2d, as the geometry says); all overwrite.
   // x (B,Cin,H,W), w (weight layout of the layer), b (Cout) or null -> y (B,Cout,Ho,Wo); y_relu,
-  // when non-null, = ReLU(y) (in the direct kernels, or with the bias in one kernel).
-  void forward(const float* x, const float* w, const float* b, float* y, float* y_relu = nullptr);
+  // when non-null, = ReLU(y) (in the direct kernels, or with the bias in one kernel); pool, when
+  // non-null (with y_relu), = the max pooling of y_relu (after cuDNN's forward in the bias's and
+  // the ReLU's kernel, kernels.h's launch_bias_relu_maxpool; after the direct kernels in its own).
+  void forward(const float* x, const float* w, const float* b, float* y, float* y_relu = nullptr,
+               const PoolOutput* pool = nullptr);
   // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W); dx_relu, when non-null, = relu_backward(relu_y, dx)
   // (in the direct kernels, or by one more kernel after cuDNN's).
   void backward_data(const float* w, const float* dy, float* dx, const float* relu_y = nullptr,

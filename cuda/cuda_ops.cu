@@ -194,6 +194,22 @@ void CudaOps::conv2d_forward_relu(const ConvGeometry& g, const float* x, const f
   conv_forward("conv2d_forward_relu", false, g, x, w, b, y, y_relu);
 }
 
+// conv2d_forward_relu, then (pooled, argmax) = maxpool2d_forward(p, y_relu): after cuDNN's forward,
+// the bias, the ReLU and the pooling in one kernel (ConvPlan::forward).
+void CudaOps::conv2d_forward_relu_maxpool(const ConvGeometry& g, const PoolGeometry& p, const float* x,
+                                          const float* w, const float* b, float* y, float* y_relu, float* pooled,
+                                          std::int32_t* argmax) {
+  const char* op = "conv2d_forward_relu_maxpool";
+  check_conv_forward(op, g, false, x, w, y);
+  check_cudnn_counts(op, g);
+  check_activation_forward(op, g.out_count(), y, y_relu);
+  check_maxpool_forward(op, p, y_relu, pooled, argmax);
+  check_pool_of_conv(op, g, p);
+  context_.join_side_lane();  // as main_lane(): the plan's forward and its epilogue run on the main lane
+  const PoolOutput pool{p, pooled, argmax};
+  plan(g).forward(x, w, b, y, y_relu, &pool);
+}
+
 void CudaOps::conv2d_backward_relu(const ConvGeometry& g, const float* x, const float* w, const float* dy,
                                    float* dx, float* dw, float* db, float* dx_relu) {
   conv_backward("conv2d_backward_relu", false, g, x, w, dy, dx, dw, db, dx_relu);

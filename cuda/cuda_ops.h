@@ -61,6 +61,9 @@ class CudaOps final : public Ops<float> {
                        float* dx, float* dw, float* db) override;
   // The layer's forward without its bias, then one kernel adds the bias and writes the ReLU; or
   // fmnist's direct convolution kernels writing both (ConvPlan::forward).
+  void conv2d_forward_relu_maxpool(const ConvGeometry& g, const PoolGeometry& p, const float* x, const float* w,
+                                   const float* b, float* y, float* y_relu, float* pooled,
+                                   std::int32_t* argmax) override;
   void conv2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
                            float* y_relu) override;
   void conv_transpose2d_forward_relu(const ConvGeometry& g, const float* x, const float* w, const float* b,

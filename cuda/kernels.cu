@@ -13,6 +13,7 @@
 #include <climits>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
@@ -135,8 +136,27 @@ static_assert(kThreads % kColumnSumColumns == 0, "whole row lanes");
 
 // ---- pooling --------------------------------------------------------------------------------------
 
-// x (B,C,H,W) -> y, argmax (B,C,Ho,Wo); one thread per output. As PyTorch: the first maximum in
-// scan order wins and a NaN counts as a maximum.
+// One window of max pooling at output (oy, ox) of a plane whose rows are in_w long: value(index)
+// gives the element at flat index `index`. As PyTorch: the first maximum in scan order wins and a
+// NaN counts as a maximum (ew::pool_takes). Returns the maximum; best_index = its flat index.
+template <class Value>
+__device__ __forceinline__ float pool_window(int in_w, int oy, int ox, int kernel, int stride, Value value,
+                                             int& best_index) {
+  best_index = oy * stride * in_w + ox * stride;
+  float best = -CUDART_INF_F;
+  for (int ky = 0; ky < kernel; ++ky)
+    for (int kx = 0; kx < kernel; ++kx) {
+      const int index = (oy * stride + ky) * in_w + ox * stride + kx;
+      const float v = value(index);
+      if (ew::pool_takes(v, best)) {
+        best = v;
+        best_index = index;
+      }
+    }
+  return best;
+}
+
+// x (B,C,H,W) -> y, argmax (B,C,Ho,Wo); one thread per output.
 __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int out_h, int out_w,
                                        int kernel, int stride, const float* x, float* y,
                                        std::int32_t* argmax) {
@@ -144,23 +164,65 @@ __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int ou
   const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
   const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
   for (std::size_t o = global_index(); o < n; o += global_stride()) {
-    const std::size_t plane = o / out_plane;
     const int r = static_cast<int>(o % out_plane);
-    const int oy = r / out_w, ox = r % out_w;
-    const float* in = x + plane * in_plane;
-    int best_index = oy * stride * in_w + ox * stride;
-    float best = -CUDART_INF_F;
-    for (int ky = 0; ky < kernel; ++ky)
-      for (int kx = 0; kx < kernel; ++kx) {
-        const int index = (oy * stride + ky) * in_w + ox * stride + kx;
-        const float v = in[index];
-        if (ew::pool_takes(v, best)) {
-          best = v;
-          best_index = index;
-        }
-      }
-    y[o] = best;
+    const float* in = x + o / out_plane * in_plane;
+    int best_index = 0;
+    y[o] = pool_window(in_w, r / out_w, r % out_w, kernel, stride, [&](int i) { return in[i]; }, best_index);
     argmax[o] = best_index;
+  }
+}
+
+// y (B,C,H,W), a convolution's output -> y += bias, y_relu = ReLU(y), pooled and argmax (B,C,Ho,Wo)
+// = max pooling of y_relu, windows of kernel x kernel at stride kernel. Items [0, windows): one
+// thread per window, which adds the bias to its elements, takes their ReLU and pools them as it
+// scans them; items [windows, windows + rest): the elements no window covers (floor mode's last
+// rows and columns: per plane, right of the windows in their rows, then the rows below), bias and
+// ReLU only. Each element is read and written once, with add_channel_bias_kernel's float
+// operations and maxpool_forward_kernel's scan, so the bits of the two kernels.
+__global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, int channels, int in_h, int in_w,
+                                         int out_h, int out_w, int kernel, const float* bias, float* y,
+                                         float* y_relu, float* pooled, std::int32_t* argmax) {
+  grid_dependency();
+  const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
+  const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
+  const int covered_h = out_h * kernel, covered_w = out_w * kernel, right = in_w - covered_w;
+  const std::size_t rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
+  for (std::size_t e = global_index(); e < windows + rest; e += global_stride()) {
+    const bool window = e < windows;
+    const std::size_t plane = window ? e / out_plane : (e - windows) / rest_per_plane;
+    float* in = y + plane * in_plane;
+    float* out = y_relu + plane * in_plane;
+    const float b = bias != nullptr ? bias[plane % static_cast<std::size_t>(channels)] : 0.0f;
+    // The element's bias and ReLU, written; its ReLU returned. No bias: y untouched (adding 0
+    // would turn -0 into +0).
+    const auto bias_relu = [&](int i) {
+      float v = in[i];
+      if (bias != nullptr) {
+        v += b;
+        in[i] = v;
+      }
+      const float r = ew::relu(v);
+      out[i] = r;
+      return r;
+    };
+    if (window) {
+      const int r = static_cast<int>(e % out_plane);
+      int best_index = 0;
+      pooled[e] = pool_window(in_w, r / out_w, r % out_w, kernel, kernel, bias_relu, best_index);
+      argmax[e] = best_index;
+    } else {
+      int q = static_cast<int>((e - windows) % rest_per_plane);
+      int row, col;
+      if (q < covered_h * right) {
+        row = q / right;
+        col = covered_w + q % right;
+      } else {
+        q -= covered_h * right;
+        row = covered_h + q / in_w;
+        col = q % in_w;
+      }
+      bias_relu(row * in_w + col);
+    }
   }
 }
 
@@ -365,6 +427,19 @@ void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float
   const std::size_t n = g.out_count();
   launch(c, maxpool_forward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, g.in_h, g.in_w, g.out_h(),
       g.out_w(), g.kernel, g.stride, x, y, argmax);
+}
+
+void launch_bias_relu_maxpool(const Context& c, const PoolGeometry& g, const float* bias, float* y, float* y_relu,
+                              float* pooled, std::int32_t* argmax) {
+  if (g.kernel != g.stride)
+    throw std::invalid_argument("bias, ReLU and max pooling in one pass: kernel " + std::to_string(g.kernel) +
+                                " and stride " + std::to_string(g.stride) + " differ (windows would overlap or leave gaps)");
+  const std::size_t windows = g.out_count();
+  const std::size_t covered = static_cast<std::size_t>(g.out_h()) * g.kernel * g.out_w() * g.kernel;
+  const std::size_t rest = static_cast<std::size_t>(g.batch) * g.channels *
+                           (static_cast<std::size_t>(g.in_h) * g.in_w - covered);
+  launch(c, bias_relu_maxpool_kernel, c.grid_for(windows + rest, kThreads), kThreads, 0, windows, rest, g.channels,
+      g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, bias, y, y_relu, pooled, argmax);
 }
 
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,

@@ -45,6 +45,12 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
 // x (B,C,H,W) -> y (B,C,Ho,Wo), argmax (B,C,Ho,Wo) = flat index in the (H,W) plane.
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,
                             std::int32_t* argmax);
+// y (B,C,H,W), a convolution's output -> y += bias (C) (skipped when bias is null), y_relu =
+// ReLU(y), and pooled, argmax (B,C,Ho,Wo) = the max pooling of y_relu, in one pass: the bits of
+// launch_add_channel_bias and then launch_maxpool_forward. Needs kernel == stride (windows that
+// neither overlap nor leave gaps; std::invalid_argument otherwise).
+void launch_bias_relu_maxpool(const Context& c, const PoolGeometry& g, const float* bias, float* y, float* y_relu,
+                              float* pooled, std::int32_t* argmax);
 // dy (B,C,Ho,Wo), argmax -> dx (B,C,H,W), every element written; with dx_relu (and x, the pool's
 // input, a ReLU's output), also dx_relu = relu_backward(x, dx) in the same pass.
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,

@@ -262,6 +262,14 @@ template <class T> class Executor {
     input_staged_ = 0;
     for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
       NvtxRange layer(forward_labels_[i].c_str());
+      if (fuses_relu_and_pool_after(i)) {  // a Conv2d, its ReLU and the MaxPool2d after it, in one op
+        const LayerSpec& l = spec_.layers[i];
+        ops_.conv2d_forward_relu_maxpool(conv_geometry(l, batch), pool_geometry(spec_.layers[i + 2], batch),
+                                         activations_[i], param(l.weight), param(l.bias), activations_[i + 1],
+                                         activations_[i + 2], activations_[i + 3], argmax_[i + 2]);
+        i += 2;
+        continue;
+      }
       if (fuses_relu_after(i)) {  // layer i and the ReLU after it, in one op
         forward_layer(i, batch, training, step, cursor, activations_[i + 2]);
         ++i;
@@ -293,6 +301,13 @@ template <class T> class Executor {
       }
       backward_layer(i, batch, step, cursor);
     }
+  }
+
+  // Whether layer i is a Conv2d whose ReLU and the MaxPool2d after that run with it as one
+  // conv2d_forward_relu_maxpool op (the encoder's Conv2d, ReLU, MaxPool2d).
+  bool fuses_relu_and_pool_after(std::size_t i) const {
+    return fuses_relu_after(i) && spec_.layers[i].kind == LayerKind::Conv2d && i + 2 < spec_.layers.size() &&
+           spec_.layers[i + 2].kind == LayerKind::MaxPool2d;
   }
 
   // Whether layer i's backward runs with that of the ReLU before it (which needs its input

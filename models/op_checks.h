@@ -116,6 +116,14 @@ inline void check_maxpool_forward(const char* op, const PoolGeometry& g, const v
   require(op, "y", y);
   require(op, "argmax", argmax);
 }
+// conv2d_forward_relu_maxpool: the pool's input is the convolution's output.
+inline void check_pool_of_conv(const char* op, const ConvGeometry& g, const PoolGeometry& p) {
+  if (p.batch != g.batch || p.channels != g.out_channels || p.in_h != g.out_h() || p.in_w != g.out_w())
+    fail(op, "the pool's input (batch " + std::to_string(p.batch) + ", " + std::to_string(p.channels) + "x" +
+                 std::to_string(p.in_h) + "x" + std::to_string(p.in_w) + ") is not the convolution's output (batch " +
+                 std::to_string(g.batch) + ", " + std::to_string(g.out_channels) + "x" + std::to_string(g.out_h()) +
+                 "x" + std::to_string(g.out_w()) + ")");
+}
 // dx may be null (nothing to do).
 inline void check_maxpool_backward(const char* op, const PoolGeometry& g, const void* dy,
                                    const void* argmax) {

@@ -119,6 +119,13 @@ template <class T> class Ops {
                                              T* y, T* y_relu);
   virtual void linear_forward_relu(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
                                    T* y_relu);
+  // conv2d_forward_relu as above, then (pooled, argmax) = maxpool2d_forward(p, y_relu): p pools the
+  // convolution's output (p's batch, channels, in_h, in_w are g's output's). One call, so that a
+  // backend may add the bias, take the ReLU and pool in one pass over the convolution's output
+  // (the CUDA backend does after cuDNN's forward; the defaults, ops_defaults.h, run the two ops).
+  // y, y_relu, pooled and argmax are all written.
+  virtual void conv2d_forward_relu_maxpool(const ConvGeometry& g, const PoolGeometry& p, const T* x, const T* w,
+                                           const T* b, T* y, T* y_relu, T* pooled, std::int32_t* argmax);
   // A layer's backward as above, then dx_relu = relu_backward(x, dx): the gradient through the
   // ReLU that produced this layer's input x. One call, so that a backend may apply the ReLU's mask
   // in the pass that writes dx (the CUDA backend does where that pass is its own kernel; the

@@ -15,12 +15,22 @@
 #include <string>
 #include <vector>
 
+#include "op_checks.h"
+
 namespace fmnist {
 
 template <class T>
 void Ops<T>::conv2d_forward_relu(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, T* y_relu) {
   conv2d_forward(g, x, w, b, y);
   relu_forward(g.out_count(), y, y_relu);
+}
+
+template <class T>
+void Ops<T>::conv2d_forward_relu_maxpool(const ConvGeometry& g, const PoolGeometry& p, const T* x, const T* w,
+                                         const T* b, T* y, T* y_relu, T* pooled, std::int32_t* argmax) {
+  op_checks::check_pool_of_conv("conv2d_forward_relu_maxpool", g, p);
+  conv2d_forward_relu(g, x, w, b, y, y_relu);
+  maxpool2d_forward(p, y_relu, pooled, argmax);
 }
 
 template <class T>

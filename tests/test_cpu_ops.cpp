@@ -536,6 +536,32 @@ TEST_CASE("MaxPool2d matches a naive loop with ties and NaNs, 2x2 and other wind
   }
 }
 
+TEST_CASE("Conv2d, ReLU and MaxPool2d as one op equal the three ops, the paper's encoder shapes", "[ops]") {
+  // The defaults (ops_defaults.h) run the ops the executor ran before it fused them: the same bits.
+  CpuOps<float> ops(2);
+  for (const ConvGeometry& g : {paper_conv1(4), paper_conv2(4)}) {
+    INFO("Conv2d to " << g.out_h() << "x" << g.out_w());
+    const PoolGeometry p = pool_geometry(g.batch, g.out_channels, g.out_h(), g.out_w());
+    SplitMix64 rng(17);
+    auto draw = [&](std::size_t n) {
+      std::vector<float> v(n);
+      for (float& f : v) f = static_cast<float>(rng.uniform() - 0.5);
+      return v;
+    };
+    const auto x = draw(g.in_count()), w = draw(g.weight_count()), b = draw(static_cast<std::size_t>(g.out_channels));
+    std::vector<float> y1(g.out_count()), r1(g.out_count()), p1(p.out_count()), y2(y1), r2(r1), p2(p.out_count(), -9.0f);
+    std::vector<std::int32_t> a1(p.out_count()), a2(p.out_count(), -7);
+    ops.conv2d_forward(g, x.data(), w.data(), b.data(), y1.data());
+    ops.relu_forward(g.out_count(), y1.data(), r1.data());
+    ops.maxpool2d_forward(p, r1.data(), p1.data(), a1.data());
+    ops.conv2d_forward_relu_maxpool(g, p, x.data(), w.data(), b.data(), y2.data(), r2.data(), p2.data(), a2.data());
+    CHECK(y2 == y1);
+    CHECK(r2 == r1);
+    CHECK(p2 == p1);
+    CHECK(a2 == a1);
+  }
+}
+
 TEST_CASE("The CPU thread count: the constructor's, else FMNIST_CPU_THREADS, else the CPUs", "[ops]") {
   const char* saved = std::getenv("FMNIST_CPU_THREADS");
   const std::string saved_value = saved != nullptr ? saved : "";
@@ -597,6 +623,10 @@ TEST_CASE("Every op refuses bad arguments with std::invalid_argument", "[ops]") 
   CHECK_THROWS_AS(ops.conv2d_backward(conv, in, in, nullptr, o, o, o), std::invalid_argument);
   CHECK_THROWS_AS(ops.conv2d_backward(conv, nullptr, in, in, nullptr, o, nullptr), std::invalid_argument);
   CHECK_THROWS_AS(ops.conv_transpose2d_forward(conv, in, in, in, o), std::invalid_argument);  // not transposed
+  // The fused Conv2d + ReLU + MaxPool2d needs a pool of the convolution's output (3x3 here).
+  CHECK_THROWS_WITH(ops.conv2d_forward_relu_maxpool(conv, pool_geometry(1, 2, 4, 4), in, in, in, o, o + 64, o + 128,
+                                                    arg.data()),
+                    Contains("conv2d_forward_relu_maxpool") && Contains("not the convolution's output"));
   ConvGeometry deconv = conv_geometry(0, 2, 3, 3, 1, 3, 2, 0, 1, true);
   CHECK_THROWS_WITH(ops.conv_transpose2d_forward(deconv, in, in, in, o), Contains("conv_transpose2d_forward"));
   CHECK_THROWS_AS(ops.conv_transpose2d_backward(deconv, in, in, in, o, o, o), std::invalid_argument);

@@ -383,6 +383,48 @@ void check_linear_relu(const LinearGeometry& g, std::uint64_t seed, Ops<float>& 
       [&](Ops<float>& ops, float* y, float* r) { ops.linear_forward_relu(g, x.get(), w.get(), b.get(), y, r); });
 }
 
+// The fused conv2d_forward_relu_maxpool op against conv2d_forward_relu then maxpool2d_forward on
+// the same backend: y, y_relu, the pooled values and the argmax bitwise equal. Pooled with 2x2
+// windows (the paper's) and, on conv2's output, 3x3 ones (both leave rows and columns outside);
+// with a bias and without.
+void check_conv_relu_pool(const ConvGeometry& g, int kernel, std::uint64_t seed, Ops<float>& G) {
+  const ConvCase c = random_conv_case(g, seed);
+  const PoolGeometry p = pool_geometry(g.batch, g.out_channels, g.out_h(), g.out_w(), kernel);
+  DeviceBuffer<float> x(G, c.x), w(G, c.w), b(G, c.b);
+  for (const float* bias : {static_cast<const float*>(b.get()), static_cast<const float*>(nullptr)}) {
+    INFO(describe(g) + " + ReLU + MaxPool2d k" + std::to_string(kernel) + (bias ? "" : ", no bias"));
+    DeviceBuffer<float> y1(G, g.out_count()), r1(G, g.out_count()), p1(G, p.out_count());
+    DeviceBuffer<float> y2(G, g.out_count()), r2(G, g.out_count()), p2(G, p.out_count());
+    DeviceBuffer<std::int32_t> a1(G, p.out_count()), a2(G, p.out_count());
+    for (auto* d : {&y1, &r1, &p1, &y2, &r2, &p2}) d->poison();
+    a1.poison();
+    a2.poison();
+    G.conv2d_forward_relu(g, x.get(), w.get(), bias, y1.get(), r1.get());
+    G.maxpool2d_forward(p, r1.get(), p1.get(), a1.get());
+    G.conv2d_forward_relu_maxpool(g, p, x.get(), w.get(), bias, y2.get(), r2.get(), p2.get(), a2.get());
+    compare_exact("y, fused vs separate", y2.download(), y1.download());
+    compare_exact("ReLU(y), fused vs separate", r2.download(), r1.download());
+    compare_exact("pooled, fused vs separate", p2.download(), p1.download());
+    compare_exact("argmax, fused vs separate", a2.download(), a1.download());
+  }
+}
+
+void check_conv_relu_pool_layers(Ops<float>& G) {
+  int seed = 70;
+  for (const ConvGeometry& g : {paper_conv1(100), paper_conv2(100), paper_conv1(3), paper_conv2(7)})
+    check_conv_relu_pool(g, 2, seed++, G);
+  check_conv_relu_pool(paper_conv2(5), 3, seed++, G);
+  // A pool that is not of the convolution's output is refused, naming the op.
+  const ConvGeometry g = paper_conv2(2);
+  const PoolGeometry wrong = pool_geometry(2, 32, 13, 13);
+  DeviceBuffer<float> x(G, g.in_count()), w(G, g.weight_count()), y(G, g.out_count()), r(G, g.out_count()),
+      pooled(G, 2 * 32 * 6 * 6);
+  DeviceBuffer<std::int32_t> argmax(G, 2 * 32 * 6 * 6);
+  CHECK_THROWS_WITH(G.conv2d_forward_relu_maxpool(g, wrong, x.get(), w.get(), nullptr, y.get(), r.get(),
+                                                  pooled.get(), argmax.get()),
+                    Catch::Contains("conv2d_forward_relu_maxpool") && Catch::Contains("not the convolution's output"));
+}
+
 // x >= 0, as the output of a ReLU is (about half of it 0).
 std::vector<float> relu_output(std::vector<float> x) {
   for (float& v : x) v = v > 0.0f ? v : 0.0f;
@@ -472,6 +514,16 @@ TEST_CASE("GPU layer forward fused with its ReLU equals the two ops, bit for bit
 TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the direct kernels, bit for bit",
           "[gpu][conv][dgrad][sanitize]") {
   check_forward_relu_layers(direct_conv_gpu());
+}
+
+TEST_CASE("GPU Conv2d, its ReLU and a MaxPool2d fused equal the ops one after the other, bit for bit",
+          "[gpu][conv][pool][sanitize]") {
+  check_conv_relu_pool_layers(gpu());
+}
+
+TEST_CASE("GPU Conv2d, its ReLU and a MaxPool2d fused equal the ops one after the other with the direct kernels",
+          "[gpu][conv][pool][dgrad][sanitize]") {
+  check_conv_relu_pool_layers(direct_conv_gpu());
 }
 
 TEST_CASE("GPU layer backward fused with the ReLU before it equals the two ops, bit for bit",

@@ -172,6 +172,59 @@ TEST_CASE("emulated kernels: max pooling forward and backward, with the ReLU's g
   }
 }
 
+TEST_CASE("emulated kernels: bias, ReLU and max pooling in one pass equal the CPU's three ops, bit for bit",
+          "[kernel_emu][pool][bias]") {
+  CpuOps<float> cpu;
+  SplitMix64 rng(20261206);
+  // conv1's and conv2's outputs at batch 100 (26x26 pooled whole; 11x11 leaves its last row and
+  // column outside the windows), at validation's batch 1,000, and random planes with 2x2 and 3x3
+  // windows, most of them leaving rows or columns outside.
+  std::vector<PoolGeometry> pools = {testing::pool_geometry(100, 16, 26, 26), testing::pool_geometry(100, 32, 11, 11),
+                                     testing::pool_geometry(1000, 32, 11, 11)};
+  for (int i = 0; i < 12; ++i)
+    pools.push_back(testing::pool_geometry(random_int(rng, 1, 3), random_int(rng, 1, 5), random_int(rng, 3, 17),
+                                           random_int(rng, 3, 17), random_int(rng, 2, 3)));
+  for (const PoolGeometry& g : pools) {
+    const std::string shape = " (B" + std::to_string(g.batch) + " C" + std::to_string(g.channels) + " " +
+                              std::to_string(g.in_h) + "x" + std::to_string(g.in_w) + " k" +
+                              std::to_string(g.kernel) + ")";
+    Context& c = g.in_count() > 100000 ? few_blocks() : h100();
+    const std::size_t n = g.in_count(), hw = static_cast<std::size_t>(g.in_h) * g.in_w;
+    auto y0 = uniform(n, -1.0, 1.0, n + 7);
+    for (std::size_t i = 0; i < n; i += 7) y0[i] = 0.0f;    // ties after the ReLU
+    for (std::size_t i = 3; i < n; i += 11) y0[i] = -0.0f;  // kept as they are without a bias
+    const auto bias = uniform(static_cast<std::size_t>(g.channels), -0.3, 0.3, n + 8);
+    for (const bool with_bias : {true, false}) {
+      INFO((with_bias ? "with a bias" : "without a bias") << shape);
+      std::vector<float> want = y0, want_relu(n), want_pooled(g.out_count());
+      std::vector<std::int32_t> want_argmax(g.out_count());
+      if (with_bias)
+        for (std::size_t i = 0; i < n; ++i) want[i] = y0[i] + bias[i / hw % static_cast<std::size_t>(g.channels)];
+      cpu.relu_forward(n, want.data(), want_relu.data());
+      cpu.maxpool2d_forward(g, want_relu.data(), want_pooled.data(), want_argmax.data());
+
+      auto y = y0, y_relu = poisoned<float>(n), pooled = poisoned<float>(g.out_count());
+      auto argmax = poisoned<std::int32_t>(g.out_count());
+      const std::size_t launches = kernel_emu::launch_log().launches;
+      cuda::launch_bias_relu_maxpool(c, g, with_bias ? bias.data() : nullptr, y.data(), y_relu.data(), pooled.data(),
+                                     argmax.data());
+      CHECK(kernel_emu::launch_log().launches - launches == 1);
+      compare_exact("y + bias" + shape, y, want);
+      compare_exact("ReLU(y + bias)" + shape, y_relu, want_relu);
+      compare_exact("its max pooling" + shape, pooled, want_pooled);
+      compare_exact("its argmax" + shape, argmax, want_argmax);
+    }
+  }
+  // Windows that overlap (kernel 3, stride 2) are refused before the launch.
+  PoolGeometry overlapping = testing::pool_geometry(1, 1, 9, 9, 3);
+  overlapping.stride = 2;
+  std::vector<float> y(81), y_relu(81), pooled(16);
+  std::vector<std::int32_t> argmax(16);
+  CHECK_THROWS_WITH(cuda::launch_bias_relu_maxpool(h100(), overlapping, nullptr, y.data(), y_relu.data(),
+                                                   pooled.data(), argmax.data()),
+                    Catch::Contains("kernel 3 and stride 2 differ"));
+}
+
 TEST_CASE("emulated kernels: L1 and MSE losses in one launch, with their gradients, against the CPU",
           "[kernel_emu][loss]") {
   CpuOps<float> cpu;
