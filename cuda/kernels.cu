@@ -470,8 +470,11 @@ void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed
 
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
                        const float* target, float* dpred, float* loss, double* loss_sum, float* dpred_relu) {
-  // The grid depends on n alone (never on the device), so the summation order is fixed.
-  constexpr std::size_t kItemsPerThread = 8;
+  // The grid depends on n alone (never on the device), so the summation order is fixed. Two
+  // items a thread: an AE batch (78,400 values) runs 154 blocks, more than an H100 has SMs; at 8
+  // a thread it ran 39, each thread waiting on 8 loads in turn (1.3 % of the SMs under ncu,
+  // bench/RESULTS.md). Only the loss's last bits depend on it: the gradients are per element.
+  constexpr std::size_t kItemsPerThread = 2;
   const std::size_t wanted = (n + kThreads * kItemsPerThread - 1) / (kThreads * kItemsPerThread);
   const int parts = static_cast<int>(
       std::max<std::size_t>(1, std::min<std::size_t>(wanted, Context::kReducePartials)));
