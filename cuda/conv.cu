@@ -501,9 +501,9 @@ void ConvPlan::conv_backward_data(const float* w, const float* ddst, float* dsrc
                                            bwd_data_bytes_, &zero, src_, dsrc));
 }
 
-void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw, float* db) {
+void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* dw, float* db, BiasOf bias_of) {
   if (direct_weight_grad_) {  // never in BF16 mode (see the constructor)
-    launch_direct_weight_grad(context_, conv_shape_, src, ddst, dw, context_.workspace(), db);
+    launch_direct_weight_grad(context_, conv_shape_, src, ddst, dw, context_.workspace(), db, bias_of);
     return;
   }
   const float one = 1.0f, zero = 0.0f;
@@ -573,10 +573,11 @@ void ConvPlan::backward_data(const float* w, const float* dy, float* dx, const f
 void ConvPlan::backward_filter(const float* x, const float* dy, float* dw, float* db) {
   if (db != nullptr && !fuses_bias_grad())
     throw std::logic_error("conv plan: " + geometry_text(geometry_) + " has no bias gradient in its backward-filter");
+  // db (if any) = the sums of dy's planes: ddst's for a Conv2d, src's for a ConvTranspose2d.
   if (!geometry_.transposed)
-    conv_backward_filter(x, dy, dw, db);  // db (if any) = the sums of dy's planes
+    conv_backward_filter(x, dy, dw, db);
   else
-    conv_backward_filter(dy, x, dw, nullptr);  // src = dy, d dst = x
+    conv_backward_filter(dy, x, dw, db, BiasOf::Src);  // src = dy, d dst = x
 }
 
 ConvPlan& ConvPlanCache::get(const ConvGeometry& g) {

@@ -73,9 +73,12 @@ class ConvPlan {
   // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer); with db non-null
   // (fuses_bias_grad() only, else std::logic_error), also db (Cout) in the same kernel.
   void backward_filter(const float* x, const float* dy, float* dw, float* db = nullptr);
-  // Whether backward_filter can give the bias gradient too: a Conv2d on fmnist's direct
-  // backward-filter (cuda/weight_grad.h), whose channel-0 blocks read every dy value anyway.
-  bool fuses_bias_grad() const { return direct_weight_grad_ && !geometry_.transposed; }
+  // Whether backward_filter can give the bias gradient too: on fmnist's direct backward-filter
+  // (cuda/weight_grad.h), a Conv2d's from the blocks that read every dy value anyway, a
+  // ConvTranspose2d's from rows of blocks of its own in the same launch (where they fit).
+  bool fuses_bias_grad() const {
+    return direct_weight_grad_ && (!geometry_.transposed || direct_weight_grad_fuses_src_bias(conv_shape_));
+  }
 
   // "fwd=IMPLICIT_PRECOMP_GEMM bwd_data=ALGO_1 bwd_filter=ALGO_1 math=FMA workspace=... bytes"
   std::string describe() const;
@@ -85,7 +88,8 @@ class ConvPlan {
   // filter. For Conv2d src = x and dst = y; for ConvTranspose2d src = y and dst = x.
   void conv_forward(const float* src, const float* w, float* dst);           // src -> dst
   void conv_backward_data(const float* w, const float* ddst, float* dsrc);   // dst -> src
-  void conv_backward_filter(const float* src, const float* ddst, float* dw, float* db);  // db: direct only
+  // db: direct only, over ddst's channels (a Conv2d's) or src's (a ConvTranspose2d's, bias_of Src).
+  void conv_backward_filter(const float* src, const float* ddst, float* dw, float* db, BiasOf bias_of = BiasOf::Dst);
 
   void choose_algorithms();
   void release() noexcept;

@@ -166,7 +166,7 @@ void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry&
   ConvPlan* p = dx != nullptr || dw != nullptr ? &plan(g) : nullptr;
   {
     SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
-    // A Conv2d on the direct backward-filter sums db in the same kernel as dw.
+    // On the direct backward-filter db comes from the same kernel as dw (ConvPlan::fuses_bias_grad).
     const bool fused_db = db != nullptr && dw != nullptr && p->fuses_bias_grad();
     if (db != nullptr && !fused_db)
       launch_channel_bias_grad(context_, g.batch, g.out_channels,

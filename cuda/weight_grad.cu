@@ -4,10 +4,13 @@
 // the group's (image, i, j) positions, in FP64; the taps are reduced across the block in a fixed
 // order (a reduce-scatter across each warp, cuda/warp_sums.cuh, then the warps in order). With one image group the block writes dw directly;
 // else it writes partials, and the last of a slice group's blocks to finish (last_block_of_row,
-// ordered_sum.cuh) adds each of its taps' partials in group order, in the same launch. A Conv2d's
-// bias gradient can come with it: the blocks of channel 0 also sum their slices' ddst values.
+// ordered_sum.cuh) adds each of its taps' partials in group order, in the same launch. A bias
+// gradient can come with it: a Conv2d's from the blocks of channel 0, which also sum their slices'
+// ddst values; a ConvTranspose2d's (over src's channels) from one more row of blocks per channel,
+// after the slice groups' rows, each summing its image group's src planes of that channel.
 #include "cuda/weight_grad.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -37,16 +40,59 @@ __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int fir
   }
 }
 
+// Block (g, c) of the rows after the slice groups': db[c] = the sum of src (N,C,Hs,Ws)'s planes of
+// channel c (a ConvTranspose2d's bias gradient), over image group g here: each thread over a
+// stride of the group's positions in order, then across the warp (reduce-scatter of one value: a
+// tree) and the warps in order; through bias_partials (C, groups) when groups > 1, the channel's
+// last block (counters[c]) adding them in group order.
+__device__ void src_plane_sums(const ConvShape& s, int per_group, int groups, int c, const float* src, float* db,
+                               double* bias_partials, unsigned int* counters) {
+  const int g = blockIdx.x;
+  const int first = g * per_group;
+  const int images = min(s.n, first + per_group) - first;
+  const int plane = s.src_h * s.src_w;
+  const int positions = images * plane;  // within an int: direct_weight_grad_fuses_src_bias
+  double sum = 0.0;
+  for (int e = threadIdx.x; e < positions; e += kThreads)
+    sum += static_cast<double>(src[(static_cast<std::size_t>(first + e / plane) * s.c + c) * plane + e % plane]);
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  WarpScatter where;
+  warp_reduce_scatter<1>(&sum, lane, where);
+  __shared__ double warp_totals[kWarps];
+  if (lane == 0) warp_totals[warp] = sum;
+  __syncthreads();
+  double* row = bias_partials + static_cast<std::size_t>(c) * groups;
+  if (threadIdx.x == 0) {
+    double total = 0.0;
+    for (int w = 0; w < kWarps; ++w) total += warp_totals[w];
+    if (groups == 1) {
+      db[c] = static_cast<float>(total);
+    } else {
+      row[g] = total;
+      __threadfence();
+    }
+  }
+  if (groups == 1 || !last_block_of_row(counters, c, static_cast<unsigned>(groups))) return;
+  if (threadIdx.x == 0) db[c] = static_cast<float>(add_in_order<true>(0.0, row, 1, groups));
+}
+
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)
-// when groups > 1; counters: one per slice group (blockIdx.y), 0 between launches. With db
-// non-null (a Conv2d, ddst = dy), also db (K) = the sums of ddst's planes, by the blocks of c = 0
-// (through bias_partials (K, groups) when groups > 1), in the same order as the taps' sums.
+// when groups > 1; counters: one per row of blocks (blockIdx.y), 0 between launches. The first
+// weight_rows rows are the slice groups'. With db non-null: bias_of_src false (a Conv2d, ddst =
+// dy), db (K) = the sums of ddst's planes, by the blocks of c = 0 (through bias_partials (K,
+// groups) when groups > 1), in the same order as the taps' sums; bias_of_src true (a
+// ConvTranspose2d, src = dy), db (C) by the C rows after them (src_plane_sums).
 template <int KS>
 __global__ void __launch_bounds__(kThreads)
-    direct_weight_grad_kernel(ConvShape s, int per_group, int groups, const float* src, const float* ddst,
-                              float* dw, float* db, double* partials, double* bias_partials,
-                              unsigned int* counters) {
+    direct_weight_grad_kernel(ConvShape s, int per_group, int groups, int weight_rows, const float* src,
+                              const float* ddst, float* dw, float* db, bool bias_of_src, double* partials,
+                              double* bias_partials, unsigned int* counters) {
   grid_dependency();
+  if (static_cast<int>(blockIdx.y) >= weight_rows) {  // the same for the whole block
+    src_plane_sums(s, per_group, groups, static_cast<int>(blockIdx.y) - weight_rows, src, db, bias_partials,
+                   counters + weight_rows);
+    return;
+  }
   constexpr int kTaps = KS * KS;
   constexpr int kSlices = kWeightGradSlices(KS);
   constexpr int kSums = kSlices * kTaps;  // a thread's tap sums: slice b's tap t at b * kTaps + t
@@ -64,7 +110,7 @@ __global__ void __launch_bounds__(kThreads)
   const int first = g * per_group;
   const int images = min(s.n, first + per_group) - first;
   const int positions = images * s.dst_h * s.dst_w;
-  const bool bias = db != nullptr && c == 0;  // the same for the whole block
+  const bool bias = db != nullptr && !bias_of_src && c == 0;  // the same for the whole block
   double acc[kHeld];
 #pragma unroll
   for (int t = 0; t < kHeld; ++t) acc[t] = 0.0;
@@ -116,34 +162,41 @@ std::size_t weight_count(const ConvShape& s) {
 
 template <int KS>
 void launch_for(const Context& c, const ConvShape& s, const float* src, const float* ddst, float* dw,
-                float* db, double* partials) {
+                float* db, BiasOf bias_of, double* partials) {
   const ImageGroups part = weight_grad_groups(s);
-  const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(weight_grad_slice_groups(s)));
-  static_assert(65535 <= Context::kReduceCounters, "a counter for each slice group");
-  // The bias partials (K, groups) follow the weights' (K*C*KS*KS, groups) in the workspace.
+  const int weight_rows = weight_grad_slice_groups(s);
+  const bool bias_of_src = db != nullptr && bias_of == BiasOf::Src;
+  const int rows = weight_rows + (bias_of_src ? s.c : 0);  // within 65,535 (checked by the caller)
+  const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(rows));
+  static_assert(65535 <= Context::kReduceCounters, "a counter for each row of blocks");
+  // The bias partials (K or C, groups) follow the weights' (K*C*KS*KS, groups) in the workspace.
   double* bias_partials = partials != nullptr ? partials + weight_count(s) * part.groups : nullptr;
-  launch(c, direct_weight_grad_kernel<KS>, grid, kThreads, 0, s, part.per_group, part.groups, src, ddst,
-      dw, db, partials, bias_partials, c.reduce_counters());
+  launch(c, direct_weight_grad_kernel<KS>, grid, kThreads, 0, s, part.per_group, part.groups, weight_rows, src,
+      ddst, dw, db, bias_of_src, partials, bias_partials, c.reduce_counters());
 }
 
 }  // namespace
 
 std::size_t direct_weight_grad_workspace_bytes(const ConvShape& s) {
   const int groups = weight_grad_groups(s).groups;
-  const std::size_t sums = weight_count(s) + static_cast<std::size_t>(s.k);  // the taps', then the biases'
+  // The taps', then a bias's: K sums (a Conv2d's) or C (a ConvTranspose2d's), whichever is more.
+  const std::size_t sums = weight_count(s) + static_cast<std::size_t>(std::max(s.k, s.c));
   return groups > 1 ? sums * static_cast<std::size_t>(groups) * sizeof(double) : 0;
 }
 
 void launch_direct_weight_grad(const Context& c, const ConvShape& s, const float* src,
-                               const float* ddst, float* dw, void* workspace, float* db) {
+                               const float* ddst, float* dw, void* workspace, float* db, BiasOf bias_of) {
   if (!direct_weight_grad_supported(s))
     throw std::invalid_argument("direct weight gradient: unsupported shape (kernel " +
                                 std::to_string(s.kernel) + ", " + std::to_string(s.k) + "x" +
                                 std::to_string(s.c) + " filter slices)");
+  if (db != nullptr && bias_of == BiasOf::Src && !direct_weight_grad_fuses_src_bias(s))
+    throw std::invalid_argument("direct weight gradient: no room for the bias over src's " + std::to_string(s.c) +
+                                " channels (grid rows or an image group's positions)");
   if (direct_weight_grad_workspace_bytes(s) > 0 && workspace == nullptr)
     throw std::invalid_argument("direct weight gradient: no workspace for the partial sums");
   auto* partials = static_cast<double*>(workspace);
-  if (!with_kernel_size(s.kernel, [&](auto ks) { launch_for<decltype(ks)::value>(c, s, src, ddst, dw, db, partials); }))
+  if (!with_kernel_size(s.kernel, [&](auto ks) { launch_for<decltype(ks)::value>(c, s, src, ddst, dw, db, bias_of, partials); }))
     throw std::invalid_argument("direct weight gradient: no kernel compiled for this kernel size");
 }
 

@@ -74,6 +74,17 @@ inline ImageGroups weight_grad_groups(const ConvShape& s) {
   return split_into_image_groups(s.n, weight_grad_slice_groups(s));
 }
 
+// Whether the direct kernel can also sum src's planes per channel (a ConvTranspose2d's bias
+// gradient: src = dy there) in rows of blocks after the slice groups': a supported shape, one
+// more grid row (and reduction counter) per channel within 65,535, and an image group's src
+// positions within an int with kIntIndexHeadroom to spare.
+inline bool direct_weight_grad_fuses_src_bias(const ConvShape& s) {
+  if (!direct_weight_grad_supported(s)) return false;
+  const long long rows = static_cast<long long>(weight_grad_slice_groups(s)) + s.c;
+  const long long positions = static_cast<long long>(weight_grad_groups(s).per_group) * s.src_h * s.src_w;
+  return rows <= 65535 && positions <= INT_MAX - kIntIndexHeadroom;
+}
+
 // For the `count` (<= SLICES) slices (k0 + b, c):
 //   acc[b*KS*KS + r*KS + q] += ddst[n][k0 + b][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
 // for every tap inside src; the product of two floats is exact in double (Acc = double). Each

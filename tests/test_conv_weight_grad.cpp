@@ -138,6 +138,17 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
   CHECK(weight_grad_groups(conv_shape(paper_conv2(100))).groups == 4);
   CHECK(weight_grad_groups(conv_shape(paper_deconv1(100))).groups == 2);
   CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).groups == 100);
+  // Both ConvTranspose2d's bias gradients fit rows of their own (16 and 1 more rows); a shape whose
+  // slice groups and channels pass the grid's 65,535 rows does not.
+  CHECK(direct_weight_grad_fuses_src_bias(conv_shape(paper_deconv1(100))));
+  CHECK(direct_weight_grad_fuses_src_bias(conv_shape(paper_deconv2(100))));
+  CHECK(direct_weight_grad_fuses_src_bias(conv_shape(paper_deconv2(4096))));
+  ConvShape wide = conv_shape(conv_geometry(2, 1, 8, 8, 65534, 5));  // 5x5: one slice a block
+  CHECK(direct_weight_grad_supported(wide));
+  CHECK(direct_weight_grad_fuses_src_bias(wide));  // 65,534 slice groups + 1 channel: 65,535 rows
+  wide.k = 65535;
+  CHECK(direct_weight_grad_supported(wide));
+  CHECK_FALSE(direct_weight_grad_fuses_src_bias(wide));  // one row too many
 }
 
 TEST_CASE("image groups of any reduction: every image once, partials under twice the target", "[conv][wgrad]") {

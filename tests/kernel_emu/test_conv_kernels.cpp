@@ -174,7 +174,7 @@ TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilo
   }
 }
 
-TEST_CASE("emulated kernels: the direct backward-filter, a Conv2d's bias gradient with it, in one launch, against "
+TEST_CASE("emulated kernels: the direct backward-filter, the layer's bias gradient with it, in one launch, against "
           "the CPU, in any block order",
           "[kernel_emu][conv][wgrad]") {
   const auto context = kernel_emu::make_context(132);
@@ -191,15 +191,16 @@ TEST_CASE("emulated kernels: the direct backward-filter, a Conv2d's bias gradien
     const std::size_t bytes = cuda::direct_weight_grad_workspace_bytes(s);
     std::vector<double> workspace(bytes / sizeof(double));
     void* partials = workspace.empty() ? nullptr : workspace.data();
-    // A Conv2d's bias gradient comes in the same launch (a ConvTranspose2d's is over src's
-    // channels: not fused, db null).
-    const bool with_bias = !g.transposed;
+    // The bias gradient comes in the same launch: a Conv2d's over ddst's channels, a
+    // ConvTranspose2d's over src's (rows of blocks of their own, where they fit).
+    const bool with_bias = !g.transposed || direct_weight_grad_fuses_src_bias(s);
+    const cuda::BiasOf bias_of = g.transposed ? cuda::BiasOf::Src : cuda::BiasOf::Dst;
     std::vector<float> dw, db;
     const std::size_t before = kernel_emu::launch_log().launches;
     require_schedule_independent(name + " direct weight gradient", c, [&] {
       dw = poisoned<float>(g.weight_count());
       db = poisoned<float>(static_cast<std::size_t>(g.out_channels));
-      cuda::launch_direct_weight_grad(c, s, src, ddst, dw.data(), partials, with_bias ? db.data() : nullptr);
+      cuda::launch_direct_weight_grad(c, s, src, ddst, dw.data(), partials, with_bias ? db.data() : nullptr, bias_of);
       Bytes out;
       append_bytes(out, dw);
       if (with_bias) append_bytes(out, db);
