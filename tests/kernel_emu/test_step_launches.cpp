@@ -1,0 +1,67 @@
+// How many of fmnist's own kernels one training step of each paper network launches on the CUDA
+// backend, counted by the kernel emulator (cuDNN's and cuBLAS's work is not counted: the fake
+// libraries compute on the host). A step's time on the H100 is mostly small kernels one after the
+// other (bench/RESULTS.md), so every launch a fusion saves is listed here and kept: a fusion that
+// comes undone, or a kernel added to the step, fails this test, and a new fusion lowers its count.
+#include <catch2/catch.hpp>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "cuda/backend.h"
+#include "kernel_emu_support.h"
+#include "models/executor.h"
+#include "models/network.h"
+
+namespace {
+
+using namespace fmnist;
+
+// fmnist kernels launched by the second training step (the first plans the convolutions).
+std::size_t kernels_per_step(const ModelConfig& config, const CudaOptions& options) {
+  fake_cuda::set_device_visible(true);
+  auto ops = make_cuda_ops(options);
+  const NetworkSpec spec = build_network(config);
+  constexpr int kBatch = 2;
+  Executor<float> e(spec, *ops, kBatch, 7);
+  std::vector<float> params(spec.param_count);
+  initialize_parameters(spec, 7, params.data());
+  ops->copy_to_device(e.params(), params.data(), params.size() * sizeof(float));
+  std::vector<std::uint8_t> images(kBatch * spec.input.count(), 100), labels(kBatch, 3);
+  ops->copy_to_device(e.batch_images(), images.data(), images.size());
+  ops->copy_to_device(e.batch_labels(), labels.data(), labels.size());
+  const AdamConfig adam;
+  e.train_step(kBatch, 1, adam);
+  ops->synchronize();
+  const std::size_t before = kernel_emu::launch_log().launches;
+  e.train_step(kBatch, 2, adam);
+  ops->synchronize();
+  return kernel_emu::launch_log().launches - before;
+}
+
+}  // namespace
+
+TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they are known to", "[kernel_emu][launches]") {
+  ModelConfig ae;
+  ModelConfig classifier;
+  classifier.kind = ModelKind::Classifier;
+  CudaOptions commands;  // what fmnist's commands run: the direct backward-filter (host/conv_kernels.h)
+  commands.direct_weight_grad = true;
+  // AE(256), 20 kernels. Forward 8: pixel scaling; bias + ReLU + max pooling after each of the
+  // two Conv2d (conv2d_forward_relu_maxpool); bias + ReLU after each Linear and ConvTranspose2d
+  // (4); the loss with its gradient through the output ReLU. Backward 11: the direct
+  // backward-filter with its bias gradient for each of the four convolutions; the ReLU's mask
+  // after cuDNN's input gradient of each ConvTranspose2d (2) and after the second Linear's
+  // cuBLAS one (1); each Linear's bias gradient (2); each max pooling's backward with its ReLU
+  // (2). Adam 1.
+  CHECK(kernels_per_step(ae, commands) == 20);
+  // C(256), 16: the encoder's forward (5, the pixels included), the head's bias and its Sigmoid,
+  // the cross-entropy; backward: the Sigmoid, two Linear bias gradients and the ReLU between
+  // them, the two pools and the two Conv2d (the input gradient of neither needs a mask); Adam.
+  CHECK(kernels_per_step(classifier, commands) == 16);
+  // The library's defaults keep cuDNN's backward-filter (not counted here): each convolution's
+  // bias gradient is then a kernel of its own, in the direct backward-filter's place in the count.
+  CHECK(kernels_per_step(ae, CudaOptions{}) == 20);
+  CHECK(kernels_per_step(classifier, CudaOptions{}) == 16);
+}
