@@ -69,9 +69,22 @@ inline int weight_grad_slice_groups(const ConvShape& s) {
   return (s.k + slices - 1) / slices * s.c;
 }
 
-// The weight gradient's partition: image groups for its slice groups.
+// Output positions an image group should hold at least, where the batch has them: two for each
+// of a GPU block's 256 threads. Below it threads idle while the block still pays a whole
+// reduction (the last ConvTranspose2d at batch 100 had one 13x13 plane a block: 169 positions).
+constexpr long long kWeightGradMinPositions = 512;
+
+// The weight gradient's partition: image groups for its slice groups, each of enough images to
+// reach kWeightGradMinPositions positions (at most the batch).
 inline ImageGroups weight_grad_groups(const ConvShape& s) {
-  return split_into_image_groups(s.n, weight_grad_slice_groups(s));
+  ImageGroups g = split_into_image_groups(s.n, weight_grad_slice_groups(s));
+  const long long plane = std::max(1LL, static_cast<long long>(s.dst_h) * s.dst_w);
+  const int min_images = static_cast<int>(std::min<long long>(s.n, (kWeightGradMinPositions + plane - 1) / plane));
+  if (g.per_group < min_images) {
+    g.per_group = min_images;
+    g.groups = (s.n + min_images - 1) / min_images;
+  }
+  return g;
 }
 
 // Whether the direct kernel can also sum src's planes per channel (a ConvTranspose2d's bias

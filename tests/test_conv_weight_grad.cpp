@@ -128,6 +128,9 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
     CHECK(slice_groups * kWeightGradSlices(s.kernel) >= static_cast<long long>(s.k) * s.c);  // every slice
     const long long blocks = static_cast<long long>(groups) * slice_groups;
     CHECK(blocks <= 2LL * kReductionTargetBlocks + slice_groups);
+    // Enough positions a block for its threads, where the batch has them.
+    CHECK(static_cast<long long>(per_group) * s.dst_h * s.dst_w >=
+          std::min<long long>(kWeightGradMinPositions, static_cast<long long>(s.n) * s.dst_h * s.dst_w));
     if (s.n >= kReductionTargetBlocks) CHECK(blocks >= kReductionTargetBlocks / 2);
   }
   // The paper's layers: 4 slices a block at k = 3 (conv1: 4 slice groups, conv2: 128, deconv2: 4),
@@ -137,7 +140,9 @@ TEST_CASE("direct weight gradient partition: every image in one group, counts fr
   CHECK(weight_grad_groups(conv_shape(paper_conv1(100))).groups == 100);
   CHECK(weight_grad_groups(conv_shape(paper_conv2(100))).groups == 4);
   CHECK(weight_grad_groups(conv_shape(paper_deconv1(100))).groups == 2);
-  CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).groups == 100);
+  // deconv2 (its conv view's ddst is x, 13x13 planes): 4 images a group for 512 positions, not 1.
+  CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).per_group == 4);
+  CHECK(weight_grad_groups(conv_shape(paper_deconv2(100))).groups == 25);
   // Both ConvTranspose2d's bias gradients fit rows of their own (16 and 1 more rows); a shape whose
   // slice groups and channels pass the grid's 65,535 rows does not.
   CHECK(direct_weight_grad_fuses_src_bias(conv_shape(paper_deconv1(100))));
