@@ -299,6 +299,24 @@ void CudaOps::linear_backward(const LinearGeometry& g, const float* x, const flo
   if (dx != nullptr) gemm_linear_backward_data(context_, g, w, dy, dx);
 }
 
+// dy = relu_backward(y_relu, dy_relu), then linear_backward: the mask is applied by the kernel that
+// sums db, on the main lane before dw's and dx's products read dy.
+void CudaOps::relu_linear_backward(const LinearGeometry& g, const float* x, const float* w, const float* y_relu,
+                                   const float* dy_relu, float* dy, float* dx, float* dw, float* db) {
+  const char* op = "relu_linear_backward";
+  check_linear_backward(op, g, x, w, dy, dx, dw);
+  check_activation_backward(op, static_cast<std::size_t>(g.batch) * g.out_features, y_relu, dy_relu, dy);
+  if (db != nullptr)
+    launch_linear_bias_grad_through_relu(context_, g.batch, g.out_features, y_relu, dy_relu, dy, db);
+  else
+    launch_relu_backward(context_, static_cast<std::size_t>(g.batch) * g.out_features, y_relu, dy_relu, dy);
+  {
+    SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
+    if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
+  }
+  if (dx != nullptr) gemm_linear_backward_data(context_, g, w, dy, dx);
+}
+
 // ---- element-wise ---------------------------------------------------------------------------------
 
 void CudaOps::relu_forward(std::size_t n, const float* x, float* y) {

@@ -57,6 +57,8 @@ class CudaOps final : public Ops<float> {
                           float* dx) override;
   void linear_forward(const LinearGeometry& g, const float* x, const float* w, const float* b,
                       float* y) override;
+  void relu_linear_backward(const LinearGeometry& g, const float* x, const float* w, const float* y_relu,
+                            const float* dy_relu, float* dy, float* dx, float* dw, float* db) override;
   void linear_backward(const LinearGeometry& g, const float* x, const float* w, const float* dy,
                        float* dx, float* dw, float* db) override;
   // The layer's forward without its bias, then one kernel adds the bias and writes the ReLU; or

@@ -110,9 +110,13 @@ __global__ void channel_bias_grad_kernel(int batch, int channels, int hw, int pe
 // of its column in row order (a warp reads 32 adjacent floats of a row), then lane 0 adds the
 // lanes' sums in lane order. The order depends on the shapes alone; a thread waits on batch / 8
 // loads instead of batch (one thread per column ran at 0.1 % of an H100's SMs, bench/RESULTS.md).
+// With kThroughRelu, dy is first relu_backward(relu_y, dy_in), written as it is summed (the same
+// rows in the same order, so the same sums).
 constexpr int kColumnSumColumns = 32;
 constexpr int kColumnSumLanes = kThreads / kColumnSumColumns;
-__global__ void column_sum_kernel(int batch, int features, const float* dy, float* db) {
+template <bool kThroughRelu>
+__global__ void column_sum_kernel(int batch, int features, const float* dy_in, float* db, const float* relu_y,
+                                  float* dy) {
   grid_dependency();
   __shared__ double lane_sums[kColumnSumLanes][kColumnSumColumns];
   const int column = static_cast<int>(threadIdx.x) % kColumnSumColumns;
@@ -121,8 +125,18 @@ __global__ void column_sum_kernel(int batch, int features, const float* dy, floa
   double sum = 0.0;
   if (j < features && lane < batch) {
     const int rows = (batch - lane + kColumnSumLanes - 1) / kColumnSumLanes;
-    sum = add_in_order(0.0, dy + static_cast<std::size_t>(lane) * features + j,
-                       static_cast<std::size_t>(kColumnSumLanes) * features, rows);
+    const std::size_t first = static_cast<std::size_t>(lane) * features + j;
+    const std::size_t stride = static_cast<std::size_t>(kColumnSumLanes) * features;
+    if constexpr (kThroughRelu) {
+      for (int r = 0; r < rows; ++r) {
+        const std::size_t i = first + static_cast<std::size_t>(r) * stride;
+        const float g = ew::relu_grad(relu_y[i], dy_in[i]);
+        dy[i] = g;
+        sum += static_cast<double>(g);
+      }
+    } else {
+      sum = add_in_order(0.0, dy_in + first, stride, rows);
+    }
   }
   lane_sums[lane][column] = sum;
   __syncthreads();
@@ -407,7 +421,7 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
       throw std::invalid_argument("linear bias gradient: batch and features must be positive, features at most "
                                   "INT_MAX - 32");
     const unsigned blocks = static_cast<unsigned>((channels + kColumnSumColumns - 1) / kColumnSumColumns);
-    launch(c, column_sum_kernel, dim3(blocks), kThreads, 0, batch, channels, dy, db);
+    launch(c, column_sum_kernel<false>, dim3(blocks), kThreads, 0, batch, channels, dy, db, nullptr, nullptr);
     return;
   }
   if (batch < 1 || channels < 1 || channels > 65535 || hw > static_cast<std::size_t>(INT_MAX - kIntIndexHeadroom))
@@ -420,6 +434,15 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
   const dim3 grid(static_cast<unsigned>(part.groups), static_cast<unsigned>(channels));
   launch(c, channel_bias_grad_kernel, grid, kThreads, 0, batch, channels, static_cast<int>(hw), part.per_group,
       part.groups, dy, c.reduce_partials(), c.reduce_counters(), db);
+}
+
+void launch_linear_bias_grad_through_relu(const Context& c, int batch, int features, const float* y_relu,
+                                          const float* dy_relu, float* dy, float* db) {
+  if (batch < 1 || features < 1 || features > INT_MAX - kColumnSumColumns)
+    throw std::invalid_argument("linear bias gradient through a ReLU: batch and features must be positive, features "
+                                "at most INT_MAX - 32");
+  const unsigned blocks = static_cast<unsigned>((features + kColumnSumColumns - 1) / kColumnSumColumns);
+  launch(c, column_sum_kernel<true>, dim3(blocks), kThreads, 0, batch, features, dy_relu, db, y_relu, dy);
 }
 
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,

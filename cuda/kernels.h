@@ -40,6 +40,11 @@ void launch_add_channel_bias(const Context& c, int batch, int channels, std::siz
 // db (C) = sum over b and the plane of dy (B,C,HW), in double, in a fixed order.
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db);
+// A Linear layer's dy (B,F) = relu_backward(y_relu, dy_relu) (the ReLU after it), and its bias
+// gradient db (F) = the column sums of that dy, in one pass: the bits of launch_relu_backward then
+// launch_channel_bias_grad (hw 1).
+void launch_linear_bias_grad_through_relu(const Context& c, int batch, int features, const float* y_relu,
+                                          const float* dy_relu, float* dy, float* db);
 
 // ---- pooling --------------------------------------------------------------------------------------
 // x (B,C,H,W) -> y (B,C,Ho,Wo), argmax (B,C,Ho,Wo) = flat index in the (H,W) plane.

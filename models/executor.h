@@ -299,8 +299,24 @@ template <class T> class Executor {
         --i;
         continue;
       }
+      if (fuses_linear_below(i)) {  // the ReLU i and the Linear i - 1 it follows, in one op
+        const LayerSpec& l = spec_.layers[i - 1];
+        T* dx = i - 1 > first_backward_layer_ ? gradients_[i - 1] : nullptr;
+        ops_.relu_linear_backward(linear_geometry(l, batch), activations_[i - 1], param(l.weight), activations_[i + 1],
+                                  gradients_[i + 1], gradients_[i], dx, param_grad(l.weight), param_grad(l.bias));
+        --i;
+        continue;
+      }
       backward_layer(i, batch, step, cursor);
     }
+  }
+
+  // Whether layer i is a ReLU after a Linear layer whose backward runs with its own as one
+  // relu_linear_backward op (a backend may mask dy in its bias-gradient pass); reached only when
+  // the layer above has not taken the ReLU (fuses_relu_before).
+  bool fuses_linear_below(std::size_t i) const {
+    return i >= 1 && i - 1 >= first_backward_layer_ && spec_.layers[i].kind == LayerKind::ReLU &&
+           spec_.layers[i - 1].kind == LayerKind::Linear;
   }
 
   // Whether layer i is a Conv2d whose ReLU and the MaxPool2d after that run with it as one

@@ -136,6 +136,13 @@ template <class T> class Ops {
                                               T* dx, T* dw, T* db, T* dx_relu);
   virtual void maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T* dy,
                                        const std::int32_t* argmax, T* dx, T* dx_relu);
+  // The backward of the ReLU after a Linear layer, then the layer's: dy (B,out) =
+  // relu_backward(y_relu, dy_relu) (y_relu: the ReLU's output; dy_relu: the gradient at it),
+  // then linear_backward(g, x, w, dy, dx, dw, db). One call, so that a backend may apply the
+  // mask in the pass that sums db (the CUDA backend does; the defaults run the two ops). dy is
+  // written; dx, dw, db as linear_backward's.
+  virtual void relu_linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* y_relu,
+                                    const T* dy_relu, T* dy, T* dx, T* dw, T* db);
 
   // ---- element-wise (y may alias x; dx may alias dy) -----------------------------------------------
   virtual void relu_forward(std::size_t n, const T* x, T* y) = 0;

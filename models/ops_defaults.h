@@ -76,6 +76,13 @@ void Ops<T>::maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T*
 }
 
 template <class T>
+void Ops<T>::relu_linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* y_relu,
+                                  const T* dy_relu, T* dy, T* dx, T* dw, T* db) {
+  relu_backward(static_cast<std::size_t>(g.batch) * static_cast<std::size_t>(g.out_features), y_relu, dy_relu, dy);
+  linear_backward(g, x, w, dy, dx, dw, db);
+}
+
+template <class T>
 void Ops<T>::linear_forward_relu(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y, T* y_relu) {
   linear_forward(g, x, w, b, y);
   relu_forward(static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);

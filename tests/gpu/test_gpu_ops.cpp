@@ -482,7 +482,30 @@ void check_pool_backward_relu(const PoolGeometry& g, std::uint64_t seed, Ops<flo
                       });
 }
 
-// The layers of both networks that follow a ReLU: conv2 (after conv1's ReLU and pool), the two
+// relu_linear_backward (the ReLU after a Linear layer, then the layer) against relu_backward then
+// linear_backward on the same backend: dy, dx, dw and db bitwise equal; with db and without.
+void check_relu_linear_backward(const LinearGeometry& g, std::uint64_t seed, Ops<float>& G) {
+  const LinearCase c = random_linear_case(g, seed);
+  const std::size_t n_out = static_cast<std::size_t>(g.batch) * g.out_features;
+  DeviceBuffer<float> x(G, c.x), w(G, c.w), dy_relu(G, c.dy),
+      y_relu(G, relu_output(uniform(n_out, -1.0, 1.0, seed + 3)));
+  for (const bool with_bias : {true, false}) {
+    INFO(c.name << " after a ReLU" << (with_bias ? "" : ", no bias"));
+    DeviceBuffer<float> dy1(G, n_out), dx1(G, c.nx), dw1(G, c.nw), db1(G, g.out_features);
+    DeviceBuffer<float> dy2(G, n_out), dx2(G, c.nx), dw2(G, c.nw), db2(G, g.out_features);
+    for (auto* b : {&dy1, &dx1, &dw1, &db1, &dy2, &dx2, &dw2, &db2}) b->poison();
+    G.relu_backward(n_out, y_relu.get(), dy_relu.get(), dy1.get());
+    G.linear_backward(g, x.get(), w.get(), dy1.get(), dx1.get(), dw1.get(), with_bias ? db1.get() : nullptr);
+    G.relu_linear_backward(g, x.get(), w.get(), y_relu.get(), dy_relu.get(), dy2.get(), dx2.get(), dw2.get(),
+                           with_bias ? db2.get() : nullptr);
+    compare_exact("dy through the ReLU, fused vs separate", dy2.download(), dy1.download());
+    compare_exact("dx, fused vs separate", dx2.download(), dx1.download());
+    compare_exact("dw, fused vs separate", dw2.download(), dw1.download());
+    if (with_bias) compare_exact("db, fused vs separate", db2.download(), db1.download());
+  }
+}
+
+// The layers of both networks that follow a ReLU: conv2 (after conv1's ReLU and pool), the two// The layers of both networks that follow a ReLU: conv2 (after conv1's ReLU and pool), the two
 // ConvTranspose2d, the two pools; and small ones.
 void check_backward_relu_layers(Ops<float>& G) {
   int seed = 60;
@@ -492,6 +515,9 @@ void check_backward_relu_layers(Ops<float>& G) {
   for (const PoolGeometry& g : {pool_geometry(100, 16, 26, 26), pool_geometry(100, 32, 11, 11),
                                 pool_geometry(3, 2, 5, 7)})
     check_pool_backward_relu(g, seed++, G);
+  // And the Linear layers a ReLU follows: AE(256)'s and C(256)'s first, a small one.
+  for (const LinearGeometry& g : {linear_geometry(100, 800, 256), linear_geometry(3, 17, 5)})
+    check_relu_linear_backward(g, seed++, G);
 }
 
 // The paper's four convolutions and two Linear shapes, and two small ones.

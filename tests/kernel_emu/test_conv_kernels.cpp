@@ -129,9 +129,35 @@ TEST_CASE("emulated kernels: the conv bias gradient in one launch, against the C
     });
     CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
     compare(k.name + " bias gradient", db, db_cpu, kGradient);
+
+    // Through the ReLU after the layer: dy masked by the ReLU's output as it is summed, in the
+    // same launch; the bits of the ReLU's backward, then of the column sums above on that dy.
+    std::vector<float> relu_y(k.dy.size());
+    for (std::size_t i = 0; i < relu_y.size(); ++i) relu_y[i] = i % 3 == 0 ? 0.0f : std::fabs(k.x[i % k.x.size()]);
+    std::vector<float> masked_cpu(k.dy.size());
+    cpu.relu_backward(k.dy.size(), relu_y.data(), k.dy.data(), masked_cpu.data());
+    auto db_masked_separate = poisoned<float>(static_cast<std::size_t>(g.out_features));
+    cuda::launch_channel_bias_grad(c, g.batch, g.out_features, 1, masked_cpu.data(), db_masked_separate.data());
+    std::vector<float> masked, db_masked;
+    const std::size_t launches = kernel_emu::launch_log().launches;
+    require_schedule_independent(k.name + " bias gradient through a ReLU", c, [&] {
+      masked = poisoned<float>(k.dy.size());
+      db_masked = poisoned<float>(static_cast<std::size_t>(g.out_features));
+      cuda::launch_linear_bias_grad_through_relu(c, g.batch, g.out_features, relu_y.data(), k.dy.data(),
+                                                 masked.data(), db_masked.data());
+      Bytes out;
+      append_bytes(out, masked);
+      append_bytes(out, db_masked);
+      return out;
+    });
+    CHECK(kernel_emu::launch_log().launches - launches == kernel_emu::schedules().size());  // one launch each
+    compare_exact(k.name + " dy through the ReLU", masked, masked_cpu);
+    compare_exact(k.name + " bias gradient through the ReLU, against the two kernels", db_masked, db_masked_separate);
   }
   CHECK_THROWS_WITH(cuda::launch_channel_bias_grad(c, 0, 10, 1, nullptr, nullptr),
                     Catch::Contains("linear bias gradient"));
+  CHECK_THROWS_WITH(cuda::launch_linear_bias_grad_through_relu(c, 4, 0, nullptr, nullptr, nullptr, nullptr),
+                    Catch::Contains("linear bias gradient through a ReLU"));
 }
 
 TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilogues included, against the CPU",

@@ -48,20 +48,21 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   classifier.kind = ModelKind::Classifier;
   CudaOptions commands;  // what fmnist's commands run: the direct backward-filter (host/conv_kernels.h)
   commands.direct_weight_grad = true;
-  // AE(256), 20 kernels. Forward 8: pixel scaling; bias + ReLU + max pooling after each of the
+  // AE(256), 19 kernels. Forward 8: pixel scaling; bias + ReLU + max pooling after each of the
   // two Conv2d (conv2d_forward_relu_maxpool); bias + ReLU after each Linear and ConvTranspose2d
-  // (4); the loss with its gradient through the output ReLU. Backward 11: the direct
+  // (4); the loss with its gradient through the output ReLU. Backward 10: the direct
   // backward-filter with its bias gradient for each of the four convolutions; the ReLU's mask
-  // after cuDNN's input gradient of each ConvTranspose2d (2) and after the second Linear's
-  // cuBLAS one (1); each Linear's bias gradient (2); each max pooling's backward with its ReLU
-  // (2). Adam 1.
-  CHECK(kernels_per_step(ae, commands) == 20);
-  // C(256), 16: the encoder's forward (5, the pixels included), the head's bias and its Sigmoid,
-  // the cross-entropy; backward: the Sigmoid, two Linear bias gradients and the ReLU between
-  // them, the two pools and the two Conv2d (the input gradient of neither needs a mask); Adam.
-  CHECK(kernels_per_step(classifier, commands) == 16);
+  // after cuDNN's input gradient of each ConvTranspose2d (2); each Linear's bias gradient (2),
+  // the first one's with the mask of the ReLU after it (relu_linear_backward); each max
+  // pooling's backward with its ReLU (2). Adam 1.
+  CHECK(kernels_per_step(ae, commands) == 19);
+  // C(256), 15: the encoder's forward (5, the pixels included), the head's bias and its Sigmoid,
+  // the cross-entropy; backward: the Sigmoid, two Linear bias gradients (the first with the
+  // ReLU's mask), the two pools and the two Conv2d (the input gradient of neither needs a mask);
+  // Adam.
+  CHECK(kernels_per_step(classifier, commands) == 15);
   // The library's defaults keep cuDNN's backward-filter (not counted here): each convolution's
   // bias gradient is then a kernel of its own, in the direct backward-filter's place in the count.
-  CHECK(kernels_per_step(ae, CudaOptions{}) == 20);
-  CHECK(kernels_per_step(classifier, CudaOptions{}) == 16);
+  CHECK(kernels_per_step(ae, CudaOptions{}) == 19);
+  CHECK(kernels_per_step(classifier, CudaOptions{}) == 15);
 }
