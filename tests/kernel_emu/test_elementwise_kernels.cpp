@@ -40,6 +40,24 @@ Context& h100() {
   return *c;
 }
 
+// The pools of both pooling tests: conv1's and conv2's outputs at batch 100 (26x26 pooled whole;
+// 11x11 leaves its last row and column outside the windows), at validation's batch 1,000, and 12
+// random planes with 2x2 and 3x3 windows drawn from `seed`, most of them leaving rows or columns
+// outside.
+std::vector<PoolGeometry> pool_cases(std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::vector<PoolGeometry> pools = {testing::pool_geometry(100, 16, 26, 26), testing::pool_geometry(100, 32, 11, 11),
+                                     testing::pool_geometry(1000, 32, 11, 11)};
+  for (int i = 0; i < 12; ++i)
+    pools.push_back(testing::pool_geometry(random_int(rng, 1, 3), random_int(rng, 1, 5), random_int(rng, 3, 17),
+                                           random_int(rng, 3, 17), random_int(rng, 2, 3)));
+  return pools;
+}
+std::string pool_name(const PoolGeometry& g) {
+  return " (B" + std::to_string(g.batch) + " C" + std::to_string(g.channels) + " " + std::to_string(g.in_h) + "x" +
+         std::to_string(g.in_w) + " k" + std::to_string(g.kernel) + ")";
+}
+
 }  // namespace
 
 TEST_CASE("emulated kernels: fill, pixel scaling, ReLU, Sigmoid and dropout equal the CPU's bits",
@@ -135,16 +153,8 @@ TEST_CASE("emulated kernels: bias add, alone and with its ReLU, at the paper's l
 TEST_CASE("emulated kernels: max pooling forward and backward, with the ReLU's gradient, equal the CPU's bits",
           "[kernel_emu][pool]") {
   CpuOps<float> cpu;
-  SplitMix64 rng(2026);
-  std::vector<PoolGeometry> pools = {testing::pool_geometry(100, 16, 26, 26), testing::pool_geometry(100, 32, 11, 11),
-                                     testing::pool_geometry(1000, 32, 11, 11)};
-  for (int i = 0; i < 12; ++i)
-    pools.push_back(testing::pool_geometry(random_int(rng, 1, 3), random_int(rng, 1, 5), random_int(rng, 3, 17),
-                                           random_int(rng, 3, 17), random_int(rng, 2, 3)));
-  for (const PoolGeometry& g : pools) {
-    const std::string shape = " (B" + std::to_string(g.batch) + " C" + std::to_string(g.channels) + " " +
-                              std::to_string(g.in_h) + "x" + std::to_string(g.in_w) + " k" +
-                              std::to_string(g.kernel) + ")";
+  for (const PoolGeometry& g : pool_cases(2026)) {
+    const std::string shape = pool_name(g);
     Context& c = g.in_count() > 100000 ? few_blocks() : h100();
     auto x = uniform(g.in_count(), -1.0, 1.0, g.in_count());
     for (std::size_t i = 0; i < x.size(); i += 5) x[i] = 0.0f;  // ties and the ReLU's zeros
@@ -175,19 +185,8 @@ TEST_CASE("emulated kernels: max pooling forward and backward, with the ReLU's g
 TEST_CASE("emulated kernels: bias, ReLU and max pooling in one pass equal the CPU's three ops, bit for bit",
           "[kernel_emu][pool][bias]") {
   CpuOps<float> cpu;
-  SplitMix64 rng(20261206);
-  // conv1's and conv2's outputs at batch 100 (26x26 pooled whole; 11x11 leaves its last row and
-  // column outside the windows), at validation's batch 1,000, and random planes with 2x2 and 3x3
-  // windows, most of them leaving rows or columns outside.
-  std::vector<PoolGeometry> pools = {testing::pool_geometry(100, 16, 26, 26), testing::pool_geometry(100, 32, 11, 11),
-                                     testing::pool_geometry(1000, 32, 11, 11)};
-  for (int i = 0; i < 12; ++i)
-    pools.push_back(testing::pool_geometry(random_int(rng, 1, 3), random_int(rng, 1, 5), random_int(rng, 3, 17),
-                                           random_int(rng, 3, 17), random_int(rng, 2, 3)));
-  for (const PoolGeometry& g : pools) {
-    const std::string shape = " (B" + std::to_string(g.batch) + " C" + std::to_string(g.channels) + " " +
-                              std::to_string(g.in_h) + "x" + std::to_string(g.in_w) + " k" +
-                              std::to_string(g.kernel) + ")";
+  for (const PoolGeometry& g : pool_cases(20261206)) {
+    const std::string shape = pool_name(g);
     Context& c = g.in_count() > 100000 ? few_blocks() : h100();
     const std::size_t n = g.in_count(), hw = static_cast<std::size_t>(g.in_h) * g.in_w;
     auto y0 = uniform(n, -1.0, 1.0, n + 7);
