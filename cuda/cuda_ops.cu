@@ -142,15 +142,19 @@ ConvPlan& CudaOps::plan(const ConvGeometry& g) {
   return plans_.get(g);
 }
 
-// Conv2d and ConvTranspose2d alike (the plan knows which g is): y = the plan's forward + b, and
-// with y_relu, y_relu = ReLU(y) (ConvPlan::forward fuses them).
+// Conv2d and ConvTranspose2d alike (the plan knows which g is): y = the plan's forward + b, with
+// y_relu, y_relu = ReLU(y), and with pool, its max pooling of y_relu (ConvPlan::forward fuses them).
 void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
-                           const float* w, const float* b, float* y, float* y_relu) {
+                           const float* w, const float* b, float* y, float* y_relu, const PoolOutput* pool) {
   check_conv_forward(op, g, transposed, x, w, y);
   check_cudnn_counts(op, g);
   if (y_relu != nullptr) check_activation_forward(op, g.out_count(), y, y_relu);
-  context_.join_side_lane();  // as main_lane(): the plan's forward and bias run on the main lane
-  plan(g).forward(x, w, b, y, y_relu);
+  if (pool != nullptr) {
+    check_maxpool_forward(op, pool->geometry, y_relu, pool->pooled, pool->argmax);
+    check_pool_of_conv(op, g, pool->geometry);
+  }
+  context_.join_side_lane();  // as main_lane(): the plan's forward and its epilogue run on the main lane
+  plan(g).forward(x, w, b, y, y_relu, pool);
 }
 
 // db = the sums of dy's planes (in the backward-filter's kernel where the plan fuses them); dw and
@@ -199,15 +203,9 @@ void CudaOps::conv2d_forward_relu(const ConvGeometry& g, const float* x, const f
 void CudaOps::conv2d_forward_relu_maxpool(const ConvGeometry& g, const PoolGeometry& p, const float* x,
                                           const float* w, const float* b, float* y, float* y_relu, float* pooled,
                                           std::int32_t* argmax) {
-  const char* op = "conv2d_forward_relu_maxpool";
-  check_conv_forward(op, g, false, x, w, y);
-  check_cudnn_counts(op, g);
-  check_activation_forward(op, g.out_count(), y, y_relu);
-  check_maxpool_forward(op, p, y_relu, pooled, argmax);
-  check_pool_of_conv(op, g, p);
-  context_.join_side_lane();  // as main_lane(): the plan's forward and its epilogue run on the main lane
+  require("conv2d_forward_relu_maxpool", "y_relu", y_relu);
   const PoolOutput pool{p, pooled, argmax};
-  plan(g).forward(x, w, b, y, y_relu, &pool);
+  conv_forward("conv2d_forward_relu_maxpool", false, g, x, w, b, y, y_relu, &pool);
 }
 
 void CudaOps::conv2d_backward_relu(const ConvGeometry& g, const float* x, const float* w, const float* dy,
@@ -291,6 +289,13 @@ void CudaOps::linear_forward_relu(const LinearGeometry& g, const float* x, const
 void CudaOps::linear_backward(const LinearGeometry& g, const float* x, const float* w,
                               const float* dy, float* dx, float* dw, float* db) {
   check_linear_backward("linear_backward", g, x, w, dy, dx, dw);
+  linear_backward_passes(g, x, w, dy, dx, dw, db);
+}
+
+// The passes of linear_backward, checked by the caller: dw and db (null: skipped) on the side lane
+// when there is one, dx on the main lane.
+void CudaOps::linear_backward_passes(const LinearGeometry& g, const float* x, const float* w, const float* dy,
+                                     float* dx, float* dw, float* db) {
   {
     SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
     if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
@@ -310,11 +315,7 @@ void CudaOps::relu_linear_backward(const LinearGeometry& g, const float* x, cons
     launch_linear_bias_grad_through_relu(context_, g.batch, g.out_features, y_relu, dy_relu, dy, db);
   else
     launch_relu_backward(context_, static_cast<std::size_t>(g.batch) * g.out_features, y_relu, dy_relu, dy);
-  {
-    SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
-    if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
-  }
-  if (dx != nullptr) gemm_linear_backward_data(context_, g, w, dy, dx);
+  linear_backward_passes(g, x, w, dy, dx, dw, nullptr);  // db is done
 }
 
 // ---- element-wise ---------------------------------------------------------------------------------

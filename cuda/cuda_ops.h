@@ -143,9 +143,12 @@ class CudaOps final : public Ops<float> {
     return context_;
   }
   // The bodies of conv2d_* (transposed false) and conv_transpose2d_* (true); op names the caller;
-  // y_relu non-null: the *_forward_relu ops.
+  // y_relu non-null: the *_forward_relu ops; pool non-null (with y_relu): conv2d_forward_relu_maxpool.
   void conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
-                    const float* w, const float* b, float* y, float* y_relu = nullptr);
+                    const float* w, const float* b, float* y, float* y_relu = nullptr,
+                    const PoolOutput* pool = nullptr);
+  void linear_backward_passes(const LinearGeometry& g, const float* x, const float* w, const float* dy, float* dx,
+                              float* dw, float* db);
   void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
                            const float* b, float* y, float* y_relu);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,

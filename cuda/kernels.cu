@@ -30,20 +30,6 @@ namespace {
 
 namespace ew = elementwise;
 
-// Sum of v over the block (blockDim.x == kThreads), in a fixed tree order; every thread gets it.
-// A second call in the same kernel needs a __syncthreads() between the two (the shared array is
-// reused without a trailing barrier).
-__device__ double block_sum(double v) {
-  __shared__ double partial[kThreads];
-  partial[threadIdx.x] = v;
-  __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  return partial[0];
-}
-
 // ---- memory and data ------------------------------------------------------------------------------
 
 // dst (n) = value
@@ -62,47 +48,36 @@ __global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels
 // ---- biases ----------------------------------------------------------------------------------------
 
 // y (B,C,HW) += bias (C) when bias is non-null; then, when y_relu is non-null, y_relu = relu(y)
+// Element i of a layer's output: y[i] += *bias (when bias is non-null: adding 0 would turn -0
+// into +0), then y_relu[i] = ReLU(y[i]) (when y_relu is non-null); returns ReLU(y[i]). The one
+// definition of the bias-and-ReLU epilogue after cuDNN's and cuBLAS's products.
+__device__ __forceinline__ float add_bias_relu(float* y, float* y_relu, std::size_t i, const float* bias) {
+  float v = y[i];
+  if (bias != nullptr) {
+    v += *bias;
+    y[i] = v;
+  }
+  const float r = ew::relu(v);
+  if (y_relu != nullptr) y_relu[i] = r;
+  return r;
+}
+
 __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
                                         float* y_relu) {
   grid_dependency();
-  for (std::size_t i = global_index(); i < n; i += global_stride()) {
-    float v = y[i];
-    if (bias != nullptr) {
-      v += bias[(i / hw) % static_cast<std::size_t>(channels)];
-      y[i] = v;
-    }
-    if (y_relu != nullptr) y_relu[i] = ew::relu(v);
-  }
+  for (std::size_t i = global_index(); i < n; i += global_stride())
+    add_bias_relu(y, y_relu, i, bias != nullptr ? bias + (i / hw) % static_cast<std::size_t>(channels) : nullptr);
 }
 
 // Bias gradient of a convolution, db (C) = the sum of dy (B,C,HW) over the batch and the plane, in
 // two passes over a partition that depends on the shapes alone (deterministic on any card), in
-// one launch: block (g, c) sums image group g's planes of channel c into partials (C,G) (or
-// straight into db[c] when there is one group); the last of channel c's blocks to finish
-// (last_block_of_row, counters[c]) adds its G partials in group order.
+// one launch: block (g, c) sums image group g's planes of channel c (sum_channel_planes,
+// ordered_sum.cuh, shared with the direct backward-filter's bias rows).
 __global__ void channel_bias_grad_kernel(int batch, int channels, int hw, int per_group, int groups,
                                          const float* dy, double* partials, unsigned int* counters,
                                          float* db) {
   grid_dependency();
-  const int g = blockIdx.x, c = blockIdx.y;
-  const int first = g * per_group, end = min(batch, first + per_group);
-  double sum = 0.0;
-  for (int b = first; b < end; ++b) {
-    const float* plane = dy + (static_cast<std::size_t>(b) * channels + c) * hw;
-    for (int j = threadIdx.x; j < hw; j += kThreads) sum += static_cast<double>(plane[j]);
-  }
-  const double total = block_sum(sum);
-  double* row = partials + static_cast<std::size_t>(c) * groups;
-  if (groups == 1) {
-    if (threadIdx.x == 0) db[c] = static_cast<float>(total);
-    return;
-  }
-  if (threadIdx.x == 0) {
-    row[g] = total;
-    __threadfence();
-  }
-  if (!last_block_of_row(counters, c, static_cast<unsigned>(groups))) return;
-  if (threadIdx.x == 0) db[c] = static_cast<float>(add_in_order<true>(0.0, row, 1, groups));
+  sum_channel_planes(dy, batch, channels, hw, static_cast<int>(blockIdx.y), per_group, groups, partials, counters, db);
 }
 
 // db (F) = column sums of dy (B,F), a Linear layer's bias gradient. A block sums kColumnSumColumns
@@ -206,19 +181,8 @@ __global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, 
     const std::size_t plane = window ? e / out_plane : (e - windows) / rest_per_plane;
     float* in = y + plane * in_plane;
     float* out = y_relu + plane * in_plane;
-    const float b = bias != nullptr ? bias[plane % static_cast<std::size_t>(channels)] : 0.0f;
-    // The element's bias and ReLU, written; its ReLU returned. No bias: y untouched (adding 0
-    // would turn -0 into +0).
-    const auto bias_relu = [&](int i) {
-      float v = in[i];
-      if (bias != nullptr) {
-        v += b;
-        in[i] = v;
-      }
-      const float r = ew::relu(v);
-      out[i] = r;
-      return r;
-    };
+    const float* b = bias != nullptr ? bias + plane % static_cast<std::size_t>(channels) : nullptr;
+    const auto bias_relu = [&](int i) { return add_bias_relu(in, out, static_cast<std::size_t>(i), b); };
     if (window) {
       const int r = static_cast<int>(e % out_plane);
       int best_index = 0;

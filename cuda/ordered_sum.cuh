@@ -1,11 +1,29 @@
 // The fixed-order sums of fmnist's deterministic GPU reductions (kernels.cu, weight_grad.cu):
-// add_in_order, and the last-block handshake that lets a two-pass reduction add its partials in
-// the launch that wrote them, so that the second pass costs no launch of its own.
+// block_sum, add_in_order, the last-block handshake that lets a two-pass reduction add its
+// partials in the launch that wrote them (so that the second pass costs no launch of its own), and
+// the per-channel plane sums built on them.
 #pragma once
 
 #include <cstddef>
 
+#include "cuda/grid_stride.cuh"
+
 namespace fmnist::cuda {
+
+// Sum of v over the block (blockDim.x == kThreads), in a fixed tree order; every thread gets it.
+// A second call in the same kernel needs a __syncthreads() between the two (the shared array is
+// reused without a trailing barrier).
+__device__ inline double block_sum(double v) {
+  __shared__ double partial[kThreads];
+  partial[threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  return partial[0];
+}
+
 
 // sum + x[0] + x[stride] + ... + x[(count - 1) * stride], added in that order in double. The adds
 // wait on one another, the loads need not: they are issued kSumLoadsAhead at a time before their
@@ -55,6 +73,35 @@ __device__ inline bool last_block_of_row(unsigned int* counters, int row, unsign
   }
   __syncthreads();
   return last;
+}
+
+// Block (blockIdx.x = g, any y) of channel c's `groups` blocks: out[c] = the sum of x (B,C,HW)'s
+// planes of channel c over all B images, the block summing image group g (images g * per_group
+// on, per_group of them, the last group shorter): each thread plane by plane over its elements
+// threadIdx.x, + kThreads, ..., then block_sum; with one group the block writes out[c], else its
+// partial (C, groups) in partials, and the channel's last block to finish (counters[c]) adds the
+// partials in group order. The order depends on the shapes alone. Every thread of the block calls it.
+__device__ inline void sum_channel_planes(const float* x, int batch, int channels, int hw, int c, int per_group,
+                                          int groups, double* partials, unsigned int* counters, float* out) {
+  const int g = static_cast<int>(blockIdx.x);
+  const int first = g * per_group, end = min(batch, first + per_group);
+  double sum = 0.0;
+  for (int b = first; b < end; ++b) {
+    const float* plane = x + (static_cast<std::size_t>(b) * channels + c) * hw;
+    for (int j = static_cast<int>(threadIdx.x); j < hw; j += kThreads) sum += static_cast<double>(plane[j]);
+  }
+  const double total = block_sum(sum);
+  double* row = partials + static_cast<std::size_t>(c) * groups;
+  if (groups == 1) {
+    if (threadIdx.x == 0) out[c] = static_cast<float>(total);
+    return;
+  }
+  if (threadIdx.x == 0) {
+    row[g] = total;
+    __threadfence();
+  }
+  if (!last_block_of_row(counters, c, static_cast<unsigned>(groups))) return;
+  if (threadIdx.x == 0) out[c] = static_cast<float>(add_in_order<true>(0.0, row, 1, groups));
 }
 
 }  // namespace fmnist::cuda

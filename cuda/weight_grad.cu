@@ -40,57 +40,22 @@ __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int fir
   }
 }
 
-// Block (g, c) of the rows after the slice groups': db[c] = the sum of src (N,C,Hs,Ws)'s planes of
-// channel c (a ConvTranspose2d's bias gradient), over image group g here: each thread over a
-// stride of the group's positions in order, then across the warp (reduce-scatter of one value: a
-// tree) and the warps in order; through bias_partials (C, groups) when groups > 1, the channel's
-// last block (counters[c]) adding them in group order.
-__device__ void src_plane_sums(const ConvShape& s, int per_group, int groups, int c, const float* src, float* db,
-                               double* bias_partials, unsigned int* counters) {
-  const int g = blockIdx.x;
-  const int first = g * per_group;
-  const int images = min(s.n, first + per_group) - first;
-  const int plane = s.src_h * s.src_w;
-  const int positions = images * plane;  // within an int: direct_weight_grad_fuses_src_bias
-  double sum = 0.0;
-  for (int e = threadIdx.x; e < positions; e += kThreads)
-    sum += static_cast<double>(src[(static_cast<std::size_t>(first + e / plane) * s.c + c) * plane + e % plane]);
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  WarpScatter where;
-  warp_reduce_scatter<1>(&sum, lane, where);
-  __shared__ double warp_totals[kWarps];
-  if (lane == 0) warp_totals[warp] = sum;
-  __syncthreads();
-  double* row = bias_partials + static_cast<std::size_t>(c) * groups;
-  if (threadIdx.x == 0) {
-    double total = 0.0;
-    for (int w = 0; w < kWarps; ++w) total += warp_totals[w];
-    if (groups == 1) {
-      db[c] = static_cast<float>(total);
-    } else {
-      row[g] = total;
-      __threadfence();
-    }
-  }
-  if (groups == 1 || !last_block_of_row(counters, c, static_cast<unsigned>(groups))) return;
-  if (threadIdx.x == 0) db[c] = static_cast<float>(add_in_order<true>(0.0, row, 1, groups));
-}
-
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)
 // when groups > 1; counters: one per row of blocks (blockIdx.y), 0 between launches. The first
 // weight_rows rows are the slice groups'. With db non-null: bias_of_src false (a Conv2d, ddst =
 // dy), db (K) = the sums of ddst's planes, by the blocks of c = 0 (through bias_partials (K,
 // groups) when groups > 1), in the same order as the taps' sums; bias_of_src true (a
-// ConvTranspose2d, src = dy), db (C) by the C rows after them (src_plane_sums).
+// ConvTranspose2d, src = dy), db (C) by the C rows after them (sum_channel_planes, the
+// partition's image groups, the bias partials (C, groups) and counters after the slice groups').
 template <int KS>
 __global__ void __launch_bounds__(kThreads)
     direct_weight_grad_kernel(ConvShape s, int per_group, int groups, int weight_rows, const float* src,
                               const float* ddst, float* dw, float* db, bool bias_of_src, double* partials,
                               double* bias_partials, unsigned int* counters) {
   grid_dependency();
-  if (static_cast<int>(blockIdx.y) >= weight_rows) {  // the same for the whole block
-    src_plane_sums(s, per_group, groups, static_cast<int>(blockIdx.y) - weight_rows, src, db, bias_partials,
-                   counters + weight_rows);
+  if (static_cast<int>(blockIdx.y) >= weight_rows) {  // the same for the whole block: channel c's bias
+    sum_channel_planes(src, s.n, s.c, s.src_h * s.src_w, static_cast<int>(blockIdx.y) - weight_rows, per_group,
+                       groups, bias_partials, counters + weight_rows, db);
     return;
   }
   constexpr int kTaps = KS * KS;
@@ -192,7 +157,7 @@ void launch_direct_weight_grad(const Context& c, const ConvShape& s, const float
                                 std::to_string(s.c) + " filter slices)");
   if (db != nullptr && bias_of == BiasOf::Src && !direct_weight_grad_fuses_src_bias(s))
     throw std::invalid_argument("direct weight gradient: no room for the bias over src's " + std::to_string(s.c) +
-                                " channels (grid rows or an image group's positions)");
+                                " channels (grid rows, or a src plane past an int)");
   if (direct_weight_grad_workspace_bytes(s) > 0 && workspace == nullptr)
     throw std::invalid_argument("direct weight gradient: no workspace for the partial sums");
   auto* partials = static_cast<double*>(workspace);

@@ -89,13 +89,13 @@ inline ImageGroups weight_grad_groups(const ConvShape& s) {
 
 // Whether the direct kernel can also sum src's planes per channel (a ConvTranspose2d's bias
 // gradient: src = dy there) in rows of blocks after the slice groups': a supported shape, one
-// more grid row (and reduction counter) per channel within 65,535, and an image group's src
-// positions within an int with kIntIndexHeadroom to spare.
+// more grid row (and reduction counter) per channel within 65,535, and a src plane within an int
+// with kIntIndexHeadroom to spare (cuda/ordered_sum.cuh's sum_channel_planes walks it by int).
 inline bool direct_weight_grad_fuses_src_bias(const ConvShape& s) {
   if (!direct_weight_grad_supported(s)) return false;
   const long long rows = static_cast<long long>(weight_grad_slice_groups(s)) + s.c;
-  const long long positions = static_cast<long long>(weight_grad_groups(s).per_group) * s.src_h * s.src_w;
-  return rows <= 65535 && positions <= INT_MAX - kIntIndexHeadroom;
+  const long long plane = static_cast<long long>(s.src_h) * s.src_w;
+  return rows <= 65535 && plane <= INT_MAX - kIntIndexHeadroom;
 }
 
 // For the `count` (<= SLICES) slices (k0 + b, c):
