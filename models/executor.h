@@ -312,8 +312,10 @@ template <class T> class Executor {
   }
 
   // Whether layer i is a ReLU after a Linear layer whose backward runs with its own as one
-  // relu_linear_backward op (a backend may mask dy in its bias-gradient pass); reached only when
-  // the layer above has not taken the ReLU (fuses_relu_before).
+  // relu_linear_backward op (a backend may mask dy in its bias-gradient pass, which it runs
+  // anyway). It takes the ReLU before the layer above can (fuses_relu_before): that layer's input
+  // gradient may be a library's, which cannot mask (cuDNN's, below AE's ConvTranspose2d), and then
+  // the mask would need a kernel of its own.
   bool fuses_linear_below(std::size_t i) const {
     return i >= 1 && i - 1 >= first_backward_layer_ && spec_.layers[i].kind == LayerKind::ReLU &&
            spec_.layers[i - 1].kind == LayerKind::Linear;
@@ -327,11 +329,13 @@ template <class T> class Executor {
   }
 
   // Whether layer i's backward runs with that of the ReLU before it (which needs its input
-  // gradient) as one *_backward_relu op (which a backend may fuse, as above).
+  // gradient) as one *_backward_relu op (which a backend may fuse, as above); not when that ReLU
+  // goes with the Linear layer before it (fuses_linear_below).
   bool fuses_relu_before(std::size_t i) const {
     const LayerKind kind = spec_.layers[i].kind;
     return i >= 1 && i - 1 > first_backward_layer_ && spec_.layers[i - 1].kind == LayerKind::ReLU &&
-           (kind == LayerKind::Conv2d || kind == LayerKind::ConvTranspose2d || kind == LayerKind::MaxPool2d);
+           (kind == LayerKind::Conv2d || kind == LayerKind::ConvTranspose2d || kind == LayerKind::MaxPool2d) &&
+           !fuses_linear_below(i - 1);
   }
 
   template <class U> U* alloc(std::size_t n) {
