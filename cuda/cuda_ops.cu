@@ -386,6 +386,18 @@ void CudaOps::softmax_cross_entropy(int batch, int classes, const float* scores,
   launch_softmax_cross_entropy(main_lane(), batch, classes, scores, labels, dscores, loss, loss_sum);
 }
 
+// The same, and dscores_sigmoid = sigmoid_backward(scores, dscores) in the same kernel.
+void CudaOps::softmax_cross_entropy_sigmoid(int batch, int classes, const float* scores,
+                                            const std::uint8_t* labels, float* dscores, float* dscores_sigmoid,
+                                            float* loss, double* loss_sum) {
+  const char* op = "softmax_cross_entropy_sigmoid";
+  check_softmax_cross_entropy(op, batch, classes, scores, labels, loss);
+  require(op, "dscores", dscores);
+  require(op, "dscores_sigmoid", dscores_sigmoid);
+  launch_softmax_cross_entropy(main_lane(), batch, classes, scores, labels, dscores, loss, loss_sum,
+                               dscores_sigmoid);
+}
+
 // confusion (classes,classes)[label][argmax(scores)] += 1; rows with a label >= classes are skipped.
 void CudaOps::count_predictions(int batch, int classes, const float* scores,
                                 const std::uint8_t* labels, std::int64_t* confusion) {

@@ -101,6 +101,9 @@ class CudaOps final : public Ops<float> {
   void softmax_cross_entropy(int batch, int classes, const float* scores,
                              const std::uint8_t* labels, float* dscores, float* loss,
                              double* loss_sum) override;
+  void softmax_cross_entropy_sigmoid(int batch, int classes, const float* scores, const std::uint8_t* labels,
+                                     float* dscores, float* dscores_sigmoid, float* loss,
+                                     double* loss_sum) override;
   void count_predictions(int batch, int classes, const float* scores, const std::uint8_t* labels,
                          std::int64_t* confusion) override;
 

@@ -303,10 +303,11 @@ __global__ void point_loss_kernel(std::size_t n, const float* pred, const float*
   }
 }
 
-// One block: scores (B,classes), labels (B) -> dscores (B,classes), loss[0] = mean row loss.
+// One block: scores (B,classes), labels (B) -> dscores (B,classes), loss[0] = mean row loss; with
+// dscores_sigmoid, also the gradient through the Sigmoid whose output the scores are.
 __global__ void softmax_cross_entropy_kernel(int batch, int classes, const float* scores,
                                              const std::uint8_t* labels, float* dscores,
-                                             float scale, float* loss, double* loss_sum) {
+                                             float scale, float* loss, double* loss_sum, float* dscores_sigmoid) {
   grid_dependency();
   double sum = 0.0;
   for (int r = threadIdx.x; r < batch; r += kThreads) {
@@ -317,9 +318,12 @@ __global__ void softmax_cross_entropy_kernel(int batch, int classes, const float
       sum += static_cast<double>(CUDART_NAN_F);
       if (grad != nullptr)
         for (int c = 0; c < classes; ++c) grad[c] = CUDART_NAN_F;
-      continue;
+    } else {
+      sum += static_cast<double>(ew::softmax_cross_entropy_row(scores + row, classes, label, scale, grad));
     }
-    sum += static_cast<double>(ew::softmax_cross_entropy_row(scores + row, classes, label, scale, grad));
+    if (grad != nullptr && dscores_sigmoid != nullptr)
+      for (int c = 0; c < classes; ++c)
+        dscores_sigmoid[row + c] = ew::sigmoid_grad(scores[row + c], grad[c]);
   }
   const double total = block_sum(sum);
   if (threadIdx.x == 0) {
@@ -478,10 +482,10 @@ void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const fl
 
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
                                   const std::uint8_t* labels, float* dscores, float* loss,
-                                  double* loss_sum) {
+                                  double* loss_sum, float* dscores_sigmoid) {
   const float scale = 1.0f / static_cast<float>(batch);  // as the CPU: T(1) / static_cast<T>(batch)
   launch(c, softmax_cross_entropy_kernel, 1, kThreads, 0, batch, classes, scores, labels, dscores, scale,
-      loss, loss_sum);
+      loss, loss_sum, dscores_sigmoid);
 }
 
 void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,

@@ -82,11 +82,12 @@ enum class PointLoss { L1, MSE };
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
                        const float* target, float* dpred, float* loss, double* loss_sum,
                        float* dpred_relu = nullptr);
-// scores (B,classes), labels (B) -> loss[0] = mean softmax cross-entropy, dscores (B,classes).
-// A label >= classes makes the loss (and its row's gradient) NaN.
+// scores (B,classes), labels (B) -> loss[0] = mean softmax cross-entropy, dscores (B,classes),
+// and with it dscores_sigmoid (B,classes) = sigmoid_grad(scores, dscores) when that is non-null
+// (scores being a Sigmoid's output). A label >= classes makes the loss (and its row's gradients) NaN.
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
                                   const std::uint8_t* labels, float* dscores, float* loss,
-                                  double* loss_sum);
+                                  double* loss_sum, float* dscores_sigmoid = nullptr);
 // confusion (classes,classes)[label][argmax] += 1 per row (rows with a bad label are skipped).
 void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,
                               const std::uint8_t* labels, std::int64_t* confusion);

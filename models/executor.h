@@ -143,9 +143,13 @@ template <class T> class Executor {
     NvtxRange range("loss");
     T* grad = with_gradient ? output_gradient() : nullptr;
     if (spec_.config.kind == ModelKind::Autoencoder) {
-      // The AE's output ReLU: its gradient too, in the same op (see loss_through_output_relu_).
+      // The AE's output ReLU: its gradient too, in the same op (see loss_through_output_activation_).
       reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum,
-                          loss_through_output_relu_ ? gradients_[spec_.layers.size() - 1] : nullptr);
+                          loss_through_output_activation_ ? gradients_[spec_.layers.size() - 1] : nullptr);
+    } else if (grad != nullptr && loss_through_output_activation_) {
+      // The classifier's output Sigmoid: its gradient too, in the same op.
+      ops_.softmax_cross_entropy_sigmoid(batch, kNetworkClasses, output(), labels_, grad,
+                                         gradients_[spec_.layers.size() - 1], batch_loss_, loss_sum);
     } else {
       ops_.softmax_cross_entropy(batch, kNetworkClasses, output(), labels_, grad, batch_loss_, loss_sum);
     }
@@ -291,7 +295,7 @@ template <class T> class Executor {
     check_batch(batch);
     NvtxRange range("backward");
     // After loss() took the gradient through the output ReLU, the backward pass starts below it.
-    const std::size_t end = spec_.layers.size() - (loss_through_output_relu_ ? 1 : 0);
+    const std::size_t end = spec_.layers.size() - (loss_through_output_activation_ ? 1 : 0);
     for (std::size_t i = end; i-- > first_backward_layer_;) {
       NvtxRange layer(backward_labels_[i].c_str());
       if (fuses_relu_before(i)) {  // layer i and the ReLU before it, in one op
@@ -360,10 +364,13 @@ template <class T> class Executor {
         break;
       }
     }
-    // An AE ending in a ReLU (the paper's) takes its loss's gradient through that ReLU in one op.
+    // An AE ending in a ReLU and a classifier ending in a Sigmoid (the paper's) take their loss's
+    // gradient through that layer in one op.
     const std::size_t last = spec_.layers.size() - 1;
-    loss_through_output_relu_ = spec_.config.kind == ModelKind::Autoencoder && !spec_.layers.empty() &&
-                                spec_.layers[last].kind == LayerKind::ReLU && last > first_backward_layer_;
+    const LayerKind output_activation =
+        spec_.config.kind == ModelKind::Autoencoder ? LayerKind::ReLU : LayerKind::Sigmoid;
+    loss_through_output_activation_ = !spec_.layers.empty() && spec_.layers[last].kind == output_activation &&
+                                      last > first_backward_layer_;
     for (const auto& p : spec_.params) {
       if (!p.trainable) continue;
       if (!trainable_ranges_.empty() &&
@@ -515,7 +522,7 @@ template <class T> class Executor {
   double *train_loss_sum_ = nullptr, *eval_loss_sum_ = nullptr;
   std::int64_t* confusion_ = nullptr;
   std::size_t first_backward_layer_ = 0;
-  bool loss_through_output_relu_ = false;  // loss() writes the output ReLU's input gradient too
+  bool loss_through_output_activation_ = false;  // loss() writes the output ReLU's or Sigmoid's input gradient too
   std::vector<Range> trainable_ranges_;
   std::vector<std::string> forward_labels_, backward_labels_;  // NVTX: "encoder.0 Conv2d"
 };

@@ -173,6 +173,12 @@ template <class T> class Ops {
   virtual void softmax_cross_entropy(int batch, int classes, const T* scores,
                                      const std::uint8_t* labels, T* dscores, T* loss,
                                      double* loss_sum) = 0;
+  // The same loss of scores that are a Sigmoid's output (the paper's classifier), its gradient also
+  // taken through that Sigmoid: dscores as above, then dscores_sigmoid (B,classes) =
+  // sigmoid_backward(scores, dscores). The results of the two ops; a backend may compute them in
+  // one pass (the CUDA backend does; the defaults, ops_defaults.h, run the two ops).
+  virtual void softmax_cross_entropy_sigmoid(int batch, int classes, const T* scores, const std::uint8_t* labels,
+                                             T* dscores, T* dscores_sigmoid, T* loss, double* loss_sum);
   // confusion (classes,classes)[label][argmax(scores)] += 1 for each row.
   virtual void count_predictions(int batch, int classes, const T* scores,
                                  const std::uint8_t* labels, std::int64_t* confusion) = 0;

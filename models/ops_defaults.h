@@ -76,6 +76,14 @@ void Ops<T>::maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T*
 }
 
 template <class T>
+void Ops<T>::softmax_cross_entropy_sigmoid(int batch, int classes, const T* scores, const std::uint8_t* labels,
+                                           T* dscores, T* dscores_sigmoid, T* loss, double* loss_sum) {
+  softmax_cross_entropy(batch, classes, scores, labels, dscores, loss, loss_sum);
+  sigmoid_backward(static_cast<std::size_t>(batch) * static_cast<std::size_t>(classes), scores, dscores,
+                   dscores_sigmoid);
+}
+
+template <class T>
 void Ops<T>::relu_linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* y_relu,
                                   const T* dy_relu, T* dy, T* dx, T* dw, T* db) {
   relu_backward(static_cast<std::size_t>(g.batch) * static_cast<std::size_t>(g.out_features), y_relu, dy_relu, dy);

@@ -782,6 +782,45 @@ TEST_CASE("GPU softmax cross-entropy and prediction counts", "[gpu][loss][saniti
   check_softmax(1000, 10, 8005);
 }
 
+TEST_CASE("GPU softmax cross-entropy through a Sigmoid equals the loss and sigmoid_backward, bit for bit",
+          "[gpu][loss][sanitize]") {
+  Ops<float>& G = gpu();
+  std::uint64_t seed = 8100;
+  for (const auto& [batch, classes] : {std::pair{100, 10}, std::pair{1, 10}, std::pair{257, 37}, std::pair{1000, 10}}) {
+    const std::string name = "softmax_cross_entropy_sigmoid (B" + std::to_string(batch) + ", " +
+                             std::to_string(classes) + " classes)";
+    const std::size_t n = static_cast<std::size_t>(batch) * classes;
+    const auto scores = uniform(n, 0.01, 0.99, seed++);  // a Sigmoid's output
+    const auto labels = random_labels(static_cast<std::size_t>(batch), classes, seed++);
+    DeviceBuffer<float> gs(G, scores), d1(G, n), r1(G, n), d2(G, n), r2(G, n), l1(G, 1), l2(G, 1);
+    DeviceBuffer<std::uint8_t> gl(G, labels);
+    DeviceBuffer<double> sum1(G, std::vector<double>{0.25}), sum2(G, std::vector<double>{0.25});
+    for (auto* b : {&d1, &r1, &d2, &r2, &l1, &l2}) b->poison();
+    G.softmax_cross_entropy(batch, classes, gs.get(), gl.get(), d1.get(), l1.get(), sum1.get());
+    G.sigmoid_backward(n, gs.get(), d1.get(), r1.get());
+    G.softmax_cross_entropy_sigmoid(batch, classes, gs.get(), gl.get(), d2.get(), r2.get(), l2.get(), sum2.get());
+    compare_exact(name + " loss", l2.download(), l1.download());
+    compare_exact(name + " loss sum", sum2.download(), sum1.download());
+    compare_exact(name + " dscores", d2.download(), d1.download());
+    compare_exact(name + " dscores through the Sigmoid", r2.download(), r1.download());
+  }
+  // A label >= classes (the device cannot report it): the loss and that row's gradients are NaN,
+  // the other rows' are written.
+  const int batch = 3, classes = 4;
+  const std::size_t n = static_cast<std::size_t>(batch) * classes;
+  DeviceBuffer<float> gs(G, uniform(n, 0.01, 0.99, seed)), d(G, n), r(G, n), loss(G, 1);
+  DeviceBuffer<std::uint8_t> gl(G, std::vector<std::uint8_t>{1, 4, 0});
+  d.poison();
+  r.poison();
+  G.softmax_cross_entropy_sigmoid(batch, classes, gs.get(), gl.get(), d.get(), r.get(), loss.get(), nullptr);
+  CHECK(std::isnan(loss.download()[0]));
+  const auto through = r.download();
+  for (std::size_t i = 0; i < n; ++i) {
+    INFO("dscores_sigmoid[" << i << "] = " << through[i]);
+    CHECK(std::isnan(through[i]) == (i / classes == 1));
+  }
+}
+
 // ---- Adam ---------------------------------------------------------------------------------------------
 
 TEST_CASE("GPU Adam update", "[gpu][adam][sanitize]") {
