@@ -161,6 +161,16 @@ __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int ou
   }
 }
 
+// The flat index within a plane, rows in_w long, of element q of those that windows of kernel x
+// kernel at stride kernel leave uncovered (floor mode): first, row by row, the elements right of
+// the windows in the covered_h rows they span, then the rows below them.
+__device__ __forceinline__ int uncovered_index(int q, int in_w, int covered_h, int covered_w) {
+  const int right = in_w - covered_w;
+  if (q < covered_h * right) return q / right * in_w + covered_w + q % right;
+  q -= covered_h * right;
+  return (covered_h + q / in_w) * in_w + q % in_w;
+}
+
 // y (B,C,H,W), a convolution's output -> y += bias, y_relu = ReLU(y), pooled and argmax (B,C,Ho,Wo)
 // = max pooling of y_relu, windows of kernel x kernel at stride kernel. Items [0, windows): one
 // thread per window, which adds the bias to its elements, takes their ReLU and pools them as it
@@ -174,7 +184,7 @@ __global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, 
   grid_dependency();
   const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
   const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
-  const int covered_h = out_h * kernel, covered_w = out_w * kernel, right = in_w - covered_w;
+  const int covered_h = out_h * kernel, covered_w = out_w * kernel;
   const std::size_t rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
   for (std::size_t e = global_index(); e < windows + rest; e += global_stride()) {
     const bool window = e < windows;
@@ -189,17 +199,7 @@ __global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, 
       pooled[e] = pool_window(in_w, r / out_w, r % out_w, kernel, kernel, bias_relu, best_index);
       argmax[e] = best_index;
     } else {
-      int q = static_cast<int>((e - windows) % rest_per_plane);
-      int row, col;
-      if (q < covered_h * right) {
-        row = q / right;
-        col = covered_w + q % right;
-      } else {
-        q -= covered_h * right;
-        row = covered_h + q / in_w;
-        col = q % in_w;
-      }
-      bias_relu(row * in_w + col);
+      bias_relu(uncovered_index(static_cast<int>((e - windows) % rest_per_plane), in_w, covered_h, covered_w));
     }
   }
 }
@@ -231,6 +231,44 @@ __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int o
       }
     dx[i] = sum;
     if (dx_relu != nullptr) dx_relu[i] = ew::relu_grad(x[i], sum);
+  }
+}
+
+// The same for windows of kernel x kernel at stride kernel (the paper's), which neither overlap nor
+// leave gaps: items [0, windows), one thread per window, which writes its kernel x kernel elements
+// (the one it chose 0.0f + dy, the others 0.0f); items [windows, windows + rest), the elements no
+// window covers (as bias_relu_maxpool_kernel orders them), 0.0f. The values the general kernel's
+// sums give, a quarter of the threads for 2x2 windows, no window search.
+__global__ void maxpool_backward_tiled_kernel(std::size_t windows, std::size_t rest, int in_h, int in_w, int out_h,
+                                              int out_w, int kernel, const float* dy, const std::int32_t* argmax,
+                                              float* dx, const float* x, float* dx_relu) {
+  grid_dependency();
+  const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
+  const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
+  const int covered_h = out_h * kernel, covered_w = out_w * kernel;
+  const std::size_t rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
+  for (std::size_t e = global_index(); e < windows + rest; e += global_stride()) {
+    const auto put = [&](std::size_t i, float g) {
+      dx[i] = g;
+      if (dx_relu != nullptr) dx_relu[i] = ew::relu_grad(x[i], g);
+    };
+    if (e < windows) {
+      const std::size_t plane = e / out_plane * in_plane;
+      const int r = static_cast<int>(e % out_plane);
+      const int first = r / out_w * kernel * in_w + r % out_w * kernel;
+      const int chosen = argmax[e];
+      const float g = 0.0f + dy[e];  // as the general kernel's sum: -0 becomes +0
+      for (int ky = 0; ky < kernel; ++ky)
+        for (int kx = 0; kx < kernel; ++kx) {
+          const int index = first + ky * in_w + kx;
+          put(plane + static_cast<std::size_t>(index), index == chosen ? g : 0.0f);
+        }
+    } else {
+      const std::size_t q = e - windows;
+      put(q / rest_per_plane * in_plane +
+              static_cast<std::size_t>(uncovered_index(static_cast<int>(q % rest_per_plane), in_w, covered_h, covered_w)),
+          0.0f);
+    }
   }
 }
 
@@ -346,6 +384,13 @@ __global__ void count_predictions_kernel(int batch, int classes, const float* sc
   }
 }
 
+// The elements of a batch's planes that windows of kernel x kernel at stride kernel leave
+// uncovered (floor mode's last rows and columns).
+std::size_t uncovered_count(const PoolGeometry& g) {
+  const std::size_t covered = static_cast<std::size_t>(g.out_h()) * g.kernel * g.out_w() * g.kernel;
+  return static_cast<std::size_t>(g.batch) * g.channels * (static_cast<std::size_t>(g.in_h) * g.in_w - covered);
+}
+
 }  // namespace
 
 std::string kernel_image_problem() {
@@ -426,15 +471,19 @@ void launch_bias_relu_maxpool(const Context& c, const PoolGeometry& g, const flo
     throw std::invalid_argument("bias, ReLU and max pooling in one pass: kernel " + std::to_string(g.kernel) +
                                 " and stride " + std::to_string(g.stride) + " differ (windows would overlap or leave gaps)");
   const std::size_t windows = g.out_count();
-  const std::size_t covered = static_cast<std::size_t>(g.out_h()) * g.kernel * g.out_w() * g.kernel;
-  const std::size_t rest = static_cast<std::size_t>(g.batch) * g.channels *
-                           (static_cast<std::size_t>(g.in_h) * g.in_w - covered);
+  const std::size_t rest = uncovered_count(g);
   launch(c, bias_relu_maxpool_kernel, c.grid_for(windows + rest, kThreads), kThreads, 0, windows, rest, g.channels,
       g.in_h, g.in_w, g.out_h(), g.out_w(), g.kernel, bias, y, y_relu, pooled, argmax);
 }
 
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
                              const std::int32_t* argmax, float* dx, const float* x, float* dx_relu) {
+  if (g.kernel == g.stride) {
+    const std::size_t windows = g.out_count(), rest = uncovered_count(g);
+    launch(c, maxpool_backward_tiled_kernel, c.grid_for(windows + rest, kThreads), kThreads, 0, windows, rest, g.in_h,
+        g.in_w, g.out_h(), g.out_w(), g.kernel, dy, argmax, dx, x, dx_relu);
+    return;
+  }
   const std::size_t n = g.in_count();
   launch(c, maxpool_backward_kernel, c.grid_for(n, kThreads), kThreads, 0, n, g.in_h, g.in_w, g.out_h(),
       g.out_w(), g.kernel, g.stride, dy, argmax, dx, x, dx_relu);

@@ -57,7 +57,9 @@ void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float
 void launch_bias_relu_maxpool(const Context& c, const PoolGeometry& g, const float* bias, float* y, float* y_relu,
                               float* pooled, std::int32_t* argmax);
 // dy (B,C,Ho,Wo), argmax -> dx (B,C,H,W), every element written; with dx_relu (and x, the pool's
-// input, a ReLU's output), also dx_relu = relu_backward(x, dx) in the same pass.
+// input, a ReLU's output), also dx_relu = relu_backward(x, dx) in the same pass. With kernel ==
+// stride one thread a window writes the window (a tiled kernel), else one thread an element
+// gathers the windows that chose it; both give the same bits.
 void launch_maxpool_backward(const Context& c, const PoolGeometry& g, const float* dy,
                              const std::int32_t* argmax, float* dx, const float* x = nullptr,
                              float* dx_relu = nullptr);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/kernels.h"
@@ -55,7 +56,7 @@ std::vector<PoolGeometry> pool_cases(std::uint64_t seed) {
 }
 std::string pool_name(const PoolGeometry& g) {
   return " (B" + std::to_string(g.batch) + " C" + std::to_string(g.channels) + " " + std::to_string(g.in_h) + "x" +
-         std::to_string(g.in_w) + " k" + std::to_string(g.kernel) + ")";
+         std::to_string(g.in_w) + " k" + std::to_string(g.kernel) + " s" + std::to_string(g.stride) + ")";
 }
 
 }  // namespace
@@ -153,7 +154,15 @@ TEST_CASE("emulated kernels: bias add, alone and with its ReLU, at the paper's l
 TEST_CASE("emulated kernels: max pooling forward and backward, with the ReLU's gradient, equal the CPU's bits",
           "[kernel_emu][pool]") {
   CpuOps<float> cpu;
-  for (const PoolGeometry& g : pool_cases(2026)) {
+  // The pools above (windows side by side: the backward's tiled kernel), and windows that overlap
+  // or leave gaps (its general kernel).
+  std::vector<PoolGeometry> pools = pool_cases(2026);
+  for (const auto& [kernel, stride] : {std::pair{3, 2}, std::pair{2, 3}, std::pair{3, 1}, std::pair{1, 2}}) {
+    PoolGeometry g = testing::pool_geometry(2, 3, 12, 9, kernel);
+    g.stride = stride;
+    pools.push_back(g);
+  }
+  for (const PoolGeometry& g : pools) {
     const std::string shape = pool_name(g);
     Context& c = g.in_count() > 100000 ? few_blocks() : h100();
     auto x = uniform(g.in_count(), -1.0, 1.0, g.in_count());
