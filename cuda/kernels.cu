@@ -161,45 +161,61 @@ __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int ou
   }
 }
 
-// The flat index within a plane, rows in_w long, of element q of those that windows of kernel x
-// kernel at stride kernel leave uncovered (floor mode): first, row by row, the elements right of
-// the windows in the covered_h rows they span, then the rows below them.
-__device__ __forceinline__ int uncovered_index(int q, int in_w, int covered_h, int covered_w) {
-  const int right = in_w - covered_w;
-  if (q < covered_h * right) return q / right * in_w + covered_w + q % right;
-  q -= covered_h * right;
-  return (covered_h + q / in_w) * in_w + q % in_w;
-}
+// The items of a pass over pooled planes whose windows of kernel x kernel at stride kernel neither
+// overlap nor leave gaps: items [0, windows) are the windows, in the pooled output's order; items
+// [windows, windows + rest) the elements no window covers (floor mode's last rows and columns: per
+// plane, row by row, the elements right of the windows in the rows they span, then the rows below).
+struct TiledPool {
+  std::size_t windows, in_plane, out_plane, rest_per_plane;
+  int in_w, out_w, kernel, covered_h, covered_w;
+
+  __device__ TiledPool(std::size_t windows_, int in_h, int in_w_, int out_h, int out_w_, int kernel_)
+      : windows(windows_), in_plane(static_cast<std::size_t>(in_h) * in_w_),
+        out_plane(static_cast<std::size_t>(out_h) * out_w_), in_w(in_w_), out_w(out_w_), kernel(kernel_),
+        covered_h(out_h * kernel_), covered_w(out_w_ * kernel_) {
+    rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
+  }
+  __device__ bool is_window(std::size_t e) const { return e < windows; }
+  // The plane (batch x channel index) item e lies in.
+  __device__ std::size_t plane(std::size_t e) const {
+    return is_window(e) ? e / out_plane : (e - windows) / rest_per_plane;
+  }
+  // A window's flat index in its pooled plane.
+  __device__ int window_in_plane(std::size_t e) const { return static_cast<int>(e % out_plane); }
+  // An uncovered element's flat index in its plane.
+  __device__ int uncovered_in_plane(std::size_t e) const {
+    int q = static_cast<int>((e - windows) % rest_per_plane);
+    const int right = in_w - covered_w;
+    if (q < covered_h * right) return q / right * in_w + covered_w + q % right;
+    q -= covered_h * right;
+    return (covered_h + q / in_w) * in_w + q % in_w;
+  }
+};
 
 // y (B,C,H,W), a convolution's output -> y += bias, y_relu = ReLU(y), pooled and argmax (B,C,Ho,Wo)
 // = max pooling of y_relu, windows of kernel x kernel at stride kernel. Items [0, windows): one
 // thread per window, which adds the bias to its elements, takes their ReLU and pools them as it
-// scans them; items [windows, windows + rest): the elements no window covers (floor mode's last
-// rows and columns: per plane, right of the windows in their rows, then the rows below), bias and
-// ReLU only. Each element is read and written once, with add_channel_bias_kernel's float
-// operations and maxpool_forward_kernel's scan, so the bits of the two kernels.
+// scans them; the other items (TiledPool), the elements no window covers: bias and ReLU only.
+// Each element is read and written once, with add_channel_bias_kernel's float operations and
+// maxpool_forward_kernel's scan, so the bits of the two kernels.
 __global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, int channels, int in_h, int in_w,
                                          int out_h, int out_w, int kernel, const float* bias, float* y,
                                          float* y_relu, float* pooled, std::int32_t* argmax) {
   grid_dependency();
-  const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
-  const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
-  const int covered_h = out_h * kernel, covered_w = out_w * kernel;
-  const std::size_t rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
+  const TiledPool pool(windows, in_h, in_w, out_h, out_w, kernel);
   for (std::size_t e = global_index(); e < windows + rest; e += global_stride()) {
-    const bool window = e < windows;
-    const std::size_t plane = window ? e / out_plane : (e - windows) / rest_per_plane;
-    float* in = y + plane * in_plane;
-    float* out = y_relu + plane * in_plane;
+    const std::size_t plane = pool.plane(e);
+    float* in = y + plane * pool.in_plane;
+    float* out = y_relu + plane * pool.in_plane;
     const float* b = bias != nullptr ? bias + plane % static_cast<std::size_t>(channels) : nullptr;
     const auto bias_relu = [&](int i) { return add_bias_relu(in, out, static_cast<std::size_t>(i), b); };
-    if (window) {
-      const int r = static_cast<int>(e % out_plane);
+    if (pool.is_window(e)) {
+      const int r = pool.window_in_plane(e);
       int best_index = 0;
       pooled[e] = pool_window(in_w, r / out_w, r % out_w, kernel, kernel, bias_relu, best_index);
       argmax[e] = best_index;
     } else {
-      bias_relu(uncovered_index(static_cast<int>((e - windows) % rest_per_plane), in_w, covered_h, covered_w));
+      bias_relu(pool.uncovered_in_plane(e));
     }
   }
 }
@@ -237,37 +253,32 @@ __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int o
 // The same for windows of kernel x kernel at stride kernel (the paper's), which neither overlap nor
 // leave gaps: items [0, windows), one thread per window, which writes its kernel x kernel elements
 // (the one it chose 0.0f + dy, the others 0.0f); items [windows, windows + rest), the elements no
-// window covers (as bias_relu_maxpool_kernel orders them), 0.0f. The values the general kernel's
+// window covers (TiledPool's order), 0.0f. The values the general kernel's
 // sums give, a quarter of the threads for 2x2 windows, no window search.
 __global__ void maxpool_backward_tiled_kernel(std::size_t windows, std::size_t rest, int in_h, int in_w, int out_h,
                                               int out_w, int kernel, const float* dy, const std::int32_t* argmax,
                                               float* dx, const float* x, float* dx_relu) {
   grid_dependency();
-  const std::size_t in_plane = static_cast<std::size_t>(in_h) * in_w;
-  const std::size_t out_plane = static_cast<std::size_t>(out_h) * out_w;
-  const int covered_h = out_h * kernel, covered_w = out_w * kernel;
-  const std::size_t rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
+  const TiledPool pool(windows, in_h, in_w, out_h, out_w, kernel);
   for (std::size_t e = global_index(); e < windows + rest; e += global_stride()) {
-    const auto put = [&](std::size_t i, float g) {
-      dx[i] = g;
-      if (dx_relu != nullptr) dx_relu[i] = ew::relu_grad(x[i], g);
+    const std::size_t plane = pool.plane(e) * pool.in_plane;
+    const auto put = [&](int i, float g) {
+      const std::size_t at = plane + static_cast<std::size_t>(i);
+      dx[at] = g;
+      if (dx_relu != nullptr) dx_relu[at] = ew::relu_grad(x[at], g);
     };
-    if (e < windows) {
-      const std::size_t plane = e / out_plane * in_plane;
-      const int r = static_cast<int>(e % out_plane);
+    if (pool.is_window(e)) {
+      const int r = pool.window_in_plane(e);
       const int first = r / out_w * kernel * in_w + r % out_w * kernel;
       const int chosen = argmax[e];
       const float g = 0.0f + dy[e];  // as the general kernel's sum: -0 becomes +0
       for (int ky = 0; ky < kernel; ++ky)
         for (int kx = 0; kx < kernel; ++kx) {
           const int index = first + ky * in_w + kx;
-          put(plane + static_cast<std::size_t>(index), index == chosen ? g : 0.0f);
+          put(index, index == chosen ? g : 0.0f);
         }
     } else {
-      const std::size_t q = e - windows;
-      put(q / rest_per_plane * in_plane +
-              static_cast<std::size_t>(uncovered_index(static_cast<int>(q % rest_per_plane), in_w, covered_h, covered_w)),
-          0.0f);
+      put(pool.uncovered_in_plane(e), 0.0f);
     }
   }
 }
