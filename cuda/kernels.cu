@@ -47,7 +47,6 @@ __global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels
 
 // ---- biases ----------------------------------------------------------------------------------------
 
-// y (B,C,HW) += bias (C) when bias is non-null; then, when y_relu is non-null, y_relu = relu(y)
 // Element i of a layer's output: y[i] += *bias (when bias is non-null: adding 0 would turn -0
 // into +0), then y_relu[i] = ReLU(y[i]) (when y_relu is non-null); returns ReLU(y[i]). The one
 // definition of the bias-and-ReLU epilogue after cuDNN's and cuBLAS's products.
@@ -62,6 +61,7 @@ __device__ __forceinline__ float add_bias_relu(float* y, float* y_relu, std::siz
   return r;
 }
 
+// y (B,C,HW) += bias (C) when bias is non-null; then, when y_relu is non-null, y_relu = relu(y).
 __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
                                         float* y_relu) {
   grid_dependency();
@@ -253,8 +253,8 @@ __global__ void maxpool_backward_kernel(std::size_t n, int in_h, int in_w, int o
 // The same for windows of kernel x kernel at stride kernel (the paper's), which neither overlap nor
 // leave gaps: items [0, windows), one thread per window, which writes its kernel x kernel elements
 // (the one it chose 0.0f + dy, the others 0.0f); items [windows, windows + rest), the elements no
-// window covers (TiledPool's order), 0.0f. The values the general kernel's
-// sums give, a quarter of the threads for 2x2 windows, no window search.
+// window covers (TiledPool's order), 0.0f. The values the general kernel's sums give, with a
+// quarter of its threads for 2x2 windows and no window search.
 __global__ void maxpool_backward_tiled_kernel(std::size_t windows, std::size_t rest, int in_h, int in_w, int out_h,
                                               int out_w, int kernel, const float* dy, const std::int32_t* argmax,
                                               float* dx, const float* x, float* dx_relu) {
@@ -395,6 +395,18 @@ __global__ void count_predictions_kernel(int batch, int classes, const float* sc
   }
 }
 
+// column_sum_kernel<kThroughRelu> over dy_in (batch, features), its preconditions checked first;
+// `what` names the caller's pass in the error.
+template <bool kThroughRelu>
+void launch_column_sum(const Context& c, const char* what, int batch, int features, const float* dy_in, float* db,
+                       const float* relu_y, float* dy) {
+  if (batch < 1 || features < 1 || features > INT_MAX - kColumnSumColumns)
+    throw std::invalid_argument(std::string(what) + ": batch and features must be positive, features at most "
+                                "INT_MAX - 32");
+  const unsigned blocks = static_cast<unsigned>((features + kColumnSumColumns - 1) / kColumnSumColumns);
+  launch(c, column_sum_kernel<kThroughRelu>, dim3(blocks), kThreads, 0, batch, features, dy_in, db, relu_y, dy);
+}
+
 // The elements of a batch's planes that windows of kernel x kernel at stride kernel leave
 // uncovered (floor mode's last rows and columns).
 std::size_t uncovered_count(const PoolGeometry& g) {
@@ -441,11 +453,7 @@ static_assert(2 * kReductionTargetBlocks <= Context::kReducePartials,
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db) {
   if (hw == 1) {  // a Linear layer's: dy is (B,F)
-    if (batch < 1 || channels < 1 || channels > INT_MAX - kColumnSumColumns)
-      throw std::invalid_argument("linear bias gradient: batch and features must be positive, features at most "
-                                  "INT_MAX - 32");
-    const unsigned blocks = static_cast<unsigned>((channels + kColumnSumColumns - 1) / kColumnSumColumns);
-    launch(c, column_sum_kernel<false>, dim3(blocks), kThreads, 0, batch, channels, dy, db, nullptr, nullptr);
+    launch_column_sum<false>(c, "linear bias gradient", batch, channels, dy, db, nullptr, nullptr);
     return;
   }
   if (batch < 1 || channels < 1 || channels > 65535 || hw > static_cast<std::size_t>(INT_MAX - kIntIndexHeadroom))
@@ -462,11 +470,7 @@ void launch_channel_bias_grad(const Context& c, int batch, int channels, std::si
 
 void launch_linear_bias_grad_through_relu(const Context& c, int batch, int features, const float* y_relu,
                                           const float* dy_relu, float* dy, float* db) {
-  if (batch < 1 || features < 1 || features > INT_MAX - kColumnSumColumns)
-    throw std::invalid_argument("linear bias gradient through a ReLU: batch and features must be positive, features "
-                                "at most INT_MAX - 32");
-  const unsigned blocks = static_cast<unsigned>((features + kColumnSumColumns - 1) / kColumnSumColumns);
-  launch(c, column_sum_kernel<true>, dim3(blocks), kThreads, 0, batch, features, dy_relu, db, y_relu, dy);
+  launch_column_sum<true>(c, "linear bias gradient through a ReLU", batch, features, dy_relu, db, y_relu, dy);
 }
 
 void launch_maxpool_forward(const Context& c, const PoolGeometry& g, const float* x, float* y,

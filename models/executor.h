@@ -142,14 +142,15 @@ template <class T> class Executor {
     check_batch(batch);
     NvtxRange range("loss");
     T* grad = with_gradient ? output_gradient() : nullptr;
+    // The gradient at the output ReLU's (AE) or Sigmoid's (classifier) input, when the loss's op
+    // writes it too (loss_through_output_activation_).
+    T* activation_grad =
+        grad != nullptr && loss_through_output_activation_ ? gradients_[spec_.layers.size() - 1] : nullptr;
     if (spec_.config.kind == ModelKind::Autoencoder) {
-      // The AE's output ReLU: its gradient too, in the same op (see loss_through_output_activation_).
-      reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum,
-                          loss_through_output_activation_ ? gradients_[spec_.layers.size() - 1] : nullptr);
-    } else if (grad != nullptr && loss_through_output_activation_) {
-      // The classifier's output Sigmoid: its gradient too, in the same op.
-      ops_.softmax_cross_entropy_sigmoid(batch, kNetworkClasses, output(), labels_, grad,
-                                         gradients_[spec_.layers.size() - 1], batch_loss_, loss_sum);
+      reconstruction_loss(spec_.config.ae_loss, batch, grad, loss_sum, activation_grad);
+    } else if (activation_grad != nullptr) {
+      ops_.softmax_cross_entropy_sigmoid(batch, kNetworkClasses, output(), labels_, grad, activation_grad,
+                                         batch_loss_, loss_sum);
     } else {
       ops_.softmax_cross_entropy(batch, kNetworkClasses, output(), labels_, grad, batch_loss_, loss_sum);
     }
@@ -294,7 +295,8 @@ template <class T> class Executor {
   void backward_impl(int batch, std::uint64_t step, const StepCursor* cursor) {
     check_batch(batch);
     NvtxRange range("backward");
-    // After loss() took the gradient through the output ReLU, the backward pass starts below it.
+    // After loss() took the gradient through the output ReLU or Sigmoid, the backward pass starts
+    // below it.
     const std::size_t end = spec_.layers.size() - (loss_through_output_activation_ ? 1 : 0);
     for (std::size_t i = end; i-- > first_backward_layer_;) {
       NvtxRange layer(backward_labels_[i].c_str());
