@@ -1,5 +1,6 @@
-// cuda/backend.h: device listing, the version summary and the factory of CudaOps. The listing and
-// the summary never throw and never need a device, so host code may call them anywhere.
+// cuda/backend.h: device listing, the version summary and the factory of CudaOps, and their table,
+// the module's one exported symbol. The listing and the summary never throw and never need a
+// device, so host code may call them anywhere.
 #include "cuda/backend.h"
 
 #include <stdexcept>
@@ -89,3 +90,10 @@ std::uint64_t cuda_bf16_rounding_mismatches(int device) {
 }
 
 }  // namespace fmnist
+
+// The shared module (cuda/CMakeLists.txt: its version script) exports this symbol alone.
+extern "C" __attribute__((visibility("default"))) const fmnist::CudaBackend* fmnist_cuda_backend() {
+  static const fmnist::CudaBackend backend{fmnist::list_cuda_devices, fmnist::cuda_runtime_summary,
+                                           fmnist::make_cuda_ops, fmnist::cuda_bf16_rounding_mismatches};
+  return &backend;
+}

@@ -1,7 +1,7 @@
 // The CUDA backend as host code sees it: device listing, a version summary and the factory of the
-// GPU Ops<float>. A plain C++ header (no CUDA types), so g++-compiled code can include it; it is
-// compiled everywhere, and its functions are called only where FMNIST_HAVE_CUDA is defined (the
-// build links fmnist_cuda then).
+// GPU Ops<float>, gathered in one table (CudaBackend). A plain C++ header (no CUDA types), so
+// g++-compiled code can include it. Host code reaches the table through host/cuda_backend.h, which
+// loads the backend's shared module (libfmnist_cuda.so, with cuBLAS and cuDNN) on first use.
 #pragma once
 
 #include <cstddef>
@@ -86,4 +86,17 @@ std::unique_ptr<Ops<float>> make_cuda_ops(const CudaOptions& options);
 // must mean what cuDNN and cuBLAS mean by bfloat16).
 std::uint64_t cuda_bf16_rounding_mismatches(int device = 0);
 
+// The four functions above as one table: what the module exports, under the one name
+// kCudaBackendSymbol, and what host code calls (host/cuda_backend.h).
+struct CudaBackend {
+  std::vector<CudaDeviceInfo> (*list_devices)();
+  std::string (*runtime_summary)();
+  std::unique_ptr<Ops<float>> (*make_ops)(const CudaOptions&);
+  std::uint64_t (*bf16_rounding_mismatches)(int device);
+};
+inline constexpr const char* kCudaBackendSymbol = "fmnist_cuda_backend";
+
 }  // namespace fmnist
+
+// This build's table (cuda/backend.cu): the module's one exported symbol.
+extern "C" const fmnist::CudaBackend* fmnist_cuda_backend();

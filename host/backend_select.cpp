@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "cuda/backend.h"  // CudaOptions; its functions are called only where CUDA is built in
+#include "host/cuda_backend.h"
 #include "host/reference/cpu_ops.h"
 
 namespace fmnist {
@@ -53,14 +53,6 @@ int backward_streams_requested() {
 
 }  // namespace
 
-bool cuda_compiled_in() {
-#if defined(FMNIST_HAVE_CUDA)
-  return true;
-#else
-  return false;
-#endif
-}
-
 ConvKernelRequest conv_kernels_requested() {
   ConvKernelRequest r;
   r.weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD");
@@ -101,39 +93,34 @@ BackendChoice select_backend(const std::string& device, Precision precision, con
   const int backward_streams = backward_streams_requested();
   const bool programmatic_launch = programmatic_launch_requested();
   if (device == "cpu") return cpu_backend(precision, "CPU backend (--device cpu)");
-#if defined(FMNIST_HAVE_CUDA)
-  const bool have_gpu = !list_cuda_devices().empty();
-  if (have_gpu) {
-    CudaOptions options;
-    options.allow_tf32 = precision == Precision::TF32;
-    options.bf16 = precision == Precision::BF16;
-    options.direct_weight_grad = kernels.direct_weight_grad;
-    options.direct_backward_data = kernels.direct_backward_data;
-    options.direct_forward = kernels.direct_forward;
-    options.backward_streams = backward_streams;
-    options.programmatic_launch = programmatic_launch;
-    std::string why = "CUDA backend";
-    if (kernels.direct_weight_grad) why += ", fmnist's direct conv backward-filter";
-    if (kernels.direct_backward_data) why += ", fmnist's direct conv backward-data";
-    if (kernels.direct_forward) why += ", fmnist's direct conv forward";
-    if (backward_streams > 1 && !options.bf16)
-      why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
-             (backward_streams > 2 ? "s" : "");
-    if (programmatic_launch) why += ", programmatic dependent launch";
-    return {make_cuda_ops(options), why};
+  std::string why_no_cuda;
+  const CudaBackend* cuda = cuda_backend(&why_no_cuda);
+  if (cuda == nullptr) {
+    if (device == "cuda") throw std::runtime_error("--device cuda: the CUDA backend is " + why_no_cuda);
+    return cpu_backend(precision, "CUDA backend " + why_no_cuda + "; running on the CPU backend");
   }
-  if (device == "cuda")
-    throw std::runtime_error("--device cuda: no CUDA device found (" + cuda_runtime_summary() + ")");
-  return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
-#else
-  (void)kernels;
-  (void)backward_streams;
-  (void)programmatic_launch;
-  if (device == "cuda")
-    throw std::runtime_error("--device cuda: this fmnist was built without the CUDA backend "
-                             "(configure with -DFMNIST_CUDA=ON on a machine with nvcc)");
-  return cpu_backend(precision, "built without CUDA; running on the CPU backend");
-#endif
+  if (cuda->list_devices().empty()) {
+    if (device == "cuda")
+      throw std::runtime_error("--device cuda: no CUDA device found (" + cuda->runtime_summary() + ")");
+    return cpu_backend(precision, "no CUDA device found; running on the CPU backend");
+  }
+  CudaOptions options;
+  options.allow_tf32 = precision == Precision::TF32;
+  options.bf16 = precision == Precision::BF16;
+  options.direct_weight_grad = kernels.direct_weight_grad;
+  options.direct_backward_data = kernels.direct_backward_data;
+  options.direct_forward = kernels.direct_forward;
+  options.backward_streams = backward_streams;
+  options.programmatic_launch = programmatic_launch;
+  std::string why = "CUDA backend";
+  if (kernels.direct_weight_grad) why += ", fmnist's direct conv backward-filter";
+  if (kernels.direct_backward_data) why += ", fmnist's direct conv backward-data";
+  if (kernels.direct_forward) why += ", fmnist's direct conv forward";
+  if (backward_streams > 1 && !options.bf16)
+    why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
+           (backward_streams > 2 ? "s" : "");
+  if (programmatic_launch) why += ", programmatic dependent launch";
+  return {cuda->make_ops(options), why};
 }
 
 }  // namespace fmnist

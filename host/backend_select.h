@@ -24,7 +24,4 @@ struct BackendChoice {
 BackendChoice select_backend(const std::string& device, Precision precision = Precision::FP32);
 BackendChoice select_backend(const std::string& device, Precision precision, const ConvKernels& kernels);
 
-// True when this build has the CUDA backend compiled in.
-bool cuda_compiled_in();
-
 }  // namespace fmnist

@@ -245,5 +245,24 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   expect 1 "--device cuda"             -- bench --device cuda --models ae64 --steps 1 --repeats 1 --warmup 0
 fi
 
+# The CUDA backend is a module loaded on first use (host/cuda_backend.h), where this build has one
+# beside fmnist (not in the emulated build): a command on the CPU never loads cuBLAS, `fmnist info`
+# does, and a module that cannot be loaded is named in one line (--device auto then runs on the CPU).
+if [ -e "$(dirname "$fmnist")/libfmnist_cuda.so" ]; then
+  LD_DEBUG=libs "$fmnist" bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0 >"$tmp/out" 2>"$tmp/err" &&
+    ! grep -q "libcublas" "$tmp/err" && passes=$((passes + 1)) ||
+    { echo "FAIL: a CPU bench loads cuBLAS (or fails):"; grep -m3 "libcublas\|error" "$tmp/err" | sed 's/^/    /'; failures=$((failures + 1)); }
+  LD_DEBUG=libs "$fmnist" info >"$tmp/out" 2>"$tmp/err" && grep -q "libcublas" "$tmp/err" &&
+    grep -qE '^CUDA backend: compiled in; CUDA runtime [0-9]+\.[0-9]+, .*cuDNN [0-9]+\.[0-9]+' "$tmp/out" && passes=$((passes + 1)) ||
+    { echo "FAIL: fmnist info does not load the CUDA module:"; sed 's/^/    /' "$tmp/out"; failures=$((failures + 1)); }
+  FMNIST_CUDA_MODULE="$tmp/nowhere.so" expect 1 "^fmnist: error: --device cuda: the CUDA backend is not loaded: .*nowhere.so: cannot open shared object file" -- bench --device cuda --models ae16 --steps 1 --repeats 1 --warmup 0
+  FMNIST_CUDA_MODULE=/lib/x86_64-linux-gnu/libz.so.1 expect 1 "the CUDA backend is not loaded: /lib/x86_64-linux-gnu/libz.so.1 has no symbol fmnist_cuda_backend" -- bench --device cuda --models ae16 --steps 1 --repeats 1 --warmup 0
+  FMNIST_CUDA_MODULE="$tmp/nowhere.so" expect_ok train --model ae --latent 16 --epochs 1 --max-steps-per-epoch 2 --validation-size 9000 --device auto --data-dir "$data" --out "$tmp/auto-without-module"
+  grep -q "CUDA backend not loaded: .*nowhere.so.*; running on the CPU backend" "$tmp/out" "$tmp/err" ||
+    { echo "FAIL: --device auto without its CUDA module does not say why it runs on the CPU"; failures=$((failures + 1)); }
+  FMNIST_CUDA_MODULE="$tmp/nowhere.so" "$fmnist" info >"$tmp/out" 2>&1 && grep -q "^CUDA backend: not loaded: .*nowhere.so" "$tmp/out" ||
+    { echo "FAIL: fmnist info does not name the CUDA module it cannot load:"; sed 's/^/    /' "$tmp/out"; failures=$((failures + 1)); }
+fi
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

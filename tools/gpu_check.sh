@@ -954,7 +954,7 @@ run_step info 30 figure_info info
 # A later call on the same machine (FMNIST_GPU_CHECK_STEPS without configure and build) uses the
 # build directory's binaries as they are, when it has them.
 have_build=0
-[ -x "$fmnist" ] && [ -x "$gpu_tests" ] && have_build=1
+[ -x "$fmnist" ] && [ -e "$build_dir/libfmnist_cuda.so" ] && [ -x "$gpu_tests" ] && have_build=1
 reuse_build=0
 [ -z "$prebuilt" ] && ! want configure && ! want build && [ "$have_build" = 1 ] && reuse_build=1
 
@@ -986,7 +986,7 @@ elif [ -n "$prebuilt" ]; then
   record configure SKIP 0 "prebuilt: $build_dir"
   record build SKIP 0 "prebuilt"
   build_ok=1
-  [ -x "$build_dir/fmnist" ] && [ -x "$build_dir/tests/gpu/fmnist_gpu_tests" ] || build_ok=0
+  [ -x "$build_dir/fmnist" ] && [ -e "$build_dir/libfmnist_cuda.so" ] && [ -x "$build_dir/tests/gpu/fmnist_gpu_tests" ] || build_ok=0
 else
   build_ok=0
   { want configure && want build; } || [ "$steps_sel" = all ] ||

@@ -10,12 +10,10 @@
 
 #include "host/backend_select.h"
 #include "host/cli/cli.h"
+#include "host/cuda_backend.h"
 #include "host/dataset.h"
 #include "host/reference/parallel.h"
 #include "host/report/report.h"
-#if defined(FMNIST_HAVE_CUDA)
-#include "cuda/backend.h"
-#endif
 
 namespace fmnist::cli {
 namespace {
@@ -51,17 +49,19 @@ int run_info(void* p) {
   std::cout << "CPU backend: " << reference::default_cpu_threads()
             << " threads (FMNIST_CPU_THREADS), each calling " << openblas_get_config()
             << " single-threaded\n";
-#if defined(FMNIST_HAVE_CUDA)
-  std::cout << "CUDA backend: compiled in; " << cuda_runtime_summary() << '\n';
-  const auto devices = list_cuda_devices();
-  if (devices.empty()) std::cout << "CUDA devices: none found (--device auto runs on the CPU)\n";
-  for (const auto& d : devices)
-    std::cout << fmt::format("  cuda:{} {} (compute capability {}.{}, {:.1f} GiB, {} SMs)\n", d.index,
-                             d.name, d.major, d.minor, d.memory_bytes / 1073741824.0,
-                             d.multiprocessors);
-#else
-  std::cout << "CUDA backend: not compiled in (configure with -DFMNIST_CUDA=ON where nvcc exists)\n";
-#endif
+  std::string why_no_cuda;
+  const CudaBackend* cuda = cuda_backend(&why_no_cuda);
+  if (cuda == nullptr) {
+    std::cout << "CUDA backend: " << why_no_cuda << "; --device auto runs on the CPU\n";
+  } else {
+    std::cout << "CUDA backend: compiled in; " << cuda->runtime_summary() << '\n';
+    const auto devices = cuda->list_devices();
+    if (devices.empty()) std::cout << "CUDA devices: none found (--device auto runs on the CPU)\n";
+    for (const auto& d : devices)
+      std::cout << fmt::format("  cuda:{} {} (compute capability {}.{}, {:.1f} GiB, {} SMs)\n", d.index,
+                               d.name, d.major, d.minor, d.memory_bytes / 1073741824.0,
+                               d.multiprocessors);
+  }
   std::cout << (report::kCanDrawFigures
                     ? "report figures: drawn (cairo)\n"
                     : "report figures: not drawn (built without cairo: `fmnist reproduce` writes the results and "

@@ -32,6 +32,7 @@
 
 #include "cpu_stand_in.h"
 #include "cuda/backend.h"
+#include "host/cuda_backend.h"
 #include "models/ops.h"
 #include "models/rng.h"
 
@@ -56,11 +57,15 @@ inline bool on_cpu_stand_in() {
   return v != nullptr && v[0] != '\0' && v[0] != '0';
 }
 
+// The CUDA backend under test: the one fmnist's commands load (host/cuda_backend.h). main.cpp
+// stops this binary before any test when it cannot be loaded.
+inline const CudaBackend& gpu_backend() { return *cuda_backend(); }
+
 // A fresh backend under test: CudaOps (or the stand-in).
 inline std::unique_ptr<Ops<float>> make_backend(const CudaOptions& options) {
   if (on_cpu_stand_in())
     return std::make_unique<CpuStandIn>(options.bf16 ? Precision::BF16 : Precision::FP32);
-  return make_cuda_ops(options);
+  return gpu_backend().make_ops(options);
 }
 
 // The backends the tests share, one per kind, each made on first use and released by

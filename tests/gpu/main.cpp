@@ -1,18 +1,26 @@
-// Entry point of fmnist_gpu_tests. Without a CUDA device (or driver) it prints why and exits with
-// 77, which CTest reports as "skipped" (SKIP_RETURN_CODE); otherwise it lists the devices and
-// runs the Catch2 tests. FMNIST_GPU_TEST_VERBOSE=1 prints every comparison's worst error;
+// Entry point of fmnist_gpu_tests. It loads the CUDA backend's module as fmnist's commands do, and
+// fails when it cannot. Without a CUDA device (or driver) it prints why and exits with 77, which
+// CTest reports as "skipped" (SKIP_RETURN_CODE); otherwise it lists the devices and runs the
+// Catch2 tests. FMNIST_GPU_TEST_VERBOSE=1 prints every comparison's worst error;
 // FMNIST_GPU_TESTS_ON_CPU=1 runs them with a CPU stand-in for the GPU (see cpu_stand_in.h).
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 
-#include "cuda/backend.h"
+#include "host/cuda_backend.h"
 #include "gpu_test_support.h"
 #include "tests/catch_session.h"
 
 int main(int argc, char* argv[]) {
-  std::printf("fmnist_gpu_tests: %s\n", fmnist::cuda_runtime_summary().c_str());
-  const auto devices = fmnist::list_cuda_devices();
+  std::string why_not;
+  const fmnist::CudaBackend* cuda = fmnist::cuda_backend(&why_not);
+  if (cuda == nullptr) {  // a build or install fault, not a missing device: fails, never skips
+    std::fprintf(stderr, "fmnist_gpu_tests: the CUDA backend is %s\n", why_not.c_str());
+    return 1;
+  }
+  std::printf("fmnist_gpu_tests: %s\n", cuda->runtime_summary().c_str());
+  const auto devices = cuda->list_devices();
   bool listing = false;  // listing or help needs no device
   for (int i = 1; i < argc; ++i)
     listing = listing || std::strncmp(argv[i], "--list", 6) == 0 || std::strcmp(argv[i], "-l") == 0 ||

@@ -200,7 +200,7 @@ TEST_CASE("GPU BF16: the shared rounding agrees with __float2bfloat16_rn on ever
     WARN("not checked on the CPU stand-in (tests/test_precision.cpp checks the host path)");
     return;
   }
-  CHECK(cuda_bf16_rounding_mismatches(0) == 0);
+  CHECK(gpu_backend().bf16_rounding_mismatches(0) == 0);
 }
 
 TEST_CASE("GPU BF16 backend: name, precision, and the TF32 + BF16 refusal", "[gpu][bf16]") {
@@ -211,7 +211,7 @@ TEST_CASE("GPU BF16 backend: name, precision, and the TF32 + BF16 refusal", "[gp
     CudaOptions both;
     both.bf16 = true;
     both.allow_tf32 = true;
-    CHECK_THROWS_AS(make_cuda_ops(both), std::invalid_argument);
+    CHECK_THROWS_AS(gpu_backend().make_ops(both), std::invalid_argument);
   }
 }
 

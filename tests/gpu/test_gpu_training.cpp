@@ -445,13 +445,13 @@ TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][
     WARN("not checked on the CPU stand-in");
     return;
   }
-  const int count = static_cast<int>(list_cuda_devices().size());
+  const int count = static_cast<int>(gpu_backend().list_devices().size());
   REQUIRE(count > 0);
   for (int device : {count, -1}) {
     CudaOptions options;
     options.device = device;
     try {
-      auto ops = make_cuda_ops(options);
+      auto ops = gpu_backend().make_ops(options);
       FAIL("make_cuda_ops accepted device " << device);
     } catch (const std::runtime_error& e) {
       const std::string message = e.what();
@@ -464,14 +464,14 @@ TEST_CASE("make_cuda_ops rejects a device that does not exist", "[gpu][factory][
   // Backward streams outside 1..kMaxBackwardStreams are refused in one line.
   for (int streams : {0, kMaxBackwardStreams + 1}) {
     INFO(streams << " backward streams");
-    CHECK_THROWS_WITH(make_cuda_ops(with_backward_streams(streams)),
+    CHECK_THROWS_WITH(gpu_backend().make_ops(with_backward_streams(streams)),
                       Catch::Contains("backward_streams must be 1 to " + std::to_string(kMaxBackwardStreams)));
   }
   // A valid device with TF32 allowed and non-deterministic algorithms also builds and runs.
   CudaOptions fast;
   fast.allow_tf32 = true;
   fast.deterministic = false;
-  auto ops = make_cuda_ops(fast);
+  auto ops = gpu_backend().make_ops(fast);
   DeviceBuffer<float> x(*ops, 8);
   ops->fill(x.get(), 1.0f, 8);
   compare_exact("fill on a TF32 backend", x.download(), std::vector<float>(8, 1.0f));
