@@ -27,7 +27,7 @@ std::string train_briefly(const ModelConfig& model, int steps, const std::string
   c.model = model;
   c.epochs = 1;
   c.max_steps_per_epoch = steps;
-  c.validation_count = 9000;
+  c.validation_count = 1000;
   c.seed = 9;
   c.out_dir = std::string(FMNIST_TEST_TMP_DIR) + "/eval-torch/" + name;
   fs::remove_all(c.out_dir);

@@ -63,7 +63,7 @@ std::string device() {
 // every epoch kept (2 of them).
 std::vector<std::string> run_args(const std::string& dir) {
   return {FMNIST_BINARY, "train", "--model", "ae", "--latent", "16", "--dropout", "0.2", "--epochs", "3",
-          "--max-steps-per-epoch", "15", "--validation-size", "9000", "--seed", "7", "--checkpoint-every", "1",
+          "--max-steps-per-epoch", "15", "--validation-size", "1000", "--seed", "7", "--checkpoint-every", "1",
           "--keep-checkpoints", "2", "--device", device(), "--out", dir};
 }
 std::vector<std::string> resume_args(const std::string& dir) {

@@ -396,7 +396,7 @@ TEST_CASE("150 steps of AE(64) in BF16 on real data: the loss falls and stays ne
     c.model.latent = 64;
     c.epochs = 1;
     c.max_steps_per_epoch = 150;
-    c.validation_count = 9000;
+    c.validation_count = 1000;
     c.seed = 5;
     c.precision = precision;
     auto ops = make_cpu_ops(precision);

@@ -379,7 +379,7 @@ TEST_CASE("train() applies augmentation and the schedule, repeatably, and record
   c.model.head = ClassifierHead::Logits;
   c.epochs = 2;
   c.max_steps_per_epoch = 4;
-  c.validation_count = 9000;
+  c.validation_count = 1000;
   c.seed = 3;
   auto losses = [&](const TrainConfig& config) {
     auto ops = make_cpu_ops();
