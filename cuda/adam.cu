@@ -1,9 +1,11 @@
 // Adam on the GPU: ONE launch updates n contiguous parameters, their gradients and both moments
 // (flat buffers, as the executor keeps them), each element by elementwise::adam_update, the same
-// function the CPU reference calls. The bias corrections come from the host (AdamStep), so the
-// kernel holds no step counter. Compiled with --fmad=false: the update rounds exactly as the CPU's.
+// function the CPU reference calls (adam_elements.cuh: four a thread where the buffers allow). The
+// bias corrections come from the host (AdamStep), so the kernel holds no step counter. Compiled
+// with --fmad=false: the update rounds exactly as the CPU's.
 #include <cstddef>
 
+#include "cuda/adam_elements.cuh"
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
 #include "cuda/launch.cuh"
@@ -16,15 +18,14 @@ namespace {
 __global__ void adam_kernel(std::size_t n, float* params, const float* grads, float* m, float* v,
                             elementwise::AdamStep<float> step) {
   grid_dependency();
-  for (std::size_t i = global_index(); i < n; i += global_stride())
-    elementwise::adam_update(params[i], grads[i], m[i], v[i], step);
+  adam_elements(n, params, grads, m, v, step);
 }
 
 }  // namespace
 
 void launch_adam(const Context& c, std::size_t n, float* params, const float* grads, float* m,
                  float* v, const elementwise::AdamStep<float>& step) {
-  launch(c, adam_kernel, c.grid_for(n, kThreads), kThreads, 0, n, params, grads, m, v, step);
+  launch(c, adam_kernel, c.grid_for(adam_threads(n), kThreads), kThreads, 0, n, params, grads, m, v, step);
 }
 
 }  // namespace fmnist::cuda

@@ -3,6 +3,7 @@
 // (adam.cu, kernels.cu) and as the CPU reference.
 #include "cuda/step_kernels.h"
 
+#include "cuda/adam_elements.cuh"
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
 #include "cuda/launch.cuh"
@@ -47,8 +48,7 @@ __global__ void adam_at_kernel(std::size_t n, float* params, const float* grads,
                                const ew::AdamStep<float>* table, StepCursor* cursor, unsigned int* counters) {
   grid_dependency();
   const ew::AdamStep<float> step = table[cursor->index];
-  for (std::size_t i = global_index(); i < n; i += global_stride())
-    ew::adam_update(params[i], grads[i], m[i], v[i], step);
+  adam_elements(n, params, grads, m, v, step);
   // Each block read the cursor before it counts itself done; the last one moves it on.
   if (counters == nullptr || !last_block_of_row(counters, 0, gridDim.x)) return;
   if (threadIdx.x == 0) {
@@ -86,7 +86,7 @@ void launch_dropout_at(const Context& c, std::size_t n, float p, std::uint64_t s
 
 void launch_adam_at(const Context& c, std::size_t n, float* params, const float* grads, float* m,
                     float* v, const elementwise::AdamStep<float>* table, StepCursor* cursor, bool advance) {
-  launch(c, adam_at_kernel, c.grid_for(n, kThreads), kThreads, 0, n, params, grads, m, v, table, cursor,
+  launch(c, adam_at_kernel, c.grid_for(adam_threads(n), kThreads), kThreads, 0, n, params, grads, m, v, table, cursor,
       advance ? c.reduce_counters() : nullptr);
 }
 

@@ -20,6 +20,11 @@
 
 using std::isnan;
 
+// CUDA's vector type of four floats (16 bytes, 16-byte aligned), for 16-byte loads and stores.
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 

@@ -396,6 +396,28 @@ TEST_CASE("emulated kernels: Adam over AE(256)'s parameters, by value and from t
     CHECK((cursor.step == 7 && cursor.index == 9));
     CHECK(kernel_emu::counters_clear(c));
   }
+  // Ranges that start one float past an aligned buffer (no 16-byte loads: one element at a time)
+  // or are shorter than four, and a length that is a multiple of four: the same bits.
+  REQUIRE(reinterpret_cast<std::uintptr_t>(params0.data()) % 16 == 0);  // offset 0: the 16-byte path
+  for (const auto& [offset, count] : {std::pair<std::size_t, std::size_t>{1, n - 1}, {1, 7}, {0, 3}, {0, 4096}, {2, 2}}) {
+    INFO("offset " << offset << ", " << count << " elements");
+    auto p_cpu = params0, m_cpu = m0, v_cpu = v0;
+    cpu.adam_update(count, p_cpu.data() + offset, grads.data() + offset, m_cpu.data() + offset,
+                    v_cpu.data() + offset, table[1]);
+    auto p = params0, m = m0, v = v0;
+    cuda::launch_adam(c, count, p.data() + offset, grads.data() + offset, m.data() + offset, v.data() + offset,
+                      table[1]);
+    compare_exact("adam params (range)", p, p_cpu);
+    compare_exact("adam m (range)", m, m_cpu);
+    compare_exact("adam v (range)", v, v_cpu);
+    StepCursor cursor{3, 1};
+    p = params0, m = m0, v = v0;
+    cuda::launch_adam_at(c, count, p.data() + offset, grads.data() + offset, m.data() + offset, v.data() + offset,
+                         table.data(), &cursor, true);
+    compare_exact("adam_at params (range)", p, p_cpu);
+    CHECK(cursor.index == 2);
+    CHECK(kernel_emu::counters_clear(c));
+  }
 }
 
 TEST_CASE("emulated kernels: the batch gather, scaling included, equals the CPU's", "[kernel_emu][gather]") {
