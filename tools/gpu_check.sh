@@ -10,7 +10,7 @@
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=B FMNIST_GPU_CHECK_STEPS=ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=T)
 #   with T = min(600, lease.budget_left_s of call 1's reply - 20) and B = T - 15. Then give_back.
 #   Leave `kind` out of call 1 (it starts an H100 when one opens, else an H200) and out of call 2
@@ -26,7 +26,7 @@
 #   and default about 45 s each, max-autotune cut at
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s); ncu 23 s. Call 1 took 272 s, call 2 351 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved
+#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved
 #   (issue 5's reproduction, closed and already measured on an H100, last: the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -97,6 +97,10 @@
 #               AE(256) training step, at most FMNIST_GPU_CHECK_NCU_KERNELS (default 60) kernels, into
 #               LOGDIR/profile (kernels.txt, kernels-raw.csv, kernels.ncu-rep). Key figure: the
 #               heaviest kernel's GFLOP/s, DRAM GB/s, and SM% / mem% of the card's peak
+#   ncu-direct  the same pass with every convolution pass on fmnist's direct kernels
+#               (FMNIST_CONV_FWD, _DGRAD and _WGRAD=fmnist), into LOGDIR/profile-direct: its
+#               per-launch table (kernels-raw.csv) beside ncu's says, layer by layer, whether cuDNN's
+#               or fmnist's kernel is faster (the data a per-layer choice of kernels needs)
 #   timeline    tools/profile.sh's Nsight Systems pass only: a warm-up and a timed epoch of AE(256)
 #               (validation included) into LOGDIR/timeline, cut into steps by tools/step_timeline.py
 #               (steps.txt: span, busy and idle time of a training and an evaluation step, each
@@ -135,7 +139,7 @@
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
 #                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-cudnn,bench-dgrad,bench-fwd,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
-#                               torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved), cpu (the cpu-*
+#                               torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
 #                               left out: the build directory's binaries are used as they are, and
@@ -210,9 +214,9 @@ bench_variants=(
   "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_BACKWARD_STREAMS=4 FMNIST_PDL=1"
 )
 variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
-known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 torch-compile ncu timeline tf32-100 reproduce reproduce-improved"
+known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 torch-compile ncu ncu-direct timeline tf32-100 reproduce reproduce-improved"
 known_steps+=" cpu ctest"
-measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,torch-compile,ncu,timeline,tf32-100,reproduce,reproduce-improved"
+measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -900,19 +904,24 @@ figure_tf32_100() {
   echo "TF32, 100 epochs: AE(256) val MAE ${mae:-?} (FP32 on an H100: 0.05665), C(256) t10k ${acc:-?} (FP32: 0.9109)"
 }
 
+# ncu_profile [DIR]: into LOGDIR/DIR (default profile), with the environment it is given.
 ncu_profile() {
-  local rc
+  local rc out="$log_dir/${1:-profile}"
   FMNIST_BIN="$fmnist" FMNIST_PROFILE_TOOLS=ncu FMNIST_PROFILE_STEPS=1 FMNIST_PROFILE_LAUNCH_COUNT="$ncu_kernels" \
-    bash "$repo/tools/profile.sh" "$log_dir/profile"
+    bash "$repo/tools/profile.sh" "$out"
   rc=$?
-  [ -f "$log_dir/profile/ncu.log" ] && { echo "--- ncu.log (tail)"; tail -20 "$log_dir/profile/ncu.log"; }
-  if [ -s "$log_dir/profile/kernels.txt" ]; then
+  [ -f "$out/ncu.log" ] && { echo "--- ncu.log (tail)"; tail -20 "$out/ncu.log"; }
+  if [ -s "$out/kernels.txt" ]; then
     awk 'NR == 2 && NF >= 8 {
       name = substr($0, 1, 70); sub(/ +$/, "", name)
       printf "key: heaviest kernel %s (%s%% of GPU time): %s GFLOP/s, %s GB/s DRAM; SM %s%%, mem %s%% of peak\n",
-        name, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF }' "$log_dir/profile/kernels.txt"
+        name, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF }' "$out/kernels.txt"
   fi
   return "$rc"
+}
+# ncu_profile with every convolution pass on fmnist's direct kernels (the ncu-direct step).
+ncu_direct_profile() {
+  FMNIST_CONV_FWD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_WGRAD=fmnist ncu_profile profile-direct
 }
 # Nsight Systems over a warm-up and a timed epoch of AE(256) (tools/profile.sh's nsys pass), cut
 # into steps by tools/step_timeline.py: span, busy and idle time of a training and an evaluation
@@ -946,7 +955,7 @@ export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_di
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
 export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
 export -f choose_fast_path combo_options bench_combo
-export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile timeline_profile tf32_100
+export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile ncu_direct_profile timeline_profile tf32_100
 
 echo "gpu_check: data $data_dir, logs $log_dir, build $build_dir, budget ${budget}s, steps ${FMNIST_GPU_CHECK_STEPS:-all}"
 run_step info 30 figure_info info
@@ -1098,6 +1107,13 @@ if [ "$build_ok" -eq 1 ]; then
     step_need=45 run_step ncu 120 figure_ncu ncu_profile
   else
     record ncu SKIP 0 "ncu not found"
+  fi
+  if ! want ncu-direct; then
+    :
+  elif command -v ncu >/dev/null 2>&1; then
+    step_need=45 run_step ncu-direct 120 figure_ncu ncu_direct_profile
+  else
+    record ncu-direct SKIP 0 "ncu not found"
   fi
   if ! want timeline; then
     :
