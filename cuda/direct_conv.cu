@@ -1,11 +1,12 @@
-// fmnist's direct convolution forward and backward-data (see direct_conv.h): one thread per
-// output element, in a grid-stride loop over the elements in memory order (coalesced writes;
-// threads of a warp mostly share the image and channel, so they read the same filter taps), each
-// computed by models/conv_direct.h's direct_conv_element (FP32 sums, then the bias).
+// fmnist's direct convolution forward and backward-data (see direct_conv.h): one thread per item
+// of models/conv_direct.h (OB output channels of one image at one pixel, OB = 1, 4 or 16), in a
+// grid-stride loop over the items in that header's order, each item computed by its
+// direct_conv_block (FP32 sums, then the bias) and written with the epilogue.
 #include "cuda/direct_conv.h"
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cuda/check.h"
 #include "cuda/grid_stride.cuh"
@@ -14,27 +15,47 @@
 namespace fmnist::cuda {
 namespace {
 
-// out = pass P of the convolution (models/conv_direct.h's direct_conv_element, element by
-// element): Forward: in = src (N,C,Hs,Ws) -> out = dst (N,K,Hd,Wd), bias (K) or null;
-// BackwardData: in = ddst (N,K,Hd,Wd) -> out = dsrc (N,C,Hs,Ws), bias (C) or null. w (K,C,KS,KS).
-// Then the epilogue (direct_conv.h) with elementwise.h's relu and relu_grad.
-template <int KS, DirectPass P>
+// out = pass P of the convolution (models/conv_direct.h's direct_conv_block, item by item, OB
+// output channels an item): Forward: in = src (N,C,Hs,Ws) -> out = dst (N,K,Hd,Wd), bias (K) or
+// null; BackwardData: in = ddst (N,K,Hd,Wd) -> out = dsrc (N,C,Hs,Ws), bias (C) or null. w
+// (K,C,KS,KS). Then the epilogue (direct_conv.h) with elementwise.h's relu and relu_grad.
+template <int KS, DirectPass P, int OB>
 __global__ void __launch_bounds__(kThreads)
-    direct_conv_kernel(ConvShape s, std::size_t count, const float* __restrict__ in, const float* __restrict__ w,
+    direct_conv_kernel(ConvShape s, std::size_t items, const float* __restrict__ in, const float* __restrict__ w,
                        const float* __restrict__ bias, float* __restrict__ out, DirectEpilogue epilogue) {
   grid_dependency();
-  for (std::size_t e = global_index(); e < count; e += global_stride()) {
-    const float v = direct_conv_element<KS, P, float>(s, e, in, w, bias);
-    out[e] = v;
-    if (epilogue.relu_out != nullptr) epilogue.relu_out[e] = elementwise::relu(v);
-    if (epilogue.relu_dx != nullptr) epilogue.relu_dx[e] = elementwise::relu_grad(epilogue.relu_y[e], v);
+  for (std::size_t e = global_index(); e < items; e += global_stride()) {
+    const DirectItem item = direct_conv_item<P>(s, OB, static_cast<unsigned>(e));
+    float v[OB];
+    direct_conv_block<KS, P, OB, float>(s, item, in, w, bias, v);
+#pragma unroll
+    for (int o = 0; o < OB; ++o) {
+      if (o >= item.count) break;
+      const std::size_t i = direct_conv_index<P>(s, item, o);
+      out[i] = v[o];
+      if (epilogue.relu_out != nullptr) epilogue.relu_out[i] = elementwise::relu(v[o]);
+      if (epilogue.relu_dx != nullptr) epilogue.relu_dx[i] = elementwise::relu_grad(epilogue.relu_y[i], v[o]);
+    }
   }
 }
 
-// Pass P after its checks: shape supported (its kernel size too), pointers non-null.
+// f(std::integral_constant<int, OB>{}) for a channel block of kDirectConvChannelBlocks; false for
+// any other.
+template <class F> bool with_channel_block(int block, F&& f) {
+  static_assert(sizeof(kDirectConvChannelBlocks) / sizeof(int) == 3, "with_channel_block lists 16, 4 and 1");
+  switch (block) {
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 1: f(std::integral_constant<int, 1>{}); return true;
+    default: return false;
+  }
+}
+
+// Pass P after its checks: shape supported (its kernel size too), pointers non-null, a channel
+// block compiled (0: direct_conv_channel_block's).
 template <DirectPass P>
 void launch_pass(const Context& c, const char* name, const ConvShape& s, const float* in, const float* w,
-                 const float* bias, float* out, const DirectEpilogue& epilogue) {
+                 const float* bias, float* out, const DirectEpilogue& epilogue, int channel_block) {
   if (!direct_conv_supported(s))
     throw std::invalid_argument(std::string(name) + ": unsupported shape (kernel " + std::to_string(s.kernel) +
                                 ", " + std::to_string(s.n) + " images)");
@@ -42,25 +63,33 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
     throw std::invalid_argument(std::string(name) + ": null input, filter or output");
   if ((epilogue.relu_dx == nullptr) != (epilogue.relu_y == nullptr))
     throw std::invalid_argument(std::string(name) + ": a ReLU gradient needs both the ReLU's output and its target");
-  const std::size_t count = direct_conv_outputs(s, P);
-  const int blocks = c.grid_for(count, kThreads);
-  const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
-    launch(c, direct_conv_kernel<decltype(ks)::value, P>, blocks, kThreads, 0, s, count, in, w, bias, out,
-        epilogue);
+  const int block = channel_block == 0 ? direct_conv_channel_block(s, P) : channel_block;
+  bool compiled = false;
+  const bool known_block = with_channel_block(block, [&](auto ob) {
+    constexpr int kOB = decltype(ob)::value;
+    const std::size_t items = direct_conv_items(s, P, kOB);
+    const int blocks = c.grid_for(items, kThreads);
+    compiled = with_kernel_size(s.kernel, [&](auto ks) {
+      launch(c, direct_conv_kernel<decltype(ks)::value, P, kOB>, blocks, kThreads, 0, s, items, in, w, bias, out,
+          epilogue);
+    });
   });
+  if (!known_block)
+    throw std::invalid_argument(std::string(name) + ": no kernel compiled for a channel block of " +
+                                std::to_string(block));
   if (!compiled) throw std::invalid_argument(std::string(name) + ": no kernel compiled for this kernel size");
 }
 
 }  // namespace
 
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
-                                 const float* bias, float* dsrc, const DirectEpilogue& epilogue) {
-  launch_pass<DirectPass::BackwardData>(c, "direct backward-data", s, ddst, w, bias, dsrc, epilogue);
+                                 const float* bias, float* dsrc, const DirectEpilogue& epilogue, int channel_block) {
+  launch_pass<DirectPass::BackwardData>(c, "direct backward-data", s, ddst, w, bias, dsrc, epilogue, channel_block);
 }
 
 void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
-                           const float* bias, float* dst, const DirectEpilogue& epilogue) {
-  launch_pass<DirectPass::Forward>(c, "direct forward", s, src, w, bias, dst, epilogue);
+                           const float* bias, float* dst, const DirectEpilogue& epilogue, int channel_block) {
+  launch_pass<DirectPass::Forward>(c, "direct forward", s, src, w, bias, dst, epilogue, channel_block);
 }
 
 }  // namespace fmnist::cuda

@@ -2,8 +2,9 @@
 // geometries of this study, where cuDNN took 9 to 32 us a call for a few MFLOP on the H100
 // (bench/RESULTS.md). The forward serves Conv2d's forward (bias fused) and ConvTranspose2d's input
 // gradient; the backward-data ConvTranspose2d's forward (bias fused) and Conv2d's input gradient.
-// One thread per output element sums its taps in a fixed order (models/conv_direct.h):
-// deterministic, no atomics, no workspace.
+// Each output element is a sum over its taps in a fixed order (models/conv_direct.h), a thread
+// computing 1, 4 or 16 output channels at one pixel: deterministic, no atomics, no workspace,
+// and the same bits whichever channel block a launch takes.
 #pragma once
 
 #include "cuda/context.h"
@@ -20,15 +21,19 @@ struct DirectEpilogue {
   float* relu_dx = nullptr;
 };
 
-// dsrc (N,C,Hs,Ws) = backward_data_at (models/conv_direct.h) from ddst (N,K,Hd,Wd) and the
+// dsrc (N,C,Hs,Ws) = backward_data_block_at (models/conv_direct.h) from ddst (N,K,Hd,Wd) and the
 // (K,C,k,k) filter w, + bias[c] when bias is non-null, and the epilogue's tensors (same shape).
 // Enqueued on the context's stream; std::invalid_argument for an unsupported shape.
+// channel_block: the output channels a thread computes (kDirectConvChannelBlocks, models/
+// conv_direct.h); 0, direct_conv_channel_block's choice for the shape. The tests take each.
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
-                                 const float* bias, float* dsrc, const DirectEpilogue& epilogue = {});
+                                 const float* bias, float* dsrc, const DirectEpilogue& epilogue = {},
+                                 int channel_block = 0);
 
-// dst (N,K,Hd,Wd) = forward_at (models/conv_direct.h) from src (N,C,Hs,Ws) and the (K,C,k,k)
+// dst (N,K,Hd,Wd) = forward_block_at (models/conv_direct.h) from src (N,C,Hs,Ws) and the (K,C,k,k)
 // filter w, + bias[k] when bias is non-null, and the epilogue's tensors, as above.
 void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
-                           const float* bias, float* dst, const DirectEpilogue& epilogue = {});
+                           const float* bias, float* dst, const DirectEpilogue& epilogue = {},
+                           int channel_block = 0);
 
 }  // namespace fmnist::cuda

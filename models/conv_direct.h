@@ -1,6 +1,7 @@
 // The forward and backward-data passes of a ConvShape convolution (conv_shape.h) as fmnist's
-// direct GPU kernels compute them (cuda/direct_conv.cu), defined once for g++ and nvcc: one
-// output element as a sum over its taps in a fixed order. The forward is Conv2d's forward and
+// direct GPU kernels compute them (cuda/direct_conv.cu), defined once for g++ and nvcc: each
+// output element a sum over its taps in a fixed order, a kernel thread computing the elements of
+// one item (1, 4 or 16 channels at one pixel) together. The forward is Conv2d's forward and
 // ConvTranspose2d's input gradient; the backward-data is Conv2d's input gradient and
 // ConvTranspose2d's forward. tests/test_conv_direct.cpp checks both against the CPU reference.
 #pragma once
@@ -21,14 +22,18 @@ inline bool direct_conv_supported(const ConvShape& s) {
   return src <= INT_MAX && dst <= INT_MAX;
 }
 
-// The sum, over `planes` planes of `in` (the next plane in_step further) and their filter taps
-// (w_step further), then r and q < KS (in that order), of in[row[r] + col[q]] * taps[r * KS + q],
-// accumulated in Acc; a tap whose row[r] or col[q] is -1 is skipped. The two passes below differ
-// only in how they fill row and col, once per element; the taps are unrolled in device code.
-template <int KS, class T, class Acc>
-FMNIST_HD Acc sum_over_taps(const int (&row)[KS], const int (&col)[KS], int planes, const T* in,
-                            long long in_step, const T* taps, long long w_step) {
-  Acc acc = Acc(0);
+// The sums, over `planes` planes of `in` (the next plane in_step further) and their filter taps
+// (w_step further), then r and q < KS (in that order), of in[row[r] + col[q]] * taps[o * out_step +
+// r * KS + q] for each of `count` (<= OB) outputs o, accumulated in acc[o] (Acc); a tap whose row[r]
+// or col[q] is -1 is skipped. Each output gets the same terms in the same order whatever OB is: a
+// GPU thread that computes OB outputs loads each `in` value once for all of them and gives the
+// bits of OB threads computing one each. The two passes below differ only in how they fill row and
+// col, once per element; the taps are unrolled in device code.
+template <int KS, int OB, class T, class Acc>
+FMNIST_HD void sum_over_taps(const int (&row)[KS], const int (&col)[KS], int planes, const T* in, long long in_step,
+                             const T* taps, long long w_step, long long out_step, int count, Acc (&acc)[OB]) {
+  FMNIST_UNROLL
+  for (int o = 0; o < OB; ++o) acc[o] = Acc(0);
   for (int p = 0; p < planes; ++p, in += in_step, taps += w_step) {
     FMNIST_UNROLL
     for (int r = 0; r < KS; ++r) {
@@ -36,51 +41,72 @@ FMNIST_HD Acc sum_over_taps(const int (&row)[KS], const int (&col)[KS], int plan
       FMNIST_UNROLL
       for (int q = 0; q < KS; ++q) {
         if (col[q] < 0) continue;
-        acc += static_cast<Acc>(in[row[r] + col[q]]) * static_cast<Acc>(taps[r * KS + q]);
+        const Acc v = static_cast<Acc>(in[row[r] + col[q]]);
+        FMNIST_UNROLL
+        for (int o = 0; o < OB; ++o)
+          if (o < count) acc[o] += v * static_cast<Acc>(taps[o * out_step + r * KS + q]);
       }
     }
   }
-  return acc;
 }
 
-// dst[n][k][i][j] = the sum over c < C, then r and q < KS (in that order) of
-//   src[n][c][i * stride - padding + r][j * stride - padding + q] * w[k][c][r][q]
-// over the taps inside src, accumulated in Acc. Which taps lie inside src, and where, depends on
-// (i, j) alone: it is worked out once, before the sum over c.
-template <int KS, class T, class Acc>
-FMNIST_HD Acc forward_at(const ConvShape& s, int n, int k, int i, int j, const T* src, const T* w) {
+// The forward's taps at output (i, j): tap r's row offset in a src plane, tap q's column; -1:
+// outside src. They depend on (i, j) alone and are worked out once, before the sum over c.
+template <int KS>
+FMNIST_HD void forward_taps(const ConvShape& s, int i, int j, int (&row)[KS], int (&col)[KS]) {
   const int y0 = i * s.stride - s.padding, x0 = j * s.stride - s.padding;
-  int row[KS], col[KS];  // tap r's row offset in a src plane, tap q's column; -1: outside src
   FMNIST_UNROLL
   for (int t = 0; t < KS; ++t) {
     row[t] = y0 + t >= 0 && y0 + t < s.src_h ? (y0 + t) * s.src_w : -1;
     col[t] = x0 + t >= 0 && x0 + t < s.src_w ? x0 + t : -1;
   }
-  const long long plane = static_cast<long long>(s.src_h) * s.src_w;
-  return sum_over_taps<KS, T, Acc>(row, col, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
-                                   w + static_cast<long long>(k) * s.c * (KS * KS), KS * KS);
 }
 
-// dsrc[n][c][y][x] = the sum over k < K, then r and q < KS (in that order) with
-// y + padding - r = i * stride and x + padding - q = j * stride, 0 <= i < Hd, 0 <= j < Wd, of
-//   ddst[n][k][i][j] * w[k][c][r][q]
-// accumulated in Acc (rows and columns of src that no tap reaches, such as ConvTranspose2d's
-// output_padding, get 0). Which taps reach (y, x), and from where, is worked out once (the only
-// divisions), before the sum over k.
-template <int KS, class T, class Acc>
-FMNIST_HD Acc backward_data_at(const ConvShape& s, int n, int c, int y, int x, const T* ddst, const T* w) {
+// dst[n][k][i][j] for k = k0 .. k0 + count - 1 (count <= OB) in acc[k - k0]: the sum over c < C,
+// then r and q < KS (in that order) of
+//   src[n][c][i * stride - padding + r][j * stride - padding + q] * w[k][c][r][q]
+// over the taps inside src, accumulated in Acc.
+template <int KS, int OB, class T, class Acc>
+FMNIST_HD void forward_block_at(const ConvShape& s, int n, int k0, int count, int i, int j, const T* src, const T* w,
+                                Acc (&acc)[OB]) {
+  int row[KS], col[KS];
+  forward_taps<KS>(s, i, j, row, col);
+  const long long plane = static_cast<long long>(s.src_h) * s.src_w;
+  const long long slice = static_cast<long long>(s.c) * (KS * KS);  // w[k][0] to w[k+1][0]
+  sum_over_taps<KS, OB, T, Acc>(row, col, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
+                                w + static_cast<long long>(k0) * slice, KS * KS, slice, count, acc);
+}
+
+// The backward-data's taps at src element (y, x): tap r's row offset in a ddst plane, tap q's
+// column; -1: no tap reaches (y, x) from there. Worked out once (the only divisions), before the
+// sum over k. Which taps reach (y, x) depends on (y + padding, x + padding) modulo the stride.
+template <int KS>
+FMNIST_HD void backward_data_taps(const ConvShape& s, int y, int x, int (&row)[KS], int (&col)[KS]) {
   const int ypad = y + s.padding, xpad = x + s.padding;
-  int row[KS], col[KS];  // tap r's row offset in a ddst plane, tap q's column; -1: no tap
   FMNIST_UNROLL
   for (int t = 0; t < KS; ++t) {
     const int i = (ypad - t) / s.stride, j = (xpad - t) / s.stride;
     row[t] = ypad - t >= 0 && i * s.stride == ypad - t && i < s.dst_h ? i * s.dst_w : -1;
     col[t] = xpad - t >= 0 && j * s.stride == xpad - t && j < s.dst_w ? j : -1;
   }
+}
+
+// dsrc[n][c][y][x] for c = c0 .. c0 + count - 1 (count <= OB) in acc[c - c0]: the sum over k < K,
+// then r and q < KS (in that order) with y + padding - r = i * stride and x + padding - q =
+// j * stride, 0 <= i < Hd, 0 <= j < Wd, of
+//   ddst[n][k][i][j] * w[k][c][r][q]
+// accumulated in Acc (rows and columns of src that no tap reaches, such as ConvTranspose2d's
+// output_padding, get 0).
+template <int KS, int OB, class T, class Acc>
+FMNIST_HD void backward_data_block_at(const ConvShape& s, int n, int c0, int count, int y, int x, const T* ddst,
+                                      const T* w, Acc (&acc)[OB]) {
+  int row[KS], col[KS];
+  backward_data_taps<KS>(s, y, x, row, col);
   const long long plane = static_cast<long long>(s.dst_h) * s.dst_w;
-  return sum_over_taps<KS, T, Acc>(row, col, s.k, ddst + static_cast<long long>(n) * s.k * plane, plane,
-                                   w + static_cast<long long>(c) * (KS * KS),
-                                   static_cast<long long>(s.c) * (KS * KS));  // w[k][c] to w[k+1][c]
+  sum_over_taps<KS, OB, T, Acc>(row, col, s.k, ddst + static_cast<long long>(n) * s.k * plane, plane,
+                                w + static_cast<long long>(c0) * (KS * KS),
+                                static_cast<long long>(s.c) * (KS * KS),  // w[k][c] to w[k+1][c]
+                                KS * KS, count, acc);                     // w[k][c] to w[k][c+1]
 }
 
 // The two passes, by the tensor they write: Forward dst (N,K,Hd,Wd) from src, BackwardData
@@ -93,25 +119,122 @@ inline std::size_t direct_conv_outputs(const ConvShape& s, DirectPass pass) {
                                      : static_cast<std::size_t>(s.n) * s.c * s.src_h * s.src_w;
 }
 
-// Element e (in memory order, e < direct_conv_outputs(s, P)) of pass P's output from `in` (src for Forward, ddst for
-// BackwardData) and the filter w: forward_at or backward_data_at in T, + bias[channel] when bias
-// is non-null (added after the sum, as the CPU reference adds it).
+// A direct kernel thread's work: output channels ch0 .. ch0 + count - 1 of pass P's output (K of
+// them for Forward, C for BackwardData) for one image, at one pixel (y, x) of its output plane.
+struct DirectItem {
+  int image = 0, ch0 = 0, count = 0, y = 0, x = 0;
+};
+
+// The channels a thread of the direct kernels computes at one pixel: 16 or 4 where the pass has
+// that many output channels and enough outputs that the threads still number
+// kDirectConvThreadsTarget (about 15 warps on each of an H100's SMs), else 1. A thread then loads
+// each input value once for all of them (and each filter tap once for the warp); the bits do
+// not depend on it (sum_over_taps), only how the work is split.
+constexpr int kDirectConvChannelBlocks[] = {16, 4, 1};
+constexpr long long kDirectConvThreadsTarget = 65536;
+inline int direct_conv_channel_block(const ConvShape& s, DirectPass pass) {
+  const int channels = pass == DirectPass::Forward ? s.k : s.c;
+  const long long outputs = static_cast<long long>(direct_conv_outputs(s, pass));
+  for (const int block : kDirectConvChannelBlocks)
+    if (block == 1 || (channels >= block && outputs / block >= kDirectConvThreadsTarget)) return block;
+  return 1;
+}
+
+// How many items pass P has with channel blocks of `block`: per image, per block of output
+// channels (the last one may be short), per pixel of the output plane.
+inline std::size_t direct_conv_items(const ConvShape& s, DirectPass pass, int block) {
+  const bool forward = pass == DirectPass::Forward;
+  const std::size_t channels = static_cast<std::size_t>(forward ? s.k : s.c);
+  const std::size_t pixels = forward ? static_cast<std::size_t>(s.dst_h) * s.dst_w
+                                     : static_cast<std::size_t>(s.src_h) * s.src_w;
+  return static_cast<std::size_t>(s.n) * ((channels + block - 1) / block) * pixels;
+}
+
+// Item `index` (< direct_conv_items(s, P, block)), in this order: image by image, channel block by
+// channel block, then the pixels of the output plane row by row; but for BackwardData at a stride
+// above 1, class by class of (y mod stride, x mod stride) (the classes row by row, each class's
+// pixels row by row), so that neighbouring threads share which taps reach their pixel
+// (backward_data_taps) and skip the same ones together (at stride 2 a warp of mixed classes ran
+// every tap of every class). 32-bit arithmetic: direct_conv_supported keeps the counts in an int.
+template <DirectPass P>
+FMNIST_HD DirectItem direct_conv_item(const ConvShape& s, int block, unsigned index) {
+  const bool forward = P == DirectPass::Forward;
+  const unsigned width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
+  const unsigned channels = forward ? s.k : s.c;
+  const unsigned blocks = (channels + block - 1) / block, pixels = width * height;
+  unsigned pixel = index % pixels;
+  const unsigned rest = index / pixels;
+  DirectItem item;
+  item.ch0 = static_cast<int>(rest % blocks) * block;
+  item.image = static_cast<int>(rest / blocks);
+  const int left = static_cast<int>(channels) - item.ch0;
+  item.count = left < block ? left : block;
+  if (forward || s.stride == 1) {
+    item.y = static_cast<int>(pixel / width);
+    item.x = static_cast<int>(pixel % width);
+    return item;
+  }
+  const unsigned stride = static_cast<unsigned>(s.stride);
+  for (unsigned py = 0; py < stride && py < height; ++py) {
+    const unsigned rows = (height - py + stride - 1) / stride;
+    for (unsigned px = 0; px < stride && px < width; ++px) {
+      const unsigned cols = (width - px + stride - 1) / stride;
+      if (pixel < rows * cols) {
+        item.y = static_cast<int>(py + stride * (pixel / cols));
+        item.x = static_cast<int>(px + stride * (pixel % cols));
+        return item;
+      }
+      pixel -= rows * cols;
+    }
+  }
+  return item;  // not reached: the classes hold every pixel
+}
+
+// Where output channel item.ch0 + o of `item` lies in pass P's output (memory order).
+template <DirectPass P>
+FMNIST_HD std::size_t direct_conv_index(const ConvShape& s, const DirectItem& item, int o) {
+  const bool forward = P == DirectPass::Forward;
+  const std::size_t width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
+  const std::size_t channels = forward ? s.k : s.c;
+  const std::size_t plane = static_cast<std::size_t>(item.image) * channels + item.ch0 + o;
+  return (plane * height + item.y) * width + item.x;
+}
+
+// Pass P's outputs of `item` (count <= OB of them) from `in` (src for Forward, ddst for
+// BackwardData) and the filter w, in v[0, count): forward_block_at or backward_data_block_at in T,
+// + bias[channel] when bias is non-null (added after the sum, as the CPU reference adds it).
+template <int KS, DirectPass P, int OB, class T>
+FMNIST_HD void direct_conv_block(const ConvShape& s, const DirectItem& item, const T* in, const T* w, const T* bias,
+                                 T (&v)[OB]) {
+  if constexpr (P == DirectPass::Forward)
+    forward_block_at<KS, OB, T, T>(s, item.image, item.ch0, item.count, item.y, item.x, in, w, v);
+  else
+    backward_data_block_at<KS, OB, T, T>(s, item.image, item.ch0, item.count, item.y, item.x, in, w, v);
+  if (bias != nullptr) {
+    FMNIST_UNROLL
+    for (int o = 0; o < OB; ++o)
+      if (o < item.count) v[o] += bias[item.ch0 + o];
+  }
+}
+
+// Element e (in memory order, e < direct_conv_outputs(s, P)) of pass P's output alone: the item
+// of one channel at its pixel (direct_conv_block with one output).
 template <int KS, DirectPass P, class T>
 FMNIST_HD T direct_conv_element(const ConvShape& s, std::size_t e, const T* in, const T* w, const T* bias) {
   const bool forward = P == DirectPass::Forward;
   const unsigned width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
   const unsigned channels = forward ? s.k : s.c;
-  // 32-bit index arithmetic: direct_conv_supported keeps every count within INT_MAX.
-  const unsigned index = static_cast<unsigned>(e);
-  const int col = static_cast<int>(index % width);
-  const unsigned row = index / width;
-  const int line = static_cast<int>(row % height);
-  const unsigned plane = row / height;  // image * channels + channel
-  const int channel = static_cast<int>(plane % channels), image = static_cast<int>(plane / channels);
-  T v = forward ? forward_at<KS, T, T>(s, image, channel, line, col, in, w)
-                : backward_data_at<KS, T, T>(s, image, channel, line, col, in, w);
-  if (bias != nullptr) v += bias[channel];
-  return v;
+  const unsigned index = static_cast<unsigned>(e);  // within an int (direct_conv_supported)
+  const unsigned row = index / width, plane = row / height;  // plane: image * channels + channel
+  DirectItem item;
+  item.x = static_cast<int>(index % width);
+  item.y = static_cast<int>(row % height);
+  item.ch0 = static_cast<int>(plane % channels);
+  item.image = static_cast<int>(plane / channels);
+  item.count = 1;
+  T v[1];
+  direct_conv_block<KS, P, 1, T>(s, item, in, w, bias, v);
+  return v[0];
 }
 
 }  // namespace fmnist

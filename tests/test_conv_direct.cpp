@@ -5,7 +5,9 @@
 // fails it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -77,6 +79,102 @@ TEST_CASE("direct forward and backward-data math equal the CPU reference at the 
 TEST_CASE("direct forward and backward-data math equal the CPU reference at random shapes", "[conv][dgrad]") {
   SplitMix64 rng(91);
   for (int trial = 0; trial < 60; ++trial) check(random_conv_geometry(rng, trial % 2 == 1), 200 + trial);
+}
+
+// Pass P item by item with channel blocks of OB (direct_conv_item, direct_conv_block), as the
+// GPU kernel computes them: every output written exactly once, with the bits of
+// direct_conv_element. For BackwardData at a stride above 1, the items of one image's channel
+// block go class by class of (y mod stride, x mod stride).
+template <DirectPass P, int OB>
+void check_items(const ConvShape& s, const float* in, const float* w, const float* bias, const std::string& what) {
+  INFO(what << ", channel block " << OB);
+  const std::vector<float> exact = direct_pass<P>(s, in, w, bias);
+  std::vector<float> out(exact.size(), 0.0f);
+  std::vector<int> writes(exact.size(), 0);
+  const std::size_t items = direct_conv_items(s, P, OB);
+  const bool forward = P == DirectPass::Forward;
+  const std::size_t pixels = forward ? static_cast<std::size_t>(s.dst_h) * s.dst_w
+                                     : static_cast<std::size_t>(s.src_h) * s.src_w;
+  REQUIRE(items % pixels == 0);
+  int class_changes = 0, last_class = -1;
+  const bool compiled = with_kernel_size(s.kernel, [&](auto ks) {
+    for (std::size_t e = 0; e < items; ++e) {
+      const DirectItem item = direct_conv_item<P>(s, OB, static_cast<unsigned>(e));
+      float v[OB];
+      direct_conv_block<decltype(ks)::value, P, OB, float>(s, item, in, w, bias, v);
+      REQUIRE(item.count >= 1);
+      REQUIRE(item.count <= OB);
+      for (int o = 0; o < item.count; ++o) {
+        const std::size_t i = direct_conv_index<P>(s, item, o);
+        REQUIRE(i < out.size());
+        out[i] = v[o];
+        ++writes[i];
+      }
+      const int cls = (item.y % s.stride) * s.stride + item.x % s.stride;
+      if (e % pixels == 0) last_class = -1;
+      if (cls != last_class && last_class != -1) ++class_changes;
+      last_class = cls;
+    }
+  });
+  REQUIRE(compiled);
+  std::size_t wrong = 0, not_once = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (writes[i] != 1) ++not_once;
+    if (std::memcmp(&out[i], &exact[i], sizeof(float)) != 0) ++wrong;
+  }
+  CHECK(not_once == 0);
+  CHECK(wrong == 0);
+  if (!forward && s.stride > 1) {
+    // Each image's channel block walks its non-empty classes once each: one change between two.
+    const int rows = std::min(s.stride, s.src_h), cols = std::min(s.stride, s.src_w);
+    CHECK(static_cast<std::size_t>(class_changes) == (rows * cols - 1) * (items / pixels));
+  }
+}
+
+template <int OB>
+void check_items_both_passes(const ConvGeometry& g, std::uint64_t seed) {
+  const ConvShape s = conv_shape(g);
+  const auto x = random_floats(g.in_count(), seed), w = random_floats(g.weight_count(), seed + 1),
+             b = random_floats(static_cast<std::size_t>(g.out_channels), seed + 2),
+             dy = random_floats(g.out_count(), seed + 3);
+  const std::string what = describe(g);
+  if (g.transposed) {
+    check_items<DirectPass::BackwardData, OB>(s, x.data(), w.data(), b.data(), what + " y");
+    check_items<DirectPass::Forward, OB>(s, dy.data(), w.data(), nullptr, what + " dx");
+  } else {
+    check_items<DirectPass::Forward, OB>(s, x.data(), w.data(), b.data(), what + " y");
+    check_items<DirectPass::BackwardData, OB>(s, dy.data(), w.data(), nullptr, what + " dx");
+  }
+}
+
+TEST_CASE("direct kernels' items: each output once, the bits of one element at a time, for every channel block",
+          "[conv][dgrad]") {
+  std::vector<ConvGeometry> shapes = paper_convs(3);
+  SplitMix64 rng(1207);
+  for (int trial = 0; trial < 30; ++trial) shapes.push_back(random_conv_geometry(rng, trial % 2 == 1));
+  std::uint64_t seed = 700;
+  for (const ConvGeometry& g : shapes) {
+    check_items_both_passes<16>(g, seed);
+    check_items_both_passes<4>(g, seed);
+    check_items_both_passes<1>(g, seed);
+    seed += 4;
+  }
+}
+
+TEST_CASE("direct kernels' channel block: 16 or 4 where the outputs keep enough threads busy, else 1",
+          "[conv][dgrad]") {
+  // At the paper's batch of 100 (models/conv_direct.h's kDirectConvThreadsTarget of 65,536).
+  const ConvShape conv1 = conv_shape(paper_conv1(100)), conv2 = conv_shape(paper_conv2(100));
+  const ConvShape deconv1 = conv_shape(paper_deconv1(100)), deconv2 = conv_shape(paper_deconv2(100));
+  CHECK(direct_conv_channel_block(conv1, DirectPass::Forward) == 16);      // 16x26x26 outputs an image
+  CHECK(direct_conv_channel_block(conv2, DirectPass::Forward) == 4);       // 32x11x11
+  CHECK(direct_conv_channel_block(conv2, DirectPass::BackwardData) == 4);  // its dx, 16x13x13
+  CHECK(direct_conv_channel_block(deconv1, DirectPass::BackwardData) == 4);  // its y, 16x13x13
+  CHECK(direct_conv_channel_block(deconv1, DirectPass::Forward) == 1);       // its dx, 32x5x5
+  CHECK(direct_conv_channel_block(deconv2, DirectPass::BackwardData) == 1);  // its y, one channel
+  CHECK(direct_conv_channel_block(deconv2, DirectPass::Forward) == 4);       // its dx, 16x13x13
+  // A small batch keeps one channel a thread: the threads would not fill the card otherwise.
+  CHECK(direct_conv_channel_block(conv_shape(paper_conv1(2)), DirectPass::Forward) == 1);
 }
 
 TEST_CASE("direct backward-data: ConvTranspose2d's output_padding row and column get the bias alone",

@@ -913,7 +913,7 @@ ncu_profile() {
   [ -f "$out/ncu.log" ] && { echo "--- ncu.log (tail)"; tail -20 "$out/ncu.log"; }
   if [ -s "$out/kernels.txt" ]; then
     awk 'NR == 2 && NF >= 8 {
-      name = substr($0, 1, 70); sub(/ +$/, "", name)
+      name = substr($0, 1, 100); sub(/ +$/, "", name)
       printf "key: heaviest kernel %s (%s%% of GPU time): %s GFLOP/s, %s GB/s DRAM; SM %s%%, mem %s%% of peak\n",
         name, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF }' "$out/kernels.txt"
   fi

@@ -110,7 +110,7 @@ kernels = OrderedDict()
 for r in data:
     if len(r) != len(head):
         continue
-    name = r[col["Kernel Name"]][:70]
+    name = r[col["Kernel Name"]][:100]  # room for a template's arguments (direct_conv_kernel<KS, pass, OB>)
     k = kernels.setdefault(name, {"n": 0, "ns": 0.0, "flop": 0.0, "bytes": 0.0, "sm": 0.0, "mem": 0.0})
     ns = num(r, "gpu__time_duration.sum")
     k["n"] += 1
@@ -122,10 +122,10 @@ for r in data:
     k["sm"] += ns * num(r, "sm__throughput.avg.pct_of_peak_sustained_elapsed")
     k["mem"] += ns * num(r, "gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed")
 total = sum(k["ns"] for k in kernels.values()) or 1.0
-print("%-70s %5s %9s %6s %9s %8s %6s %6s" % ("kernel", "calls", "us", "time%", "GFLOP/s", "GB/s", "SM%", "mem%"))
+print("%-100s %5s %9s %6s %9s %8s %6s %6s" % ("kernel", "calls", "us", "time%", "GFLOP/s", "GB/s", "SM%", "mem%"))
 for name, k in sorted(kernels.items(), key=lambda kv: -kv[1]["ns"]):
     s = k["ns"] * 1e-9 or 1e-12
-    print("%-70s %5d %9.1f %6.1f %9.1f %8.1f %6.1f %6.1f" % (
+    print("%-100s %5d %9.1f %6.1f %9.1f %8.1f %6.1f %6.1f" % (
         name, k["n"], k["ns"] / 1e3, 100 * k["ns"] / total, k["flop"] / s / 1e9, k["bytes"] / s / 1e9,
         k["sm"] / (k["ns"] or 1), k["mem"] / (k["ns"] or 1)))
 print("\nall kernels of the profiled steps: %.1f us of GPU time (FP32 FLOP: 2 per FFMA + FADD + FMUL;"
