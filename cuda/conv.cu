@@ -531,11 +531,18 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y,
     throw std::logic_error("conv plan: " + geometry_text(g) + ": pooling after the forward needs its ReLU output");
   const bool direct = g.transposed ? direct_backward_data_ : direct_forward_;
   if (direct) {  // y = conv(x) or conv^T(x), + b (and its ReLU), in one kernel
+    // With windows that tile the plane, the pooling kernel takes the ReLU as it reads y (the bits
+    // of the two kernels, kernels.h) and the direct kernel writes y alone.
+    const bool tiled_pool = pool != nullptr && pool->geometry.kernel == pool->geometry.stride;
+    const DirectEpilogue relu{tiled_pool ? nullptr : y_relu};
     if (g.transposed)
-      launch_direct_backward_data(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
+      launch_direct_backward_data(context_, conv_shape_, x, w, b, y, relu);
     else
-      launch_direct_forward(context_, conv_shape_, x, w, b, y, DirectEpilogue{y_relu});
-    if (pool != nullptr) launch_maxpool_forward(context_, pool->geometry, y_relu, pool->pooled, pool->argmax);
+      launch_direct_forward(context_, conv_shape_, x, w, b, y, relu);
+    if (tiled_pool)
+      launch_bias_relu_maxpool(context_, pool->geometry, nullptr, y, y_relu, pool->pooled, pool->argmax);
+    else if (pool != nullptr)
+      launch_maxpool_forward(context_, pool->geometry, y_relu, pool->pooled, pool->argmax);
     return;
   }
   if (!g.transposed)
