@@ -32,12 +32,9 @@ constexpr int kWarps = kThreads / 32;
 template <int KS, int SLICES, bool kBias>
 __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int first, int positions, int k0, int count,
                                                      int c, const float* src, const float* ddst, double* acc) {
-  const int plane = s.dst_h * s.dst_w;
-  for (int e = threadIdx.x; e < positions; e += kThreads) {
-    const int ij = e % plane;
-    accumulate_weight_grad_taps<KS, SLICES, kBias>(s, first + e / plane, k0, count, c, ij / s.dst_w, ij % s.dst_w,
-                                                   src, ddst, acc);
-  }
+  PositionWalk at(s, static_cast<int>(threadIdx.x), kThreads);
+  for (int e = threadIdx.x; e < positions; e += kThreads, at.advance())
+    accumulate_weight_grad_taps<KS, SLICES, kBias>(s, first + at.image, k0, count, c, at.i, at.j, src, ddst, acc);
 }
 
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)

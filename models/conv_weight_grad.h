@@ -98,6 +98,40 @@ inline bool direct_weight_grad_fuses_src_bias(const ConvShape& s) {
   return rows <= 65535 && plane <= INT_MAX - kIntIndexHeadroom;
 }
 
+// Output position e of an image group (e < images * Hd * Wd, image by image, rows in order) as
+// (image, i, j), stepped by a fixed `step` without divisions (a GPU thread walks e, e + step,
+// e + 2 step, ...: four integer divisions a position cost it more issue slots than its FP64
+// multiply-adds): the step is added in the radix (Hd, Wd) with one carry at most per digit.
+// Divisions only in the constructor.
+struct PositionWalk {
+  int image = 0, i = 0, j = 0;
+  FMNIST_HD PositionWalk(const ConvShape& s, int e, int step) : h_(s.dst_h), w_(s.dst_w) {
+    const int plane = s.dst_h * s.dst_w;
+    image = e / plane;
+    i = e % plane / s.dst_w;
+    j = e % s.dst_w;
+    step_image_ = step / plane;
+    step_i_ = step % plane / s.dst_w;
+    step_j_ = step % s.dst_w;
+  }
+  FMNIST_HD void advance() {
+    j += step_j_;
+    i += step_i_;
+    image += step_image_;
+    if (j >= w_) {
+      j -= w_;
+      ++i;
+    }
+    if (i >= h_) {
+      i -= h_;
+      ++image;
+    }
+  }
+
+ private:
+  int h_, w_, step_image_ = 0, step_i_ = 0, step_j_ = 0;
+};
+
 // For the `count` (<= SLICES) slices (k0 + b, c):
 //   acc[b*KS*KS + r*KS + q] += ddst[n][k0 + b][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
 // for every tap inside src; the product of two floats is exact in double (Acc = double). Each

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/reference/cpu_ops.h"
@@ -171,6 +172,30 @@ TEST_CASE("image groups of any reduction: every image once, partials under twice
   CHECK(split_into_image_groups(100, 16).groups == 25);  // AE(256)'s conv1 bias: 400 blocks
   CHECK(split_into_image_groups(100, 32).groups == 15);  // conv2: 480 blocks
   CHECK(split_into_image_groups(100, 1).groups == 100);  // the last ConvTranspose2d: one image a block
+}
+
+TEST_CASE("a weight-gradient thread's position walk gives the positions that division gives", "[conv][wgrad]") {
+  // The GPU kernel's walk (PositionWalk) from e = thread, by 256; planes from one pixel to wider
+  // than the step, steps shorter and longer than a row or a plane.
+  for (const auto& [h, w] : {std::pair{1, 1}, std::pair{5, 5}, std::pair{13, 13}, std::pair{26, 26},
+                            std::pair{11, 11}, std::pair{1, 300}, std::pair{300, 1}, std::pair{3, 700}, std::pair{17, 19}})
+    for (const int step : {1, 7, 25, 256, 1000}) {
+      INFO(h << "x" << w << " planes, step " << step);
+      ConvShape s;
+      s.dst_h = h;
+      s.dst_w = w;
+      const int plane = h * w, positions = 5 * plane + 3;
+      std::size_t wrong = 0, visited = 0;
+      for (const int first : {0, 1, step / 2, step - 1}) {
+        PositionWalk at(s, first, step);
+        for (int e = first; e < positions; e += step, at.advance()) {
+          ++visited;
+          if (at.image != e / plane || at.i != e % plane / w || at.j != e % w) ++wrong;
+        }
+      }
+      CHECK(visited > 0);
+      CHECK(wrong == 0);
+    }
 }
 
 }  // namespace fmnist::testing
