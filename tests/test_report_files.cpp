@@ -243,6 +243,14 @@ TEST_CASE("figures.json keeps each run's figure material as the grey levels a fi
   bad = j;
   bad["format"] = "fmnist-figures/9";
   refused(bad, "fmnist-figures/9");
+  // The file's own strings and keys are quoted in one line, control characters escaped (a
+  // fuzzer's format string with a newline in it once split the message).
+  bad = j;
+  bad["format"] = std::string("fmnist\nfigures\t/\x01");
+  refused(bad, "format: 'fmnist\\nfigures\\t/\\x01' is not fmnist-figures/1");
+  bad = j;
+  bad["runs"]["c2\r56"] = nlohmann::json::object();
+  refused(bad, "runs.c2\\r56: no such run in results.json");
 }
 
 TEST_CASE("read_stored_report names the file and the problem in one line", "[report][files]") {
