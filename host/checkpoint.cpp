@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/json_exact.h"
+#include "host/one_line.h"
 
 namespace fmnist {
 
@@ -23,10 +24,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 [[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  std::string line = path + ": " + problem;
-  for (auto& c : line)
-    if (c == '\n' || c == '\r') c = ' ';
-  throw FormatError(line);
+  throw FormatError(one_line(path + ": " + problem));
 }
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
@@ -145,7 +143,7 @@ ModelConfig model_config_from_json(const std::string& text) {
       if (!v.is_boolean()) throw std::invalid_argument("model config: freeze_encoder must be true or false, got " + v.dump());
       c.freeze_encoder = v.get<bool>();
     } else {
-      throw std::invalid_argument("model config: unknown field '" + key + "'");
+      throw std::invalid_argument(one_line("model config: unknown field '" + key + "'"));
     }
   }
   return c;

@@ -22,6 +22,7 @@
 #include "host/checkpoint.h"
 #include "host/json_exact.h"
 #include "host/metrics_log.h"
+#include "host/one_line.h"
 #include "host/safetensors.h"
 
 namespace fmnist {
@@ -31,10 +32,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 [[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  std::string line = path + ": " + problem;
-  std::replace(line.begin(), line.end(), '\n', ' ');
-  std::replace(line.begin(), line.end(), '\r', ' ');
-  throw FormatError(line);
+  throw FormatError(one_line(path + ": " + problem));
 }
 
 std::string errno_text(int error) { return std::strerror(error); }

@@ -15,16 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/one_line.h"
+
 namespace fmnist {
 namespace {
 
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the limit of the reference implementation
-
-std::string one_line(std::string text) {
-  std::replace(text.begin(), text.end(), '\n', ' ');
-  std::replace(text.begin(), text.end(), '\r', ' ');
-  return text;
-}
 
 [[noreturn]] void fail(const std::string& path, const std::string& problem) {
   throw FormatError(one_line(path + ": " + problem));

@@ -15,6 +15,7 @@
 #include "host/checkpoint.h"
 #include "host/dataset.h"
 #include "host/idx.h"
+#include "host/one_line.h"
 #include "host/safetensors.h"
 
 namespace fmnist::cli {
@@ -55,10 +56,8 @@ namespace {
 
 // Prints "fmnist: error: MESSAGE" as one line, whatever line breaks the message (an argument, a
 // path) holds.
-void print_error(std::string message) {
-  for (char& c : message)
-    if (c == '\n' || c == '\r') c = ' ';
-  std::cerr << "fmnist: error: " << message << '\n';
+void print_error(const std::string& message) {
+  std::cerr << "fmnist: error: " << one_line(message) << '\n';
 }
 
 // Builds the command line with every subcommand and parses argv. On success calls `then` with the

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "host/json_exact.h"
+#include "host/one_line.h"
 #include "host/report/figures.h"
 #include "host/report/html.h"
 #include "host/step_graphs.h"
@@ -438,23 +439,8 @@ namespace {
 
 using nlohmann::json;
 
-// `text` with each control character written as an escape (\n, \t, \r, \xNN), so that a message
-// quoting the file's own keys and strings stays one line.
-std::string escape_controls(const std::string& text) {
-  std::string out;
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != 0x7f) out += ch;
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\r') out += "\\r";
-    else out += fmt::format("\\x{:02x}", c);
-  }
-  return out;
-}
-
 [[noreturn]] void bad(const std::string& where, const std::string& problem) {
-  throw std::invalid_argument(escape_controls(where + ": " + problem));
+  throw std::invalid_argument(one_line(where + ": " + problem));
 }
 
 const json& member(const json& j, const std::string& where, const char* key) {
