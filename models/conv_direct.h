@@ -113,10 +113,19 @@ FMNIST_HD void backward_data_block_at(const ConvShape& s, int n, int c0, int cou
 // src (N,C,Hs,Ws) from ddst.
 enum class DirectPass { Forward, BackwardData };
 
+// The tensor pass P writes, by image: its channels and plane, (K, Hd, Wd) for Forward, (C, Hs, Ws)
+// for BackwardData. The one place that picks them; the functions below ask it.
+struct DirectOutput {
+  int channels = 0, height = 0, width = 0;
+};
+FMNIST_HD DirectOutput direct_conv_output(const ConvShape& s, DirectPass pass) {
+  return pass == DirectPass::Forward ? DirectOutput{s.k, s.dst_h, s.dst_w} : DirectOutput{s.c, s.src_h, s.src_w};
+}
+
 // How many elements pass P writes.
 inline std::size_t direct_conv_outputs(const ConvShape& s, DirectPass pass) {
-  return pass == DirectPass::Forward ? static_cast<std::size_t>(s.n) * s.k * s.dst_h * s.dst_w
-                                     : static_cast<std::size_t>(s.n) * s.c * s.src_h * s.src_w;
+  const DirectOutput out = direct_conv_output(s, pass);
+  return static_cast<std::size_t>(s.n) * out.channels * out.height * out.width;
 }
 
 // A direct kernel thread's work: output channels ch0 .. ch0 + count - 1 of pass P's output (K of
@@ -133,7 +142,7 @@ struct DirectItem {
 constexpr int kDirectConvChannelBlocks[] = {16, 4, 1};
 constexpr long long kDirectConvThreadsTarget = 65536;
 inline int direct_conv_channel_block(const ConvShape& s, DirectPass pass) {
-  const int channels = pass == DirectPass::Forward ? s.k : s.c;
+  const int channels = direct_conv_output(s, pass).channels;
   const long long outputs = static_cast<long long>(direct_conv_outputs(s, pass));
   for (const int block : kDirectConvChannelBlocks)
     if (block == 1 || (channels >= block && outputs / block >= kDirectConvThreadsTarget)) return block;
@@ -143,10 +152,9 @@ inline int direct_conv_channel_block(const ConvShape& s, DirectPass pass) {
 // How many items pass P has with channel blocks of `block`: per image, per block of output
 // channels (the last one may be short), per pixel of the output plane.
 inline std::size_t direct_conv_items(const ConvShape& s, DirectPass pass, int block) {
-  const bool forward = pass == DirectPass::Forward;
-  const std::size_t channels = static_cast<std::size_t>(forward ? s.k : s.c);
-  const std::size_t pixels = forward ? static_cast<std::size_t>(s.dst_h) * s.dst_w
-                                     : static_cast<std::size_t>(s.src_h) * s.src_w;
+  const DirectOutput out = direct_conv_output(s, pass);
+  const std::size_t channels = static_cast<std::size_t>(out.channels);
+  const std::size_t pixels = static_cast<std::size_t>(out.height) * out.width;
   return static_cast<std::size_t>(s.n) * ((channels + block - 1) / block) * pixels;
 }
 
@@ -158,9 +166,8 @@ inline std::size_t direct_conv_items(const ConvShape& s, DirectPass pass, int bl
 // every tap of every class). 32-bit arithmetic: direct_conv_supported keeps the counts in an int.
 template <DirectPass P>
 FMNIST_HD DirectItem direct_conv_item(const ConvShape& s, int block, unsigned index) {
-  const bool forward = P == DirectPass::Forward;
-  const unsigned width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
-  const unsigned channels = forward ? s.k : s.c;
+  const DirectOutput out = direct_conv_output(s, P);
+  const unsigned width = out.width, height = out.height, channels = out.channels;
   const unsigned blocks = (channels + block - 1) / block, pixels = width * height;
   unsigned pixel = index % pixels;
   const unsigned rest = index / pixels;
@@ -169,7 +176,7 @@ FMNIST_HD DirectItem direct_conv_item(const ConvShape& s, int block, unsigned in
   item.image = static_cast<int>(rest / blocks);
   const int left = static_cast<int>(channels) - item.ch0;
   item.count = left < block ? left : block;
-  if (forward || s.stride == 1) {
+  if (P == DirectPass::Forward || s.stride == 1) {
     item.y = static_cast<int>(pixel / width);
     item.x = static_cast<int>(pixel % width);
     return item;
@@ -193,9 +200,8 @@ FMNIST_HD DirectItem direct_conv_item(const ConvShape& s, int block, unsigned in
 // Where output channel item.ch0 + o of `item` lies in pass P's output (memory order).
 template <DirectPass P>
 FMNIST_HD std::size_t direct_conv_index(const ConvShape& s, const DirectItem& item, int o) {
-  const bool forward = P == DirectPass::Forward;
-  const std::size_t width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
-  const std::size_t channels = forward ? s.k : s.c;
+  const DirectOutput out = direct_conv_output(s, P);
+  const std::size_t width = out.width, height = out.height, channels = out.channels;
   const std::size_t plane = static_cast<std::size_t>(item.image) * channels + item.ch0 + o;
   return (plane * height + item.y) * width + item.x;
 }
@@ -221,9 +227,8 @@ FMNIST_HD void direct_conv_block(const ConvShape& s, const DirectItem& item, con
 // of one channel at its pixel (direct_conv_block with one output).
 template <int KS, DirectPass P, class T>
 FMNIST_HD T direct_conv_element(const ConvShape& s, std::size_t e, const T* in, const T* w, const T* bias) {
-  const bool forward = P == DirectPass::Forward;
-  const unsigned width = forward ? s.dst_w : s.src_w, height = forward ? s.dst_h : s.src_h;
-  const unsigned channels = forward ? s.k : s.c;
+  const DirectOutput out = direct_conv_output(s, P);
+  const unsigned width = out.width, height = out.height, channels = out.channels;
   const unsigned index = static_cast<unsigned>(e);  // within an int (direct_conv_supported)
   const unsigned row = index / width, plane = row / height;  // plane: image * channels + channel
   DirectItem item;
