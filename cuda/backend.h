@@ -49,7 +49,7 @@ struct CudaOptions {
   // Convolution backward-filter by fmnist's own direct kernel (cuda/weight_grad.h; deterministic,
   // FP64 sums) instead of cuDNN's, in FP32 and TF32 modes (BF16 keeps cuDNN's). Off in these
   // defaults (the library's, and the GPU tests' default path, which so keep cuDNN's covered); on
-  // in fmnist's commands (host/conv_kernels.h, default_conv_kernels: 2.30x on the H100) unless
+  // in fmnist's commands (host/gpu_kernels.h, default_gpu_kernels: 2.30x on the H100) unless
   // FMNIST_CONV_WGRAD=cudnn.
   bool direct_weight_grad = false;
   // Convolution backward-data (ConvTranspose2d's forward, its bias fused, and Conv2d's input
@@ -60,6 +60,11 @@ struct CudaOptions {
   // Convolution forward (Conv2d's, its bias fused, and ConvTranspose2d's input gradient) by
   // fmnist's direct kernel (cuda/direct_conv.h), as above; FMNIST_CONV_FWD=fmnist.
   bool direct_forward = false;
+  // Linear forward (its bias and ReLU fused) by fmnist's split-K kernel (cuda/linear_forward.h;
+  // deterministic, FMA chains in a fixed order) instead of cuBLAS's SGEMM and a bias kernel, in FP32
+  // mode only (TF32 keeps cuBLAS's tensor cores, BF16 its bfloat16 products). Off by default until
+  // an H100 run has timed it; FMNIST_LINEAR_FWD=fmnist turns it on for a command.
+  bool direct_linear_forward = false;
   // Streams a backward pass runs on: 1 (the default) to kMaxBackwardStreams. With more than one,
   // each layer's parameter gradients (weight and bias) go to a side stream, the layers taking the
   // side streams in turn (with 4, the AE's six layers use each side stream twice), beside the

@@ -38,8 +38,9 @@ class Context {
   // The main lane's stream: captures, copies, uploads and timings are ordered on it.
   cudaStream_t main_stream() const { return main_.stream; }
 
-  // The cuDNN workspace of each lane, at least `bytes` large. Growing it (only ever while a new
-  // convolution plan is made, never in a steady-state step) waits for the lanes first. The
+  // The workspace of each lane (cuDNN's, and the partial sums of fmnist's direct backward-filter and
+  // split-K Linear forward), at least `bytes` large. Growing it (only ever while a new convolution
+  // plan is made or a Linear shape first runs, never in a steady-state step) waits for the lanes first. The
   // smaller buffer it replaces is kept until teardown: a CUDA graph captured earlier holds its
   // address (cuda/graph.h).
   void reserve_workspace(std::size_t bytes);

@@ -14,6 +14,7 @@
 #include "cuda/device_gate.h"
 #include "cuda/dense.h"
 #include "cuda/kernels.h"
+#include "cuda/linear_forward.h"
 #include "models/op_checks.h"
 
 namespace fmnist::cuda {
@@ -266,12 +267,20 @@ void CudaOps::maxpool2d_backward_relu(const PoolGeometry& g, const float* x, con
 // ---- Linear --------------------------------------------------------------------------------------
 
 // y (B,out) = x (B,in) w^T (w is (out,in)) + b (out); with y_relu, y_relu = ReLU(y) (the bias then
-// added by the same kernel as the ReLU).
+// added by the same kernel as the ReLU). In FP32 mode with options().direct_linear_forward, all of
+// it in fmnist's split-K kernel (its slices' sums in the lane's workspace), else cuBLAS's product
+// and a bias kernel.
 void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
                                   const float* b, float* y, float* y_relu) {
   check_linear_forward(op, g, x, w, y);
   if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
   Context& context = main_lane();
+  const CudaOptions& o = context.options();
+  if (o.direct_linear_forward && !o.bf16 && !o.allow_tf32 && linear_forward_supported(g)) {
+    context.reserve_workspace(linear_forward_workspace_bytes(g));  // grows on a shape's first step only
+    launch_linear_forward(context, g, x, w, b, y, y_relu, context.workspace());
+    return;
+  }
   gemm_linear_forward(context, g, x, w, y);
   if (b != nullptr || y_relu != nullptr) launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y, y_relu);
 }

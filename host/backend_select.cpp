@@ -21,14 +21,15 @@ BackendChoice cpu_backend(Precision precision, const std::string& why) {
   return {make_cpu_ops(precision), why};
 }
 
-// FMNIST_CONV_WGRAD, FMNIST_CONV_DGRAD or FMNIST_CONV_FWD (host/conv_kernels.h): unset or empty,
-// cudnn (false) or fmnist (true). Anything else stops the command in one line.
-std::optional<bool> fmnist_kernel_requested(const char* variable) {
+// FMNIST_CONV_WGRAD, FMNIST_CONV_DGRAD, FMNIST_CONV_FWD or FMNIST_LINEAR_FWD (host/gpu_kernels.h):
+// unset or empty, `library` (false: cudnn, or cublas for the Linear) or fmnist (true). Anything
+// else stops the command in one line.
+std::optional<bool> fmnist_kernel_requested(const char* variable, const char* library) {
   const char* v = std::getenv(variable);
   if (v == nullptr || *v == '\0') return std::nullopt;
-  if (std::string(v) == conv_kernel_name(false)) return false;
-  if (std::string(v) == conv_kernel_name(true)) return true;
-  throw std::invalid_argument(std::string(variable) + " must be cudnn or fmnist, got '" + v + "'");
+  if (std::string(v) == library) return false;
+  if (std::string(v) == "fmnist") return true;
+  throw std::invalid_argument(std::string(variable) + " must be " + library + " or fmnist, got '" + v + "'");
 }
 
 // FMNIST_PDL: 1 launches fmnist's kernels with Programmatic Dependent Launch
@@ -53,41 +54,47 @@ int backward_streams_requested() {
 
 }  // namespace
 
-ConvKernelRequest conv_kernels_requested() {
-  ConvKernelRequest r;
-  r.weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD");
-  r.backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD");
-  r.forward = fmnist_kernel_requested("FMNIST_CONV_FWD");
+GpuKernelRequest gpu_kernels_requested() {
+  GpuKernelRequest r;
+  r.weight_grad = fmnist_kernel_requested("FMNIST_CONV_WGRAD", conv_kernel_name(false));
+  r.backward_data = fmnist_kernel_requested("FMNIST_CONV_DGRAD", conv_kernel_name(false));
+  r.forward = fmnist_kernel_requested("FMNIST_CONV_FWD", conv_kernel_name(false));
+  r.linear_forward = fmnist_kernel_requested("FMNIST_LINEAR_FWD", linear_kernel_name(false));
   return r;
 }
 
-ConvKernels conv_kernels_for_run(const ConvKernelRequest& requested, const std::optional<ConvKernels>& recorded,
-                                 const std::string& run_dir) {
+GpuKernels gpu_kernels_for_run(const GpuKernelRequest& requested, const std::optional<GpuKernels>& recorded,
+                               const std::string& run_dir) {
   // One pass: the recorded choice when the run has one (its variable set to the other is refused),
   // else the request, else the default (a new run's `r` below holds the defaults).
-  auto choose = [&](const char* variable, const char* pass, std::optional<bool> asked, bool recorded_direct) {
+  auto choose = [&](const char* variable, const char* pass, std::optional<bool> asked, bool recorded_direct,
+                    const char* (*kernel_name)(bool) = conv_kernel_name) {
     if (!recorded) return asked.value_or(recorded_direct);
     if (asked && *asked != recorded_direct)
-      throw std::invalid_argument(std::string(variable) + "=" + conv_kernel_name(*asked) +
-                                  " disagrees with the run being resumed: its convolution " + pass + " is " +
-                                  conv_kernel_name(recorded_direct) + " there (" + run_dir +
+      throw std::invalid_argument(std::string(variable) + "=" + kernel_name(*asked) +
+                                  " disagrees with the run being resumed: its " + pass + " is " +
+                                  kernel_name(recorded_direct) + " there (" + run_dir +
                                   "/config.json); a resumed run keeps its kernels: unset " + variable +
                                   ", or start a new run with --out");
     return recorded_direct;
   };
-  const ConvKernels r = recorded.value_or(default_conv_kernels());
-  ConvKernels k;
-  k.direct_forward = choose("FMNIST_CONV_FWD", "forward", requested.forward, r.direct_forward);
-  k.direct_backward_data = choose("FMNIST_CONV_DGRAD", "backward-data", requested.backward_data, r.direct_backward_data);
-  k.direct_weight_grad = choose("FMNIST_CONV_WGRAD", "backward-filter", requested.weight_grad, r.direct_weight_grad);
+  const GpuKernels r = recorded.value_or(default_gpu_kernels());
+  GpuKernels k;
+  k.direct_forward = choose("FMNIST_CONV_FWD", "convolution forward", requested.forward, r.direct_forward);
+  k.direct_backward_data =
+      choose("FMNIST_CONV_DGRAD", "convolution backward-data", requested.backward_data, r.direct_backward_data);
+  k.direct_weight_grad =
+      choose("FMNIST_CONV_WGRAD", "convolution backward-filter", requested.weight_grad, r.direct_weight_grad);
+  k.direct_linear_forward = choose("FMNIST_LINEAR_FWD", "Linear forward", requested.linear_forward,
+                                   r.direct_linear_forward, linear_kernel_name);
   return k;
 }
 
 BackendChoice select_backend(const std::string& device, Precision precision) {
-  return select_backend(device, precision, conv_kernels_for_run(conv_kernels_requested(), std::nullopt, ""));
+  return select_backend(device, precision, gpu_kernels_for_run(gpu_kernels_requested(), std::nullopt, ""));
 }
 
-BackendChoice select_backend(const std::string& device, Precision precision, const ConvKernels& kernels) {
+BackendChoice select_backend(const std::string& device, Precision precision, const GpuKernels& kernels) {
   if (device != "cpu" && device != "cuda" && device != "auto")
     throw std::invalid_argument("--device must be cpu, cuda or auto, got '" + device + "'");
   const int backward_streams = backward_streams_requested();
@@ -110,12 +117,14 @@ BackendChoice select_backend(const std::string& device, Precision precision, con
   options.direct_weight_grad = kernels.direct_weight_grad;
   options.direct_backward_data = kernels.direct_backward_data;
   options.direct_forward = kernels.direct_forward;
+  options.direct_linear_forward = kernels.direct_linear_forward;
   options.backward_streams = backward_streams;
   options.programmatic_launch = programmatic_launch;
   std::string why = "CUDA backend";
   if (kernels.direct_weight_grad) why += ", fmnist's direct conv backward-filter";
   if (kernels.direct_backward_data) why += ", fmnist's direct conv backward-data";
   if (kernels.direct_forward) why += ", fmnist's direct conv forward";
+  if (kernels.direct_linear_forward && precision == Precision::FP32) why += ", fmnist's split-K Linear forward";
   if (backward_streams > 1 && !options.bf16)
     why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
            (backward_streams > 2 ? "s" : "");

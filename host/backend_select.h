@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "host/conv_kernels.h"
+#include "host/gpu_kernels.h"
 #include "models/ops.h"
 
 namespace fmnist {
@@ -19,9 +19,9 @@ struct BackendChoice {
 // or a build without CUDA), std::invalid_argument for a name that is not cpu, cuda or auto, and
 // std::invalid_argument for TF32 on the CPU backend ("cpu", or "auto" without a GPU): the CPU has
 // no TF32, and a run that asked for it is not silently run in FP32. BF16 runs on both backends.
-// The convolution kernels (host/conv_kernels.h) are the environment's (conv_kernels_requested),
+// The convolution kernels (host/gpu_kernels.h) are the environment's (gpu_kernels_requested),
 // or `kernels`; they matter on a GPU only.
 BackendChoice select_backend(const std::string& device, Precision precision = Precision::FP32);
-BackendChoice select_backend(const std::string& device, Precision precision, const ConvKernels& kernels);
+BackendChoice select_backend(const std::string& device, Precision precision, const GpuKernels& kernels);
 
 }  // namespace fmnist

@@ -382,7 +382,8 @@ TrainConfig read_run_config(const std::string& path) {
       "model", "description", "epochs", "batch", "adam", "seed", "validation_count", "drop_last",
       "max_steps_per_epoch", "init_encoder_from", "init_redraws", "lr_schedule", "lr_warmup_fraction",
       "lr_final_fraction", "augment", "augment_max_shift", "augment_flip", "augment_erase", "backend", "init_draws",
-      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision", "conv_kernels", "software"};
+      "checkpoint_every", "keep_checkpoints", "guard_every", "eval_batch", "precision", "conv_kernels", "linear_kernels",
+      "software"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(known.begin(), known.end(), it.key()) == known.end())
       fail(path, "unknown field '" + it.key() + "' (written by a newer fmnist?)");
@@ -436,12 +437,12 @@ TrainConfig read_run_config(const std::string& path) {
   if (!parse_precision(precision, c.precision))
     fail(path, "field 'precision' is '" + precision + "', not fp32, tf32 or bf16");
   // Absent: a CPU run (none: its kernels set no result), or a GPU run of an fmnist that recorded
-  // none, which computed with cuDNN's for every pass (not today's default_conv_kernels()).
-  if (!j.contains("conv_kernels") && c.began_on.rfind("cuda", 0) == 0) c.conv_kernels = ConvKernels{};
+  // none, which computed with cuDNN's for every pass (not today's default_gpu_kernels()).
+  if (!j.contains("conv_kernels") && c.began_on.rfind("cuda", 0) == 0) c.gpu_kernels = GpuKernels{};
   if (j.contains("conv_kernels")) {
     const json& k = j["conv_kernels"];
     if (!k.is_object()) fail(path, "field 'conv_kernels' is not an object");
-    ConvKernels kernels;
+    GpuKernels kernels;
     auto pass = [&](const char* key, bool& direct) {
       const std::string name = k.contains(key) && k[key].is_string() ? k[key].get<std::string>() : "";
       if (name != conv_kernel_name(false) && name != conv_kernel_name(true))
@@ -452,7 +453,18 @@ TrainConfig read_run_config(const std::string& path) {
     pass("forward", kernels.direct_forward);
     pass("backward_data", kernels.direct_backward_data);
     pass("backward_filter", kernels.direct_weight_grad);
-    c.conv_kernels = kernels;
+    c.gpu_kernels = kernels;
+  }
+  // Absent beside conv_kernels: a GPU run of an fmnist that had cuBLAS's Linear forward alone.
+  if (j.contains("linear_kernels")) {
+    const json& k = j["linear_kernels"];
+    if (!k.is_object()) fail(path, "field 'linear_kernels' is not an object");
+    if (!c.gpu_kernels) fail(path, "field 'linear_kernels' without 'conv_kernels': not a GPU run's configuration");
+    const std::string name = k.contains("forward") && k["forward"].is_string() ? k["forward"].get<std::string>() : "";
+    if (name != linear_kernel_name(false) && name != linear_kernel_name(true))
+      fail(path, std::string("field 'linear_kernels.forward' must be cublas or fmnist, got ") +
+                     (k.contains("forward") ? k["forward"].dump() : "nothing"));
+    c.gpu_kernels->direct_linear_forward = name == linear_kernel_name(true);
   }
   return c;
 }

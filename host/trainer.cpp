@@ -58,10 +58,11 @@ nlohmann::json config_json(const TrainConfig& c, const Ops<float>& ops) {
   run["backend"] = ops.name();
   const std::string software = ops.software();
   run["software"] = std::string("fmnist ") + FMNIST_VERSION + (software.empty() ? "" : "; " + software);
-  if (c.conv_kernels)
-    run["conv_kernels"] = {{"forward", conv_kernel_name(c.conv_kernels->direct_forward)},
-                           {"backward_data", conv_kernel_name(c.conv_kernels->direct_backward_data)},
-                           {"backward_filter", conv_kernel_name(c.conv_kernels->direct_weight_grad)}};
+  if (c.gpu_kernels)
+    run["conv_kernels"] = {{"forward", conv_kernel_name(c.gpu_kernels->direct_forward)},
+                           {"backward_data", conv_kernel_name(c.gpu_kernels->direct_backward_data)},
+                           {"backward_filter", conv_kernel_name(c.gpu_kernels->direct_weight_grad)}};
+  if (c.gpu_kernels) run["linear_kernels"] = {{"forward", linear_kernel_name(c.gpu_kernels->direct_linear_forward)}};
   return run;
 }
 

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "host/conv_kernels.h"
+#include "host/gpu_kernels.h"
 #include "host/dataset.h"
 #include "host/stream_options.h"
 #include "models/executor.h"
@@ -76,9 +76,9 @@ struct TrainConfig {
   // image's output may round differently in another batch; the tests bound it at 1e-6 relative),
   // never what is trained.
   int eval_batch = 0;
-  // A GPU run's convolution kernels (host/conv_kernels.h): config.json records them, and a resumed
+  // A GPU run's convolution kernels (host/gpu_kernels.h): config.json records them, and a resumed
   // run computes with them. Empty for a run on the CPU, which has one implementation.
-  std::optional<ConvKernels> conv_kernels;
+  std::optional<GpuKernels> gpu_kernels;
   // The backend a resumed run began on, as its config.json records it (read_run_config); empty
   // for a new run. Not a setting: a resumed run may continue on another (--device).
   std::string began_on;

@@ -156,19 +156,22 @@ FMNIST_CONV_WGRAD=direct expect 2 "FMNIST_CONV_WGRAD must be cudnn or fmnist, go
 FMNIST_CONV_WGRAD=cudnn expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_CONV_FWD=yes expect 2 "FMNIST_CONV_FWD must be cudnn or fmnist, got 'yes'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_CONV_DGRAD=fast expect 2 "FMNIST_CONV_DGRAD must be cudnn or fmnist, got 'fast'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+FMNIST_LINEAR_FWD=cudnn expect 2 "FMNIST_LINEAR_FWD must be cublas or fmnist, got 'cudnn'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+FMNIST_LINEAR_FWD=cublas expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 # FMNIST_BACKWARD_STREAMS (1 to 4) the same way.
 FMNIST_BACKWARD_STREAMS=5 expect 2 "FMNIST_BACKWARD_STREAMS must be 1 to 4, got '5'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/streams"
 FMNIST_BACKWARD_STREAMS=2 expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_PDL=yes expect 2 "FMNIST_PDL must be 0 or 1, got 'yes'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/pdl"
 FMNIST_PDL=1 expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
-# A GPU run records its convolution kernels in config.json (they set its bits); a resume keeps them
+# A GPU run records its convolution and Linear kernels in config.json (they set its bits); a resume keeps them
 # and refuses a variable set to the other. A CPU run records none; here one stands in for a GPU run,
 # its config.json given the record such a run writes.
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/kernels"
-! grep -q '"conv_kernels"' "$tmp/kernels/config.json" || { echo "FAIL: a CPU run records convolution kernels"; failures=$((failures + 1)); }
-sed -i '1a\  "conv_kernels": {"forward": "cudnn", "backward_data": "cudnn", "backward_filter": "fmnist"},' "$tmp/kernels/config.json"
+! grep -q '"conv_kernels"\|"linear_kernels"' "$tmp/kernels/config.json" || { echo "FAIL: a CPU run records GPU kernels"; failures=$((failures + 1)); }
+sed -i '1a\  "conv_kernels": {"forward": "cudnn", "backward_data": "cudnn", "backward_filter": "fmnist"}, "linear_kernels": {"forward": "fmnist"},' "$tmp/kernels/config.json"
 FMNIST_CONV_WGRAD=cudnn expect 2 "FMNIST_CONV_WGRAD=cudnn disagrees with the run being resumed: its convolution backward-filter is fmnist there \\($tmp/kernels/config.json\\)" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 FMNIST_CONV_DGRAD=fmnist expect 2 "FMNIST_CONV_DGRAD=fmnist disagrees with the run being resumed: its convolution backward-data is cudnn there" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"
+FMNIST_LINEAR_FWD=cublas expect 2 "FMNIST_LINEAR_FWD=cublas disagrees with the run being resumed: its Linear forward is fmnist there" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 FMNIST_CONV_WGRAD=fmnist expect_ok train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 expect_ok train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 ! grep -q "note: this run began on" "$tmp/err" || { echo "FAIL: a run resumed on its own backend is told it moved"; failures=$((failures + 1)); }

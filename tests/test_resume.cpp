@@ -269,24 +269,31 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   c.augment_erase = 0.25;
   c.checkpoint_every = 7;
   c.guard_every = 5;
-  c.conv_kernels = ConvKernels{true, false, true};  // as a GPU run on two of fmnist's direct kernels records them
+  c.gpu_kernels = GpuKernels{true, false, true, true};  // as a GPU run on three of fmnist's kernels records them
   run(c);
   const TrainConfig back = read_run_config(c.out_dir + "/config.json");
   CHECK(flatten_run_config(back) == flatten_run_config(c));
   CHECK(back.checkpoint_every == 7);
   CHECK(back.guard_every == 5);
   CHECK(back.keep_checkpoints == c.keep_checkpoints);
-  REQUIRE(back.conv_kernels.has_value());
-  CHECK(*back.conv_kernels == *c.conv_kernels);
+  REQUIRE(back.gpu_kernels.has_value());
+  CHECK(*back.gpu_kernels == *c.gpu_kernels);
   TrainConfig cpu_run = tiny_run("config-cpu", 1, 1);  // a CPU run records none
   run(cpu_run);
-  CHECK_FALSE(read_run_config(cpu_run.out_dir + "/config.json").conv_kernels.has_value());
+  CHECK_FALSE(read_run_config(cpu_run.out_dir + "/config.json").gpu_kernels.has_value());
   // A GPU run of an fmnist that recorded no kernels computed with cuDNN's for every pass.
   const std::string older_gpu_run = c.out_dir + "/older-gpu-config.json";
   std::ofstream(older_gpu_run) << R"({"model":{"kind":"autoencoder","latent":16},"backend":"cuda:Some GPU"})";
   const TrainConfig older = read_run_config(older_gpu_run);
-  REQUIRE(older.conv_kernels.has_value());
-  CHECK(*older.conv_kernels == ConvKernels{});
+  REQUIRE(older.gpu_kernels.has_value());
+  CHECK(*older.gpu_kernels == GpuKernels{});
+  // One that recorded its convolutions only computed its Linear forward with cuBLAS's.
+  const std::string conv_only_run = c.out_dir + "/conv-only-config.json";
+  std::ofstream(conv_only_run) << R"({"model":{"kind":"autoencoder","latent":16},"backend":"cuda:Some GPU",)"
+                               << R"("conv_kernels":{"forward":"fmnist","backward_data":"cudnn","backward_filter":"fmnist"}})";
+  const TrainConfig conv_only = read_run_config(conv_only_run);
+  REQUIRE(conv_only.gpu_kernels.has_value());
+  CHECK(*conv_only.gpu_kernels == GpuKernels{true, false, true, false});
 
   const std::string path = c.out_dir + "/bad-config.json";
   std::ofstream(path) << R"({"model":{"kind":"autoencoder","latent":16},"epochs":"three"})";
@@ -322,35 +329,52 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
                       StartsWith(path + ": field 'conv_kernels.backward_data' must be cudnn or fmnist, got \"fast\""));
   std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},"conv_kernels":{"forward":"cudnn"}})";
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'conv_kernels.backward_data' must be cudnn or fmnist, got nothing"));
+  const char* conv = R"("conv_kernels":{"forward":"cudnn","backward_data":"cudnn","backward_filter":"cudnn"})";
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},)" << conv
+                                       << R"(,"linear_kernels":{"forward":"cudnn"}})";
+  REQUIRE_THROWS_WITH(read_run_config(path),
+                      StartsWith(path + ": field 'linear_kernels.forward' must be cublas or fmnist, got \"cudnn\""));
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},)" << conv << R"(,"linear_kernels":[]})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'linear_kernels' is not an object"));
+  std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},"linear_kernels":{"forward":"fmnist"}})";
+  REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'linear_kernels' without 'conv_kernels'"));
   REQUIRE_THROWS_WITH(read_run_config(c.out_dir + "/none.json"), Contains("not a run directory"));
 }
 
-TEST_CASE("a resumed run keeps its recorded convolution kernels and refuses a variable set otherwise", "[resume]") {
-  const ConvKernels recorded{false, true, true};
-  ConvKernelRequest none;
+TEST_CASE("a resumed run keeps its recorded GPU kernels and refuses a variable set otherwise", "[resume]") {
+  const GpuKernels recorded{false, true, true};
+  GpuKernelRequest none;
   // A new run: fmnist's direct backward-filter, cuDNN's forward and backward-data, by default.
-  CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == ConvKernels{false, false, true});
-  CHECK(conv_kernels_for_run(none, std::nullopt, "runs/a") == default_conv_kernels());
-  ConvKernelRequest wgrad;
+  CHECK(gpu_kernels_for_run(none, std::nullopt, "runs/a") == GpuKernels{false, false, true});
+  CHECK(gpu_kernels_for_run(none, std::nullopt, "runs/a") == default_gpu_kernels());
+  GpuKernelRequest wgrad;
   wgrad.weight_grad = true;
-  CHECK(conv_kernels_for_run(wgrad, std::nullopt, "runs/a") == ConvKernels{false, false, true});
-  ConvKernelRequest cudnn_wgrad;  // FMNIST_CONV_WGRAD=cudnn: cuDNN for every pass
+  CHECK(gpu_kernels_for_run(wgrad, std::nullopt, "runs/a") == GpuKernels{false, false, true});
+  GpuKernelRequest cudnn_wgrad;  // FMNIST_CONV_WGRAD=cudnn: cuDNN for every pass
   cudnn_wgrad.weight_grad = false;
-  CHECK(conv_kernels_for_run(cudnn_wgrad, std::nullopt, "runs/a") == ConvKernels{});
-  CHECK(conv_kernels_for_run(none, ConvKernels{}, "runs/a") == ConvKernels{});  // recorded cuDNN stays cuDNN
-  CHECK(conv_kernels_for_run(none, recorded, "runs/a") == recorded);  // resumed: the recorded ones, unasked
-  CHECK(conv_kernels_for_run(wgrad, recorded, "runs/a") == recorded);  // asked for what was recorded
-  ConvKernelRequest cudnn_dgrad;
+  CHECK(gpu_kernels_for_run(cudnn_wgrad, std::nullopt, "runs/a") == GpuKernels{});
+  CHECK(gpu_kernels_for_run(none, GpuKernels{}, "runs/a") == GpuKernels{});  // recorded cuDNN stays cuDNN
+  CHECK(gpu_kernels_for_run(none, recorded, "runs/a") == recorded);  // resumed: the recorded ones, unasked
+  CHECK(gpu_kernels_for_run(wgrad, recorded, "runs/a") == recorded);  // asked for what was recorded
+  GpuKernelRequest cudnn_dgrad;
   cudnn_dgrad.backward_data = false;
-  REQUIRE_THROWS_WITH(conv_kernels_for_run(cudnn_dgrad, recorded, "runs/a"),
+  REQUIRE_THROWS_WITH(gpu_kernels_for_run(cudnn_dgrad, recorded, "runs/a"),
                       "FMNIST_CONV_DGRAD=cudnn disagrees with the run being resumed: its convolution backward-data "
                       "is fmnist there (runs/a/config.json); a resumed run keeps its kernels: unset FMNIST_CONV_DGRAD, "
                       "or start a new run with --out");
-  ConvKernelRequest direct_forward;
+  GpuKernelRequest direct_forward;
   direct_forward.forward = true;
-  REQUIRE_THROWS_WITH(conv_kernels_for_run(direct_forward, recorded, "runs/a"),
+  REQUIRE_THROWS_WITH(gpu_kernels_for_run(direct_forward, recorded, "runs/a"),
                       StartsWith("FMNIST_CONV_FWD=fmnist disagrees with the run being resumed: its convolution forward "
                                  "is cudnn there"));
+  // The Linear forward: cuBLAS's unless asked for (new runs), the recorded one on resume.
+  GpuKernelRequest linear;
+  linear.linear_forward = true;
+  CHECK(gpu_kernels_for_run(linear, std::nullopt, "runs/a") == GpuKernels{false, false, true, true});
+  CHECK(gpu_kernels_for_run(none, GpuKernels{false, false, true, true}, "runs/a") == GpuKernels{false, false, true, true});
+  REQUIRE_THROWS_WITH(gpu_kernels_for_run(linear, recorded, "runs/a"),
+                      StartsWith("FMNIST_LINEAR_FWD=fmnist disagrees with the run being resumed: its Linear forward "
+                                 "is cublas there (runs/a/config.json)"));
 }
 
 TEST_CASE("the guard names the first non-finite gradient in backward order", "[guard]") {

@@ -117,7 +117,7 @@ int run_train(void* p) {
   }
   // The GPU's convolution kernels: a resumed run's recorded ones (a variable set to the other is
   // refused), else the environment's.
-  const ConvKernels kernels = conv_kernels_for_run(conv_kernels_requested(), config.conv_kernels, o.out_dir);
+  const GpuKernels kernels = gpu_kernels_for_run(gpu_kernels_requested(), config.gpu_kernels, o.out_dir);
   // Operational: never changes a result, so a resumed run takes them as given.
   config.stream.graphs = !o.no_graph;
   config.stream.placement = parse_placement(o.placement);
@@ -145,7 +145,7 @@ int run_train(void* p) {
   const FashionMnist data = loading.get();
   prepare_output_directory(config.out_dir);  // unwritable: one line, exit 2, before any training
   if (backend_error) std::rethrow_exception(backend_error);
-  config.conv_kernels = backend.ops->computes_on_host() ? std::nullopt : std::optional<ConvKernels>(kernels);
+  config.gpu_kernels = backend.ops->computes_on_host() ? std::nullopt : std::optional<GpuKernels>(kernels);
   // --device may move a resumed run: it goes on, but with the new backend's rounding.
   if (!config.began_on.empty() && config.began_on != backend.ops->name() &&
       std::filesystem::exists(RunFiles(config.resume_from).state))

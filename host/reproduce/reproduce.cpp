@@ -144,10 +144,10 @@ void execute_run(const PlannedRun& plan, const ReproduceOptions& options, const 
   config.out_dir = options.out_dir + "/" + plan.name;
   if (!plan.encoder_from.empty())
     config.init_encoder_from = options.out_dir + "/" + plan.encoder_from + "/last.safetensors";
-  const ConvKernels kernels = conv_kernels_for_run(conv_kernels_requested(), std::nullopt, config.out_dir);
+  const GpuKernels kernels = gpu_kernels_for_run(gpu_kernels_requested(), std::nullopt, config.out_dir);
   BackendChoice backend = select_backend(options.device, options.precision, kernels);
   Ops<float>& ops = *backend.ops;
-  if (!ops.computes_on_host()) config.conv_kernels = kernels;
+  if (!ops.computes_on_host()) config.gpu_kernels = kernels;
   out.backend = ops.name();
   run_log << fmt::format("training {} on {}{}\n", describe(config.model), ops.name(),
                          config.init_encoder_from.empty() ? "" : ", encoder from " + config.init_encoder_from);

@@ -71,7 +71,7 @@ inline std::unique_ptr<Ops<float>> make_backend(const CudaOptions& options) {
 // The backends the tests share, one per kind, each made on first use and released by
 // release_shared_backends() (main(), before it returns: not left to static destruction, which may
 // run after the CUDA runtime has shut down).
-enum class SharedBackend { Default, Bf16, DirectWeightGrad, DirectConvolutions, Count };
+enum class SharedBackend { Default, Bf16, DirectWeightGrad, DirectConvolutions, DirectLinear, Count };
 inline std::unique_ptr<Ops<float>>& shared_slot(SharedBackend kind) {
   static std::unique_ptr<Ops<float>> slots[static_cast<int>(SharedBackend::Count)];
   return slots[static_cast<int>(kind)];
@@ -117,6 +117,17 @@ inline CudaOptions direct_convolution_options() {
 }
 inline Ops<float>& direct_conv_gpu() {
   return shared_backend(SharedBackend::DirectConvolutions, direct_convolution_options());
+}
+
+// With fmnist's split-K Linear forward (CudaOptions::direct_linear_forward, cuda/linear_forward.h)
+// in place of cuBLAS's product and the bias kernel; the convolutions as in the defaults.
+inline CudaOptions direct_linear_options() {
+  CudaOptions options;
+  options.direct_linear_forward = true;
+  return options;
+}
+inline Ops<float>& direct_linear_gpu() {
+  return shared_backend(SharedBackend::DirectLinear, direct_linear_options());
 }
 
 // Options with the parameter gradients on side streams (CudaOptions::backward_streams = streams),

@@ -137,13 +137,12 @@ void check_pool(const PoolGeometry& g, std::uint64_t seed) {
   compare_exact(name + " dx", gdx.download(), dx32);
 }
 
-void check_linear(const LinearGeometry& g, std::uint64_t seed) {
+void check_linear(const LinearGeometry& g, std::uint64_t seed, Ops<float>& G = gpu()) {
   const LinearCase c = random_linear_case(g, seed);
   const std::string& name = c.name;
   const std::size_t nx = c.nx, ny = c.ny, nw = c.nw;
   const std::vector<float>&x = c.x, &w = c.w, &b = c.b, &dy = c.dy;
   INFO(name);
-  Ops<float>& G = gpu();
   CpuOps<float> cpu;
   CpuOps<double> cpu64;
   const auto x64 = to_double(x), w64 = to_double(w), b64 = to_double(b), dy64 = to_double(dy);
@@ -247,6 +246,14 @@ TEST_CASE("GPU Linear at the paper's shapes", "[gpu][linear]") {
   check_linear({100, 256, 800}, 32);  // decoder.0
   check_linear({100, 256, 10}, 33);   // clasiffier.0
   check_linear({100, 64, 10}, 34);    // C(64)'s head
+}
+
+TEST_CASE("GPU Linear at the paper's shapes with fmnist's split-K forward", "[gpu][linear][linear-fwd]") {
+  check_linear({100, 800, 256}, 31, direct_linear_gpu());
+  check_linear({100, 256, 800}, 32, direct_linear_gpu());
+  check_linear({100, 256, 10}, 33, direct_linear_gpu());
+  check_linear({100, 64, 10}, 34, direct_linear_gpu());
+  check_linear({1000, 800, 256}, 35, direct_linear_gpu());  // a validation batch: one slice per 8 of its 256 tiles
 }
 
 TEST_CASE("GPU element-wise ops at the paper's sizes", "[gpu][elementwise]") {
@@ -542,6 +549,11 @@ TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the dir
   check_forward_relu_layers(direct_conv_gpu());
 }
 
+TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the split-K Linear forward, bit for bit",
+          "[gpu][linear][linear-fwd][sanitize]") {
+  check_forward_relu_layers(direct_linear_gpu());
+}
+
 TEST_CASE("GPU Conv2d, its ReLU and a MaxPool2d fused equal the ops one after the other, bit for bit",
           "[gpu][conv][pool][sanitize]") {
   check_conv_relu_pool_layers(gpu());
@@ -582,6 +594,13 @@ TEST_CASE("GPU Linear at random shapes", "[gpu][linear][sanitize]") {
   for (int trial = 0; trial < 8; ++trial)
     check_linear({random_int(rng, 1, 17), random_int(rng, 1, 300), random_int(rng, 1, 300)},
                  5000 + trial);
+}
+
+TEST_CASE("GPU Linear at random shapes with fmnist's split-K forward", "[gpu][linear][linear-fwd][sanitize]") {
+  SplitMix64 rng(1014);
+  for (int trial = 0; trial < 8; ++trial)
+    check_linear({random_int(rng, 1, 140), random_int(rng, 1, 900), random_int(rng, 1, 300)}, 5100 + trial,
+                 direct_linear_gpu());
 }
 
 TEST_CASE("GPU element-wise ops at odd sizes", "[gpu][elementwise][sanitize]") {

@@ -271,6 +271,20 @@ TEST_CASE("GPU graphs with the parameter gradients on side streams equal one str
   });
 }
 
+TEST_CASE("GPU graphs with fmnist's split-K Linear forward equal op-by-op streamed steps, bit for bit",
+          "[gpu][stream][graph][linear-fwd]") {
+  const Data& d = shared_data();
+  for_ae_and_classifier(10, [&](const Setup& s, const std::string& name) {
+    // Its slices' sums live in the workspace, grown at each Linear shape's first (un-captured) step.
+    const Outcome graphed =
+        streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), true, direct_linear_options());
+    const Outcome op_by_op =
+        streamed(s, d.data, d.splits, opts(DataPlacement::Stream, false, 3), true, direct_linear_options());
+    check_graphs_used(name + " graphed with the split-K Linear forward", graphed, 4);
+    require_identical(name + " split-K Linear forward, graphed vs streamed op by op", graphed, op_by_op);
+  });
+}
+
 TEST_CASE("GPU validation in larger batches leaves training bitwise the same, its figures within rounding",
           "[gpu][stream][graph]") {
   const Data& d = shared_data();

@@ -46,7 +46,7 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   ModelConfig ae;
   ModelConfig classifier;
   classifier.kind = ModelKind::Classifier;
-  CudaOptions commands;  // what fmnist's commands run: the direct backward-filter (host/conv_kernels.h)
+  CudaOptions commands;  // what fmnist's commands run: the direct backward-filter (host/gpu_kernels.h)
   commands.direct_weight_grad = true;
   // AE(256), 18 kernels. Forward 8: pixel scaling; bias + ReLU + max pooling after each of the
   // two Conv2d (conv2d_forward_relu_maxpool); bias + ReLU after each Linear and ConvTranspose2d
@@ -66,4 +66,11 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   // bias gradient is then a kernel of its own, in the direct backward-filter's place in the count.
   CHECK(kernels_per_step(ae, CudaOptions{}) == 18);
   CHECK(kernels_per_step(classifier, CudaOptions{}) == 14);
+  // fmnist's split-K Linear forward (FMNIST_LINEAR_FWD=fmnist) is one launch for a Linear's
+  // product, bias and ReLU: in place of each bias kernel above (the same count), and of cuBLAS's
+  // product (2 of cuBLAS's kernels fewer a step for the AE and the classifier alike).
+  CudaOptions split_linear = commands;
+  split_linear.direct_linear_forward = true;
+  CHECK(kernels_per_step(ae, split_linear) == 18);
+  CHECK(kernels_per_step(classifier, split_linear) == 14);
 }
