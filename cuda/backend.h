@@ -60,11 +60,14 @@ struct CudaOptions {
   // Convolution forward (Conv2d's, its bias fused, and ConvTranspose2d's input gradient) by
   // fmnist's direct kernel (cuda/direct_conv.h), as above; FMNIST_CONV_FWD=fmnist.
   bool direct_forward = false;
-  // Linear forward (its bias and ReLU fused) by fmnist's split-K kernel (cuda/linear_forward.h;
+  // Linear forward (its bias and ReLU fused) by fmnist's split-K kernel (cuda/linear_split.h;
   // deterministic, FMA chains in a fixed order) instead of cuBLAS's SGEMM and a bias kernel, in FP32
   // mode only (TF32 keeps cuBLAS's tensor cores, BF16 its bfloat16 products). Off by default until
   // an H100 run has timed it; FMNIST_LINEAR_FWD=fmnist turns it on for a command.
   bool direct_linear_forward = false;
+  // A Linear layer's input gradient by the same split-K kernel (cuda/linear_split.h) instead of
+  // cuBLAS's SGEMM, in FP32 mode only; FMNIST_LINEAR_DGRAD=fmnist.
+  bool direct_linear_backward_data = false;
   // Streams a backward pass runs on: 1 (the default) to kMaxBackwardStreams. With more than one,
   // each layer's parameter gradients (weight and bias) go to a side stream, the layers taking the
   // side streams in turn (with 4, the AE's six layers use each side stream twice), beside the

@@ -14,7 +14,7 @@
 #include "cuda/device_gate.h"
 #include "cuda/dense.h"
 #include "cuda/kernels.h"
-#include "cuda/linear_forward.h"
+#include "cuda/linear_split.h"
 #include "models/op_checks.h"
 
 namespace fmnist::cuda {
@@ -276,9 +276,9 @@ void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const
   if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
   Context& context = main_lane();
   const CudaOptions& o = context.options();
-  if (o.direct_linear_forward && !o.bf16 && !o.allow_tf32 && linear_forward_supported(g)) {
-    context.reserve_workspace(linear_forward_workspace_bytes(g));  // grows on a shape's first step only
-    launch_linear_forward(context, g, x, w, b, y, y_relu, context.workspace());
+  if (o.direct_linear_forward && !o.bf16 && !o.allow_tf32 && linear_split_kernel_supported(g)) {
+    context.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::Forward));  // a shape's first step only
+    launch_linear_split_forward(context, g, x, w, b, y, y_relu, context.workspace());
     return;
   }
   gemm_linear_forward(context, g, x, w, y);
@@ -302,7 +302,8 @@ void CudaOps::linear_backward(const LinearGeometry& g, const float* x, const flo
 }
 
 // The passes of linear_backward, checked by the caller: dw and db (null: skipped) on the side lane
-// when there is one, dx on the main lane.
+// when there is one, dx on the main lane (by fmnist's split-K kernel in FP32 mode with
+// options().direct_linear_backward_data, else cuBLAS's).
 void CudaOps::linear_backward_passes(const LinearGeometry& g, const float* x, const float* w, const float* dy,
                                      float* dx, float* dw, float* db) {
   {
@@ -310,7 +311,14 @@ void CudaOps::linear_backward_passes(const LinearGeometry& g, const float* x, co
     if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
     if (db != nullptr) launch_channel_bias_grad(context_, g.batch, g.out_features, 1, dy, db);
   }
-  if (dx != nullptr) gemm_linear_backward_data(context_, g, w, dy, dx);
+  if (dx == nullptr) return;
+  const CudaOptions& o = context_.options();
+  if (o.direct_linear_backward_data && !o.bf16 && !o.allow_tf32 && linear_split_kernel_supported(g)) {
+    context_.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::BackwardData));  // as the forward's
+    launch_linear_split_backward_data(context_, g, w, dy, dx, context_.workspace());
+    return;
+  }
+  gemm_linear_backward_data(context_, g, w, dy, dx);
 }
 
 // dy = relu_backward(y_relu, dy_relu), then linear_backward: the mask is applied by the kernel that

@@ -13,8 +13,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -439,32 +441,34 @@ TrainConfig read_run_config(const std::string& path) {
   // Absent: a CPU run (none: its kernels set no result), or a GPU run of an fmnist that recorded
   // none, which computed with cuDNN's for every pass (not today's default_gpu_kernels()).
   if (!j.contains("conv_kernels") && c.began_on.rfind("cuda", 0) == 0) c.gpu_kernels = GpuKernels{};
-  if (j.contains("conv_kernels")) {
-    const json& k = j["conv_kernels"];
-    if (!k.is_object()) fail(path, "field 'conv_kernels' is not an object");
-    GpuKernels kernels;
-    auto pass = [&](const char* key, bool& direct) {
+  // Each pass of `field` (conv_kernels, linear_kernels) named `library` (its kernel_name(false))
+  // or fmnist.
+  auto kernel_choices = [&](const char* field, const char* (*kernel_name)(bool),
+                            std::initializer_list<std::pair<const char*, bool*>> passes) {
+    const json& k = j[field];
+    if (!k.is_object()) fail(path, std::string("field '") + field + "' is not an object");
+    for (const auto& [key, direct] : passes) {
       const std::string name = k.contains(key) && k[key].is_string() ? k[key].get<std::string>() : "";
-      if (name != conv_kernel_name(false) && name != conv_kernel_name(true))
-        fail(path, std::string("field 'conv_kernels.") + key + "' must be cudnn or fmnist, got " +
-                       (k.contains(key) ? k[key].dump() : "nothing"));
-      direct = name == conv_kernel_name(true);
-    };
-    pass("forward", kernels.direct_forward);
-    pass("backward_data", kernels.direct_backward_data);
-    pass("backward_filter", kernels.direct_weight_grad);
+      if (name != kernel_name(false) && name != kernel_name(true))
+        fail(path, std::string("field '") + field + "." + key + "' must be " + kernel_name(false) +
+                       " or fmnist, got " + (k.contains(key) ? k[key].dump() : "nothing"));
+      *direct = name == kernel_name(true);
+    }
+  };
+  if (j.contains("conv_kernels")) {
+    GpuKernels kernels;
+    kernel_choices("conv_kernels", conv_kernel_name,
+                   {{"forward", &kernels.direct_forward},
+                    {"backward_data", &kernels.direct_backward_data},
+                    {"backward_filter", &kernels.direct_weight_grad}});
     c.gpu_kernels = kernels;
   }
-  // Absent beside conv_kernels: a GPU run of an fmnist that had cuBLAS's Linear forward alone.
+  // Absent beside conv_kernels: a GPU run of an fmnist that had cuBLAS's Linear products alone.
   if (j.contains("linear_kernels")) {
-    const json& k = j["linear_kernels"];
-    if (!k.is_object()) fail(path, "field 'linear_kernels' is not an object");
     if (!c.gpu_kernels) fail(path, "field 'linear_kernels' without 'conv_kernels': not a GPU run's configuration");
-    const std::string name = k.contains("forward") && k["forward"].is_string() ? k["forward"].get<std::string>() : "";
-    if (name != linear_kernel_name(false) && name != linear_kernel_name(true))
-      fail(path, std::string("field 'linear_kernels.forward' must be cublas or fmnist, got ") +
-                     (k.contains("forward") ? k["forward"].dump() : "nothing"));
-    c.gpu_kernels->direct_linear_forward = name == linear_kernel_name(true);
+    kernel_choices("linear_kernels", linear_kernel_name,
+                   {{"forward", &c.gpu_kernels->direct_linear_forward},
+                    {"backward_data", &c.gpu_kernels->direct_linear_backward_data}});
   }
   return c;
 }

@@ -62,7 +62,9 @@ nlohmann::json config_json(const TrainConfig& c, const Ops<float>& ops) {
     run["conv_kernels"] = {{"forward", conv_kernel_name(c.gpu_kernels->direct_forward)},
                            {"backward_data", conv_kernel_name(c.gpu_kernels->direct_backward_data)},
                            {"backward_filter", conv_kernel_name(c.gpu_kernels->direct_weight_grad)}};
-  if (c.gpu_kernels) run["linear_kernels"] = {{"forward", linear_kernel_name(c.gpu_kernels->direct_linear_forward)}};
+  if (c.gpu_kernels)
+    run["linear_kernels"] = {{"forward", linear_kernel_name(c.gpu_kernels->direct_linear_forward)},
+                             {"backward_data", linear_kernel_name(c.gpu_kernels->direct_linear_backward_data)}};
   return run;
 }
 

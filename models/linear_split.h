@@ -1,7 +1,8 @@
-// A Linear layer's forward, y (B,out) = x (B,in) w^T + b, as fmnist's split-K GPU kernel computes it
-// (cuda/linear_forward.cu), defined once for g++ and nvcc: the in_features are cut into slices, each
-// slice's dot product is one FMA chain in ascending order, the slices' sums are added in slice order,
-// then the bias. tests/test_linear_split.cpp checks it against the CPU reference's Linear.
+// A Linear layer's forward, y (B,out) = x (B,in) w^T + b, and its input gradient, dx (B,in) =
+// dy (B,out) w, as fmnist's split-K GPU kernel computes them (cuda/linear_split.cu), defined once
+// for g++ and nvcc: the summed dimension is cut into slices, each slice's dot product is one FMA
+// chain in ascending order, the slices' sums are added in slice order, then the bias.
+// tests/test_linear_split.cpp checks it against the CPU reference's Linear.
 #pragma once
 
 #include <climits>
@@ -13,7 +14,7 @@
 namespace fmnist {
 
 // The kernel's tile: kLinearTileRows batch rows by kLinearTileCols outputs a block, the products
-// staged kLinearTileDepth in_features at a time; a slice is a whole number of stages.
+// staged kLinearTileDepth summed terms at a time; a slice is a whole number of stages.
 inline constexpr int kLinearTileRows = 32;
 inline constexpr int kLinearTileCols = 64;
 inline constexpr int kLinearTileDepth = 32;
@@ -21,14 +22,29 @@ inline constexpr int kLinearTileDepth = 32;
 // batch of 100. A constant, not the card's SM count, so that a shape's bits are the same on any card.
 inline constexpr int kLinearTargetBlocks = 128;
 
-// How a shape's in_features are cut: `slices` slices of `slice_length` (a multiple of
-// kLinearTileDepth; the last one shorter when in_features is not a multiple), over `tiles` tiles.
+enum class LinearPass { Forward, BackwardData };
+
+// The product a pass computes: out (rows, outputs) = in (rows, depth) W, with W's element (d, o) at
+// w[o * w_output_step + d * w_depth_step] of the layer's (out,in) weight: Forward y = x w^T (depth
+// in_features, outputs out_features), BackwardData dx = dy w (depth out_features, outputs
+// in_features).
+struct LinearProduct {
+  int rows = 0, depth = 0, outputs = 0;
+  int w_output_step = 0, w_depth_step = 0;
+};
+inline LinearProduct linear_product(const LinearGeometry& g, LinearPass pass) {
+  if (pass == LinearPass::Forward) return {g.batch, g.in_features, g.out_features, g.in_features, 1};
+  return {g.batch, g.out_features, g.in_features, 1, g.in_features};
+}
+
+// How a product's depth is cut: `slices` slices of `slice_length` (a multiple of
+// kLinearTileDepth; the last one shorter when the depth is not a multiple), over `tiles` tiles.
 struct LinearSplit {
   int tiles = 0, slices = 0, slice_length = 0;
 };
 
-inline int linear_tile_count(const LinearGeometry& g) {
-  return ((g.batch + kLinearTileRows - 1) / kLinearTileRows) * ((g.out_features + kLinearTileCols - 1) / kLinearTileCols);
+inline int linear_tile_count(const LinearProduct& p) {
+  return ((p.rows + kLinearTileRows - 1) / kLinearTileRows) * ((p.outputs + kLinearTileCols - 1) / kLinearTileCols);
 }
 
 // Whether the split kernel handles g: positive sizes whose products fit an int.
@@ -40,18 +56,19 @@ inline bool linear_split_supported(const LinearGeometry& g) {
   return x <= INT_MAX && w <= INT_MAX && y <= INT_MAX;
 }
 
-// The cut of g (linear_split_supported): as many slices as bring tiles x slices to about
-// kLinearTargetBlocks (so at most that many), each of whole stages. Depends on the shape alone.
-inline LinearSplit linear_split(const LinearGeometry& g) {
+// The cut of a product (of a linear_split_supported geometry): as many slices as bring tiles x
+// slices to about kLinearTargetBlocks (so at most that many), each of whole stages. Depends on the
+// shape alone.
+inline LinearSplit linear_split(const LinearProduct& p) {
   LinearSplit s;
-  s.tiles = linear_tile_count(g);
-  const int stages = (g.in_features + kLinearTileDepth - 1) / kLinearTileDepth;
+  s.tiles = linear_tile_count(p);
+  const int stages = (p.depth + kLinearTileDepth - 1) / kLinearTileDepth;
   int wanted = (kLinearTargetBlocks + s.tiles - 1) / s.tiles;
   if (wanted > stages) wanted = stages;
   if (wanted < 1) wanted = 1;
   const int stages_per_slice = (stages + wanted - 1) / wanted;
   s.slice_length = stages_per_slice * kLinearTileDepth;
-  s.slices = (g.in_features + s.slice_length - 1) / s.slice_length;
+  s.slices = (p.depth + s.slice_length - 1) / s.slice_length;
   return s;
 }
 
@@ -67,33 +84,46 @@ template <class T> FMNIST_HD T multiply_add(T a, T b, T c) {
 #endif
 }
 
-// acc = x[0] w[0] + x[1] w[1] + ... + x[n-1] w[n-1], one multiply_add a term in that order, from
-// acc = 0. The kernel's threads run this chain over a slice, stage by stage.
-template <class T> FMNIST_HD T linear_slice_sum(const T* x, const T* w, int n) {
+// acc = in[0] w[0] + in[1] w[w_step] + ... + in[n-1] w[(n-1) w_step], one multiply_add a term in
+// that order, from acc = 0. The kernel's threads run this chain over a slice, stage by stage.
+template <class T> FMNIST_HD T linear_slice_sum(const T* in, const T* w, int n, long long w_step) {
   T acc = T(0);
-  for (int k = 0; k < n; ++k) acc = multiply_add(x[k], w[k], acc);
+  for (int k = 0; k < n; ++k) acc = multiply_add(in[k], w[k * w_step], acc);
   return acc;
 }
 
 // The output from its slices' sums: ((partial(0) + partial(1)) + ...) + bias[output] (bias null:
-// none); partial(s) gives slice s's sum (the kernel loads it from the launch's partials).
+// none); partial(s) gives slice s's sum (the kernel loads it from the launch's partials). The
+// sums are fetched kLinearSumsAhead at a time before they are added, so that a GPU thread waits
+// for memory once per group rather than once per slice; the order of the adds is the plain loop's.
+inline constexpr int kLinearSumsAhead = 4;
 template <class T, class Partial>
 FMNIST_HD T linear_split_total(Partial partial, int slices, const T* bias, int output) {
-  T total = partial(0);
-  for (int s = 1; s < slices; ++s) total += partial(s);
+  T total = T(0);
+  for (int s0 = 0; s0 < slices; s0 += kLinearSumsAhead) {
+    T v[kLinearSumsAhead];
+    FMNIST_UNROLL
+    for (int u = 0; u < kLinearSumsAhead; ++u) v[u] = s0 + u < slices ? partial(s0 + u) : T(0);
+    FMNIST_UNROLL
+    for (int u = 0; u < kLinearSumsAhead; ++u)
+      if (s0 + u < slices) total = s0 + u == 0 ? v[u] : total + v[u];
+  }
   if (bias != nullptr) total += bias[output];
   return total;
 }
 
-// y[row][output] exactly as the kernel computes it, for the CPU checks: x (B,in), w (out,in).
-template <class T> T linear_split_element(const LinearGeometry& g, const LinearSplit& s, const T* x, const T* w,
+// out[row][output] exactly as the kernel computes it, for the CPU checks: in (rows, depth), w the
+// layer's (out,in) weight, bias (outputs) or null.
+template <class T> T linear_split_element(const LinearProduct& p, const LinearSplit& s, const T* in, const T* w,
                                           const T* bias, int row, int output) {
   T partial[kLinearTargetBlocks] = {};
   for (int slice = 0; slice < s.slices; ++slice) {
     const int k0 = slice * s.slice_length;
-    const int n = g.in_features - k0 < s.slice_length ? g.in_features - k0 : s.slice_length;
-    partial[slice] = linear_slice_sum(x + static_cast<long long>(row) * g.in_features + k0,
-                                      w + static_cast<long long>(output) * g.in_features + k0, n);
+    const int n = p.depth - k0 < s.slice_length ? p.depth - k0 : s.slice_length;
+    partial[slice] = linear_slice_sum(in + static_cast<long long>(row) * p.depth + k0,
+                                      w + static_cast<long long>(output) * p.w_output_step +
+                                          static_cast<long long>(k0) * p.w_depth_step,
+                                      n, p.w_depth_step);
   }
   return linear_split_total<T>([&](int slice) { return partial[slice]; }, s.slices, bias, output);
 }

@@ -248,7 +248,8 @@ TEST_CASE("GPU Linear at the paper's shapes", "[gpu][linear]") {
   check_linear({100, 64, 10}, 34);    // C(64)'s head
 }
 
-TEST_CASE("GPU Linear at the paper's shapes with fmnist's split-K forward", "[gpu][linear][linear-fwd]") {
+TEST_CASE("GPU Linear at the paper's shapes with fmnist's split-K forward and input gradient",
+          "[gpu][linear][linear-fwd]") {
   check_linear({100, 800, 256}, 31, direct_linear_gpu());
   check_linear({100, 256, 800}, 32, direct_linear_gpu());
   check_linear({100, 256, 10}, 33, direct_linear_gpu());
@@ -596,7 +597,8 @@ TEST_CASE("GPU Linear at random shapes", "[gpu][linear][sanitize]") {
                  5000 + trial);
 }
 
-TEST_CASE("GPU Linear at random shapes with fmnist's split-K forward", "[gpu][linear][linear-fwd][sanitize]") {
+TEST_CASE("GPU Linear at random shapes with fmnist's split-K forward and input gradient",
+          "[gpu][linear][linear-fwd][sanitize]") {
   SplitMix64 rng(1014);
   for (int trial = 0; trial < 8; ++trial)
     check_linear({random_int(rng, 1, 140), random_int(rng, 1, 900), random_int(rng, 1, 300)}, 5100 + trial,

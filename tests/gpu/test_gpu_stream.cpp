@@ -271,7 +271,7 @@ TEST_CASE("GPU graphs with the parameter gradients on side streams equal one str
   });
 }
 
-TEST_CASE("GPU graphs with fmnist's split-K Linear forward equal op-by-op streamed steps, bit for bit",
+TEST_CASE("GPU graphs with fmnist's split-K Linear products equal op-by-op streamed steps, bit for bit",
           "[gpu][stream][graph][linear-fwd]") {
   const Data& d = shared_data();
   for_ae_and_classifier(10, [&](const Setup& s, const std::string& name) {
@@ -280,8 +280,8 @@ TEST_CASE("GPU graphs with fmnist's split-K Linear forward equal op-by-op stream
         streamed(s, d.data, d.splits, opts(DataPlacement::Resident, true), true, direct_linear_options());
     const Outcome op_by_op =
         streamed(s, d.data, d.splits, opts(DataPlacement::Stream, false, 3), true, direct_linear_options());
-    check_graphs_used(name + " graphed with the split-K Linear forward", graphed, 4);
-    require_identical(name + " split-K Linear forward, graphed vs streamed op by op", graphed, op_by_op);
+    check_graphs_used(name + " graphed with the split-K Linear products", graphed, 4);
+    require_identical(name + " split-K Linear products, graphed vs streamed op by op", graphed, op_by_op);
   });
 }
 

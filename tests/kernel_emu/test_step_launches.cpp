@@ -68,9 +68,14 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   CHECK(kernels_per_step(classifier, CudaOptions{}) == 14);
   // fmnist's split-K Linear forward (FMNIST_LINEAR_FWD=fmnist) is one launch for a Linear's
   // product, bias and ReLU: in place of each bias kernel above (the same count), and of cuBLAS's
-  // product (2 of cuBLAS's kernels fewer a step for the AE and the classifier alike).
+  // product (2 of cuBLAS's kernels fewer a step for the AE and the classifier alike). Its input
+  // gradient (FMNIST_LINEAR_DGRAD=fmnist) adds one launch for each cuBLAS product it replaces: each
+  // network's two Linear layers.
   CudaOptions split_linear = commands;
   split_linear.direct_linear_forward = true;
   CHECK(kernels_per_step(ae, split_linear) == 18);
   CHECK(kernels_per_step(classifier, split_linear) == 14);
+  split_linear.direct_linear_backward_data = true;
+  CHECK(kernels_per_step(ae, split_linear) == 20);
+  CHECK(kernels_per_step(classifier, split_linear) == 16);
 }

@@ -1,0 +1,227 @@
+// fmnist's split-K Linear products (see linear_split.h): block (tile column, tile row, slice)
+// computes a kLinearTileRows x kLinearTileCols tile of the output over one slice of the summed
+// dimension, each thread 2 rows x 4 outputs as FMA chains (models/linear_split.h's
+// linear_slice_sum, stage by stage through shared memory, the next stage's loads in flight during
+// this one's products). With one slice the block adds the bias and writes the output; else it
+// writes its sums to the workspace, and the tile's last block to finish (last_block_of_row,
+// ordered_sum.cuh) adds the slices in order (linear_split_total), then the bias, and writes the
+// output and its ReLU.
+#include "cuda/linear_split.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/grid_stride.cuh"
+#include "cuda/launch.cuh"
+#include "cuda/ordered_sum.cuh"
+
+namespace fmnist::cuda {
+namespace {
+
+constexpr int kRows = kLinearTileRows, kCols = kLinearTileCols, kDepth = kLinearTileDepth;
+constexpr int kThreadCols = 16;                                   // threads across a tile's outputs
+constexpr int kRowsPerThread = kRows / (kThreads / kThreadCols);  // 2
+constexpr int kColsPerThread = kCols / kThreadCols;               // 4
+constexpr int kInLoads = kRows * kDepth / kThreads;               // a thread's input values a stage: 4
+constexpr int kWLoads = kCols * kDepth / kThreads;                // and weights: 8
+// Shared rows padded by 4 floats: 16-byte aligned rows, and the stage's transposing stores spread
+// over 8 banks instead of 1.
+constexpr int kInStride = kRows + 4, kWStride = kCols + 4;
+static_assert(kRowsPerThread == 2 && kColsPerThread == 4, "the products below take 2 x 4 outputs a thread");
+static_assert(kInLoads * kThreads == kRows * kDepth && kWLoads * kThreads == kCols * kDepth, "whole stages");
+
+// Which element of a stage's tiles a thread's load u fetches: the input tile (rows x depth) is read
+// along the depth (contiguous in memory): row in_row0 + u * kInRowStep, depth in_d. The weight tile
+// (depth x outputs) is read along what is contiguous in w: the depth for the forward (output w_o0 +
+// u * 8, depth w_d0), the outputs for the backward-data (output w_o0, depth w_d0 + u * 4).
+constexpr int kInRowStep = kThreads / kDepth;  // 8
+static_assert(kInLoads * kInRowStep == kRows, "the input loads cover the tile");
+template <LinearPass P> struct WeightLanes {
+  static constexpr int kOutputStep = P == LinearPass::Forward ? kThreads / kDepth : 0;  // 8
+  static constexpr int kDepthStep = P == LinearPass::Forward ? 0 : kThreads / kCols;    // 4
+  static __device__ int output0() { return P == LinearPass::Forward ? threadIdx.x / kDepth : threadIdx.x % kCols; }
+  static __device__ int depth0() { return P == LinearPass::Forward ? threadIdx.x % kDepth : threadIdx.x / kCols; }
+};
+static_assert(kWLoads * (kThreads / kDepth) == kCols && kWLoads * (kThreads / kCols) == kDepth,
+              "the weight loads cover the tile in both passes");
+
+struct StageValues {
+  float in[kInLoads], w[kWLoads];
+};
+
+// A thread's loads, stage after stage: in_at and w_at point at its first element of the current
+// stage; 0 past the product's rows or outputs (those products reach no output) and past the slice
+// (`depth` left in the stage): never a term the chain does not have.
+template <LinearPass P> struct StageLoader {
+  const float* in_at;
+  const float* w_at;
+  std::size_t in_step, w_step;    // between a thread's loads u and u + 1
+  std::size_t w_stage;            // between stages (the input moves kDepth)
+  int rows_left, outputs_left;    // from the thread's first row and output to the product's end
+  int in_d, w_d;                  // the thread's depth in the stage, for its input and weight loads
+  __device__ void load(int depth, StageValues& v) const {
+    using L = WeightLanes<P>;
+#pragma unroll
+    for (int u = 0; u < kInLoads; ++u)
+      v.in[u] = in_d < depth && u * kInRowStep < rows_left ? in_at[u * in_step] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kWLoads; ++u)
+      v.w[u] = w_d + u * L::kDepthStep < depth && u * L::kOutputStep < outputs_left ? w_at[u * w_step] : 0.0f;
+  }
+  __device__ void next_stage() {
+    in_at += kDepth;
+    w_at += w_stage;
+  }
+};
+
+// Grid (column tiles, row tiles, slices) over product p of pass P: out (rows, outputs) = in
+// (rows, depth) W (linear_split.h). partials: (slices, rows, outputs) when split.slices > 1, with one
+// counter per tile (0 between launches). bias and relu_out may be null.
+template <LinearPass P>
+__global__ void __launch_bounds__(kThreads)
+    linear_split_kernel(LinearProduct p, LinearSplit split, const float* __restrict__ in,
+                        const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ out,
+                        float* __restrict__ relu_out, float* __restrict__ partials, unsigned int* counters) {
+  grid_dependency();
+  using L = WeightLanes<P>;
+  alignas(16) __shared__ float ins[kDepth * kInStride];  // stage element (r, d) at d * kInStride + r
+  alignas(16) __shared__ float ws[kDepth * kWStride];    // (d, o) at d * kWStride + o
+  const int col0 = static_cast<int>(blockIdx.x) * kCols, row0 = static_cast<int>(blockIdx.y) * kRows;
+  const int slice = static_cast<int>(blockIdx.z);
+  const int tx = static_cast<int>(threadIdx.x) % kThreadCols, ty = static_cast<int>(threadIdx.x) / kThreadCols;
+  const int k_begin = slice * split.slice_length;
+  const int k_end = min(k_begin + split.slice_length, p.depth);
+
+  const int in_row = static_cast<int>(threadIdx.x) / kDepth, in_d = static_cast<int>(threadIdx.x) % kDepth;
+  const int w_o = L::output0(), w_d = L::depth0();
+  StageLoader<P> loader{
+      in + static_cast<std::size_t>(row0 + in_row) * p.depth + k_begin + in_d,
+      w + static_cast<std::size_t>(col0 + w_o) * p.w_output_step + static_cast<std::size_t>(k_begin + w_d) * p.w_depth_step,
+      static_cast<std::size_t>(kInRowStep) * p.depth,
+      static_cast<std::size_t>(L::kOutputStep) * p.w_output_step + static_cast<std::size_t>(L::kDepthStep) * p.w_depth_step,
+      static_cast<std::size_t>(kDepth) * p.w_depth_step,
+      p.rows - row0 - in_row,
+      p.outputs - col0 - w_o,
+      in_d,
+      w_d};
+  float acc[kRowsPerThread][kColsPerThread] = {};
+  StageValues next;
+  loader.load(min(kDepth, k_end - k_begin), next);
+  for (int k = k_begin; k < k_end; k += kDepth) {
+    const int depth = min(kDepth, k_end - k);
+#pragma unroll
+    for (int u = 0; u < kInLoads; ++u) ins[in_d * kInStride + in_row + u * kInRowStep] = next.in[u];
+#pragma unroll
+    for (int u = 0; u < kWLoads; ++u)
+      ws[(w_d + u * L::kDepthStep) * kWStride + w_o + u * L::kOutputStep] = next.w[u];
+    __syncthreads();
+    if (k + kDepth < k_end) {
+      loader.next_stage();
+      loader.load(min(kDepth, k_end - k - kDepth), next);
+    }
+    // Each output's chain takes this stage's depth terms in ascending order (linear_slice_sum).
+    auto products = [&](int d) {
+      const float in0 = ins[d * kInStride + ty * 2], in1 = ins[d * kInStride + ty * 2 + 1];
+      const float4 wv = *reinterpret_cast<const float4*>(&ws[d * kWStride + tx * 4]);
+      const float wj[kColsPerThread] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+      for (int j = 0; j < kColsPerThread; ++j) {
+        acc[0][j] = multiply_add(in0, wj[j], acc[0][j]);
+        acc[1][j] = multiply_add(in1, wj[j], acc[1][j]);
+      }
+    };
+    if (depth == kDepth) {
+#pragma unroll 8
+      for (int d = 0; d < kDepth; ++d) products(d);
+    } else {
+      for (int d = 0; d < depth; ++d) products(d);
+    }
+    __syncthreads();
+  }
+
+  const std::size_t plane = static_cast<std::size_t>(p.rows) * p.outputs;
+  auto write = [&](int r, int o, float v) {
+    const std::size_t i = static_cast<std::size_t>(r) * p.outputs + o;
+    out[i] = v;
+    if (relu_out != nullptr) relu_out[i] = elementwise::relu(v);
+  };
+  if (split.slices == 1) {
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i)
+#pragma unroll
+      for (int j = 0; j < kColsPerThread; ++j) {
+        const int r = row0 + ty * 2 + i, o = col0 + tx * 4 + j;
+        if (r < p.rows && o < p.outputs) write(r, o, linear_split_total<float>([&](int) { return acc[i][j]; }, 1, bias, o));
+      }
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < kRowsPerThread; ++i)
+#pragma unroll
+    for (int j = 0; j < kColsPerThread; ++j) {
+      const int r = row0 + ty * 2 + i, o = col0 + tx * 4 + j;
+      if (r < p.rows && o < p.outputs) partials[slice * plane + static_cast<std::size_t>(r) * p.outputs + o] = acc[i][j];
+    }
+  __threadfence();
+  const int tile = static_cast<int>(blockIdx.y * gridDim.x + blockIdx.x);
+  if (!last_block_of_row(counters, tile, static_cast<unsigned int>(split.slices))) return;
+#pragma unroll
+  for (int i = 0; i < kRowsPerThread; ++i)
+#pragma unroll
+    for (int j = 0; j < kColsPerThread; ++j) {
+      const int r = row0 + ty * 2 + i, o = col0 + tx * 4 + j;
+      if (r >= p.rows || o >= p.outputs) continue;
+      const float* at = partials + static_cast<std::size_t>(r) * p.outputs + o;
+      write(r, o, linear_split_total<float>([&](int s) { return __ldcg(at + s * plane); }, split.slices, bias, o));
+    }
+}
+
+template <LinearPass P>
+void launch_pass(const Context& c, const char* name, const LinearGeometry& g, const float* in, const float* w,
+                 const float* bias, float* out, float* relu_out, void* workspace) {
+  if (!linear_split_kernel_supported(g))
+    throw std::invalid_argument(std::string(name) + ": unsupported shape (" + std::to_string(g.batch) + " x " +
+                                std::to_string(g.in_features) + " -> " + std::to_string(g.out_features) + ")");
+  if (in == nullptr || w == nullptr || out == nullptr)
+    throw std::invalid_argument(std::string(name) + ": null input, weight or output");
+  if (linear_split_workspace_bytes(g, P) > 0 && workspace == nullptr)
+    throw std::invalid_argument(std::string(name) + ": null workspace for the slices' sums");
+  const LinearProduct p = linear_product(g, P);
+  const LinearSplit split = linear_split(p);
+  const dim3 grid((p.outputs + kCols - 1) / kCols, (p.rows + kRows - 1) / kRows, split.slices);
+  launch(c, linear_split_kernel<P>, grid, kThreads, 0, p, split, in, w, bias, out, relu_out,
+         static_cast<float*>(workspace), c.reduce_counters());
+}
+
+}  // namespace
+
+bool linear_split_kernel_supported(const LinearGeometry& g) {
+  if (!linear_split_supported(g)) return false;
+  for (const LinearPass pass : {LinearPass::Forward, LinearPass::BackwardData}) {
+    const LinearProduct p = linear_product(g, pass);
+    if ((p.rows + kRows - 1) / kRows > 65535 || linear_split(p).tiles > Context::kReduceCounters) return false;
+  }
+  return true;
+}
+
+std::size_t linear_split_workspace_bytes(const LinearGeometry& g, LinearPass pass) {
+  if (!linear_split_supported(g)) return 0;
+  const LinearProduct p = linear_product(g, pass);
+  const LinearSplit split = linear_split(p);
+  if (split.slices == 1) return 0;
+  return static_cast<std::size_t>(split.slices) * p.rows * p.outputs * sizeof(float);
+}
+
+void launch_linear_split_forward(const Context& c, const LinearGeometry& g, const float* x, const float* w,
+                                 const float* b, float* y, float* y_relu, void* workspace) {
+  launch_pass<LinearPass::Forward>(c, "split-K linear forward", g, x, w, b, y, y_relu, workspace);
+}
+
+void launch_linear_split_backward_data(const Context& c, const LinearGeometry& g, const float* w,
+                                       const float* dy, float* dx, void* workspace) {
+  launch_pass<LinearPass::BackwardData>(c, "split-K linear backward-data", g, dy, w, nullptr, dx, nullptr,
+                                        workspace);
+}
+
+}  // namespace fmnist::cuda

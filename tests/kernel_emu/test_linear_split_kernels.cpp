@@ -1,0 +1,131 @@
+// fmnist's split-K Linear products (cuda/linear_split.cu) run by the CPU kernel emulator, the forward
+// and the input gradient: every element bit for bit as models/linear_split.h's
+// linear_split_element, within fmnist_gpu_tests' tolerance of the CPU reference's Linear, the same
+// bits in any block order, one launch.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cuda/linear_split.h"
+#include "host/reference/cpu_ops.h"
+#include "kernel_emu_support.h"
+#include "models/linear_split.h"
+#include "../op_shapes.h"
+
+namespace {
+
+using namespace fmnist;
+using namespace fmnist::gputest;
+using fmnist::kernel_emu::Bytes;
+using fmnist::kernel_emu::append_bytes;
+using fmnist::kernel_emu::require_schedule_independent;
+
+// The paper's Linear layers at batch 100 (AE: 800 -> 256 in 7 slices, 256 -> 800 in 3; C's head
+// 256 -> 10 and 64 -> 10), then shapes with partial tiles, a depth not a multiple of a stage, one
+// slice (many tiles), one input, one row.
+std::vector<LinearGeometry> geometries() {
+  return {testing::linear_geometry(100, 800, 256), testing::linear_geometry(100, 256, 800),
+          testing::linear_geometry(100, 256, 10),  testing::linear_geometry(100, 64, 10),
+          testing::linear_geometry(37, 45, 70),    testing::linear_geometry(1, 800, 64),
+          testing::linear_geometry(300, 33, 130),  testing::linear_geometry(5, 1, 3),
+          testing::linear_geometry(64, 1000, 129), testing::linear_geometry(4096, 256, 800)};
+}
+
+// Every element of pass `pass` on the host, through the function the kernel's threads run.
+std::vector<float> on_host(const LinearGeometry& g, LinearPass pass, const float* in, const float* w,
+                           const float* bias) {
+  const LinearProduct p = linear_product(g, pass);
+  const LinearSplit split = linear_split(p);
+  std::vector<float> out(static_cast<std::size_t>(p.rows) * p.outputs);
+  for (int r = 0; r < p.rows; ++r)
+    for (int o = 0; o < p.outputs; ++o)
+      out[static_cast<std::size_t>(r) * p.outputs + o] = linear_split_element(p, split, in, w, bias, r, o);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and ReLU, against the CPU, in any "
+          "block order",
+          "[kernel_emu][linear]") {
+  const auto context = kernel_emu::make_context(132);
+  cuda::Context& c = *context;
+  CpuOps<float> cpu;
+  for (const LinearGeometry& g : geometries()) {
+    const LinearCase k = random_linear_case(g, 71);
+    const LinearSplit forward = linear_split(linear_product(g, LinearPass::Forward));
+    const LinearSplit backward = linear_split(linear_product(g, LinearPass::BackwardData));
+    INFO(k.name << ": forward " << forward.tiles << " tiles, " << forward.slices << " slices of "
+                << forward.slice_length << "; backward-data " << backward.tiles << " tiles, " << backward.slices
+                << " slices of " << backward.slice_length);
+    REQUIRE(cuda::linear_split_kernel_supported(g));
+    std::vector<float> y_cpu(k.ny), y_relu_cpu(k.ny), dx_cpu(k.nx), dw_cpu(k.nw);
+    cpu.linear_forward_relu(g, k.x.data(), k.w.data(), k.b.data(), y_cpu.data(), y_relu_cpu.data());
+    cpu.linear_backward(g, k.x.data(), k.w.data(), k.dy.data(), dx_cpu.data(), dw_cpu.data(), nullptr);
+    std::vector<float> workspace(std::max(cuda::linear_split_workspace_bytes(g, LinearPass::Forward),
+                                          cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData)) /
+                                 sizeof(float));
+    CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::Forward) ==
+          (forward.slices > 1 ? forward.slices * k.ny * sizeof(float) : 0));
+    CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData) ==
+          (backward.slices > 1 ? backward.slices * k.nx * sizeof(float) : 0));
+    float* scratch = workspace.empty() ? nullptr : workspace.data();
+
+    std::vector<float> y, y_relu;
+    std::size_t before = kernel_emu::launch_log().launches;
+    require_schedule_independent(k.name + " split-K forward", c, [&] {
+      y = poisoned<float>(k.ny);
+      y_relu = poisoned<float>(k.ny);
+      cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), k.b.data(), y.data(), y_relu.data(), scratch);
+      Bytes out;
+      append_bytes(out, y);
+      append_bytes(out, y_relu);
+      return out;
+    });
+    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
+    CHECK(compare_exact(k.name + " split-K forward, every element as on the host", y,
+                        on_host(g, LinearPass::Forward, k.x.data(), k.w.data(), k.b.data())));
+    compare(k.name + " split-K forward against the CPU", y, y_cpu, kForward);
+    compare(k.name + " split-K forward's ReLU against the CPU", y_relu, y_relu_cpu, kForward);
+    // Without a bias and without the ReLU: y alone.
+    y = poisoned<float>(k.ny);
+    cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), nullptr, y.data(), nullptr, scratch);
+    CHECK(compare_exact(k.name + " split-K forward without a bias", y,
+                        on_host(g, LinearPass::Forward, k.x.data(), k.w.data(), nullptr)));
+
+    std::vector<float> dx;
+    before = kernel_emu::launch_log().launches;
+    require_schedule_independent(k.name + " split-K backward-data", c, [&] {
+      dx = poisoned<float>(k.nx);
+      cuda::launch_linear_split_backward_data(c, g, k.w.data(), k.dy.data(), dx.data(), scratch);
+      Bytes out;
+      append_bytes(out, dx);
+      return out;
+    });
+    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());
+    CHECK(compare_exact(k.name + " split-K backward-data, every element as on the host", dx,
+                        on_host(g, LinearPass::BackwardData, k.dy.data(), k.w.data(), nullptr)));
+    compare(k.name + " split-K backward-data against the CPU", dx, dx_cpu, kGradient);
+    CHECK(kernel_emu::counters_clear(c));
+  }
+}
+
+TEST_CASE("emulated kernels: the split-K Linear products refuse what they cannot compute", "[kernel_emu][linear]") {
+
+  const auto context = kernel_emu::make_context(132);
+  std::vector<float> data(1000);
+  CHECK_THROWS_WITH(cuda::launch_linear_split_forward(*context, testing::linear_geometry(0, 8, 8), data.data(),
+                                                      data.data(), nullptr, data.data(), nullptr, nullptr),
+                    Catch::Contains("split-K linear forward: unsupported shape (0 x 8 -> 8)"));
+  CHECK_THROWS_WITH(cuda::launch_linear_split_forward(*context, testing::linear_geometry(2, 8, 8), nullptr,
+                                                      data.data(), nullptr, data.data(), nullptr, nullptr),
+                    Catch::Contains("split-K linear forward: null input, weight or output"));
+  CHECK_THROWS_WITH(cuda::launch_linear_split_forward(*context, testing::linear_geometry(100, 800, 256), data.data(),
+                                                      data.data(), nullptr, data.data(), nullptr, nullptr),
+                    Catch::Contains("split-K linear forward: null workspace"));
+  CHECK_THROWS_WITH(cuda::launch_linear_split_backward_data(*context, testing::linear_geometry(100, 256, 800),
+                                                            data.data(), data.data(), data.data(), nullptr),
+                    Catch::Contains("split-K linear backward-data: null workspace"));
+}
