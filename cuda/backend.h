@@ -65,9 +65,11 @@ struct CudaOptions {
   // mode only (TF32 keeps cuBLAS's tensor cores, BF16 its bfloat16 products). Off by default until
   // an H100 run has timed it; FMNIST_LINEAR_FWD=fmnist turns it on for a command.
   bool direct_linear_forward = false;
-  // A Linear layer's input gradient by the same split-K kernel (cuda/linear_split.h) instead of
-  // cuBLAS's SGEMM, in FP32 mode only; FMNIST_LINEAR_DGRAD=fmnist.
+  // A Linear layer's input gradient and weight gradient by the same split-K kernel
+  // (cuda/linear_split.h) instead of cuBLAS's SGEMMs, in FP32 mode only; FMNIST_LINEAR_DGRAD=fmnist
+  // and FMNIST_LINEAR_WGRAD=fmnist.
   bool direct_linear_backward_data = false;
+  bool direct_linear_weight_grad = false;
   // Streams a backward pass runs on: 1 (the default) to kMaxBackwardStreams. With more than one,
   // each layer's parameter gradients (weight and bias) go to a side stream, the layers taking the
   // side streams in turn (with 4, the AE's six layers use each side stream twice), beside the

@@ -275,8 +275,7 @@ void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const
   check_linear_forward(op, g, x, w, y);
   if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
   Context& context = main_lane();
-  const CudaOptions& o = context.options();
-  if (o.direct_linear_forward && !o.bf16 && !o.allow_tf32 && linear_split_kernel_supported(g)) {
+  if (splits_linear(context.options().direct_linear_forward, g)) {
     context.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::Forward));  // a shape's first step only
     launch_linear_split_forward(context, g, x, w, b, y, y_relu, context.workspace());
     return;
@@ -301,6 +300,24 @@ void CudaOps::linear_backward(const LinearGeometry& g, const float* x, const flo
   linear_backward_passes(g, x, w, dy, dx, dw, db);
 }
 
+// Whether the current mode takes fmnist's split-K kernel for a Linear product that `asked` for it:
+// FP32 only, and a shape the kernel handles.
+bool CudaOps::splits_linear(bool asked, const LinearGeometry& g) const {
+  const CudaOptions& o = context_.options();
+  return asked && !o.bf16 && !o.allow_tf32 && linear_split_kernel_supported(g);
+}
+
+// dw (out,in) = dy^T x on the current lane: fmnist's split-K kernel (its slices' sums in the
+// lane's workspace) with options().direct_linear_weight_grad, else cuBLAS's.
+void CudaOps::linear_weight_grad(const LinearGeometry& g, const float* x, const float* dy, float* dw) {
+  if (!splits_linear(context_.options().direct_linear_weight_grad, g)) {
+    gemm_linear_backward_weight(context_, g, x, dy, dw);
+    return;
+  }
+  context_.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::WeightGrad));  // a shape's first step only
+  launch_linear_split_weight_grad(context_, g, x, dy, dw, context_.workspace());
+}
+
 // The passes of linear_backward, checked by the caller: dw and db (null: skipped) on the side lane
 // when there is one, dx on the main lane (by fmnist's split-K kernel in FP32 mode with
 // options().direct_linear_backward_data, else cuBLAS's).
@@ -308,12 +325,11 @@ void CudaOps::linear_backward_passes(const LinearGeometry& g, const float* x, co
                                      float* dx, float* dw, float* db) {
   {
     SideLane parameter_gradients(context_);  // beside the input gradient, with two backward streams
-    if (dw != nullptr) gemm_linear_backward_weight(context_, g, x, dy, dw);
+    if (dw != nullptr) linear_weight_grad(g, x, dy, dw);
     if (db != nullptr) launch_channel_bias_grad(context_, g.batch, g.out_features, 1, dy, db);
   }
   if (dx == nullptr) return;
-  const CudaOptions& o = context_.options();
-  if (o.direct_linear_backward_data && !o.bf16 && !o.allow_tf32 && linear_split_kernel_supported(g)) {
+  if (splits_linear(context_.options().direct_linear_backward_data, g)) {
     context_.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::BackwardData));  // as the forward's
     launch_linear_split_backward_data(context_, g, w, dy, dx, context_.workspace());
     return;

@@ -152,6 +152,8 @@ class CudaOps final : public Ops<float> {
                     const PoolOutput* pool = nullptr);
   void linear_backward_passes(const LinearGeometry& g, const float* x, const float* w, const float* dy, float* dx,
                               float* dw, float* db);
+  bool splits_linear(bool asked, const LinearGeometry& g) const;
+  void linear_weight_grad(const LinearGeometry& g, const float* x, const float* dy, float* dw);
   void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
                            const float* b, float* y, float* y_relu);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,

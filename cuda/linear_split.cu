@@ -31,52 +31,55 @@ constexpr int kInStride = kRows + 4, kWStride = kCols + 4;
 static_assert(kRowsPerThread == 2 && kColsPerThread == 4, "the products below take 2 x 4 outputs a thread");
 static_assert(kInLoads * kThreads == kRows * kDepth && kWLoads * kThreads == kCols * kDepth, "whole stages");
 
-// Which element of a stage's tiles a thread's load u fetches: the input tile (rows x depth) is read
-// along the depth (contiguous in memory): row in_row0 + u * kInRowStep, depth in_d. The weight tile
-// (depth x outputs) is read along what is contiguous in w: the depth for the forward (output w_o0 +
-// u * 8, depth w_d0), the outputs for the backward-data (output w_o0, depth w_d0 + u * 4).
-constexpr int kInRowStep = kThreads / kDepth;  // 8
-static_assert(kInLoads * kInRowStep == kRows, "the input loads cover the tile");
-template <LinearPass P> struct WeightLanes {
-  static constexpr int kOutputStep = P == LinearPass::Forward ? kThreads / kDepth : 0;  // 8
-  static constexpr int kDepthStep = P == LinearPass::Forward ? 0 : kThreads / kCols;    // 4
-  static __device__ int output0() { return P == LinearPass::Forward ? threadIdx.x / kDepth : threadIdx.x % kCols; }
-  static __device__ int depth0() { return P == LinearPass::Forward ? threadIdx.x % kDepth : threadIdx.x / kCols; }
+// Which element of a stage's tile, kDepth x N (the input: N = kRows rows; the weight: N = kCols
+// outputs), a thread's load u fetches. The tile is read along what is contiguous in memory: along
+// the depth, element (n0 + u * kNStep, d0) with n0 = threadIdx.x / kDepth, d0 = threadIdx.x % kDepth;
+// along N, element (n0, d0 + u * kDStep) with n0 = threadIdx.x % N, d0 = threadIdx.x / N.
+template <int N, bool kAlongDepth> struct TileLanes {
+  static constexpr int kNStep = kAlongDepth ? kThreads / kDepth : 0;
+  static constexpr int kDStep = kAlongDepth ? 0 : kThreads / N;
+  static constexpr int kLoads = N * kDepth / kThreads;
+  static_assert(kLoads * (kAlongDepth ? kNStep : kDStep) == (kAlongDepth ? N : kDepth), "the loads cover the tile");
+  static __device__ int n0() { return kAlongDepth ? threadIdx.x / kDepth : threadIdx.x % N; }
+  static __device__ int d0() { return kAlongDepth ? threadIdx.x % kDepth : threadIdx.x / N; }
 };
-static_assert(kWLoads * (kThreads / kDepth) == kCols && kWLoads * (kThreads / kCols) == kDepth,
-              "the weight loads cover the tile in both passes");
+// The passes' layouts (models/linear_split.h's linear_product): the input is contiguous along the
+// depth but in the weight gradient (dy read as (out, B)); the weight along the depth only in the
+// forward.
+template <LinearPass P> using InputLanes = TileLanes<kRows, P != LinearPass::WeightGrad>;
+template <LinearPass P> using WeightLanes = TileLanes<kCols, P == LinearPass::Forward>;
 
 struct StageValues {
   float in[kInLoads], w[kWLoads];
 };
 
-// A thread's loads, stage after stage: in_at and w_at point at its first element of the current
+// One operand's loads, stage after stage: `at` points at the thread's first element of the current
 // stage; 0 past the product's rows or outputs (those products reach no output) and past the slice
 // (`depth` left in the stage): never a term the chain does not have.
-template <LinearPass P> struct StageLoader {
-  const float* in_at;
-  const float* w_at;
-  std::size_t in_step, w_step;    // between a thread's loads u and u + 1
-  std::size_t w_stage;            // between stages (the input moves kDepth)
-  int rows_left, outputs_left;    // from the thread's first row and output to the product's end
-  int in_d, w_d;                  // the thread's depth in the stage, for its input and weight loads
-  __device__ void load(int depth, StageValues& v) const {
-    using L = WeightLanes<P>;
+template <class Lanes> struct OperandLoader {
+  const float* at;
+  std::size_t step;   // between a thread's loads u and u + 1
+  std::size_t stage;  // between stages
+  int n_left;         // rows or outputs from the thread's first one to the product's end
+  int d0;
+  template <int kCount> __device__ void load(int depth, float (&v)[kCount]) const {
+    static_assert(kCount == Lanes::kLoads, "one value a load");
 #pragma unroll
-    for (int u = 0; u < kInLoads; ++u)
-      v.in[u] = in_d < depth && u * kInRowStep < rows_left ? in_at[u * in_step] : 0.0f;
-#pragma unroll
-    for (int u = 0; u < kWLoads; ++u)
-      v.w[u] = w_d + u * L::kDepthStep < depth && u * L::kOutputStep < outputs_left ? w_at[u * w_step] : 0.0f;
-  }
-  __device__ void next_stage() {
-    in_at += kDepth;
-    w_at += w_stage;
+    for (int u = 0; u < kCount; ++u)
+      v[u] = d0 + u * Lanes::kDStep < depth && u * Lanes::kNStep < n_left ? at[u * step] : 0.0f;
   }
 };
+template <class Lanes>
+__device__ OperandLoader<Lanes> operand_loader(const float* base, int n_first, int k_begin, int n_count,
+                                              int n_step_in_memory, int d_step_in_memory) {
+  const int n = n_first + Lanes::n0(), d = Lanes::d0();
+  return {base + static_cast<std::size_t>(n) * n_step_in_memory + static_cast<std::size_t>(k_begin + d) * d_step_in_memory,
+          static_cast<std::size_t>(Lanes::kNStep) * n_step_in_memory + static_cast<std::size_t>(Lanes::kDStep) * d_step_in_memory,
+          static_cast<std::size_t>(kDepth) * d_step_in_memory, n_count - n, d};
+}
 
-// Grid (column tiles, row tiles, slices) over product p of pass P: out (rows, outputs) = in
-// (rows, depth) W (linear_split.h). partials: (slices, rows, outputs) when split.slices > 1, with one
+// Grid (column tiles, row tiles, slices) over product p of pass P: out (rows, outputs) = A
+// (rows, depth) W (models/linear_split.h's linear_product; A is `in`). partials: (slices, rows, outputs) when split.slices > 1, with one
 // counter per tile (0 between launches). bias and relu_out may be null.
 template <LinearPass P>
 __global__ void __launch_bounds__(kThreads)
@@ -84,7 +87,6 @@ __global__ void __launch_bounds__(kThreads)
                         const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ out,
                         float* __restrict__ relu_out, float* __restrict__ partials, unsigned int* counters) {
   grid_dependency();
-  using L = WeightLanes<P>;
   alignas(16) __shared__ float ins[kDepth * kInStride];  // stage element (r, d) at d * kInStride + r
   alignas(16) __shared__ float ws[kDepth * kWStride];    // (d, o) at d * kWStride + o
   const int col0 = static_cast<int>(blockIdx.x) * kCols, row0 = static_cast<int>(blockIdx.y) * kRows;
@@ -93,32 +95,28 @@ __global__ void __launch_bounds__(kThreads)
   const int k_begin = slice * split.slice_length;
   const int k_end = min(k_begin + split.slice_length, p.depth);
 
-  const int in_row = static_cast<int>(threadIdx.x) / kDepth, in_d = static_cast<int>(threadIdx.x) % kDepth;
-  const int w_o = L::output0(), w_d = L::depth0();
-  StageLoader<P> loader{
-      in + static_cast<std::size_t>(row0 + in_row) * p.depth + k_begin + in_d,
-      w + static_cast<std::size_t>(col0 + w_o) * p.w_output_step + static_cast<std::size_t>(k_begin + w_d) * p.w_depth_step,
-      static_cast<std::size_t>(kInRowStep) * p.depth,
-      static_cast<std::size_t>(L::kOutputStep) * p.w_output_step + static_cast<std::size_t>(L::kDepthStep) * p.w_depth_step,
-      static_cast<std::size_t>(kDepth) * p.w_depth_step,
-      p.rows - row0 - in_row,
-      p.outputs - col0 - w_o,
-      in_d,
-      w_d};
+  using A = InputLanes<P>;
+  using L = WeightLanes<P>;
+  OperandLoader<A> a_loader = operand_loader<A>(in, row0, k_begin, p.rows, p.a_row_step, p.a_depth_step);
+  OperandLoader<L> w_loader = operand_loader<L>(w, col0, k_begin, p.outputs, p.w_output_step, p.w_depth_step);
   float acc[kRowsPerThread][kColsPerThread] = {};
   StageValues next;
-  loader.load(min(kDepth, k_end - k_begin), next);
+  a_loader.load(min(kDepth, k_end - k_begin), next.in);
+  w_loader.load(min(kDepth, k_end - k_begin), next.w);
   for (int k = k_begin; k < k_end; k += kDepth) {
     const int depth = min(kDepth, k_end - k);
 #pragma unroll
-    for (int u = 0; u < kInLoads; ++u) ins[in_d * kInStride + in_row + u * kInRowStep] = next.in[u];
+    for (int u = 0; u < kInLoads; ++u)
+      ins[(A::d0() + u * A::kDStep) * kInStride + A::n0() + u * A::kNStep] = next.in[u];
 #pragma unroll
     for (int u = 0; u < kWLoads; ++u)
-      ws[(w_d + u * L::kDepthStep) * kWStride + w_o + u * L::kOutputStep] = next.w[u];
+      ws[(L::d0() + u * L::kDStep) * kWStride + L::n0() + u * L::kNStep] = next.w[u];
     __syncthreads();
     if (k + kDepth < k_end) {
-      loader.next_stage();
-      loader.load(min(kDepth, k_end - k - kDepth), next);
+      a_loader.at += a_loader.stage;
+      w_loader.at += w_loader.stage;
+      a_loader.load(min(kDepth, k_end - k - kDepth), next.in);
+      w_loader.load(min(kDepth, k_end - k - kDepth), next.w);
     }
     // Each output's chain takes this stage's depth terms in ascending order (linear_slice_sum).
     auto products = [&](int d) {
@@ -198,7 +196,7 @@ void launch_pass(const Context& c, const char* name, const LinearGeometry& g, co
 
 bool linear_split_kernel_supported(const LinearGeometry& g) {
   if (!linear_split_supported(g)) return false;
-  for (const LinearPass pass : {LinearPass::Forward, LinearPass::BackwardData}) {
+  for (const LinearPass pass : {LinearPass::Forward, LinearPass::BackwardData, LinearPass::WeightGrad}) {
     const LinearProduct p = linear_product(g, pass);
     if ((p.rows + kRows - 1) / kRows > 65535 || linear_split(p).tiles > Context::kReduceCounters) return false;
   }
@@ -222,6 +220,11 @@ void launch_linear_split_backward_data(const Context& c, const LinearGeometry& g
                                        const float* dy, float* dx, void* workspace) {
   launch_pass<LinearPass::BackwardData>(c, "split-K linear backward-data", g, dy, w, nullptr, dx, nullptr,
                                         workspace);
+}
+
+void launch_linear_split_weight_grad(const Context& c, const LinearGeometry& g, const float* x, const float* dy,
+                                     float* dw, void* workspace) {
+  launch_pass<LinearPass::WeightGrad>(c, "split-K linear weight gradient", g, dy, x, nullptr, dw, nullptr, workspace);
 }
 
 }  // namespace fmnist::cuda

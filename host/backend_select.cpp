@@ -21,7 +21,7 @@ BackendChoice cpu_backend(Precision precision, const std::string& why) {
   return {make_cpu_ops(precision), why};
 }
 
-// FMNIST_CONV_WGRAD, _DGRAD, _FWD, FMNIST_LINEAR_FWD or _DGRAD (host/gpu_kernels.h):
+// FMNIST_CONV_WGRAD, _DGRAD, _FWD, FMNIST_LINEAR_FWD, _DGRAD or _WGRAD (host/gpu_kernels.h):
 // unset or empty, `library` (false: cudnn, or cublas for the Linear) or fmnist (true). Anything
 // else stops the command in one line.
 std::optional<bool> fmnist_kernel_requested(const char* variable, const char* library) {
@@ -61,6 +61,7 @@ GpuKernelRequest gpu_kernels_requested() {
   r.forward = fmnist_kernel_requested("FMNIST_CONV_FWD", conv_kernel_name(false));
   r.linear_forward = fmnist_kernel_requested("FMNIST_LINEAR_FWD", linear_kernel_name(false));
   r.linear_backward_data = fmnist_kernel_requested("FMNIST_LINEAR_DGRAD", linear_kernel_name(false));
+  r.linear_weight_grad = fmnist_kernel_requested("FMNIST_LINEAR_WGRAD", linear_kernel_name(false));
   return r;
 }
 
@@ -90,6 +91,8 @@ GpuKernels gpu_kernels_for_run(const GpuKernelRequest& requested, const std::opt
                                    r.direct_linear_forward, linear_kernel_name);
   k.direct_linear_backward_data = choose("FMNIST_LINEAR_DGRAD", "Linear backward-data", requested.linear_backward_data,
                                          r.direct_linear_backward_data, linear_kernel_name);
+  k.direct_linear_weight_grad = choose("FMNIST_LINEAR_WGRAD", "Linear backward-filter", requested.linear_weight_grad,
+                                       r.direct_linear_weight_grad, linear_kernel_name);
   return k;
 }
 
@@ -122,6 +125,7 @@ BackendChoice select_backend(const std::string& device, Precision precision, con
   options.direct_forward = kernels.direct_forward;
   options.direct_linear_forward = kernels.direct_linear_forward;
   options.direct_linear_backward_data = kernels.direct_linear_backward_data;
+  options.direct_linear_weight_grad = kernels.direct_linear_weight_grad;
   options.backward_streams = backward_streams;
   options.programmatic_launch = programmatic_launch;
   std::string why = "CUDA backend";
@@ -131,6 +135,8 @@ BackendChoice select_backend(const std::string& device, Precision precision, con
   if (kernels.direct_linear_forward && precision == Precision::FP32) why += ", fmnist's split-K Linear forward";
   if (kernels.direct_linear_backward_data && precision == Precision::FP32)
     why += ", fmnist's split-K Linear backward-data";
+  if (kernels.direct_linear_weight_grad && precision == Precision::FP32)
+    why += ", fmnist's split-K Linear backward-filter";
   if (backward_streams > 1 && !options.bf16)
     why += ", parameter gradients on " + std::to_string(backward_streams - 1) + " side stream" +
            (backward_streams > 2 ? "s" : "");

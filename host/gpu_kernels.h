@@ -1,7 +1,6 @@
 // Which implementation computes each GPU convolution pass, cuDNN's or fmnist's direct kernels
 // (FMNIST_CONV_FWD, FMNIST_CONV_DGRAD, FMNIST_CONV_WGRAD), and the Linear layers' forward, cuBLAS's
-// or fmnist's split-K kernel (FMNIST_LINEAR_FWD, FMNIST_LINEAR_DGRAD); default_gpu_kernels() where
-// unset. They sum in
+// or fmnist's split-K kernel (FMNIST_LINEAR_FWD, _DGRAD, _WGRAD); default_gpu_kernels() where unset. They sum in
 // different orders, so a run's bits depend on the choice: config.json records it and `--resume`
 // keeps it.
 #pragma once
@@ -17,10 +16,12 @@ struct GpuKernels {
   bool direct_weight_grad = false;    // both layers' backward-filter
   bool direct_linear_forward = false;        // Linear forward (with its bias and ReLU), FP32 only
   bool direct_linear_backward_data = false;  // Linear input gradient, FP32 only
+  bool direct_linear_weight_grad = false;    // Linear weight gradient, FP32 only
   bool operator==(const GpuKernels& o) const {
     return direct_forward == o.direct_forward && direct_backward_data == o.direct_backward_data &&
            direct_weight_grad == o.direct_weight_grad && direct_linear_forward == o.direct_linear_forward &&
-           direct_linear_backward_data == o.direct_linear_backward_data;
+           direct_linear_backward_data == o.direct_linear_backward_data &&
+           direct_linear_weight_grad == o.direct_linear_weight_grad;
   }
 };
 
@@ -30,17 +31,17 @@ struct GpuKernels {
 // direct ones were 0.94x-0.96x there), and cuBLAS's Linear products (fmnist's are not timed yet).
 // GpuKernels{} (cuDNN and cuBLAS for every pass) is what a GPU run of an fmnist that recorded no
 // kernels computed with.
-inline GpuKernels default_gpu_kernels() { return GpuKernels{false, false, true, false, false}; }
+inline GpuKernels default_gpu_kernels() { return GpuKernels{false, false, true, false, false, false}; }
 
 // A pass's implementation by name, as the environment variables and config.json spell it.
 inline const char* conv_kernel_name(bool direct) { return direct ? "fmnist" : "cudnn"; }
 inline const char* linear_kernel_name(bool direct) { return direct ? "fmnist" : "cublas"; }
 
-// The five variables as this process's environment sets them: unset or empty (nullopt), cudnn or
+// The six variables as this process's environment sets them: unset or empty (nullopt), cudnn or
 // cublas (false), fmnist (true). Throws std::invalid_argument naming the variable for any other
 // value.
 struct GpuKernelRequest {
-  std::optional<bool> forward, backward_data, weight_grad, linear_forward, linear_backward_data;
+  std::optional<bool> forward, backward_data, weight_grad, linear_forward, linear_backward_data, linear_weight_grad;
 };
 GpuKernelRequest gpu_kernels_requested();
 

@@ -468,7 +468,8 @@ TrainConfig read_run_config(const std::string& path) {
     if (!c.gpu_kernels) fail(path, "field 'linear_kernels' without 'conv_kernels': not a GPU run's configuration");
     kernel_choices("linear_kernels", linear_kernel_name,
                    {{"forward", &c.gpu_kernels->direct_linear_forward},
-                    {"backward_data", &c.gpu_kernels->direct_linear_backward_data}});
+                    {"backward_data", &c.gpu_kernels->direct_linear_backward_data},
+                    {"backward_filter", &c.gpu_kernels->direct_linear_weight_grad}});
   }
   return c;
 }

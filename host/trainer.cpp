@@ -64,7 +64,8 @@ nlohmann::json config_json(const TrainConfig& c, const Ops<float>& ops) {
                            {"backward_filter", conv_kernel_name(c.gpu_kernels->direct_weight_grad)}};
   if (c.gpu_kernels)
     run["linear_kernels"] = {{"forward", linear_kernel_name(c.gpu_kernels->direct_linear_forward)},
-                             {"backward_data", linear_kernel_name(c.gpu_kernels->direct_linear_backward_data)}};
+                             {"backward_data", linear_kernel_name(c.gpu_kernels->direct_linear_backward_data)},
+                             {"backward_filter", linear_kernel_name(c.gpu_kernels->direct_linear_weight_grad)}};
   return run;
 }
 

@@ -1,7 +1,8 @@
-// A Linear layer's forward, y (B,out) = x (B,in) w^T + b, and its input gradient, dx (B,in) =
-// dy (B,out) w, as fmnist's split-K GPU kernel computes them (cuda/linear_split.cu), defined once
-// for g++ and nvcc: the summed dimension is cut into slices, each slice's dot product is one FMA
-// chain in ascending order, the slices' sums are added in slice order, then the bias.
+// A Linear layer's forward, y (B,out) = x (B,in) w^T + b, its input gradient, dx (B,in) = dy (B,out)
+// w, and its weight gradient, dw (out,in) = dy^T x, as fmnist's split-K GPU kernel computes them
+// (cuda/linear_split.cu), defined once for g++ and nvcc: the summed dimension is cut into slices,
+// each slice's dot product is one FMA chain in ascending order, the slices' sums are added in slice
+// order, then the bias.
 // tests/test_linear_split.cpp checks it against the CPU reference's Linear.
 #pragma once
 
@@ -22,19 +23,26 @@ inline constexpr int kLinearTileDepth = 32;
 // batch of 100. A constant, not the card's SM count, so that a shape's bits are the same on any card.
 inline constexpr int kLinearTargetBlocks = 128;
 
-enum class LinearPass { Forward, BackwardData };
+enum class LinearPass { Forward, BackwardData, WeightGrad };
 
-// The product a pass computes: out (rows, outputs) = in (rows, depth) W, with W's element (d, o) at
-// w[o * w_output_step + d * w_depth_step] of the layer's (out,in) weight: Forward y = x w^T (depth
-// in_features, outputs out_features), BackwardData dx = dy w (depth out_features, outputs
-// in_features).
+// The product a pass computes: out (rows, outputs) = A (rows, depth) W (depth, outputs), A's
+// element (r, d) at a[r * a_row_step + d * a_depth_step], W's (d, o) at w[o * w_output_step +
+// d * w_depth_step]:
+// - Forward, y = x w^T: A = x (B, in), W = the weight (out,in) read as (in, out);
+// - BackwardData, dx = dy w: A = dy (B, out), W = the weight (out, in);
+// - WeightGrad, dw = dy^T x: A = dy (B, out) read as (out, B), W = x (B, in).
 struct LinearProduct {
   int rows = 0, depth = 0, outputs = 0;
+  int a_row_step = 0, a_depth_step = 0;
   int w_output_step = 0, w_depth_step = 0;
 };
 inline LinearProduct linear_product(const LinearGeometry& g, LinearPass pass) {
-  if (pass == LinearPass::Forward) return {g.batch, g.in_features, g.out_features, g.in_features, 1};
-  return {g.batch, g.out_features, g.in_features, 1, g.in_features};
+  switch (pass) {
+    case LinearPass::Forward: return {g.batch, g.in_features, g.out_features, g.in_features, 1, g.in_features, 1};
+    case LinearPass::BackwardData: return {g.batch, g.out_features, g.in_features, g.out_features, 1, 1, g.in_features};
+    case LinearPass::WeightGrad: break;
+  }
+  return {g.out_features, g.batch, g.in_features, 1, g.out_features, 1, g.in_features};
 }
 
 // How a product's depth is cut: `slices` slices of `slice_length` (a multiple of
@@ -84,11 +92,12 @@ template <class T> FMNIST_HD T multiply_add(T a, T b, T c) {
 #endif
 }
 
-// acc = in[0] w[0] + in[1] w[w_step] + ... + in[n-1] w[(n-1) w_step], one multiply_add a term in
-// that order, from acc = 0. The kernel's threads run this chain over a slice, stage by stage.
-template <class T> FMNIST_HD T linear_slice_sum(const T* in, const T* w, int n, long long w_step) {
+// acc = a[0] w[0] + a[a_step] w[w_step] + ... + a[(n-1) a_step] w[(n-1) w_step], one multiply_add a
+// term in that order, from acc = 0. The kernel's threads run this chain over a slice, stage by stage.
+template <class T>
+FMNIST_HD T linear_slice_sum(const T* a, long long a_step, const T* w, long long w_step, int n) {
   T acc = T(0);
-  for (int k = 0; k < n; ++k) acc = multiply_add(in[k], w[k * w_step], acc);
+  for (int k = 0; k < n; ++k) acc = multiply_add(a[k * a_step], w[k * w_step], acc);
   return acc;
 }
 
@@ -112,18 +121,18 @@ FMNIST_HD T linear_split_total(Partial partial, int slices, const T* bias, int o
   return total;
 }
 
-// out[row][output] exactly as the kernel computes it, for the CPU checks: in (rows, depth), w the
-// layer's (out,in) weight, bias (outputs) or null.
-template <class T> T linear_split_element(const LinearProduct& p, const LinearSplit& s, const T* in, const T* w,
+// out[row][output] exactly as the kernel computes it, for the CPU checks: a and w as the product
+// reads them (linear_product), bias (outputs) or null.
+template <class T> T linear_split_element(const LinearProduct& p, const LinearSplit& s, const T* a, const T* w,
                                           const T* bias, int row, int output) {
   T partial[kLinearTargetBlocks] = {};
   for (int slice = 0; slice < s.slices; ++slice) {
     const int k0 = slice * s.slice_length;
     const int n = p.depth - k0 < s.slice_length ? p.depth - k0 : s.slice_length;
-    partial[slice] = linear_slice_sum(in + static_cast<long long>(row) * p.depth + k0,
-                                      w + static_cast<long long>(output) * p.w_output_step +
-                                          static_cast<long long>(k0) * p.w_depth_step,
-                                      n, p.w_depth_step);
+    partial[slice] = linear_slice_sum(
+        a + static_cast<long long>(row) * p.a_row_step + static_cast<long long>(k0) * p.a_depth_step, p.a_depth_step,
+        w + static_cast<long long>(output) * p.w_output_step + static_cast<long long>(k0) * p.w_depth_step,
+        p.w_depth_step, n);
   }
   return linear_split_total<T>([&](int slice) { return partial[slice]; }, s.slices, bias, output);
 }

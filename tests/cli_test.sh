@@ -158,6 +158,7 @@ FMNIST_CONV_FWD=yes expect 2 "FMNIST_CONV_FWD must be cudnn or fmnist, got 'yes'
 FMNIST_CONV_DGRAD=fast expect 2 "FMNIST_CONV_DGRAD must be cudnn or fmnist, got 'fast'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_LINEAR_FWD=cudnn expect 2 "FMNIST_LINEAR_FWD must be cublas or fmnist, got 'cudnn'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_LINEAR_DGRAD=yes expect 2 "FMNIST_LINEAR_DGRAD must be cublas or fmnist, got 'yes'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+FMNIST_LINEAR_WGRAD=1 expect 2 "FMNIST_LINEAR_WGRAD must be cublas or fmnist, got '1'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_LINEAR_FWD=cublas expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 # FMNIST_BACKWARD_STREAMS (1 to 4) the same way.
 FMNIST_BACKWARD_STREAMS=5 expect 2 "FMNIST_BACKWARD_STREAMS must be 1 to 4, got '5'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/streams"
@@ -169,7 +170,7 @@ FMNIST_PDL=1 expect_ok bench --device cpu --models ae16 --measure step --steps 1
 # its config.json given the record such a run writes.
 expect_ok train "${small[@]}" --data-dir "$data" --out "$tmp/kernels"
 ! grep -q '"conv_kernels"\|"linear_kernels"' "$tmp/kernels/config.json" || { echo "FAIL: a CPU run records GPU kernels"; failures=$((failures + 1)); }
-sed -i '1a\  "conv_kernels": {"forward": "cudnn", "backward_data": "cudnn", "backward_filter": "fmnist"}, "linear_kernels": {"forward": "fmnist", "backward_data": "cublas"},' "$tmp/kernels/config.json"
+sed -i '1a\  "conv_kernels": {"forward": "cudnn", "backward_data": "cudnn", "backward_filter": "fmnist"}, "linear_kernels": {"forward": "fmnist", "backward_data": "cublas", "backward_filter": "cublas"},' "$tmp/kernels/config.json"
 FMNIST_CONV_WGRAD=cudnn expect 2 "FMNIST_CONV_WGRAD=cudnn disagrees with the run being resumed: its convolution backward-filter is fmnist there \\($tmp/kernels/config.json\\)" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 FMNIST_CONV_DGRAD=fmnist expect 2 "FMNIST_CONV_DGRAD=fmnist disagrees with the run being resumed: its convolution backward-data is cudnn there" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"
 FMNIST_LINEAR_FWD=cublas expect 2 "FMNIST_LINEAR_FWD=cublas disagrees with the run being resumed: its Linear forward is fmnist there" -- train --resume "$tmp/kernels" --device cpu --data-dir "$data"

@@ -1,7 +1,7 @@
 // models/linear_split.h, the math of the GPU's split-K Linear products (cuda/linear_split.cu),
-// checked on the CPU: its FMA rounds once, its cut of the summed dimension, and its forward and
-// input gradient against the CPU reference's Linear in double (the same sums, in another order)
-// and in float.
+// checked on the CPU: its FMA rounds once, its cut of the summed dimension, and its forward, input
+// gradient and weight gradient against the CPU reference's Linear in double (the same sums, in
+// another order) and in float.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -36,7 +36,7 @@ TEST_CASE("the split-K Linear's cut covers the summed dimension once, in whole s
   for (const LinearGeometry& g : {linear_geometry(100, 800, 256), linear_geometry(100, 256, 800),
                                   linear_geometry(100, 256, 10), linear_geometry(1, 1, 1),
                                   linear_geometry(4096, 800, 256), linear_geometry(7, 33, 65)})
-    for (const LinearPass pass : {LinearPass::Forward, LinearPass::BackwardData}) {
+    for (const LinearPass pass : {LinearPass::Forward, LinearPass::BackwardData, LinearPass::WeightGrad}) {
       const LinearProduct p = linear_product(g, pass);
       const LinearSplit s = linear_split(p);
       INFO(g.batch << " x " << g.in_features << " -> " << g.out_features << ", pass " << static_cast<int>(pass));
@@ -61,6 +61,11 @@ TEST_CASE("the split-K Linear's cut covers the summed dimension once, in whole s
   const LinearSplit decoder_dx = split_of(256, 800, LinearPass::BackwardData);  // dx (100,256), 800 terms each
   CHECK((decoder_dx.tiles == 16 && decoder_dx.slices == 7 && decoder_dx.slice_length == 128));
   CHECK(linear_split(linear_product(linear_geometry(4096, 800, 256), LinearPass::Forward)).slices == 1);
+  // Their weight gradients: (256, 800) and (800, 256), 100 terms each, in 2 slices of 64.
+  const LinearSplit encoder_dw = split_of(800, 256, LinearPass::WeightGrad);
+  CHECK((encoder_dw.tiles == 104 && encoder_dw.slices == 2 && encoder_dw.slice_length == 64));
+  const LinearSplit decoder_dw = split_of(256, 800, LinearPass::WeightGrad);
+  CHECK((decoder_dw.tiles == 100 && decoder_dw.slices == 2 && decoder_dw.slice_length == 64));
   CHECK_FALSE(linear_split_supported(linear_geometry(0, 8, 8)));
   CHECK_FALSE(linear_split_supported(linear_geometry(70000, 70000, 1)));
 }
@@ -86,10 +91,12 @@ TEST_CASE("the split-K Linear's outputs and input gradients are the CPU referenc
     std::vector<float> y32(y64.size()), dx32(dx64.size()), dw32(dw64.size());
     cpu.linear_forward(g, xf.data(), wf.data(), bf.data(), y32.data());
     cpu.linear_backward(g, xf.data(), wf.data(), dyf.data(), dx32.data(), dw32.data(), nullptr);
-    // pass's outputs (rows, outputs) from `in` against the references, worst errors over max|ref|.
-    auto check_pass = [&](LinearPass pass, const std::vector<double>& in, const std::vector<float>& in32,
-                          const double* bias, const float* bias32, const std::vector<double>& ref64,
-                          const std::vector<float>& ref32, const char* what) {
+    // pass's outputs (rows, outputs) from `a` and `wt` (linear_product's operands) against the
+    // references, worst errors over max|ref|.
+    auto check_pass = [&](LinearPass pass, const std::vector<double>& a, const std::vector<float>& a32,
+                          const std::vector<double>& wt, const std::vector<float>& wt32, const double* bias,
+                          const float* bias32, const std::vector<double>& ref64, const std::vector<float>& ref32,
+                          const char* what) {
       const LinearProduct p = linear_product(g, pass);
       const LinearSplit split = linear_split(p);
       double worst64 = 0.0, worst32 = 0.0, scale = 0.0;
@@ -97,8 +104,8 @@ TEST_CASE("the split-K Linear's outputs and input gradients are the CPU referenc
       for (int r = 0; r < p.rows; ++r)
         for (int o = 0; o < p.outputs; ++o) {
           const std::size_t i = static_cast<std::size_t>(r) * p.outputs + o;
-          worst64 = std::max(worst64, std::abs(linear_split_element(p, split, in.data(), w.data(), bias, r, o) - ref64[i]));
-          const float got = linear_split_element(p, split, in32.data(), wf.data(), bias32, r, o);
+          worst64 = std::max(worst64, std::abs(linear_split_element(p, split, a.data(), wt.data(), bias, r, o) - ref64[i]));
+          const float got = linear_split_element(p, split, a32.data(), wt32.data(), bias32, r, o);
           worst32 = std::max(worst32, std::abs(static_cast<double>(got) - static_cast<double>(ref32[i])));
         }
       INFO(name << " " << what << ": worst |split - reference| " << worst64 << " (double), " << worst32
@@ -106,8 +113,9 @@ TEST_CASE("the split-K Linear's outputs and input gradients are the CPU referenc
       CHECK(worst64 <= 1e-12 * scale);
       CHECK(worst32 <= 1e-5 * scale);  // kForward's atol: another order of the same FP32 sums
     };
-    check_pass(LinearPass::Forward, x, xf, b.data(), bf.data(), y64, y32, "y");
-    check_pass(LinearPass::BackwardData, dy, dyf, nullptr, nullptr, dx64, dx32, "dx");
+    check_pass(LinearPass::Forward, x, xf, w, wf, b.data(), bf.data(), y64, y32, "y");
+    check_pass(LinearPass::BackwardData, dy, dyf, w, wf, nullptr, nullptr, dx64, dx32, "dx");
+    check_pass(LinearPass::WeightGrad, dy, dyf, x, xf, nullptr, nullptr, dw64, dw32, "dw");
   }
 }
 

@@ -269,7 +269,7 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   c.augment_erase = 0.25;
   c.checkpoint_every = 7;
   c.guard_every = 5;
-  c.gpu_kernels = GpuKernels{true, false, true, true, false};  // as a GPU run on three of fmnist's kernels records them
+  c.gpu_kernels = GpuKernels{true, false, true, true, false, true};  // as a GPU run on three of fmnist's kernels records them
   run(c);
   const TrainConfig back = read_run_config(c.out_dir + "/config.json");
   CHECK(flatten_run_config(back) == flatten_run_config(c));
@@ -293,7 +293,7 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
                                << R"("conv_kernels":{"forward":"fmnist","backward_data":"cudnn","backward_filter":"fmnist"}})";
   const TrainConfig conv_only = read_run_config(conv_only_run);
   REQUIRE(conv_only.gpu_kernels.has_value());
-  CHECK(*conv_only.gpu_kernels == GpuKernels{true, false, true, false, false});
+  CHECK(*conv_only.gpu_kernels == GpuKernels{true, false, true, false, false, false});
 
   const std::string path = c.out_dir + "/bad-config.json";
   std::ofstream(path) << R"({"model":{"kind":"autoencoder","latent":16},"epochs":"three"})";
@@ -331,7 +331,7 @@ TEST_CASE("config.json reads back as the configuration that wrote it", "[resume]
   REQUIRE_THROWS_WITH(read_run_config(path), Contains("field 'conv_kernels.backward_data' must be cudnn or fmnist, got nothing"));
   const char* conv = R"("conv_kernels":{"forward":"cudnn","backward_data":"cudnn","backward_filter":"cudnn"})";
   std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},)" << conv
-                                       << R"(,"linear_kernels":{"forward":"cudnn","backward_data":"cublas"}})";
+                                       << R"(,"linear_kernels":{"forward":"cudnn","backward_data":"cublas","backward_filter":"cublas"}})";
   REQUIRE_THROWS_WITH(read_run_config(path),
                       StartsWith(path + ": field 'linear_kernels.forward' must be cublas or fmnist, got \"cudnn\""));
   std::ofstream(path, std::ios::trunc) << R"({"model":{"kind":"autoencoder"},)" << conv
@@ -374,19 +374,25 @@ TEST_CASE("a resumed run keeps its recorded GPU kernels and refuses a variable s
   // The Linear forward: cuBLAS's unless asked for (new runs), the recorded one on resume.
   GpuKernelRequest linear;
   linear.linear_forward = true;
-  CHECK(gpu_kernels_for_run(linear, std::nullopt, "runs/a") == GpuKernels{false, false, true, true, false});
+  CHECK(gpu_kernels_for_run(linear, std::nullopt, "runs/a") == GpuKernels{false, false, true, true, false, false});
   linear.linear_backward_data = true;
-  const GpuKernels both_linear{false, false, true, true, true};
-  CHECK(gpu_kernels_for_run(linear, std::nullopt, "runs/a") == both_linear);
-  CHECK(gpu_kernels_for_run(none, both_linear, "runs/a") == both_linear);
+  linear.linear_weight_grad = true;
+  const GpuKernels all_linear{false, false, true, true, true, true};
+  CHECK(gpu_kernels_for_run(linear, std::nullopt, "runs/a") == all_linear);
+  CHECK(gpu_kernels_for_run(none, all_linear, "runs/a") == all_linear);
   REQUIRE_THROWS_WITH(gpu_kernels_for_run(linear, recorded, "runs/a"),
                       StartsWith("FMNIST_LINEAR_FWD=fmnist disagrees with the run being resumed: its Linear forward "
                                  "is cublas there (runs/a/config.json)"));
   GpuKernelRequest cublas_dgrad;
   cublas_dgrad.linear_backward_data = false;
-  REQUIRE_THROWS_WITH(gpu_kernels_for_run(cublas_dgrad, both_linear, "runs/a"),
+  REQUIRE_THROWS_WITH(gpu_kernels_for_run(cublas_dgrad, all_linear, "runs/a"),
                       StartsWith("FMNIST_LINEAR_DGRAD=cublas disagrees with the run being resumed: its Linear "
                                  "backward-data is fmnist there"));
+  GpuKernelRequest cublas_wgrad;
+  cublas_wgrad.linear_weight_grad = false;
+  REQUIRE_THROWS_WITH(gpu_kernels_for_run(cublas_wgrad, all_linear, "runs/a"),
+                      StartsWith("FMNIST_LINEAR_WGRAD=cublas disagrees with the run being resumed: its Linear "
+                                 "backward-filter is fmnist there"));
 }
 
 TEST_CASE("the guard names the first non-finite gradient in backward order", "[guard]") {

@@ -119,13 +119,14 @@ inline Ops<float>& direct_conv_gpu() {
   return shared_backend(SharedBackend::DirectConvolutions, direct_convolution_options());
 }
 
-// With fmnist's split-K Linear forward and input gradient (CudaOptions::direct_linear_forward and
-// direct_linear_backward_data, cuda/linear_split.h) in place of cuBLAS's products and the bias
-// kernel; the convolutions as in the defaults.
+// With fmnist's split-K Linear products (CudaOptions::direct_linear_forward, _backward_data and
+// _weight_grad, cuda/linear_split.h) in place of cuBLAS's products and the bias kernel; the
+// convolutions as in the defaults.
 inline CudaOptions direct_linear_options() {
   CudaOptions options;
   options.direct_linear_forward = true;
   options.direct_linear_backward_data = true;
+  options.direct_linear_weight_grad = true;
   return options;
 }
 inline Ops<float>& direct_linear_gpu() {

@@ -1,5 +1,5 @@
 // fmnist's split-K Linear products (cuda/linear_split.cu) run by the CPU kernel emulator, the forward
-// and the input gradient: every element bit for bit as models/linear_split.h's
+// and the input and weight gradients: every element bit for bit as models/linear_split.h's
 // linear_split_element, within fmnist_gpu_tests' tolerance of the CPU reference's Linear, the same
 // bits in any block order, one launch.
 #include <catch2/catch.hpp>
@@ -59,14 +59,19 @@ TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and
     const LinearSplit backward = linear_split(linear_product(g, LinearPass::BackwardData));
     INFO(k.name << ": forward " << forward.tiles << " tiles, " << forward.slices << " slices of "
                 << forward.slice_length << "; backward-data " << backward.tiles << " tiles, " << backward.slices
-                << " slices of " << backward.slice_length);
+                << " slices of " << backward.slice_length << "; weight gradient "
+                << linear_split(linear_product(g, LinearPass::WeightGrad)).slices << " slices");
     REQUIRE(cuda::linear_split_kernel_supported(g));
     std::vector<float> y_cpu(k.ny), y_relu_cpu(k.ny), dx_cpu(k.nx), dw_cpu(k.nw);
     cpu.linear_forward_relu(g, k.x.data(), k.w.data(), k.b.data(), y_cpu.data(), y_relu_cpu.data());
     cpu.linear_backward(g, k.x.data(), k.w.data(), k.dy.data(), dx_cpu.data(), dw_cpu.data(), nullptr);
-    std::vector<float> workspace(std::max(cuda::linear_split_workspace_bytes(g, LinearPass::Forward),
-                                          cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData)) /
+    const LinearSplit weight = linear_split(linear_product(g, LinearPass::WeightGrad));
+    std::vector<float> workspace(std::max({cuda::linear_split_workspace_bytes(g, LinearPass::Forward),
+                                           cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData),
+                                           cuda::linear_split_workspace_bytes(g, LinearPass::WeightGrad)}) /
                                  sizeof(float));
+    CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::WeightGrad) ==
+          (weight.slices > 1 ? weight.slices * k.nw * sizeof(float) : 0));
     CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::Forward) ==
           (forward.slices > 1 ? forward.slices * k.ny * sizeof(float) : 0));
     CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData) ==
@@ -108,6 +113,20 @@ TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and
     CHECK(compare_exact(k.name + " split-K backward-data, every element as on the host", dx,
                         on_host(g, LinearPass::BackwardData, k.dy.data(), k.w.data(), nullptr)));
     compare(k.name + " split-K backward-data against the CPU", dx, dx_cpu, kGradient);
+
+    std::vector<float> dw;
+    before = kernel_emu::launch_log().launches;
+    require_schedule_independent(k.name + " split-K weight gradient", c, [&] {
+      dw = poisoned<float>(k.nw);
+      cuda::launch_linear_split_weight_grad(c, g, k.x.data(), k.dy.data(), dw.data(), scratch);
+      Bytes out;
+      append_bytes(out, dw);
+      return out;
+    });
+    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());
+    CHECK(compare_exact(k.name + " split-K weight gradient, every element as on the host", dw,
+                        on_host(g, LinearPass::WeightGrad, k.dy.data(), k.x.data(), nullptr)));
+    compare(k.name + " split-K weight gradient against the CPU", dw, dw_cpu, kGradient);
     CHECK(kernel_emu::counters_clear(c));
   }
 }
@@ -128,4 +147,7 @@ TEST_CASE("emulated kernels: the split-K Linear products refuse what they cannot
   CHECK_THROWS_WITH(cuda::launch_linear_split_backward_data(*context, testing::linear_geometry(100, 256, 800),
                                                             data.data(), data.data(), data.data(), nullptr),
                     Catch::Contains("split-K linear backward-data: null workspace"));
+  CHECK_THROWS_WITH(cuda::launch_linear_split_weight_grad(*context, testing::linear_geometry(100, 800, 256),
+                                                          data.data(), data.data(), nullptr, nullptr),
+                    Catch::Contains("split-K linear weight gradient: null input, weight or output"));
 }

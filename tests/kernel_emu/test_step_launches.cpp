@@ -78,4 +78,8 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   split_linear.direct_linear_backward_data = true;
   CHECK(kernels_per_step(ae, split_linear) == 20);
   CHECK(kernels_per_step(classifier, split_linear) == 16);
+  // The weight gradients too (FMNIST_LINEAR_WGRAD=fmnist): every Linear product is fmnist's.
+  split_linear.direct_linear_weight_grad = true;
+  CHECK(kernels_per_step(ae, split_linear) == 22);
+  CHECK(kernels_per_step(classifier, split_linear) == 18);
 }
