@@ -61,7 +61,7 @@
 #   gpu-tests   fmnist_gpu_tests: every GPU op and training step against the CPU reference, graphs,
 #               streaming, out-of-memory handling; in two runs: the default path's test cases
 #               (gpu-tests), then the opt-in fast path's (gpu-tests-fast: tags [wgrad], [dgrad],
-#               [linear-fwd], [streams], [pdl])
+#               [linear-split], [streams], [pdl])
 #   train-ae256 fmnist train --model ae --latent 256 --epochs 2 --device cuda on the real data
 #   train-c256  the same for --model classifier
 #   kill-resume tests/test_kill_resume.cpp's runs on the GPU (FMNIST_KILL_RESUME_DEVICE=cuda):
@@ -958,8 +958,8 @@ figure_ncu() {
 
 gpu_tests="$build_dir/tests/gpu/fmnist_gpu_tests"
 # The GPU test cases of the opt-in fast path (tags) and all the others (the default path's).
-fast_path_tests='[wgrad],[dgrad],[linear-fwd],[streams],[pdl]'
-default_path_tests='~[wgrad]~[dgrad]~[linear-fwd]~[streams]~[pdl]'
+fast_path_tests='[wgrad],[dgrad],[linear-split],[streams],[pdl]'
+default_path_tests='~[wgrad]~[dgrad]~[linear-split]~[streams]~[pdl]'
 fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels

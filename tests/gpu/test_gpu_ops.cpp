@@ -249,7 +249,7 @@ TEST_CASE("GPU Linear at the paper's shapes", "[gpu][linear]") {
 }
 
 TEST_CASE("GPU Linear at the paper's shapes with fmnist's split-K forward and input gradient",
-          "[gpu][linear][linear-fwd]") {
+          "[gpu][linear][linear-split]") {
   check_linear({100, 800, 256}, 31, direct_linear_gpu());
   check_linear({100, 256, 800}, 32, direct_linear_gpu());
   check_linear({100, 256, 10}, 33, direct_linear_gpu());
@@ -551,7 +551,7 @@ TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the dir
 }
 
 TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the split-K Linear forward, bit for bit",
-          "[gpu][linear][linear-fwd][sanitize]") {
+          "[gpu][linear][linear-split][sanitize]") {
   check_forward_relu_layers(direct_linear_gpu());
 }
 
@@ -598,7 +598,7 @@ TEST_CASE("GPU Linear at random shapes", "[gpu][linear][sanitize]") {
 }
 
 TEST_CASE("GPU Linear at random shapes with fmnist's split-K forward and input gradient",
-          "[gpu][linear][linear-fwd][sanitize]") {
+          "[gpu][linear][linear-split][sanitize]") {
   SplitMix64 rng(1014);
   for (int trial = 0; trial < 8; ++trial)
     check_linear({random_int(rng, 1, 140), random_int(rng, 1, 900), random_int(rng, 1, 300)}, 5100 + trial,

@@ -272,7 +272,7 @@ TEST_CASE("GPU graphs with the parameter gradients on side streams equal one str
 }
 
 TEST_CASE("GPU graphs with fmnist's split-K Linear products equal op-by-op streamed steps, bit for bit",
-          "[gpu][stream][graph][linear-fwd]") {
+          "[gpu][stream][graph][linear-split]") {
   const Data& d = shared_data();
   for_ae_and_classifier(10, [&](const Setup& s, const std::string& name) {
     // Its slices' sums live in the workspace, grown at each Linear shape's first (un-captured) step.

@@ -428,13 +428,17 @@ TEST_CASE("GPU training with fmnist's direct convolutions on two backward stream
 }
 
 TEST_CASE("GPU training with fmnist's split-K Linear products matches the CPU and repeats bitwise",
-          "[gpu][training][linear-fwd]") {
+          "[gpu][training][linear-split]") {
   compare_one_step(ae(256), 100, 311, direct_linear_gpu());  // 311, 312: live starts, as above
   compare_one_step(classifier(256), 100, 312, direct_linear_gpu());
   compare_trajectories(ae(256), 403, direct_linear_gpu());  // 403: a live start, as above
   const auto first = gpu_run(ae(256), 5, 100, direct_linear_options());
   compare_exact("AE(256), split-K Linear products: two GPU runs of 5 steps", gpu_run(ae(256), 5, 100,
                 direct_linear_options()), first);
+  // The weight gradients on side streams: each side lane's own workspace and counters, the same bits.
+  for (int streams : {2, kMaxBackwardStreams})
+    compare_exact("AE(256), split-K Linear products: " + std::to_string(streams) + " backward streams vs one",
+                  gpu_run(ae(256), 5, 100, with_backward_streams(streams, direct_linear_options())), first);
   const auto classifier_first = gpu_run(classifier(64), 5, 37, direct_linear_options());
   compare_exact("C(64) batch 37, split-K Linear products: two GPU runs of 5 steps",
                 gpu_run(classifier(64), 5, 37, direct_linear_options()), classifier_first);

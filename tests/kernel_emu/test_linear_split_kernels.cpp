@@ -30,7 +30,7 @@ std::vector<LinearGeometry> geometries() {
           testing::linear_geometry(100, 256, 10),  testing::linear_geometry(100, 64, 10),
           testing::linear_geometry(37, 45, 70),    testing::linear_geometry(1, 800, 64),
           testing::linear_geometry(300, 33, 130),  testing::linear_geometry(5, 1, 3),
-          testing::linear_geometry(64, 1000, 129), testing::linear_geometry(4096, 256, 800)};
+          testing::linear_geometry(64, 1000, 129), testing::linear_geometry(2048, 64, 128)};
 }
 
 // Every element of pass `pass` on the host, through the function the kernel's threads run.
