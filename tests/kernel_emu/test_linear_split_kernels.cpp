@@ -65,65 +65,60 @@ TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and
     std::vector<float> y_cpu(k.ny), y_relu_cpu(k.ny), dx_cpu(k.nx), dw_cpu(k.nw);
     cpu.linear_forward_relu(g, k.x.data(), k.w.data(), k.b.data(), y_cpu.data(), y_relu_cpu.data());
     cpu.linear_backward(g, k.x.data(), k.w.data(), k.dy.data(), dx_cpu.data(), dw_cpu.data(), nullptr);
-    const LinearSplit weight = linear_split(linear_product(g, LinearPass::WeightGrad));
-    std::vector<float> workspace(std::max({cuda::linear_split_workspace_bytes(g, LinearPass::Forward),
-                                           cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData),
-                                           cuda::linear_split_workspace_bytes(g, LinearPass::WeightGrad)}) /
-                                 sizeof(float));
-    CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::WeightGrad) ==
-          (weight.slices > 1 ? weight.slices * k.nw * sizeof(float) : 0));
-    CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::Forward) ==
-          (forward.slices > 1 ? forward.slices * k.ny * sizeof(float) : 0));
-    CHECK(cuda::linear_split_workspace_bytes(g, LinearPass::BackwardData) ==
-          (backward.slices > 1 ? backward.slices * k.nx * sizeof(float) : 0));
+    // One workspace for the three passes; each pass's size is its slices' (rows, outputs) planes.
+    std::size_t workspace_bytes = 0;
+    for (const LinearPass pass : {LinearPass::Forward, LinearPass::BackwardData, LinearPass::WeightGrad}) {
+      const LinearProduct p = linear_product(g, pass);
+      const LinearSplit split = linear_split(p);
+      const std::size_t bytes = cuda::linear_split_workspace_bytes(g, pass);
+      CHECK(bytes == (split.slices > 1 ? std::size_t(split.slices) * p.rows * p.outputs * sizeof(float) : 0));
+      workspace_bytes = std::max(workspace_bytes, bytes);
+    }
+    std::vector<float> workspace(workspace_bytes / sizeof(float));
     float* scratch = workspace.empty() ? nullptr : workspace.data();
 
-    std::vector<float> y, y_relu;
-    std::size_t before = kernel_emu::launch_log().launches;
-    require_schedule_independent(k.name + " split-K forward", c, [&] {
-      y = poisoned<float>(k.ny);
-      y_relu = poisoned<float>(k.ny);
-      cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), k.b.data(), y.data(), y_relu.data(), scratch);
-      Bytes out;
-      append_bytes(out, y);
-      append_bytes(out, y_relu);
+    // launch() into poisoned outputs of `count` elements (and the ReLU's, when `relu` is given), under
+    // every schedule: the same bytes each time, one launch each; returns the output.
+    auto run_pass = [&](const std::string& what, std::size_t count, std::vector<float>* relu, auto launch) {
+      std::vector<float> out;
+      const std::size_t before = kernel_emu::launch_log().launches;
+      require_schedule_independent(k.name + " " + what, c, [&] {
+        out = poisoned<float>(count);
+        if (relu != nullptr) *relu = poisoned<float>(count);
+        launch(out.data(), relu != nullptr ? relu->data() : nullptr);
+        Bytes bytes;
+        append_bytes(bytes, out);
+        if (relu != nullptr) append_bytes(bytes, *relu);
+        return bytes;
+      });
+      CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());
       return out;
+    };
+
+    std::vector<float> y_relu;
+    const auto y = run_pass("split-K forward", k.ny, &y_relu, [&](float* out, float* relu) {
+      cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), k.b.data(), out, relu, scratch);
     });
-    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());  // one launch each
     CHECK(compare_exact(k.name + " split-K forward, every element as on the host", y,
                         on_host(g, LinearPass::Forward, k.x.data(), k.w.data(), k.b.data())));
     compare(k.name + " split-K forward against the CPU", y, y_cpu, kForward);
     compare(k.name + " split-K forward's ReLU against the CPU", y_relu, y_relu_cpu, kForward);
-    // Without a bias and without the ReLU: y alone.
-    y = poisoned<float>(k.ny);
-    cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), nullptr, y.data(), nullptr, scratch);
-    CHECK(compare_exact(k.name + " split-K forward without a bias", y,
+    const auto y_no_bias = run_pass("split-K forward without a bias or a ReLU", k.ny, nullptr, [&](float* out, float*) {
+      cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), nullptr, out, nullptr, scratch);
+    });
+    CHECK(compare_exact(k.name + " split-K forward without a bias", y_no_bias,
                         on_host(g, LinearPass::Forward, k.x.data(), k.w.data(), nullptr)));
 
-    std::vector<float> dx;
-    before = kernel_emu::launch_log().launches;
-    require_schedule_independent(k.name + " split-K backward-data", c, [&] {
-      dx = poisoned<float>(k.nx);
-      cuda::launch_linear_split_backward_data(c, g, k.w.data(), k.dy.data(), dx.data(), scratch);
-      Bytes out;
-      append_bytes(out, dx);
-      return out;
+    const auto dx = run_pass("split-K backward-data", k.nx, nullptr, [&](float* out, float*) {
+      cuda::launch_linear_split_backward_data(c, g, k.w.data(), k.dy.data(), out, scratch);
     });
-    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());
     CHECK(compare_exact(k.name + " split-K backward-data, every element as on the host", dx,
                         on_host(g, LinearPass::BackwardData, k.dy.data(), k.w.data(), nullptr)));
     compare(k.name + " split-K backward-data against the CPU", dx, dx_cpu, kGradient);
 
-    std::vector<float> dw;
-    before = kernel_emu::launch_log().launches;
-    require_schedule_independent(k.name + " split-K weight gradient", c, [&] {
-      dw = poisoned<float>(k.nw);
-      cuda::launch_linear_split_weight_grad(c, g, k.x.data(), k.dy.data(), dw.data(), scratch);
-      Bytes out;
-      append_bytes(out, dw);
-      return out;
+    const auto dw = run_pass("split-K weight gradient", k.nw, nullptr, [&](float* out, float*) {
+      cuda::launch_linear_split_weight_grad(c, g, k.x.data(), k.dy.data(), out, scratch);
     });
-    CHECK(kernel_emu::launch_log().launches - before == kernel_emu::schedules().size());
     CHECK(compare_exact(k.name + " split-K weight gradient, every element as on the host", dw,
                         on_host(g, LinearPass::WeightGrad, k.dy.data(), k.x.data(), nullptr)));
     compare(k.name + " split-K weight gradient against the CPU", dw, dw_cpu, kGradient);
