@@ -70,7 +70,7 @@ TEST_CASE("the split-K Linear's cut covers the summed dimension once, in whole s
   CHECK_FALSE(linear_split_supported(linear_geometry(70000, 70000, 1)));
 }
 
-TEST_CASE("the split-K Linear's outputs and input gradients are the CPU reference's Linear", "[linear][split]") {
+TEST_CASE("the split-K Linear's outputs and both gradients are the CPU reference's Linear", "[linear][split]") {
   CpuOps<double> cpu64;
   CpuOps<float> cpu;
   for (const LinearGeometry& g : {linear_geometry(100, 800, 256), linear_geometry(100, 256, 800),
