@@ -39,9 +39,9 @@ class Context {
   cudaStream_t main_stream() const { return main_.stream; }
 
   // The workspace of each lane (cuDNN's, and the partial sums of fmnist's direct backward-filter and
-  // split-K Linear forward), at least `bytes` large. Growing it (only ever while a new convolution
-  // plan is made or a Linear shape first runs, never in a steady-state step) waits for the lanes first. The
-  // smaller buffer it replaces is kept until teardown: a CUDA graph captured earlier holds its
+  // split-K Linear products), at least `bytes` large. Growing it (only ever while a new convolution
+  // plan is made or a Linear shape first runs, never in a steady-state step) waits for the lanes
+  // first. The smaller buffer it replaces is kept until teardown: a CUDA graph captured earlier holds its
   // address (cuda/graph.h).
   void reserve_workspace(std::size_t bytes);
   void* workspace() const { return lane().workspace; }

@@ -276,8 +276,7 @@ void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const
   if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
   Context& context = main_lane();
   if (splits_linear(context.options().direct_linear_forward, g)) {
-    context.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::Forward));  // a shape's first step only
-    launch_linear_split_forward(context, g, x, w, b, y, y_relu, context.workspace());
+    launch_linear_split_forward(context, g, x, w, b, y, y_relu, split_workspace(g, LinearPass::Forward));
     return;
   }
   gemm_linear_forward(context, g, x, w, y);
@@ -307,15 +306,20 @@ bool CudaOps::splits_linear(bool asked, const LinearGeometry& g) const {
   return asked && !o.bf16 && !o.allow_tf32 && linear_split_kernel_supported(g);
 }
 
-// dw (out,in) = dy^T x on the current lane: fmnist's split-K kernel (its slices' sums in the
-// lane's workspace) with options().direct_linear_weight_grad, else cuBLAS's.
+// The current lane's workspace, large enough for the slices' sums of pass `pass` of g (grown only
+// at a shape's first, un-captured step: Context::reserve_workspace).
+void* CudaOps::split_workspace(const LinearGeometry& g, LinearPass pass) {
+  context_.reserve_workspace(linear_split_workspace_bytes(g, pass));
+  return context_.workspace();
+}
+
+// dw (out,in) = dy^T x on the current lane: fmnist's split-K kernel with
+// options().direct_linear_weight_grad, else cuBLAS's.
 void CudaOps::linear_weight_grad(const LinearGeometry& g, const float* x, const float* dy, float* dw) {
-  if (!splits_linear(context_.options().direct_linear_weight_grad, g)) {
+  if (splits_linear(context_.options().direct_linear_weight_grad, g))
+    launch_linear_split_weight_grad(context_, g, x, dy, dw, split_workspace(g, LinearPass::WeightGrad));
+  else
     gemm_linear_backward_weight(context_, g, x, dy, dw);
-    return;
-  }
-  context_.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::WeightGrad));  // a shape's first step only
-  launch_linear_split_weight_grad(context_, g, x, dy, dw, context_.workspace());
 }
 
 // The passes of linear_backward, checked by the caller: dw and db (null: skipped) on the side lane
@@ -329,12 +333,10 @@ void CudaOps::linear_backward_passes(const LinearGeometry& g, const float* x, co
     if (db != nullptr) launch_channel_bias_grad(context_, g.batch, g.out_features, 1, dy, db);
   }
   if (dx == nullptr) return;
-  if (splits_linear(context_.options().direct_linear_backward_data, g)) {
-    context_.reserve_workspace(linear_split_workspace_bytes(g, LinearPass::BackwardData));  // as the forward's
-    launch_linear_split_backward_data(context_, g, w, dy, dx, context_.workspace());
-    return;
-  }
-  gemm_linear_backward_data(context_, g, w, dy, dx);
+  if (splits_linear(context_.options().direct_linear_backward_data, g))
+    launch_linear_split_backward_data(context_, g, w, dy, dx, split_workspace(g, LinearPass::BackwardData));
+  else
+    gemm_linear_backward_data(context_, g, w, dy, dx);
 }
 
 // dy = relu_backward(y_relu, dy_relu), then linear_backward: the mask is applied by the kernel that

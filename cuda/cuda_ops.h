@@ -19,6 +19,7 @@
 #include "cuda/backend.h"
 #include "cuda/conv.h"
 #include "cuda/context.h"
+#include "models/linear_split.h"  // LinearPass
 #include "models/ops.h"
 
 namespace fmnist::cuda {
@@ -153,6 +154,7 @@ class CudaOps final : public Ops<float> {
   void linear_backward_passes(const LinearGeometry& g, const float* x, const float* w, const float* dy, float* dx,
                               float* dw, float* db);
   bool splits_linear(bool asked, const LinearGeometry& g) const;
+  void* split_workspace(const LinearGeometry& g, LinearPass pass);
   void linear_weight_grad(const LinearGeometry& g, const float* x, const float* dy, float* dw);
   void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
                            const float* b, float* y, float* y_relu);

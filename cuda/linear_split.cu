@@ -79,8 +79,9 @@ __device__ OperandLoader<Lanes> operand_loader(const float* base, int n_first, i
 }
 
 // Grid (column tiles, row tiles, slices) over product p of pass P: out (rows, outputs) = A
-// (rows, depth) W (models/linear_split.h's linear_product; A is `in`). partials: (slices, rows, outputs) when split.slices > 1, with one
-// counter per tile (0 between launches). bias and relu_out may be null.
+// (rows, depth) W (models/linear_split.h's linear_product; A is `in`). partials: (slices, rows,
+// outputs) when split.slices > 1, with one counter per tile (0 between launches). bias and
+// relu_out may be null.
 template <LinearPass P>
 __global__ void __launch_bounds__(kThreads)
     linear_split_kernel(LinearProduct p, LinearSplit split, const float* __restrict__ in,
