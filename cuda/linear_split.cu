@@ -126,8 +126,8 @@ __global__ void __launch_bounds__(kThreads)
       const float wj[kColsPerThread] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
       for (int j = 0; j < kColsPerThread; ++j) {
-        acc[0][j] = multiply_add(in0, wj[j], acc[0][j]);
-        acc[1][j] = multiply_add(in1, wj[j], acc[1][j]);
+        acc[0][j] = elementwise::multiply_add(in0, wj[j], acc[0][j]);
+        acc[1][j] = elementwise::multiply_add(in1, wj[j], acc[1][j]);
       }
     };
     if (depth == kDepth) {

@@ -28,13 +28,13 @@ constexpr int kWarps = kThreads / 32;
 
 // Thread threadIdx.x's sums over the image group's positions [first image, + positions): the taps
 // of slices k0 .. k0 + count - 1 of channel c in acc[0, kSums), and with kBias their bias sums in
-// acc[kSums, kSums + SLICES) (accumulate_weight_grad_taps).
-template <int KS, int SLICES, bool kBias>
+// acc[kSums, kSums + SLICES) (accumulate_weight_grad_taps; kInside: no tap bounds checks).
+template <int KS, int SLICES, bool kBias, bool kInside>
 __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int first, int positions, int k0, int count,
                                                      int c, const float* src, const float* ddst, double* acc) {
   PositionWalk at(s, static_cast<int>(threadIdx.x), kThreads);
   for (int e = threadIdx.x; e < positions; e += kThreads, at.advance())
-    accumulate_weight_grad_taps<KS, SLICES, kBias>(s, first + at.image, k0, count, c, at.i, at.j, src, ddst, acc);
+    accumulate_weight_grad_taps<KS, SLICES, kBias, kInside>(s, first + at.image, k0, count, c, at.i, at.j, src, ddst, acc);
 }
 
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)
@@ -44,7 +44,8 @@ __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int fir
 // groups) when groups > 1), in the same order as the taps' sums; bias_of_src true (a
 // ConvTranspose2d, src = dy), db (C) by the C rows after them (sum_channel_planes, the
 // partition's image groups, the bias partials (C, groups) and counters after the slice groups').
-template <int KS>
+// kInside: weight_grad_taps_inside(s), so the taps need no bounds checks.
+template <int KS, bool kInside>
 __global__ void __launch_bounds__(kThreads)
     direct_weight_grad_kernel(ConvShape s, int per_group, int groups, int weight_rows, const float* src,
                               const float* ddst, float* dw, float* db, bool bias_of_src, double* partials,
@@ -77,9 +78,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int t = 0; t < kHeld; ++t) acc[t] = 0.0;
   if (bias)
-    accumulate_positions<KS, kSlices, true>(s, first, positions, k0, count, c, src, ddst, acc);
+    accumulate_positions<KS, kSlices, true, kInside>(s, first, positions, k0, count, c, src, ddst, acc);
   else
-    accumulate_positions<KS, kSlices, false>(s, first, positions, k0, count, c, src, ddst, acc);
+    accumulate_positions<KS, kSlices, false, kInside>(s, first, positions, k0, count, c, src, ddst, acc);
   const int sums = bias ? kAllSums : kSums;
   __shared__ double warp_sums[kWarps][kHeld];
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
@@ -133,8 +134,9 @@ void launch_for(const Context& c, const ConvShape& s, const float* src, const fl
   static_assert(65535 <= Context::kReduceCounters, "a counter for each row of blocks");
   // The bias partials (K or C, groups) follow the weights' (K*C*KS*KS, groups) in the workspace.
   double* bias_partials = partials != nullptr ? partials + weight_count(s) * part.groups : nullptr;
-  launch(c, direct_weight_grad_kernel<KS>, grid, kThreads, 0, s, part.per_group, part.groups, weight_rows, src,
-      ddst, dw, db, bias_of_src, partials, bias_partials, c.reduce_counters());
+  const auto kernel = weight_grad_taps_inside(s) ? direct_weight_grad_kernel<KS, true> : direct_weight_grad_kernel<KS, false>;
+  launch(c, kernel, grid, kThreads, 0, s, part.per_group, part.groups, weight_rows, src, ddst, dw, db, bias_of_src,
+      partials, bias_partials, c.reduce_counters());
 }
 
 }  // namespace

@@ -59,6 +59,21 @@ FMNIST_HD float bf16_bits_to_float(std::uint16_t b) {
 }
 FMNIST_HD float round_to_bf16(float x) { return bf16_bits_to_float(bf16_bits(x)); }
 
+// ---- fused multiply-add ------------------------------------------------------------------------
+// a * b + c rounded once (the build's --fmad=false leaves this explicit FMA alone). Where a and b
+// are floats widened to double, a * b is exact and this is, bit for bit, c + a * b rounded twice
+// (one instruction instead of two: the direct weight gradient, models/conv_weight_grad.h).
+template <class T> FMNIST_HD T multiply_add(T a, T b, T c) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == sizeof(float))
+    return __fmaf_rn(a, b, c);
+  else
+    return __fma_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
 // ---- input ----------------------------------------------------------------------------------
 // uint8 pixel to [0,1], as torchvision's ToTensor does (x / 255).
 template <class T> FMNIST_HD T pixel_to_unit(std::uint8_t v) { return static_cast<T>(v) / T(255); }

@@ -80,24 +80,12 @@ inline LinearSplit linear_split(const LinearProduct& p) {
   return s;
 }
 
-// a * b + c rounded once (the build's --fmad=false leaves this explicit FMA alone).
-template <class T> FMNIST_HD T multiply_add(T a, T b, T c) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (sizeof(T) == sizeof(float))
-    return __fmaf_rn(a, b, c);
-  else
-    return __fma_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
-#endif
-}
-
 // acc = a[0] w[0] + a[a_step] w[w_step] + ... + a[(n-1) a_step] w[(n-1) w_step], one multiply_add a
 // term in that order, from acc = 0. The kernel's threads run this chain over a slice, stage by stage.
 template <class T>
 FMNIST_HD T linear_slice_sum(const T* a, long long a_step, const T* w, long long w_step, int n) {
   T acc = T(0);
-  for (int k = 0; k < n; ++k) acc = multiply_add(a[k * a_step], w[k * w_step], acc);
+  for (int k = 0; k < n; ++k) acc = elementwise::multiply_add(a[k * a_step], w[k * w_step], acc);
   return acc;
 }
 

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -21,14 +22,39 @@ namespace fmnist::testing {
 namespace {
 
 // Slice group (k0, c)'s sums over images [first, end), as a GPU block accumulates them (with
-// kBiasToo, the slices' bias sums after the taps').
-template <int KS, bool kBiasToo>
-void sum_slice_group(const ConvShape& s, int k0, int count, int c, int first, int end, const float* src,
-                     const float* ddst, double* acc) {
+// kBiasToo, the slices' bias sums after the taps'; kInside: without the taps' bounds checks).
+template <int KS, bool kBiasToo, bool kInside>
+void sum_slice_group_as(const ConvShape& s, int k0, int count, int c, int first, int end, const float* src,
+                        const float* ddst, double* acc) {
   for (int n = first; n < end; ++n)
     for (int i = 0; i < s.dst_h; ++i)
       for (int j = 0; j < s.dst_w; ++j)
-        accumulate_weight_grad_taps<KS, kWeightGradSlices(KS), kBiasToo>(s, n, k0, count, c, i, j, src, ddst, acc);
+        accumulate_weight_grad_taps<KS, kWeightGradSlices(KS), kBiasToo, kInside>(s, n, k0, count, c, i, j, src,
+                                                                                ddst, acc);
+}
+// The same, with or without the checks as the kernel chooses (weight_grad_taps_inside).
+template <int KS, bool kBiasToo>
+void sum_slice_group(const ConvShape& s, int k0, int count, int c, int first, int end, const float* src,
+                     const float* ddst, double* acc) {
+  if (weight_grad_taps_inside(s))
+    sum_slice_group_as<KS, kBiasToo, true>(s, k0, count, c, first, end, src, ddst, acc);
+  else
+    sum_slice_group_as<KS, kBiasToo, false>(s, k0, count, c, first, end, src, ddst, acc);
+}
+
+// Whether every tap of every output position of s lies inside src, tap by tap.
+bool every_tap_inside(const ConvShape& s) {
+  for (int i = 0; i < s.dst_h; ++i)
+    for (int r = 0; r < s.kernel; ++r) {
+      const int y = i * s.stride - s.padding + r;
+      if (y < 0 || y >= s.src_h) return false;
+    }
+  for (int j = 0; j < s.dst_w; ++j)
+    for (int q = 0; q < s.kernel; ++q) {
+      const int x = j * s.stride - s.padding + q;
+      if (x < 0 || x >= s.src_w) return false;
+    }
+  return true;
 }
 
 // dw as the GPU path partitions it: per slice group (kWeightGradSlices(k) filter slices) and
@@ -172,6 +198,78 @@ TEST_CASE("image groups of any reduction: every image once, partials under twice
   CHECK(split_into_image_groups(100, 16).groups == 25);  // AE(256)'s conv1 bias: 400 blocks
   CHECK(split_into_image_groups(100, 32).groups == 15);  // conv2: 480 blocks
   CHECK(split_into_image_groups(100, 1).groups == 100);  // the last ConvTranspose2d: one image a block
+}
+
+TEST_CASE("a weight-gradient tap's multiply_add rounds as its multiply then add would", "[conv][wgrad]") {
+  // A product of two floats is exact in double, so rounding it with the sum once (one FP64 FMA)
+  // or twice (a multiply, then an add: the kernel before) gives the same bits. Floats from
+  // subnormal to near the largest, of both signs, and sums from zero to far larger.
+  SplitMix64 rng(20261207);
+  auto random_float = [&rng] {
+    const float mantissa = static_cast<float>(1.0 + rng.uniform());
+    const int exponent = static_cast<int>(rng.below(276)) - 149;  // 2^-149 (subnormal) to 2^126
+    const float v = std::ldexp(mantissa, exponent);
+    return rng.below(2) == 0 ? v : -v;
+  };
+  std::size_t differ = 0, exact_products = 0;
+  for (int trial = 0; trial < 200000; ++trial) {
+    const double a = random_float(), b = random_float();
+    const double c = trial % 4 == 0 ? 0.0 : std::ldexp(rng.uniform() - 0.5, static_cast<int>(rng.below(600)) - 300);
+    volatile double product = a * b;  // rounded on its own (volatile: no contraction into an FMA)
+    const double twice = product + c, once = elementwise::multiply_add(a, b, c);
+    if (std::fma(a, b, -product) == 0.0) ++exact_products;  // nothing of a * b was rounded off
+    if (std::memcmp(&twice, &once, sizeof twice) != 0) ++differ;
+  }
+  CHECK(exact_products == 200000);
+  CHECK(differ == 0);
+  // It is not so for a product that double cannot hold: (1 + 2^-30)^2 = 1 + 2^-29 + 2^-60.
+  const double a = 1.0 + std::ldexp(1.0, -30), c = -(1.0 + std::ldexp(1.0, -29));
+  volatile double product = a * a;
+  CHECK(product + c == 0.0);
+  CHECK(elementwise::multiply_add(a, a, c) == std::ldexp(1.0, -60));
+}
+
+TEST_CASE("the weight gradient leaves out the taps' bounds checks exactly where every tap is inside",
+          "[conv][wgrad]") {
+  // The paper's four convolutions (each conv view: deconv2's src is its 28x28 output, whose last
+  // row and column no tap reaches).
+  for (const ConvGeometry& g : paper_convs(100)) {
+    INFO(describe(g));
+    CHECK(weight_grad_taps_inside(conv_shape(g)));
+  }
+  // Random shapes, padded or not: the test agrees with the taps, tap by tap; and the unchecked
+  // sums equal the checked ones bit for bit where it holds.
+  SplitMix64 rng(1207);
+  int inside = 0, outside = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    ConvGeometry g = random_conv_geometry(rng, trial % 2 == 1);
+    if (trial % 3 == 0) {  // unpadded, where the shape still has an output
+      ConvGeometry unpadded = g;
+      unpadded.padding = 0;
+      if (unpadded.out_h() > 0 && unpadded.out_w() > 0 &&
+          (g.transposed || (g.in_h >= g.kernel && g.in_w >= g.kernel)))
+        g = unpadded;
+    }
+    const ConvShape s = conv_shape(g);
+    INFO(describe(g));
+    REQUIRE(weight_grad_taps_inside(s) == every_tap_inside(s));
+    (weight_grad_taps_inside(s) ? inside : outside)++;
+    if (!weight_grad_taps_inside(s) || trial % 8 != 0) continue;
+    const std::vector<float> src = random_floats(static_cast<std::size_t>(s.n) * s.c * s.src_h * s.src_w, trial),
+                             ddst = random_floats(static_cast<std::size_t>(s.n) * s.k * s.dst_h * s.dst_w, trial + 1);
+    const int count = std::min(s.k, kWeightGradSlices(s.kernel));
+    const std::size_t sums = static_cast<std::size_t>(kWeightGradSlices(s.kernel)) * (s.kernel * s.kernel + 1);
+    std::vector<double> checked(sums, 0.0), unchecked(sums, 0.0);
+    REQUIRE(with_kernel_size(s.kernel, [&](auto ks) {
+      sum_slice_group_as<decltype(ks)::value, true, false>(s, 0, count, 0, 0, s.n, src.data(), ddst.data(),
+                                                           checked.data());
+      sum_slice_group_as<decltype(ks)::value, true, true>(s, 0, count, 0, 0, s.n, src.data(), ddst.data(),
+                                                          unchecked.data());
+    }));
+    CHECK(std::memcmp(checked.data(), unchecked.data(), sums * sizeof(double)) == 0);
+  }
+  CHECK(inside > 20);  // both kinds were seen
+  CHECK(outside > 20);
 }
 
 TEST_CASE("a weight-gradient thread's position walk gives the positions that division gives", "[conv][wgrad]") {

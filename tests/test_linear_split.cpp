@@ -28,8 +28,8 @@ std::vector<double> uniform_values(std::size_t n, double bound, std::uint64_t se
 TEST_CASE("the split-K Linear's multiply-add rounds once, as the GPU's FMA", "[linear][split]") {
   // (1 + 2^-12)^2 - (1 + 2^-11) = 2^-24 exactly; a product rounded first to float loses it.
   const float a = 1.0f + std::ldexp(1.0f, -12), c = -(1.0f + std::ldexp(1.0f, -11));
-  CHECK(multiply_add(a, a, c) == std::ldexp(1.0f, -24));
-  CHECK(multiply_add(2.0, 3.0, 1.0) == 7.0);
+  CHECK(elementwise::multiply_add(a, a, c) == std::ldexp(1.0f, -24));
+  CHECK(elementwise::multiply_add(2.0, 3.0, 1.0) == 7.0);
 }
 
 TEST_CASE("the split-K Linear's cut covers the summed dimension once, in whole stages", "[linear][split]") {
