@@ -4,6 +4,8 @@
 // direct_conv_block (FP32 sums, then the bias) and written with the epilogue.
 #include "cuda/direct_conv.h"
 
+#include <algorithm>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -19,7 +21,8 @@ namespace {
 // output channels an item): Forward: in = src (N,C,Hs,Ws) -> out = dst (N,K,Hd,Wd), bias (K) or
 // null; BackwardData: in = ddst (N,K,Hd,Wd) -> out = dsrc (N,C,Hs,Ws), bias (C) or null. w
 // (K,C,KS,KS). Then the epilogue (direct_conv.h) with elementwise.h's relu and relu_grad.
-template <int KS, DirectPass P, int OB>
+// kInside (Forward only): conv_taps_inside(s), the taps' bounds checks left out.
+template <int KS, DirectPass P, int OB, bool kInside>
 __global__ void __launch_bounds__(kThreads)
     direct_conv_kernel(ConvShape s, std::size_t items, const float* __restrict__ in, const float* __restrict__ w,
                        const float* __restrict__ bias, float* __restrict__ out, DirectEpilogue epilogue) {
@@ -27,10 +30,9 @@ __global__ void __launch_bounds__(kThreads)
   for (std::size_t e = global_index(); e < items; e += global_stride()) {
     const DirectItem item = direct_conv_item<P>(s, OB, static_cast<unsigned>(e));
     float v[OB];
-    direct_conv_block<KS, P, OB, float>(s, item, in, w, bias, v);
+    direct_conv_block<KS, P, OB, float, kInside>(s, item, in, w, bias, v);
 #pragma unroll
-    for (int o = 0; o < OB; ++o) {
-      if (o >= item.count) break;
+    for (int o = 0; o < OB; ++o) {  // every block full (direct_conv_block_fits, checked at launch)
       const std::size_t i = direct_conv_index<P>(s, item, o);
       out[i] = v[o];
       if (epilogue.relu_out != nullptr) epilogue.relu_out[i] = elementwise::relu(v[o]);
@@ -52,7 +54,7 @@ template <class F> bool with_channel_block(int block, F&& f) {
 }
 
 // Pass P after its checks: shape supported (its kernel size too), pointers non-null, a channel
-// block compiled (0: direct_conv_channel_block's).
+// block compiled (0: direct_conv_channel_block's) that divides the output channels.
 template <DirectPass P>
 void launch_pass(const Context& c, const char* name, const ConvShape& s, const float* in, const float* w,
                  const float* bias, float* out, const DirectEpilogue& epilogue, int channel_block) {
@@ -64,14 +66,24 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
   if ((epilogue.relu_dx == nullptr) != (epilogue.relu_y == nullptr))
     throw std::invalid_argument(std::string(name) + ": a ReLU gradient needs both the ReLU's output and its target");
   const int block = channel_block == 0 ? direct_conv_channel_block(s, P) : channel_block;
+  const bool compiled_block = std::find(std::begin(kDirectConvChannelBlocks), std::end(kDirectConvChannelBlocks),
+                                         block) != std::end(kDirectConvChannelBlocks);
+  if (compiled_block && !direct_conv_block_fits(s, P, block))
+    throw std::invalid_argument(std::string(name) + ": a channel block of " + std::to_string(block) +
+                                " does not divide the " + std::to_string(direct_conv_output(s, P).channels) +
+                                " output channels");
   bool compiled = false;
   const bool known_block = with_channel_block(block, [&](auto ob) {
     constexpr int kOB = decltype(ob)::value;
     const std::size_t items = direct_conv_items(s, P, kOB);
     const int blocks = c.grid_for(items, kThreads);
     compiled = with_kernel_size(s.kernel, [&](auto ks) {
-      launch(c, direct_conv_kernel<decltype(ks)::value, P, kOB>, blocks, kThreads, 0, s, items, in, w, bias, out,
-          epilogue);
+      constexpr int kKS = decltype(ks)::value;
+      // The forward without its taps' checks where none would skip a tap (the same bits).
+      const auto kernel = P == DirectPass::Forward && conv_taps_inside(s)
+                              ? direct_conv_kernel<kKS, P, kOB, P == DirectPass::Forward>
+                              : direct_conv_kernel<kKS, P, kOB, false>;
+      launch(c, kernel, blocks, kThreads, 0, s, items, in, w, bias, out, epilogue);
     });
   });
   if (!known_block)

@@ -25,7 +25,8 @@ struct DirectEpilogue {
 // (K,C,k,k) filter w, + bias[c] when bias is non-null, and the epilogue's tensors (same shape).
 // Enqueued on the context's stream; std::invalid_argument for an unsupported shape.
 // channel_block: the output channels a thread computes (kDirectConvChannelBlocks, models/
-// conv_direct.h); 0, direct_conv_channel_block's choice for the shape. The tests take each.
+// conv_direct.h), one that divides the output channels; 0, direct_conv_channel_block's choice for
+// the shape. The tests take each.
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
                                  const float* bias, float* dsrc, const DirectEpilogue& epilogue = {},
                                  int channel_block = 0);

@@ -44,7 +44,7 @@ __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int fir
 // groups) when groups > 1), in the same order as the taps' sums; bias_of_src true (a
 // ConvTranspose2d, src = dy), db (C) by the C rows after them (sum_channel_planes, the
 // partition's image groups, the bias partials (C, groups) and counters after the slice groups').
-// kInside: weight_grad_taps_inside(s), so the taps need no bounds checks.
+// kInside: conv_taps_inside(s), so the taps need no bounds checks.
 template <int KS, bool kInside>
 __global__ void __launch_bounds__(kThreads)
     direct_weight_grad_kernel(ConvShape s, int per_group, int groups, int weight_rows, const float* src,
@@ -134,7 +134,7 @@ void launch_for(const Context& c, const ConvShape& s, const float* src, const fl
   static_assert(65535 <= Context::kReduceCounters, "a counter for each row of blocks");
   // The bias partials (K or C, groups) follow the weights' (K*C*KS*KS, groups) in the workspace.
   double* bias_partials = partials != nullptr ? partials + weight_count(s) * part.groups : nullptr;
-  const auto kernel = weight_grad_taps_inside(s) ? direct_weight_grad_kernel<KS, true> : direct_weight_grad_kernel<KS, false>;
+  const auto kernel = conv_taps_inside(s) ? direct_weight_grad_kernel<KS, true> : direct_weight_grad_kernel<KS, false>;
   launch(c, kernel, grid, kThreads, 0, s, part.per_group, part.groups, weight_rows, src, ddst, dw, db, bias_of_src,
       partials, bias_partials, c.reduce_counters());
 }

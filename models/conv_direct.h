@@ -14,37 +14,40 @@
 
 namespace fmnist {
 
-// Whether the direct passes handle `s`: a valid shape (conv_shape.h) whose counts fit an int.
+// Whether the direct passes handle `s`: a valid shape (conv_shape.h) whose counts (src, dst and the
+// filter) fit an int.
 inline bool direct_conv_supported(const ConvShape& s) {
   if (!direct_conv_shape_valid(s)) return false;
   const long long src = static_cast<long long>(s.n) * s.c * s.src_h * s.src_w;
   const long long dst = static_cast<long long>(s.n) * s.k * s.dst_h * s.dst_w;
-  return src <= INT_MAX && dst <= INT_MAX;
+  const long long filter = static_cast<long long>(s.k) * s.c * s.kernel * s.kernel;
+  return src <= INT_MAX && dst <= INT_MAX && filter <= INT_MAX;
 }
 
 // The sums, over `planes` planes of `in` (the next plane in_step further) and their filter taps
 // (w_step further), then r and q < KS (in that order), of in[row[r] + col[q]] * taps[o * out_step +
-// r * KS + q] for each of `count` (<= OB) outputs o, accumulated in acc[o] (Acc); a tap whose row[r]
-// or col[q] is -1 is skipped. Each output gets the same terms in the same order whatever OB is: a
-// GPU thread that computes OB outputs loads each `in` value once for all of them and gives the
-// bits of OB threads computing one each. The two passes below differ only in how they fill row and
-// col, once per element; the taps are unrolled in device code.
-template <int KS, int OB, class T, class Acc>
+// r * KS + q] for each of the OB outputs o, accumulated in acc[o] (Acc); a tap whose row[r] or col[q]
+// is -1 is skipped. Each output gets the same terms in the same order whatever OB is: a GPU thread
+// that computes OB outputs loads each `in` value once for all of them and gives the bits of OB
+// threads computing one each. The two passes below differ only in how they fill row and col, once
+// per element; the taps are unrolled in device code. The filter's offsets are ints
+// (direct_conv_supported), and every block holds OB channels (direct_conv_block_fits), so the
+// loop tests nothing an output. kInside: no tap is -1 (conv_taps_inside), so none is tested.
+template <int KS, int OB, bool kInside, class T, class Acc>
 FMNIST_HD void sum_over_taps(const int (&row)[KS], const int (&col)[KS], int planes, const T* in, long long in_step,
-                             const T* taps, long long w_step, long long out_step, int count, Acc (&acc)[OB]) {
+                             const T* taps, int w_step, int out_step, Acc (&acc)[OB]) {
   FMNIST_UNROLL
   for (int o = 0; o < OB; ++o) acc[o] = Acc(0);
   for (int p = 0; p < planes; ++p, in += in_step, taps += w_step) {
     FMNIST_UNROLL
     for (int r = 0; r < KS; ++r) {
-      if (row[r] < 0) continue;
+      if (!kInside && row[r] < 0) continue;
       FMNIST_UNROLL
       for (int q = 0; q < KS; ++q) {
-        if (col[q] < 0) continue;
+        if (!kInside && col[q] < 0) continue;
         const Acc v = static_cast<Acc>(in[row[r] + col[q]]);
         FMNIST_UNROLL
-        for (int o = 0; o < OB; ++o)
-          if (o < count) acc[o] += v * static_cast<Acc>(taps[o * out_step + r * KS + q]);
+        for (int o = 0; o < OB; ++o) acc[o] += v * static_cast<Acc>(taps[o * out_step + r * KS + q]);
       }
     }
   }
@@ -62,19 +65,20 @@ FMNIST_HD void forward_taps(const ConvShape& s, int i, int j, int (&row)[KS], in
   }
 }
 
-// dst[n][k][i][j] for k = k0 .. k0 + count - 1 (count <= OB) in acc[k - k0]: the sum over c < C,
+// dst[n][k][i][j] for k = k0 .. k0 + OB - 1 in acc[k - k0]: the sum over c < C,
 // then r and q < KS (in that order) of
 //   src[n][c][i * stride - padding + r][j * stride - padding + q] * w[k][c][r][q]
-// over the taps inside src, accumulated in Acc.
-template <int KS, int OB, class T, class Acc>
-FMNIST_HD void forward_block_at(const ConvShape& s, int n, int k0, int count, int i, int j, const T* src, const T* w,
+// over the taps inside src, accumulated in Acc. kInside: conv_taps_inside(s) (the taps' checks left
+// out; the same terms).
+template <int KS, int OB, bool kInside, class T, class Acc>
+FMNIST_HD void forward_block_at(const ConvShape& s, int n, int k0, int i, int j, const T* src, const T* w,
                                 Acc (&acc)[OB]) {
   int row[KS], col[KS];
   forward_taps<KS>(s, i, j, row, col);
   const long long plane = static_cast<long long>(s.src_h) * s.src_w;
-  const long long slice = static_cast<long long>(s.c) * (KS * KS);  // w[k][0] to w[k+1][0]
-  sum_over_taps<KS, OB, T, Acc>(row, col, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
-                                w + static_cast<long long>(k0) * slice, KS * KS, slice, count, acc);
+  const int slice = s.c * (KS * KS);  // w[k][0] to w[k+1][0]
+  sum_over_taps<KS, OB, kInside, T, Acc>(row, col, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
+                                w + static_cast<long long>(k0) * slice, KS * KS, slice, acc);
 }
 
 // The backward-data's taps at src element (y, x): tap r's row offset in a ddst plane, tap q's
@@ -91,22 +95,22 @@ FMNIST_HD void backward_data_taps(const ConvShape& s, int y, int x, int (&row)[K
   }
 }
 
-// dsrc[n][c][y][x] for c = c0 .. c0 + count - 1 (count <= OB) in acc[c - c0]: the sum over k < K,
+// dsrc[n][c][y][x] for c = c0 .. c0 + OB - 1 in acc[c - c0]: the sum over k < K,
 // then r and q < KS (in that order) with y + padding - r = i * stride and x + padding - q =
 // j * stride, 0 <= i < Hd, 0 <= j < Wd, of
 //   ddst[n][k][i][j] * w[k][c][r][q]
 // accumulated in Acc (rows and columns of src that no tap reaches, such as ConvTranspose2d's
 // output_padding, get 0).
 template <int KS, int OB, class T, class Acc>
-FMNIST_HD void backward_data_block_at(const ConvShape& s, int n, int c0, int count, int y, int x, const T* ddst,
+FMNIST_HD void backward_data_block_at(const ConvShape& s, int n, int c0, int y, int x, const T* ddst,
                                       const T* w, Acc (&acc)[OB]) {
   int row[KS], col[KS];
   backward_data_taps<KS>(s, y, x, row, col);
   const long long plane = static_cast<long long>(s.dst_h) * s.dst_w;
-  sum_over_taps<KS, OB, T, Acc>(row, col, s.k, ddst + static_cast<long long>(n) * s.k * plane, plane,
+  sum_over_taps<KS, OB, false, T, Acc>(row, col, s.k, ddst + static_cast<long long>(n) * s.k * plane, plane,
                                 w + static_cast<long long>(c0) * (KS * KS),
-                                static_cast<long long>(s.c) * (KS * KS),  // w[k][c] to w[k+1][c]
-                                KS * KS, count, acc);                     // w[k][c] to w[k][c+1]
+                                s.c * (KS * KS),  // w[k][c] to w[k+1][c]
+                                KS * KS, acc);    // w[k][c] to w[k][c+1]
 }
 
 // The two passes, by the tensor they write: Forward dst (N,K,Hd,Wd) from src, BackwardData
@@ -128,14 +132,20 @@ inline std::size_t direct_conv_outputs(const ConvShape& s, DirectPass pass) {
   return static_cast<std::size_t>(s.n) * out.channels * out.height * out.width;
 }
 
-// A direct kernel thread's work: output channels ch0 .. ch0 + count - 1 of pass P's output (K of
-// them for Forward, C for BackwardData) for one image, at one pixel (y, x) of its output plane.
+// A direct kernel thread's work: output channels ch0 .. ch0 + OB - 1 of pass P's output (K of them
+// for Forward, C for BackwardData) for one image, at one pixel (y, x) of its output plane.
 struct DirectItem {
-  int image = 0, ch0 = 0, count = 0, y = 0, x = 0;
+  int image = 0, ch0 = 0, y = 0, x = 0;
 };
 
-// The channels a thread of the direct kernels computes at one pixel: 16 or 4 where the pass has
-// that many output channels and enough outputs that the threads still number
+// Whether channel blocks of `block` fit pass P's output channels whole (every block full): the
+// only blocks the kernels take, so that none of their loops asks how many channels a block has.
+inline bool direct_conv_block_fits(const ConvShape& s, DirectPass pass, int block) {
+  return block >= 1 && direct_conv_output(s, pass).channels % block == 0;
+}
+
+// The channels a thread of the direct kernels computes at one pixel: 16 or 4 where the pass's
+// output channels are a multiple of it and the outputs enough that the threads still number
 // kDirectConvThreadsTarget (about 15 warps on each of an H100's SMs), else 1. A thread then loads
 // each input value once for all of them (and each filter tap once for the warp); the bits do
 // not depend on it (sum_over_taps), only how the work is split.
@@ -145,20 +155,20 @@ inline int direct_conv_channel_block(const ConvShape& s, DirectPass pass) {
   const int channels = direct_conv_output(s, pass).channels;
   const long long outputs = static_cast<long long>(direct_conv_outputs(s, pass));
   for (const int block : kDirectConvChannelBlocks)
-    if (block == 1 || (channels >= block && outputs / block >= kDirectConvThreadsTarget)) return block;
+    if (block == 1 || (channels % block == 0 && outputs / block >= kDirectConvThreadsTarget)) return block;
   return 1;
 }
 
-// How many items pass P has with channel blocks of `block`: per image, per block of output
-// channels (the last one may be short), per pixel of the output plane.
+// How many items pass P has with channel blocks of `block` (direct_conv_block_fits): per image, per
+// block of output channels, per pixel of the output plane.
 inline std::size_t direct_conv_items(const ConvShape& s, DirectPass pass, int block) {
   const DirectOutput out = direct_conv_output(s, pass);
   const std::size_t channels = static_cast<std::size_t>(out.channels);
   const std::size_t pixels = static_cast<std::size_t>(out.height) * out.width;
-  return static_cast<std::size_t>(s.n) * ((channels + block - 1) / block) * pixels;
+  return static_cast<std::size_t>(s.n) * (channels / block) * pixels;
 }
 
-// Item `index` (< direct_conv_items(s, P, block)), in this order: image by image, channel block by
+// Item `index` (< direct_conv_items(s, P, block), a block that fits), in this order: image by image, channel block by
 // channel block, then the pixels of the output plane row by row; but for BackwardData at a stride
 // above 1, class by class of (y mod stride, x mod stride) (the classes row by row, each class's
 // pixels row by row), so that neighbouring threads share which taps reach their pixel
@@ -168,14 +178,12 @@ template <DirectPass P>
 FMNIST_HD DirectItem direct_conv_item(const ConvShape& s, int block, unsigned index) {
   const DirectOutput out = direct_conv_output(s, P);
   const unsigned width = out.width, height = out.height, channels = out.channels;
-  const unsigned blocks = (channels + block - 1) / block, pixels = width * height;
+  const unsigned blocks = channels / block, pixels = width * height;
   unsigned pixel = index % pixels;
   const unsigned rest = index / pixels;
   DirectItem item;
   item.ch0 = static_cast<int>(rest % blocks) * block;
   item.image = static_cast<int>(rest / blocks);
-  const int left = static_cast<int>(channels) - item.ch0;
-  item.count = left < block ? left : block;
   if (P == DirectPass::Forward || s.stride == 1) {
     item.y = static_cast<int>(pixel / width);
     item.x = static_cast<int>(pixel % width);
@@ -206,20 +214,21 @@ FMNIST_HD std::size_t direct_conv_index(const ConvShape& s, const DirectItem& it
   return (plane * height + item.y) * width + item.x;
 }
 
-// Pass P's outputs of `item` (count <= OB of them) from `in` (src for Forward, ddst for
-// BackwardData) and the filter w, in v[0, count): forward_block_at or backward_data_block_at in T,
-// + bias[channel] when bias is non-null (added after the sum, as the CPU reference adds it).
-template <int KS, DirectPass P, int OB, class T>
+// Pass P's OB outputs of `item` from `in` (src for Forward, ddst for BackwardData) and the filter
+// w, in v: forward_block_at or backward_data_block_at in T, + bias[channel] when bias is non-null
+// (added after the sum, as the CPU reference adds it). kInside (Forward only): conv_taps_inside(s),
+// the taps unchecked; the same bits.
+template <int KS, DirectPass P, int OB, class T, bool kInside = false>
 FMNIST_HD void direct_conv_block(const ConvShape& s, const DirectItem& item, const T* in, const T* w, const T* bias,
                                  T (&v)[OB]) {
+  static_assert(!kInside || P == DirectPass::Forward, "the backward-data's taps are always checked");
   if constexpr (P == DirectPass::Forward)
-    forward_block_at<KS, OB, T, T>(s, item.image, item.ch0, item.count, item.y, item.x, in, w, v);
+    forward_block_at<KS, OB, kInside, T, T>(s, item.image, item.ch0, item.y, item.x, in, w, v);
   else
-    backward_data_block_at<KS, OB, T, T>(s, item.image, item.ch0, item.count, item.y, item.x, in, w, v);
+    backward_data_block_at<KS, OB, T, T>(s, item.image, item.ch0, item.y, item.x, in, w, v);
   if (bias != nullptr) {
     FMNIST_UNROLL
-    for (int o = 0; o < OB; ++o)
-      if (o < item.count) v[o] += bias[item.ch0 + o];
+    for (int o = 0; o < OB; ++o) v[o] += bias[item.ch0 + o];
   }
 }
 
@@ -236,7 +245,6 @@ FMNIST_HD T direct_conv_element(const ConvShape& s, std::size_t e, const T* in, 
   item.y = static_cast<int>(row % height);
   item.ch0 = static_cast<int>(plane % channels);
   item.image = static_cast<int>(plane / channels);
-  item.count = 1;
   T v[1];
   direct_conv_block<KS, P, 1, T>(s, item, in, w, bias, v);
   return v[0];

@@ -45,6 +45,16 @@ inline bool direct_conv_shape_valid(const ConvShape& s) {
          s.kernel >= 1 && s.kernel <= kDirectConvMaxKernel && s.stride >= 1 && s.padding >= 0;
 }
 
+// Whether every tap of every output position of `s` lies inside src: no padding, and the last
+// row's and column's taps end inside it (all four of the paper's convolutions). The taps' bounds
+// checks then skip nothing, and the direct kernels that read src at the taps (the weight gradient,
+// the forward) leave them out: the same terms in the same order, 4 integer instructions and a
+// branch fewer a tap.
+inline bool conv_taps_inside(const ConvShape& s) {
+  return s.padding == 0 && static_cast<long long>(s.dst_h - 1) * s.stride + s.kernel <= s.src_h &&
+         static_cast<long long>(s.dst_w - 1) * s.stride + s.kernel <= s.src_w;
+}
+
 // f(std::integral_constant<int, KS>{}) with KS = kernel, for the kernel sizes the direct kernels
 // are compiled for (1 to kDirectConvMaxKernel); false, f not called, for any other size. The one
 // switch from a runtime kernel size to the templates (GPU launches, their CPU checks).

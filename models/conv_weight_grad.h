@@ -133,20 +133,11 @@ struct PositionWalk {
   int h_, w_, step_image_ = 0, step_i_ = 0, step_j_ = 0;
 };
 
-// Whether every tap of every output position of `s` lies inside src: no padding, and the last
-// row's and column's taps end inside it (the paper's four convolutions). The taps' bounds checks
-// then skip nothing, and the GPU kernel leaves them out (accumulate_weight_grad_taps's kInside):
-// the same terms in the same order, 4 integer instructions and a branch fewer a tap.
-inline bool weight_grad_taps_inside(const ConvShape& s) {
-  return s.padding == 0 && static_cast<long long>(s.dst_h - 1) * s.stride + s.kernel <= s.src_h &&
-         static_cast<long long>(s.dst_w - 1) * s.stride + s.kernel <= s.src_w;
-}
-
 // For the `count` (<= SLICES) slices (k0 + b, c):
 //   acc[b*KS*KS + r*KS + q] += ddst[n][k0 + b][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
-// for every tap inside src (kInside: the caller knows every tap is, weight_grad_taps_inside). The
-// product of two floats is exact in Acc (double), so one multiply_add gives the bits of a multiply
-// then an add, in one FP64 instruction instead of two. Each accumulator gets the same terms in the
+// for every tap inside src (kInside: the caller knows every tap is, conv_taps_inside, and the
+// checks are left out). The product of two floats is exact in Acc (double), so one multiply_add
+// gives the bits of a multiply then an add, in one FP64 instruction instead of two. Each accumulator gets the same terms in the
 // same order whatever SLICES is. With kBiasToo, also
 //   acc[SLICES*KS*KS + b] += ddst[n][k0 + b][i][j]
 // which, summed over every (n, i, j), is a Conv2d's bias gradient db[k0 + b] (ddst = dy); the GPU

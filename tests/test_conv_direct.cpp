@@ -83,11 +83,16 @@ TEST_CASE("direct forward and backward-data math equal the CPU reference at rand
 
 // Pass P item by item with channel blocks of OB (direct_conv_item, direct_conv_block), as the
 // GPU kernel computes them: every output written exactly once, with the bits of
-// direct_conv_element. For BackwardData at a stride above 1, the items of one image's channel
-// block go class by class of (y mod stride, x mod stride).
+// direct_conv_element; for Forward where every tap is inside src, also without the taps' checks
+// (kInside, as the kernel then runs). For BackwardData at a stride above 1, the items of one
+// image's channel block go class by class of (y mod stride, x mod stride). Blocks that do not
+// divide the output channels are not taken (direct_conv_block_fits).
 template <DirectPass P, int OB>
 void check_items(const ConvShape& s, const float* in, const float* w, const float* bias, const std::string& what) {
   INFO(what << ", channel block " << OB);
+  if (!direct_conv_block_fits(s, P, OB)) return;
+  constexpr bool kForward = P == DirectPass::Forward;
+  const bool inside = kForward && conv_taps_inside(s);
   const std::vector<float> exact = direct_pass<P>(s, in, w, bias);
   std::vector<float> out(exact.size(), 0.0f);
   std::vector<int> writes(exact.size(), 0);
@@ -102,9 +107,12 @@ void check_items(const ConvShape& s, const float* in, const float* w, const floa
       const DirectItem item = direct_conv_item<P>(s, OB, static_cast<unsigned>(e));
       float v[OB];
       direct_conv_block<decltype(ks)::value, P, OB, float>(s, item, in, w, bias, v);
-      REQUIRE(item.count >= 1);
-      REQUIRE(item.count <= OB);
-      for (int o = 0; o < item.count; ++o) {
+      if (inside) {  // the kernel's unchecked taps: the same bits
+        float unchecked[OB];
+        direct_conv_block<decltype(ks)::value, P, OB, float, kForward>(s, item, in, w, bias, unchecked);
+        REQUIRE(std::memcmp(unchecked, v, sizeof v) == 0);
+      }
+      for (int o = 0; o < OB; ++o) {
         const std::size_t i = direct_conv_index<P>(s, item, o);
         REQUIRE(i < out.size());
         out[i] = v[o];
@@ -152,6 +160,14 @@ TEST_CASE("direct kernels' items: each output once, the bits of one element at a
   std::vector<ConvGeometry> shapes = paper_convs(3);
   SplitMix64 rng(1207);
   for (int trial = 0; trial < 30; ++trial) shapes.push_back(random_conv_geometry(rng, trial % 2 == 1));
+  // Channels that 4 and 16 divide, padded and not (random shapes have at most 4 channels).
+  shapes.push_back(conv_geometry(2, 8, 9, 9, 16, 3, 1));
+  shapes.push_back(conv_geometry(2, 16, 7, 8, 32, 2, 2));
+  shapes.back().padding = 1;
+  ConvGeometry transposed = conv_geometry(2, 32, 4, 4, 16, 4, 2);
+  transposed.transposed = true;
+  transposed.output_padding = 1;
+  shapes.push_back(transposed);
   std::uint64_t seed = 700;
   for (const ConvGeometry& g : shapes) {
     check_items_both_passes<16>(g, seed);
@@ -175,6 +191,12 @@ TEST_CASE("direct kernels' channel block: 16 or 4 where the outputs keep enough 
   CHECK(direct_conv_channel_block(deconv2, DirectPass::Forward) == 4);       // its dx, 16x13x13
   // A small batch keeps one channel a thread: the threads would not fill the card otherwise.
   CHECK(direct_conv_channel_block(conv_shape(paper_conv1(2)), DirectPass::Forward) == 1);
+  // Only blocks that divide the channels: every block full, none of the kernels' loops asks.
+  CHECK(direct_conv_channel_block(conv_shape(conv_geometry(100, 1, 28, 28, 20, 3)), DirectPass::Forward) == 4);
+  CHECK(direct_conv_channel_block(conv_shape(conv_geometry(100, 1, 28, 28, 18, 3)), DirectPass::Forward) == 1);
+  CHECK(direct_conv_block_fits(conv1, DirectPass::Forward, 16));
+  CHECK_FALSE(direct_conv_block_fits(conv_shape(conv_geometry(100, 1, 28, 28, 20, 3)), DirectPass::Forward, 16));
+  CHECK_FALSE(direct_conv_block_fits(deconv2, DirectPass::BackwardData, 4));  // one channel
 }
 
 TEST_CASE("direct backward-data: ConvTranspose2d's output_padding row and column get the bias alone",

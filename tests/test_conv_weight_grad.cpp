@@ -32,11 +32,11 @@ void sum_slice_group_as(const ConvShape& s, int k0, int count, int c, int first,
         accumulate_weight_grad_taps<KS, kWeightGradSlices(KS), kBiasToo, kInside>(s, n, k0, count, c, i, j, src,
                                                                                 ddst, acc);
 }
-// The same, with or without the checks as the kernel chooses (weight_grad_taps_inside).
+// The same, with or without the checks as the kernel chooses (conv_taps_inside).
 template <int KS, bool kBiasToo>
 void sum_slice_group(const ConvShape& s, int k0, int count, int c, int first, int end, const float* src,
                      const float* ddst, double* acc) {
-  if (weight_grad_taps_inside(s))
+  if (conv_taps_inside(s))
     sum_slice_group_as<KS, kBiasToo, true>(s, k0, count, c, first, end, src, ddst, acc);
   else
     sum_slice_group_as<KS, kBiasToo, false>(s, k0, count, c, first, end, src, ddst, acc);
@@ -235,7 +235,7 @@ TEST_CASE("the weight gradient leaves out the taps' bounds checks exactly where 
   // row and column no tap reaches).
   for (const ConvGeometry& g : paper_convs(100)) {
     INFO(describe(g));
-    CHECK(weight_grad_taps_inside(conv_shape(g)));
+    CHECK(conv_taps_inside(conv_shape(g)));
   }
   // Random shapes, padded or not: the test agrees with the taps, tap by tap; and the unchecked
   // sums equal the checked ones bit for bit where it holds.
@@ -252,9 +252,9 @@ TEST_CASE("the weight gradient leaves out the taps' bounds checks exactly where 
     }
     const ConvShape s = conv_shape(g);
     INFO(describe(g));
-    REQUIRE(weight_grad_taps_inside(s) == every_tap_inside(s));
-    (weight_grad_taps_inside(s) ? inside : outside)++;
-    if (!weight_grad_taps_inside(s) || trial % 8 != 0) continue;
+    REQUIRE(conv_taps_inside(s) == every_tap_inside(s));
+    (conv_taps_inside(s) ? inside : outside)++;
+    if (!conv_taps_inside(s) || trial % 8 != 0) continue;
     const std::vector<float> src = random_floats(static_cast<std::size_t>(s.n) * s.c * s.src_h * s.src_w, trial),
                              ddst = random_floats(static_cast<std::size_t>(s.n) * s.k * s.dst_h * s.dst_w, trial + 1);
     const int count = std::min(s.k, kWeightGradSlices(s.kernel));

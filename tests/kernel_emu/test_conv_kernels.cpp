@@ -169,47 +169,60 @@ TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilo
     const ConvShape s = conv_shape(g);
     REQUIRE(direct_conv_supported(s));
     const Reference r = cpu_reference(g, 53);
-    // The shape's own channel block (0), then each one the kernels are compiled for: the bits are
-    // the host's every time. At batch 100 the paper's layers take 16, 4 and 1 of their own accord.
+    // The shape's own channel block (0), then each one the kernels are compiled for that divides
+    // the pass's output channels: the bits are the host's every time. At batch 100 the paper's
+    // layers take 16, 4 and 1 of their own accord.
     std::vector<int> blocks{0};
     if (g.batch < 100) blocks.insert(blocks.end(), std::begin(kDirectConvChannelBlocks), std::end(kDirectConvChannelBlocks));
+    const DirectPass layer_forward = g.transposed ? DirectPass::BackwardData : DirectPass::Forward;
+    const DirectPass layer_backward = g.transposed ? DirectPass::Forward : DirectPass::BackwardData;
     for (const int block : blocks) {
       const std::string name = describe(g) + ", channel block " + std::to_string(block);
-      // The layer's forward: Conv2d's is the conv's forward, ConvTranspose2d's its backward-data.
-      auto y = poisoned<float>(g.out_count()), y_relu = poisoned<float>(g.out_count());
       std::vector<float> exact;
-      if (!g.transposed) {
-        cuda::launch_direct_forward(c, s, r.x.data(), r.w.data(), r.b.data(), y.data(),
-                                    cuda::DirectEpilogue{y_relu.data()}, block);
-        exact = direct_on_host<DirectPass::Forward>(s, r.x.data(), r.w.data(), r.b.data());
-      } else {
-        cuda::launch_direct_backward_data(c, s, r.x.data(), r.w.data(), r.b.data(), y.data(),
-                                          cuda::DirectEpilogue{y_relu.data()}, block);
-        exact = direct_on_host<DirectPass::BackwardData>(s, r.x.data(), r.w.data(), r.b.data());
+      if (block == 0 || direct_conv_block_fits(s, layer_forward, block)) {
+        // The layer's forward: Conv2d's is the conv's forward, ConvTranspose2d's its backward-data.
+        auto y = poisoned<float>(g.out_count()), y_relu = poisoned<float>(g.out_count());
+        if (!g.transposed) {
+          cuda::launch_direct_forward(c, s, r.x.data(), r.w.data(), r.b.data(), y.data(),
+                                      cuda::DirectEpilogue{y_relu.data()}, block);
+          exact = direct_on_host<DirectPass::Forward>(s, r.x.data(), r.w.data(), r.b.data());
+        } else {
+          cuda::launch_direct_backward_data(c, s, r.x.data(), r.w.data(), r.b.data(), y.data(),
+                                            cuda::DirectEpilogue{y_relu.data()}, block);
+          exact = direct_on_host<DirectPass::BackwardData>(s, r.x.data(), r.w.data(), r.b.data());
+        }
+        compare_exact(name + " direct forward, every element as on the host", y, exact);
+        compare(name + " direct forward against the CPU", y, r.y, kForward);
+        compare(name + " direct forward's ReLU against the CPU", y_relu, r.y_relu, kForward);
       }
-      compare_exact(name + " direct forward, every element as on the host", y, exact);
-      compare(name + " direct forward against the CPU", y, r.y, kForward);
-      compare(name + " direct forward's ReLU against the CPU", y_relu, r.y_relu, kForward);
-
-      // The layer's input gradient, and through the ReLU that made x: the other pass.
-      auto dx = poisoned<float>(g.in_count()), dx_relu = poisoned<float>(g.in_count());
-      const cuda::DirectEpilogue through_relu{nullptr, r.x.data(), dx_relu.data()};
-      if (!g.transposed) {
-        cuda::launch_direct_backward_data(c, s, r.dy.data(), r.w.data(), nullptr, dx.data(), through_relu, block);
-        exact = direct_on_host<DirectPass::BackwardData>(s, r.dy.data(), r.w.data(), nullptr);
-      } else {
-        cuda::launch_direct_forward(c, s, r.dy.data(), r.w.data(), nullptr, dx.data(), through_relu, block);
-        exact = direct_on_host<DirectPass::Forward>(s, r.dy.data(), r.w.data(), nullptr);
+      if (block == 0 || direct_conv_block_fits(s, layer_backward, block)) {
+        // The layer's input gradient, and through the ReLU that made x: the other pass.
+        auto dx = poisoned<float>(g.in_count()), dx_relu = poisoned<float>(g.in_count());
+        const cuda::DirectEpilogue through_relu{nullptr, r.x.data(), dx_relu.data()};
+        if (!g.transposed) {
+          cuda::launch_direct_backward_data(c, s, r.dy.data(), r.w.data(), nullptr, dx.data(), through_relu, block);
+          exact = direct_on_host<DirectPass::BackwardData>(s, r.dy.data(), r.w.data(), nullptr);
+        } else {
+          cuda::launch_direct_forward(c, s, r.dy.data(), r.w.data(), nullptr, dx.data(), through_relu, block);
+          exact = direct_on_host<DirectPass::Forward>(s, r.dy.data(), r.w.data(), nullptr);
+        }
+        compare_exact(name + " direct input gradient, every element as on the host", dx, exact);
+        compare(name + " direct input gradient against the CPU", dx, r.dx, kGradient);
+        compare(name + " direct input gradient through the ReLU against the CPU", dx_relu, r.dx_relu, kGradient);
       }
-      compare_exact(name + " direct input gradient, every element as on the host", dx, exact);
-      compare(name + " direct input gradient against the CPU", dx, r.dx, kGradient);
-      compare(name + " direct input gradient through the ReLU against the CPU", dx_relu, r.dx_relu, kGradient);
     }
   }
   const ConvShape s = conv_shape(testing::paper_conv2(2));
   std::vector<float> data(direct_conv_outputs(s, DirectPass::BackwardData) + direct_conv_outputs(s, DirectPass::Forward));
   CHECK_THROWS_WITH(cuda::launch_direct_forward(c, s, data.data(), data.data(), nullptr, data.data(), {}, 8),
                     Catch::Contains("direct forward: no kernel compiled for a channel block of 8"));
+  // A compiled block that would leave a block short: ConvTranspose2d(16 -> 1)'s one output channel.
+  const ConvShape one_channel = conv_shape(testing::paper_deconv2(2));
+  std::vector<float> big(direct_conv_outputs(one_channel, DirectPass::BackwardData) +
+                         direct_conv_outputs(one_channel, DirectPass::Forward) +
+                         static_cast<std::size_t>(one_channel.k) * one_channel.c * 9);
+  CHECK_THROWS_WITH(cuda::launch_direct_backward_data(c, one_channel, big.data(), big.data(), nullptr, big.data(), {}, 4),
+                    Catch::Contains("direct backward-data: a channel block of 4 does not divide the 1 output channels"));
 }
 
 TEST_CASE("emulated kernels: the direct backward-filter, the layer's bias gradient with it, in one launch, against "
