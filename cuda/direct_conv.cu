@@ -21,8 +21,8 @@ namespace {
 // output channels an item): Forward: in = src (N,C,Hs,Ws) -> out = dst (N,K,Hd,Wd), bias (K) or
 // null; BackwardData: in = ddst (N,K,Hd,Wd) -> out = dsrc (N,C,Hs,Ws), bias (C) or null. w
 // (K,C,KS,KS). Then the epilogue (direct_conv.h) with elementwise.h's relu and relu_grad.
-// kInside (Forward only): conv_taps_inside(s), the taps' bounds checks left out.
-template <int KS, DirectPass P, int OB, bool kInside>
+// TAPS: how each element's taps are walked (models/conv_direct.h's DirectTaps; the same bits).
+template <int KS, DirectPass P, int OB, DirectTaps TAPS>
 __global__ void __launch_bounds__(kThreads)
     direct_conv_kernel(ConvShape s, std::size_t items, const float* __restrict__ in, const float* __restrict__ w,
                        const float* __restrict__ bias, float* __restrict__ out, DirectEpilogue epilogue) {
@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(kThreads)
   for (std::size_t e = global_index(); e < items; e += global_stride()) {
     const DirectItem item = direct_conv_item<P>(s, OB, static_cast<unsigned>(e));
     float v[OB];
-    direct_conv_block<KS, P, OB, float, kInside>(s, item, in, w, bias, v);
+    direct_conv_block<KS, P, OB, float, TAPS>(s, item, in, w, bias, v);
 #pragma unroll
     for (int o = 0; o < OB; ++o) {  // every block full (direct_conv_block_fits, checked at launch)
       const std::size_t i = direct_conv_index<P>(s, item, o);
@@ -79,10 +79,11 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
     const int blocks = c.grid_for(items, kThreads);
     compiled = with_kernel_size(s.kernel, [&](auto ks) {
       constexpr int kKS = decltype(ks)::value;
-      // The forward without its taps' checks where none would skip a tap (the same bits).
-      const auto kernel = P == DirectPass::Forward && conv_taps_inside(s)
-                              ? direct_conv_kernel<kKS, P, kOB, P == DirectPass::Forward>
-                              : direct_conv_kernel<kKS, P, kOB, false>;
+      // The forward without its taps' checks where none would skip a tap; the backward-data at
+      // stride 2 over the taps of each element's parity alone (the same bits).
+      constexpr DirectTaps kFast = P == DirectPass::Forward ? DirectTaps::Inside : DirectTaps::Stride2;
+      const bool fast = P == DirectPass::Forward ? conv_taps_inside(s) : s.stride == 2;
+      const auto kernel = fast ? direct_conv_kernel<kKS, P, kOB, kFast> : direct_conv_kernel<kKS, P, kOB, DirectTaps::Checked>;
       launch(c, kernel, blocks, kThreads, 0, s, items, in, w, bias, out, epilogue);
     });
   });

@@ -24,30 +24,39 @@ inline bool direct_conv_supported(const ConvShape& s) {
   return src <= INT_MAX && dst <= INT_MAX && filter <= INT_MAX;
 }
 
+// How a direct kernel walks an element's taps; the same terms in the same order each way, so the
+// same bits. Checked: all KS x KS, each tested against the input's bounds. Inside (the forward
+// where conv_taps_inside): all, untested. Stride2 (the backward-data at stride 2): only the taps
+// whose parity matches the element's, about a quarter of them, each tested.
+enum class DirectTaps { Checked, Inside, Stride2 };
+
 // The sums, over `planes` planes of `in` (the next plane in_step further) and their filter taps
-// (w_step further), then r and q < KS (in that order), of in[row[r] + col[q]] * taps[o * out_step +
-// r * KS + q] for each of the OB outputs o, accumulated in acc[o] (Acc); a tap whose row[r] or col[q]
-// is -1 is skipped. Each output gets the same terms in the same order whatever OB is: a GPU thread
-// that computes OB outputs loads each `in` value once for all of them and gives the bits of OB
-// threads computing one each. The two passes below differ only in how they fill row and col, once
-// per element; the taps are unrolled in device code. The filter's offsets are ints
-// (direct_conv_supported), and every block holds OB channels (direct_conv_block_fits), so the
-// loop tests nothing an output. kInside: no tap is -1 (conv_taps_inside), so none is tested.
-template <int KS, int OB, bool kInside, class T, class Acc>
-FMNIST_HD void sum_over_taps(const int (&row)[KS], const int (&col)[KS], int planes, const T* in, long long in_step,
-                             const T* taps, int w_step, int out_step, Acc (&acc)[OB]) {
+// (w_step further), then u and v < NT (in that order), of in[row[u] + col[v]] * taps[o * out_step +
+// tap0 + STEP * (u * KS + v)] for each of the OB outputs o, accumulated in acc[o] (Acc); a tap
+// whose row[u] or col[v] is -1 is skipped (none is tested with kInside: none is -1). Tap (u, v) is
+// the filter's (r, q) = (tap0 / KS + STEP * u, tap0 % KS + STEP * v): all of them in order for NT =
+// KS, STEP = 1, tap0 = 0; every other one from (r0, q0) at stride 2. Each output gets the same terms
+// in the same order whatever OB is: a GPU thread that computes OB outputs loads each `in` value once
+// for all of them and gives the bits of OB threads computing one each. The passes below differ only
+// in how they fill row, col and tap0, once per element; the taps are unrolled in device code. The
+// filter's offsets are ints (direct_conv_supported), and every block holds OB channels
+// (direct_conv_block_fits), so the loop tests nothing an output.
+template <int KS, int NT, int STEP, int OB, bool kInside, class T, class Acc>
+FMNIST_HD void sum_over_taps(const int (&row)[NT], const int (&col)[NT], int tap0, int planes, const T* in,
+                             long long in_step, const T* taps, int w_step, int out_step, Acc (&acc)[OB]) {
   FMNIST_UNROLL
   for (int o = 0; o < OB; ++o) acc[o] = Acc(0);
+  taps += tap0;
   for (int p = 0; p < planes; ++p, in += in_step, taps += w_step) {
     FMNIST_UNROLL
-    for (int r = 0; r < KS; ++r) {
-      if (!kInside && row[r] < 0) continue;
+    for (int u = 0; u < NT; ++u) {
+      if (!kInside && row[u] < 0) continue;
       FMNIST_UNROLL
-      for (int q = 0; q < KS; ++q) {
-        if (!kInside && col[q] < 0) continue;
-        const Acc v = static_cast<Acc>(in[row[r] + col[q]]);
+      for (int v = 0; v < NT; ++v) {
+        if (!kInside && col[v] < 0) continue;
+        const Acc x = static_cast<Acc>(in[row[u] + col[v]]);
         FMNIST_UNROLL
-        for (int o = 0; o < OB; ++o) acc[o] += v * static_cast<Acc>(taps[o * out_step + r * KS + q]);
+        for (int o = 0; o < OB; ++o) acc[o] += x * static_cast<Acc>(taps[o * out_step + STEP * (u * KS + v)]);
       }
     }
   }
@@ -77,7 +86,7 @@ FMNIST_HD void forward_block_at(const ConvShape& s, int n, int k0, int i, int j,
   forward_taps<KS>(s, i, j, row, col);
   const long long plane = static_cast<long long>(s.src_h) * s.src_w;
   const int slice = s.c * (KS * KS);  // w[k][0] to w[k+1][0]
-  sum_over_taps<KS, OB, kInside, T, Acc>(row, col, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
+  sum_over_taps<KS, KS, 1, OB, kInside, T, Acc>(row, col, 0, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
                                 w + static_cast<long long>(k0) * slice, KS * KS, slice, acc);
 }
 
@@ -95,22 +104,48 @@ FMNIST_HD void backward_data_taps(const ConvShape& s, int y, int x, int (&row)[K
   }
 }
 
+// The same at stride 2 for the taps of the element's parity alone: candidate u is tap row r0 + 2u
+// (r0 = (y + padding) mod 2; r < KS), its offset in a ddst plane or -1 (outside ddst or the
+// filter); likewise the columns; tap0 = r0 * KS + q0. Taps of the other parity never reach (y, x),
+// so these are backward_data_taps's non-negative entries, in the same order.
+template <int KS>
+FMNIST_HD void backward_data_taps_stride2(const ConvShape& s, int y, int x, int (&row)[(KS + 1) / 2],
+                                          int (&col)[(KS + 1) / 2], int& tap0) {
+  const int ypad = y + s.padding, xpad = x + s.padding;
+  const int r0 = ypad & 1, q0 = xpad & 1;
+  FMNIST_UNROLL
+  for (int u = 0; u < (KS + 1) / 2; ++u) {
+    const int r = r0 + 2 * u, q = q0 + 2 * u;
+    const int i = (ypad - r) / 2, j = (xpad - q) / 2;  // exact: ypad - r and xpad - q are even
+    row[u] = r < KS && ypad - r >= 0 && i < s.dst_h ? i * s.dst_w : -1;
+    col[u] = q < KS && xpad - q >= 0 && j < s.dst_w ? j : -1;
+  }
+  tap0 = r0 * KS + q0;
+}
+
 // dsrc[n][c][y][x] for c = c0 .. c0 + OB - 1 in acc[c - c0]: the sum over k < K,
 // then r and q < KS (in that order) with y + padding - r = i * stride and x + padding - q =
 // j * stride, 0 <= i < Hd, 0 <= j < Wd, of
 //   ddst[n][k][i][j] * w[k][c][r][q]
 // accumulated in Acc (rows and columns of src that no tap reaches, such as ConvTranspose2d's
-// output_padding, get 0).
-template <int KS, int OB, class T, class Acc>
+// output_padding, get 0). kStride2 (s.stride == 2): only the taps of (y, x)'s parity are walked.
+template <int KS, int OB, bool kStride2, class T, class Acc>
 FMNIST_HD void backward_data_block_at(const ConvShape& s, int n, int c0, int y, int x, const T* ddst,
                                       const T* w, Acc (&acc)[OB]) {
-  int row[KS], col[KS];
-  backward_data_taps<KS>(s, y, x, row, col);
   const long long plane = static_cast<long long>(s.dst_h) * s.dst_w;
-  sum_over_taps<KS, OB, false, T, Acc>(row, col, s.k, ddst + static_cast<long long>(n) * s.k * plane, plane,
-                                w + static_cast<long long>(c0) * (KS * KS),
-                                s.c * (KS * KS),  // w[k][c] to w[k+1][c]
-                                KS * KS, acc);    // w[k][c] to w[k][c+1]
+  const T* in = ddst + static_cast<long long>(n) * s.k * plane;
+  const T* taps = w + static_cast<long long>(c0) * (KS * KS);
+  const int w_step = s.c * (KS * KS);  // w[k][c] to w[k+1][c]; KS * KS: w[k][c] to w[k][c+1]
+  if constexpr (kStride2) {
+    constexpr int kCandidates = (KS + 1) / 2;
+    int row[kCandidates], col[kCandidates], tap0 = 0;
+    backward_data_taps_stride2<KS>(s, y, x, row, col, tap0);
+    sum_over_taps<KS, kCandidates, 2, OB, false, T, Acc>(row, col, tap0, s.k, in, plane, taps, w_step, KS * KS, acc);
+  } else {
+    int row[KS], col[KS];
+    backward_data_taps<KS>(s, y, x, row, col);
+    sum_over_taps<KS, KS, 1, OB, false, T, Acc>(row, col, 0, s.k, in, plane, taps, w_step, KS * KS, acc);
+  }
 }
 
 // The two passes, by the tensor they write: Forward dst (N,K,Hd,Wd) from src, BackwardData
@@ -216,16 +251,19 @@ FMNIST_HD std::size_t direct_conv_index(const ConvShape& s, const DirectItem& it
 
 // Pass P's OB outputs of `item` from `in` (src for Forward, ddst for BackwardData) and the filter
 // w, in v: forward_block_at or backward_data_block_at in T, + bias[channel] when bias is non-null
-// (added after the sum, as the CPU reference adds it). kInside (Forward only): conv_taps_inside(s),
-// the taps unchecked; the same bits.
-template <int KS, DirectPass P, int OB, class T, bool kInside = false>
+// (added after the sum, as the CPU reference adds it). TAPS: how the taps are walked (DirectTaps:
+// Inside for a Forward where conv_taps_inside(s), Stride2 for a BackwardData at stride 2); the
+// same bits every way.
+template <int KS, DirectPass P, int OB, class T, DirectTaps TAPS = DirectTaps::Checked>
 FMNIST_HD void direct_conv_block(const ConvShape& s, const DirectItem& item, const T* in, const T* w, const T* bias,
                                  T (&v)[OB]) {
-  static_assert(!kInside || P == DirectPass::Forward, "the backward-data's taps are always checked");
+  static_assert(TAPS != DirectTaps::Inside || P == DirectPass::Forward, "the backward-data's taps are checked");
+  static_assert(TAPS != DirectTaps::Stride2 || P == DirectPass::BackwardData, "Stride2 walks the backward-data");
   if constexpr (P == DirectPass::Forward)
-    forward_block_at<KS, OB, kInside, T, T>(s, item.image, item.ch0, item.y, item.x, in, w, v);
+    forward_block_at<KS, OB, TAPS == DirectTaps::Inside, T, T>(s, item.image, item.ch0, item.y, item.x, in, w, v);
   else
-    backward_data_block_at<KS, OB, T, T>(s, item.image, item.ch0, item.y, item.x, in, w, v);
+    backward_data_block_at<KS, OB, TAPS == DirectTaps::Stride2, T, T>(s, item.image, item.ch0, item.y, item.x, in,
+                                                                      w, v);
   if (bias != nullptr) {
     FMNIST_UNROLL
     for (int o = 0; o < OB; ++o) v[o] += bias[item.ch0 + o];
