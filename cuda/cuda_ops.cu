@@ -266,30 +266,37 @@ void CudaOps::maxpool2d_backward_relu(const PoolGeometry& g, const float* x, con
 
 // ---- Linear --------------------------------------------------------------------------------------
 
-// y (B,out) = x (B,in) w^T (w is (out,in)) + b (out); with y_relu, y_relu = ReLU(y) (the bias then
-// added by the same kernel as the ReLU). In FP32 mode with options().direct_linear_forward, all of
+// y (B,out) = x (B,in) w^T (w is (out,in)) + b (out); with y_act, y_act = act(y), ReLU or Sigmoid
+// (the bias then added by the same kernel as the activation). In FP32 mode with options().direct_linear_forward, all of
 // it in fmnist's split-K kernel (its slices' sums in the lane's workspace), else cuBLAS's product
 // and a bias kernel.
 void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
-                                  const float* b, float* y, float* y_relu) {
+                                  const float* b, float* y, float* y_act, elementwise::Activation act) {
   check_linear_forward(op, g, x, w, y);
-  if (y_relu != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
+  if (y_act != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_act);
   Context& context = main_lane();
   if (splits_linear(context.options().direct_linear_forward, g)) {
-    launch_linear_split_forward(context, g, x, w, b, y, y_relu, split_workspace(g, LinearPass::Forward));
+    launch_linear_split_forward(context, g, x, w, b, y, y_act, split_workspace(g, LinearPass::Forward), act);
     return;
   }
   gemm_linear_forward(context, g, x, w, y);
-  if (b != nullptr || y_relu != nullptr) launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y, y_relu);
+  if (b != nullptr || y_act != nullptr)
+    launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y, y_act, act);
 }
 
 void CudaOps::linear_forward(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y) {
-  linear_forward_impl("linear_forward", g, x, w, b, y, nullptr);
+  linear_forward_impl("linear_forward", g, x, w, b, y, nullptr, elementwise::Activation::ReLU);
 }
 
 void CudaOps::linear_forward_relu(const LinearGeometry& g, const float* x, const float* w, const float* b,
                                   float* y, float* y_relu) {
-  linear_forward_impl("linear_forward_relu", g, x, w, b, y, y_relu);
+  linear_forward_impl("linear_forward_relu", g, x, w, b, y, y_relu, elementwise::Activation::ReLU);
+}
+
+void CudaOps::linear_forward_sigmoid(const LinearGeometry& g, const float* x, const float* w, const float* b,
+                                     float* y, float* y_sigmoid) {
+  require("linear_forward_sigmoid", "y_sigmoid", y_sigmoid);
+  linear_forward_impl("linear_forward_sigmoid", g, x, w, b, y, y_sigmoid, elementwise::Activation::Sigmoid);
 }
 
 // dx (B,in) = dy w;  dw (out,in) = dy^T x;  db (out) = column sums of dy (in double)

@@ -73,6 +73,8 @@ class CudaOps final : public Ops<float> {
                                      float* y, float* y_relu) override;
   void linear_forward_relu(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y,
                            float* y_relu) override;
+  void linear_forward_sigmoid(const LinearGeometry& g, const float* x, const float* w, const float* b, float* y,
+                              float* y_sigmoid) override;
   // The input gradient and the ReLU's gradient in one kernel where that kernel is fmnist's
   // (MaxPool2d; the direct convolution kernels), else one more kernel after it.
   void conv2d_backward_relu(const ConvGeometry& g, const float* x, const float* w, const float* dy, float* dx,
@@ -157,7 +159,7 @@ class CudaOps final : public Ops<float> {
   void* split_workspace(const LinearGeometry& g, LinearPass pass);
   void linear_weight_grad(const LinearGeometry& g, const float* x, const float* dy, float* dw);
   void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
-                           const float* b, float* y, float* y_relu);
+                           const float* b, float* y, float* y_act, elementwise::Activation act);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                      const float* w, const float* dy, float* dx, float* dw, float* db,
                      float* dx_relu = nullptr);

@@ -48,25 +48,27 @@ __global__ void images_to_float_kernel(std::size_t n, const std::uint8_t* pixels
 // ---- biases ----------------------------------------------------------------------------------------
 
 // Element i of a layer's output: y[i] += *bias (when bias is non-null: adding 0 would turn -0
-// into +0), then y_relu[i] = ReLU(y[i]) (when y_relu is non-null); returns ReLU(y[i]). The one
-// definition of the bias-and-ReLU epilogue after cuDNN's and cuBLAS's products.
-__device__ __forceinline__ float add_bias_relu(float* y, float* y_relu, std::size_t i, const float* bias) {
+// into +0), then y_act[i] = act(y[i]) (when y_act is non-null); returns act(y[i]). The one
+// definition of the bias-and-activation epilogue after cuDNN's and cuBLAS's products.
+__device__ __forceinline__ float add_bias_activate(float* y, float* y_act, std::size_t i, const float* bias,
+                                                   ew::Activation act = ew::Activation::ReLU) {
   float v = y[i];
   if (bias != nullptr) {
     v += *bias;
     y[i] = v;
   }
-  const float r = ew::relu(v);
-  if (y_relu != nullptr) y_relu[i] = r;
-  return r;
+  const float a = ew::activate(act, v);
+  if (y_act != nullptr) y_act[i] = a;
+  return a;
 }
 
-// y (B,C,HW) += bias (C) when bias is non-null; then, when y_relu is non-null, y_relu = relu(y).
+// y (B,C,HW) += bias (C) when bias is non-null; then, when y_act is non-null, y_act = act(y).
 __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
-                                        float* y_relu) {
+                                        float* y_act, ew::Activation act) {
   grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
-    add_bias_relu(y, y_relu, i, bias != nullptr ? bias + (i / hw) % static_cast<std::size_t>(channels) : nullptr);
+    add_bias_activate(y, y_act, i, bias != nullptr ? bias + (i / hw) % static_cast<std::size_t>(channels) : nullptr,
+                      act);
 }
 
 // Bias gradient of a convolution, db (C) = the sum of dy (B,C,HW) over the batch and the plane, in
@@ -208,7 +210,7 @@ __global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, 
     float* in = y + plane * pool.in_plane;
     float* out = y_relu + plane * pool.in_plane;
     const float* b = bias != nullptr ? bias + plane % static_cast<std::size_t>(channels) : nullptr;
-    const auto bias_relu = [&](int i) { return add_bias_relu(in, out, static_cast<std::size_t>(i), b); };
+    const auto bias_relu = [&](int i) { return add_bias_activate(in, out, static_cast<std::size_t>(i), b); };
     if (pool.is_window(e)) {
       const int r = pool.window_in_plane(e);
       int best_index = 0;
@@ -441,9 +443,9 @@ void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t*
 }
 
 void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw, const float* bias,
-                             float* y, float* y_relu) {
+                             float* y, float* y_act, elementwise::Activation act) {
   const std::size_t n = static_cast<std::size_t>(batch) * channels * hw;
-  launch(c, add_channel_bias_kernel, c.grid_for(n, kThreads), kThreads, 0, n, channels, hw, bias, y, y_relu);
+  launch(c, add_channel_bias_kernel, c.grid_for(n, kThreads), kThreads, 0, n, channels, hw, bias, y, y_act, act);
 }
 
 // With more than one group a partition holds under 2 * kReductionTargetBlocks partials.

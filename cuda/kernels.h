@@ -32,11 +32,12 @@ void launch_fill(const Context& c, std::size_t n, float value, float* dst);
 void launch_images_to_float(const Context& c, std::size_t n, const std::uint8_t* pixels, float* x);
 
 // ---- biases ----------------------------------------------------------------------------------------
-// y (B,C,HW) += bias (C) (skipped when bias is null); with y_relu, also y_relu = ReLU(y) in the
-// same pass (the float operations of the bias add and relu_forward, so the same bits). A Linear
-// output (B,out) is (B,out,1).
+// y (B,C,HW) += bias (C) (skipped when bias is null); with y_act, also y_act = act(y) in the same
+// pass (the float operations of the bias add and relu_forward or sigmoid_forward, so the same
+// bits). A Linear output (B,out) is (B,out,1).
 void launch_add_channel_bias(const Context& c, int batch, int channels, std::size_t hw, const float* bias,
-                             float* y, float* y_relu = nullptr);
+                             float* y, float* y_act = nullptr,
+                             elementwise::Activation act = elementwise::Activation::ReLU);
 // db (C) = sum over b and the plane of dy (B,C,HW), in double, in a fixed order.
 void launch_channel_bias_grad(const Context& c, int batch, int channels, std::size_t hw,
                               const float* dy, float* db);

@@ -81,12 +81,13 @@ __device__ OperandLoader<Lanes> operand_loader(const float* base, int n_first, i
 // Grid (column tiles, row tiles, slices) over product p of pass P: out (rows, outputs) = A
 // (rows, depth) W (models/linear_split.h's linear_product; A is `in`). partials: (slices, rows,
 // outputs) when split.slices > 1, with one counter per tile (0 between launches). bias and
-// relu_out may be null.
+// act_out may be null; act_out = act(out) (elementwise::activate).
 template <LinearPass P>
 __global__ void __launch_bounds__(kThreads)
     linear_split_kernel(LinearProduct p, LinearSplit split, const float* __restrict__ in,
                         const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ out,
-                        float* __restrict__ relu_out, float* __restrict__ partials, unsigned int* counters) {
+                        float* __restrict__ act_out, elementwise::Activation act, float* __restrict__ partials,
+                        unsigned int* counters) {
   grid_dependency();
   alignas(16) __shared__ float ins[kDepth * kInStride];  // stage element (r, d) at d * kInStride + r
   alignas(16) __shared__ float ws[kDepth * kWStride];    // (d, o) at d * kWStride + o
@@ -143,7 +144,7 @@ __global__ void __launch_bounds__(kThreads)
   auto write = [&](int r, int o, float v) {
     const std::size_t i = static_cast<std::size_t>(r) * p.outputs + o;
     out[i] = v;
-    if (relu_out != nullptr) relu_out[i] = elementwise::relu(v);
+    if (act_out != nullptr) act_out[i] = elementwise::activate(act, v);
   };
   if (split.slices == 1) {
 #pragma unroll
@@ -178,7 +179,7 @@ __global__ void __launch_bounds__(kThreads)
 
 template <LinearPass P>
 void launch_pass(const Context& c, const char* name, const LinearGeometry& g, const float* in, const float* w,
-                 const float* bias, float* out, float* relu_out, void* workspace) {
+                 const float* bias, float* out, float* act_out, elementwise::Activation act, void* workspace) {
   if (!linear_split_kernel_supported(g))
     throw std::invalid_argument(std::string(name) + ": unsupported shape (" + std::to_string(g.batch) + " x " +
                                 std::to_string(g.in_features) + " -> " + std::to_string(g.out_features) + ")");
@@ -189,7 +190,7 @@ void launch_pass(const Context& c, const char* name, const LinearGeometry& g, co
   const LinearProduct p = linear_product(g, P);
   const LinearSplit split = linear_split(p);
   const dim3 grid((p.outputs + kCols - 1) / kCols, (p.rows + kRows - 1) / kRows, split.slices);
-  launch(c, linear_split_kernel<P>, grid, kThreads, 0, p, split, in, w, bias, out, relu_out,
+  launch(c, linear_split_kernel<P>, grid, kThreads, 0, p, split, in, w, bias, out, act_out, act,
          static_cast<float*>(workspace), c.reduce_counters());
 }
 
@@ -213,19 +214,21 @@ std::size_t linear_split_workspace_bytes(const LinearGeometry& g, LinearPass pas
 }
 
 void launch_linear_split_forward(const Context& c, const LinearGeometry& g, const float* x, const float* w,
-                                 const float* b, float* y, float* y_relu, void* workspace) {
-  launch_pass<LinearPass::Forward>(c, "split-K linear forward", g, x, w, b, y, y_relu, workspace);
+                                 const float* b, float* y, float* y_act, void* workspace,
+                                 elementwise::Activation act) {
+  launch_pass<LinearPass::Forward>(c, "split-K linear forward", g, x, w, b, y, y_act, act, workspace);
 }
 
 void launch_linear_split_backward_data(const Context& c, const LinearGeometry& g, const float* w,
                                        const float* dy, float* dx, void* workspace) {
   launch_pass<LinearPass::BackwardData>(c, "split-K linear backward-data", g, dy, w, nullptr, dx, nullptr,
-                                        workspace);
+                                        elementwise::Activation::ReLU, workspace);
 }
 
 void launch_linear_split_weight_grad(const Context& c, const LinearGeometry& g, const float* x, const float* dy,
                                      float* dw, void* workspace) {
-  launch_pass<LinearPass::WeightGrad>(c, "split-K linear weight gradient", g, dy, x, nullptr, dw, nullptr, workspace);
+  launch_pass<LinearPass::WeightGrad>(c, "split-K linear weight gradient", g, dy, x, nullptr, dw, nullptr,
+                                      elementwise::Activation::ReLU, workspace);
 }
 
 }  // namespace fmnist::cuda

@@ -98,6 +98,11 @@ template <class T> FMNIST_HD T sigmoid(T x) {
   T z = exp(x);
   return z / (T(1) + z);
 }
+
+// The activation a fused epilogue applies after a layer's bias (a layer followed by a ReLU or a
+// Sigmoid, in one pass): the activation ops' own functions, so the bits of the two ops.
+enum class Activation { ReLU, Sigmoid };
+template <class T> FMNIST_HD T activate(Activation a, T x) { return a == Activation::ReLU ? relu(x) : sigmoid(x); }
 // Gradient of Sigmoid given its output y.
 template <class T> FMNIST_HD T sigmoid_grad(T y, T dy) { return dy * y * (T(1) - y); }
 

@@ -280,6 +280,13 @@ template <class T> class Executor {
         ++i;
         continue;
       }
+      if (fuses_sigmoid_after(i)) {  // the classifier's head and its Sigmoid, in one op
+        const LayerSpec& l = spec_.layers[i];
+        ops_.linear_forward_sigmoid(linear_geometry(l, batch), activations_[i], param(l.weight), param(l.bias),
+                                    activations_[i + 1], activations_[i + 2]);
+        ++i;
+        continue;
+      }
       forward_layer(i, batch, training, step, cursor);
     }
   }
@@ -290,6 +297,13 @@ template <class T> class Executor {
     const LayerKind kind = spec_.layers[i].kind;
     return i + 1 < spec_.layers.size() && spec_.layers[i + 1].kind == LayerKind::ReLU &&
            (kind == LayerKind::Conv2d || kind == LayerKind::ConvTranspose2d || kind == LayerKind::Linear);
+  }
+
+  // Whether layer i is a Linear layer with a Sigmoid after it (the classifier's head), run as one
+  // linear_forward_sigmoid op (which a backend may fuse, as above).
+  bool fuses_sigmoid_after(std::size_t i) const {
+    return i + 1 < spec_.layers.size() && spec_.layers[i].kind == LayerKind::Linear &&
+           spec_.layers[i + 1].kind == LayerKind::Sigmoid;
   }
 
   void backward_impl(int batch, std::uint64_t step, const StepCursor* cursor) {

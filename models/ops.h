@@ -119,6 +119,9 @@ template <class T> class Ops {
                                              T* y, T* y_relu);
   virtual void linear_forward_relu(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
                                    T* y_relu);
+  // The same with the Sigmoid after a Linear layer (the classifier's head): y_sigmoid = Sigmoid(y).
+  virtual void linear_forward_sigmoid(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                      T* y_sigmoid);
   // conv2d_forward_relu as above, then (pooled, argmax) = maxpool2d_forward(p, y_relu): p pools the
   // convolution's output (p's batch, channels, in_h, in_w are g's output's). One call, so that a
   // backend may add the bias, take the ReLU and pool in one pass over the convolution's output

@@ -96,6 +96,13 @@ void Ops<T>::linear_forward_relu(const LinearGeometry& g, const T* x, const T* w
   relu_forward(static_cast<std::size_t>(g.batch) * g.out_features, y, y_relu);
 }
 
+template <class T>
+void Ops<T>::linear_forward_sigmoid(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                    T* y_sigmoid) {
+  linear_forward(g, x, w, b, y);
+  sigmoid_forward(static_cast<std::size_t>(g.batch) * g.out_features, y, y_sigmoid);
+}
+
 // Synchronous ring: host slots from allocate_host, backend slots from allocate, upload copies.
 template <class T> class SyncUploadRing final : public UploadRing {
  public:

@@ -357,15 +357,19 @@ namespace {
 // the CPU above, the fused path in whole training steps in test_gpu_training.cpp). forward(ops,
 // y) runs the layer; fused(ops, y, y_relu) the fused op. Outputs poisoned first.
 template <class Forward, class Fused>
-void check_forward_relu(const std::string& name, Ops<float>& G, std::size_t n, Forward forward, Fused fused) {
+void check_forward_relu(const std::string& name, Ops<float>& G, std::size_t n, Forward forward, Fused fused,
+                        bool sigmoid = false) {
   INFO(name);
   DeviceBuffer<float> y1(G, n), r1(G, n), y2(G, n), r2(G, n);
   for (auto* b : {&y1, &r1, &y2, &r2}) b->poison();
   forward(G, y1.get());
-  G.relu_forward(n, y1.get(), r1.get());
+  if (sigmoid)
+    G.sigmoid_forward(n, y1.get(), r1.get());
+  else
+    G.relu_forward(n, y1.get(), r1.get());
   fused(G, y2.get(), r2.get());
   compare_exact(name + ": y, fused vs separate", y2.download(), y1.download());
-  compare_exact(name + ": ReLU(y), fused vs separate", r2.download(), r1.download());
+  compare_exact(name + ": act(y), fused vs separate", r2.download(), r1.download());
 }
 
 void check_conv_relu(const ConvGeometry& g, std::uint64_t seed, Ops<float>& G) {
@@ -389,6 +393,16 @@ void check_linear_relu(const LinearGeometry& g, std::uint64_t seed, Ops<float>& 
   check_forward_relu(c.name + " + ReLU", G, c.ny,
       [&](Ops<float>& ops, float* y) { ops.linear_forward(g, x.get(), w.get(), b.get(), y); },
       [&](Ops<float>& ops, float* y, float* r) { ops.linear_forward_relu(g, x.get(), w.get(), b.get(), y, r); });
+}
+
+// The classifier's head: a Linear layer and its Sigmoid (linear_forward_sigmoid).
+void check_linear_sigmoid(const LinearGeometry& g, std::uint64_t seed, Ops<float>& G) {
+  const LinearCase c = random_linear_case(g, seed);
+  DeviceBuffer<float> x(G, c.x), w(G, c.w), b(G, c.b);
+  check_forward_relu(c.name + " + Sigmoid", G, c.ny,
+      [&](Ops<float>& ops, float* y) { ops.linear_forward(g, x.get(), w.get(), b.get(), y); },
+      [&](Ops<float>& ops, float* y, float* r) { ops.linear_forward_sigmoid(g, x.get(), w.get(), b.get(), y, r); },
+      /*sigmoid=*/true);
 }
 
 // The fused conv2d_forward_relu_maxpool op against conv2d_forward_relu then maxpool2d_forward on
@@ -537,20 +551,24 @@ void check_forward_relu_layers(Ops<float>& G) {
   check_linear_relu(linear_geometry(100, 800, 256), seed++, G);
   check_linear_relu(linear_geometry(100, 256, 800), seed++, G);
   check_linear_relu(linear_geometry(3, 17, 5), seed++, G);
+  check_linear_sigmoid(linear_geometry(100, 256, 10), seed++, G);  // C(256)'s and C(64)'s heads
+  check_linear_sigmoid(linear_geometry(100, 64, 10), seed++, G);
+  check_linear_sigmoid(linear_geometry(3, 17, 5), seed++, G);
 }
 
 }  // namespace
 
-TEST_CASE("GPU layer forward fused with its ReLU equals the two ops, bit for bit", "[gpu][conv][linear][sanitize]") {
+TEST_CASE("GPU layer forward fused with its ReLU or Sigmoid equals the two ops, bit for bit", "[gpu][conv][linear][sanitize]") {
   check_forward_relu_layers(gpu());
 }
 
-TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the direct kernels, bit for bit",
+TEST_CASE("GPU layer forward fused with its ReLU or Sigmoid equals the two ops with the direct kernels, bit for bit",
           "[gpu][conv][dgrad][sanitize]") {
   check_forward_relu_layers(direct_conv_gpu());
 }
 
-TEST_CASE("GPU layer forward fused with its ReLU equals the two ops with the split-K Linear forward, bit for bit",
+TEST_CASE("GPU layer forward fused with its ReLU or Sigmoid equals the two ops with the split-K Linear forward, bit "
+          "for bit",
           "[gpu][linear][linear-split][sanitize]") {
   check_forward_relu_layers(direct_linear_gpu());
 }

@@ -111,17 +111,18 @@ TEST_CASE("emulated kernels: fill, pixel scaling, ReLU, Sigmoid and dropout equa
   }
 }
 
-TEST_CASE("emulated kernels: bias add, alone and with its ReLU, at the paper's layer outputs",
+TEST_CASE("emulated kernels: bias add, alone and with its ReLU or Sigmoid, at the paper's layer outputs",
           "[kernel_emu][bias]") {
   CpuOps<float> cpu;
   struct Case {
     int batch, channels;
     std::size_t hw;
   };
-  // conv1, conv2, deconv1 and deconv2 outputs, Linear(800->256), Linear(256->800), odd ones.
+  // conv1, conv2, deconv1 and deconv2 outputs, Linear(800->256), Linear(256->800), the classifier's
+  // head (256->10), odd ones.
   for (const Case& k : {Case{100, 16, 26 * 26}, Case{100, 32, 11 * 11}, Case{100, 16, 13 * 13},
-                        Case{100, 1, 28 * 28}, Case{100, 256, 1}, Case{100, 800, 1}, Case{1000, 16, 26 * 26},
-                        Case{3, 5, 7}, Case{1, 1, 1}}) {
+                        Case{100, 1, 28 * 28}, Case{100, 256, 1}, Case{100, 800, 1}, Case{100, 10, 1},
+                        Case{1000, 16, 26 * 26}, Case{3, 5, 7}, Case{1, 1, 1}}) {
     const std::size_t n = static_cast<std::size_t>(k.batch) * k.channels * k.hw;
     const std::string shape = " (B" + std::to_string(k.batch) + ", C" + std::to_string(k.channels) + ", HW" +
                               std::to_string(k.hw) + ")";
@@ -140,6 +141,15 @@ TEST_CASE("emulated kernels: bias add, alone and with its ReLU, at the paper's l
     cuda::launch_add_channel_bias(c, k.batch, k.channels, k.hw, bias.data(), y.data(), y_relu.data());
     compare_exact("add_channel_bias with ReLU: y" + shape, y, want);
     compare_exact("add_channel_bias with ReLU: ReLU(y)" + shape, y_relu, want_relu);
+    // With a Sigmoid (the classifier's head): the CPU's sigmoid_forward of the same y, bit for bit.
+    y = y0;
+    auto y_sigmoid = poisoned<float>(n);
+    std::vector<float> want_sigmoid(n);
+    cpu.sigmoid_forward(n, want.data(), want_sigmoid.data());
+    cuda::launch_add_channel_bias(c, k.batch, k.channels, k.hw, bias.data(), y.data(), y_sigmoid.data(),
+                                  elementwise::Activation::Sigmoid);
+    compare_exact("add_channel_bias with Sigmoid: y" + shape, y, want);
+    compare_exact("add_channel_bias with Sigmoid: Sigmoid(y)" + shape, y_sigmoid, want_sigmoid);
     // No bias (a direct kernel added it already): the ReLU alone, y untouched.
     y = y0;
     y_relu = poisoned<float>(n);

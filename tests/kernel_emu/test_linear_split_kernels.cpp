@@ -47,7 +47,7 @@ std::vector<float> on_host(const LinearGeometry& g, LinearPass pass, const float
 
 }  // namespace
 
-TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and ReLU, against the CPU, in any "
+TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and ReLU or Sigmoid, against the CPU, in any "
           "block order",
           "[kernel_emu][linear]") {
   const auto context = kernel_emu::make_context(132);
@@ -108,6 +108,15 @@ TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and
     });
     CHECK(compare_exact(k.name + " split-K forward without a bias", y_no_bias,
                         on_host(g, LinearPass::Forward, k.x.data(), k.w.data(), nullptr)));
+    // The classifier head's epilogue: the same y, and the CPU's Sigmoid of it, bit for bit.
+    std::vector<float> y_sigmoid, sigmoid_of_y(k.ny);
+    const auto y_head = run_pass("split-K forward with its Sigmoid", k.ny, &y_sigmoid, [&](float* out, float* act) {
+      cuda::launch_linear_split_forward(c, g, k.x.data(), k.w.data(), k.b.data(), out, act, scratch,
+                                        elementwise::Activation::Sigmoid);
+    });
+    cpu.sigmoid_forward(k.ny, y.data(), sigmoid_of_y.data());
+    CHECK(compare_exact(k.name + " split-K forward with a Sigmoid: y", y_head, y));
+    CHECK(compare_exact(k.name + " split-K forward's Sigmoid, as the CPU's of y", y_sigmoid, sigmoid_of_y));
 
     const auto dx = run_pass("split-K backward-data", k.nx, nullptr, [&](float* out, float*) {
       cuda::launch_linear_split_backward_data(c, g, k.w.data(), k.dy.data(), out, scratch);
