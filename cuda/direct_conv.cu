@@ -83,7 +83,8 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
       // stride 2 over the taps of each element's parity alone (the same bits).
       constexpr DirectTaps kFast = P == DirectPass::Forward ? DirectTaps::Inside : DirectTaps::Stride2;
       const bool fast = P == DirectPass::Forward ? conv_taps_inside(s) : s.stride == 2;
-      const auto kernel = fast ? direct_conv_kernel<kKS, P, kOB, kFast> : direct_conv_kernel<kKS, P, kOB, DirectTaps::Checked>;
+      const auto kernel =
+          fast ? direct_conv_kernel<kKS, P, kOB, kFast> : direct_conv_kernel<kKS, P, kOB, DirectTaps::Checked>;
       launch(c, kernel, blocks, kThreads, 0, s, items, in, w, bias, out, epilogue);
     });
   });

@@ -34,7 +34,8 @@ __device__ __forceinline__ void accumulate_positions(const ConvShape& s, int fir
                                                      int c, const float* src, const float* ddst, double* acc) {
   PositionWalk at(s, static_cast<int>(threadIdx.x), kThreads);
   for (int e = threadIdx.x; e < positions; e += kThreads, at.advance())
-    accumulate_weight_grad_taps<KS, SLICES, kBias, kInside>(s, first + at.image, k0, count, c, at.i, at.j, src, ddst, acc);
+    accumulate_weight_grad_taps<KS, SLICES, kBias, kInside>(s, first + at.image, k0, count, c, at.i, at.j, src,
+                                                            ddst, acc);
 }
 
 // src (N,C,Hs,Ws), ddst (N,K,Hd,Wd) -> dw (K,C,KS,KS), through partials (K*C*KS*KS, groups)

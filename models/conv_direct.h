@@ -86,8 +86,8 @@ FMNIST_HD void forward_block_at(const ConvShape& s, int n, int k0, int i, int j,
   forward_taps<KS>(s, i, j, row, col);
   const long long plane = static_cast<long long>(s.src_h) * s.src_w;
   const int slice = s.c * (KS * KS);  // w[k][0] to w[k+1][0]
-  sum_over_taps<KS, KS, 1, OB, kInside, T, Acc>(row, col, 0, s.c, src + static_cast<long long>(n) * s.c * plane, plane,
-                                w + static_cast<long long>(k0) * slice, KS * KS, slice, acc);
+  sum_over_taps<KS, KS, 1, OB, kInside, T, Acc>(row, col, 0, s.c, src + static_cast<long long>(n) * s.c * plane,
+                                                plane, w + static_cast<long long>(k0) * slice, KS * KS, slice, acc);
 }
 
 // The backward-data's taps at src element (y, x): tap r's row offset in a ddst plane, tap q's

@@ -137,8 +137,8 @@ struct PositionWalk {
 //   acc[b*KS*KS + r*KS + q] += ddst[n][k0 + b][i][j] * src[n][c][i*stride - padding + r][j*stride - padding + q]
 // for every tap inside src (kInside: the caller knows every tap is, conv_taps_inside, and the
 // checks are left out). The product of two floats is exact in Acc (double), so one multiply_add
-// gives the bits of a multiply then an add, in one FP64 instruction instead of two. Each accumulator gets the same terms in the
-// same order whatever SLICES is. With kBiasToo, also
+// gives the bits of a multiply then an add, in one FP64 instruction instead of two. Each
+// accumulator gets the same terms in the same order whatever SLICES is. With kBiasToo, also
 //   acc[SLICES*KS*KS + b] += ddst[n][k0 + b][i][j]
 // which, summed over every (n, i, j), is a Conv2d's bias gradient db[k0 + b] (ddst = dy); the GPU
 // kernel adds it in the blocks of c = 0, from the values the taps load anyway.

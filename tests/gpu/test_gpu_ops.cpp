@@ -558,7 +558,8 @@ void check_forward_relu_layers(Ops<float>& G) {
 
 }  // namespace
 
-TEST_CASE("GPU layer forward fused with its ReLU or Sigmoid equals the two ops, bit for bit", "[gpu][conv][linear][sanitize]") {
+TEST_CASE("GPU layer forward fused with its ReLU or Sigmoid equals the two ops, bit for bit",
+          "[gpu][conv][linear][sanitize]") {
   check_forward_relu_layers(gpu());
 }
 

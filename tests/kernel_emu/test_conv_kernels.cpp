@@ -221,8 +221,9 @@ TEST_CASE("emulated kernels: the direct forward and backward-data kernels, epilo
   std::vector<float> big(direct_conv_outputs(one_channel, DirectPass::BackwardData) +
                          direct_conv_outputs(one_channel, DirectPass::Forward) +
                          static_cast<std::size_t>(one_channel.k) * one_channel.c * 9);
-  CHECK_THROWS_WITH(cuda::launch_direct_backward_data(c, one_channel, big.data(), big.data(), nullptr, big.data(), {}, 4),
-                    Catch::Contains("direct backward-data: a channel block of 4 does not divide the 1 output channels"));
+  CHECK_THROWS_WITH(
+      cuda::launch_direct_backward_data(c, one_channel, big.data(), big.data(), nullptr, big.data(), {}, 4),
+      Catch::Contains("direct backward-data: a channel block of 4 does not divide the 1 output channels"));
 }
 
 TEST_CASE("emulated kernels: the direct backward-filter, the layer's bias gradient with it, in one launch, against "

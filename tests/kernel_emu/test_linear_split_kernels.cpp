@@ -47,8 +47,8 @@ std::vector<float> on_host(const LinearGeometry& g, LinearPass pass, const float
 
 }  // namespace
 
-TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and ReLU or Sigmoid, against the CPU, in any "
-          "block order",
+TEST_CASE("emulated kernels: the split-K Linear products, the forward's bias and ReLU or Sigmoid, against the "
+          "CPU, in any block order",
           "[kernel_emu][linear]") {
   const auto context = kernel_emu::make_context(132);
   cuda::Context& c = *context;
