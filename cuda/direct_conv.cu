@@ -4,8 +4,6 @@
 // direct_conv_block (FP32 sums, then the bias) and written with the epilogue.
 #include "cuda/direct_conv.h"
 
-#include <algorithm>
-#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -66,15 +64,13 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
   if ((epilogue.relu_dx == nullptr) != (epilogue.relu_y == nullptr))
     throw std::invalid_argument(std::string(name) + ": a ReLU gradient needs both the ReLU's output and its target");
   const int block = channel_block == 0 ? direct_conv_channel_block(s, P) : channel_block;
-  const bool compiled_block = std::find(std::begin(kDirectConvChannelBlocks), std::end(kDirectConvChannelBlocks),
-                                         block) != std::end(kDirectConvChannelBlocks);
-  if (compiled_block && !direct_conv_block_fits(s, P, block))
-    throw std::invalid_argument(std::string(name) + ": a channel block of " + std::to_string(block) +
-                                " does not divide the " + std::to_string(direct_conv_output(s, P).channels) +
-                                " output channels");
   bool compiled = false;
   const bool known_block = with_channel_block(block, [&](auto ob) {
     constexpr int kOB = decltype(ob)::value;
+    if (!direct_conv_block_fits(s, P, kOB))
+      throw std::invalid_argument(std::string(name) + ": a channel block of " + std::to_string(kOB) +
+                                  " does not divide the " + std::to_string(direct_conv_output(s, P).channels) +
+                                  " output channels");
     const std::size_t items = direct_conv_items(s, P, kOB);
     const int blocks = c.grid_for(items, kThreads);
     compiled = with_kernel_size(s.kernel, [&](auto ks) {

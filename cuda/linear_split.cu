@@ -73,9 +73,10 @@ template <class Lanes>
 __device__ OperandLoader<Lanes> operand_loader(const float* base, int n_first, int k_begin, int n_count,
                                               int n_step_in_memory, int d_step_in_memory) {
   const int n = n_first + Lanes::n0(), d = Lanes::d0();
-  return {base + static_cast<std::size_t>(n) * n_step_in_memory + static_cast<std::size_t>(k_begin + d) * d_step_in_memory,
-          static_cast<std::size_t>(Lanes::kNStep) * n_step_in_memory + static_cast<std::size_t>(Lanes::kDStep) * d_step_in_memory,
-          static_cast<std::size_t>(kDepth) * d_step_in_memory, n_count - n, d};
+  const std::size_t n_step = static_cast<std::size_t>(n_step_in_memory);
+  const std::size_t d_step = static_cast<std::size_t>(d_step_in_memory);
+  return {base + n * n_step + (k_begin + d) * d_step, Lanes::kNStep * n_step + Lanes::kDStep * d_step,
+          kDepth * d_step, n_count - n, d};
 }
 
 // Grid (column tiles, row tiles, slices) over product p of pass P: out (rows, outputs) = A

@@ -1,8 +1,8 @@
 // fmnist's own Linear products (forward, input gradient, weight gradient), an alternative to
 // cuBLAS's SGEMM (and the bias kernel after the forward's) for the small products of this study
 // (100 rows at the paper's batch): cuBLAS took 6 to 8 us a product on the H100, on 32 to 52 tiles
-// without a split of the summed dimension (bench/RESULTS.md). Split-K on about 128 blocks, FMA chains in a fixed order (models/
-// linear_split.h), the slices added by the last block of each tile, with the forward's bias and
+// without a split of the summed dimension (bench/RESULTS.md). Split-K on about 128 blocks, FMA
+// chains in a fixed order (models/linear_split.h), the slices added by the last block of each tile, with the forward's bias and
 // ReLU or Sigmoid: one launch a product, deterministic, no float atomics.
 #pragma once
 
