@@ -530,6 +530,12 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y,
   if (pool != nullptr && y_relu == nullptr)
     throw std::logic_error("conv plan: " + geometry_text(g) + ": pooling after the forward needs its ReLU output");
   const bool direct = g.transposed ? direct_backward_data_ : direct_forward_;
+  if (direct && !g.transposed && pool != nullptr && direct_pool_supported(conv_shape_, pool->geometry)) {
+    // y = conv(x) + b, its ReLU and the pooling, in one kernel (the bits of the two below)
+    launch_direct_forward_relu_maxpool(context_, conv_shape_, pool->geometry, x, w, b, y, y_relu, pool->pooled,
+                                       pool->argmax);
+    return;
+  }
   if (direct) {  // y = conv(x) or conv^T(x), + b (and its ReLU), in one kernel
     // With windows that tile the plane, the pooling kernel takes the ReLU as it reads y (the bits
     // of the two kernels, kernels.h) and the direct kernel writes y alone.

@@ -63,7 +63,9 @@ class ConvPlan {
   // x (B,Cin,H,W), w (weight layout of the layer), b (Cout) or null -> y (B,Cout,Ho,Wo); y_relu,
   // when non-null, = ReLU(y) (in the direct kernels, or with the bias in one kernel); pool, when
   // non-null (with y_relu), = the max pooling of y_relu (after cuDNN's forward in the bias's and
-  // the ReLU's kernel, kernels.h's launch_bias_relu_maxpool; after the direct kernels in its own).
+  // the ReLU's kernel, kernels.h's launch_bias_relu_maxpool; with a direct Conv2d forward and 2 x 2
+  // windows in that kernel, direct_conv.h's launch_direct_forward_relu_maxpool; after other direct
+  // forwards in its own).
   void forward(const float* x, const float* w, const float* b, float* y, float* y_relu = nullptr,
                const PoolOutput* pool = nullptr);
   // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W); dx_relu, when non-null, = relu_backward(relu_y, dx)

@@ -1,7 +1,8 @@
 // fmnist's direct convolution forward and backward-data (see direct_conv.h): one thread per item
 // of models/conv_direct.h (OB output channels of one image at one pixel, OB = 1, 4 or 16), in a
 // grid-stride loop over the items in that header's order, each item computed by its
-// direct_conv_block (FP32 sums, then the bias) and written with the epilogue.
+// direct_conv_block (FP32 sums, then the bias) and written with the epilogue; and a Conv2d's forward
+// with its ReLU and 2 x 2 max pooling, one thread per window (models/conv_direct_pool.h).
 #include "cuda/direct_conv.h"
 
 #include <stdexcept>
@@ -39,6 +40,19 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Conv2d's forward, bias, ReLU and 2 x 2 max pooling (models/conv_direct_pool.h), one thread per
+// item of `tiles`: a window's 4 elements of OB channels, or an element no window covers.
+template <int KS, int OB>
+__global__ void __launch_bounds__(kThreads)
+    direct_forward_relu_maxpool_kernel(ConvShape s, TiledPool tiles, std::size_t items, const float* __restrict__ src,
+                                       const float* __restrict__ w, const float* __restrict__ bias,
+                                       float* __restrict__ y, float* __restrict__ y_relu, float* __restrict__ pooled,
+                                       std::int32_t* __restrict__ argmax) {
+  grid_dependency();
+  for (std::size_t e = global_index(); e < items; e += global_stride())
+    direct_forward_relu_maxpool_item<KS, OB>(s, tiles, e, src, w, bias, y, y_relu, pooled, argmax);
+}
+
 // f(std::integral_constant<int, OB>{}) for a channel block of kDirectConvChannelBlocks; false for
 // any other.
 template <class F> bool with_channel_block(int block, F&& f) {
@@ -49,6 +63,24 @@ template <class F> bool with_channel_block(int block, F&& f) {
     case 1: f(std::integral_constant<int, 1>{}); return true;
     default: return false;
   }
+}
+
+// f(ob, ks), the channel block and kernel size as std::integral_constants, for a compiled channel
+// block that divides pass P's output channels and a compiled kernel size; std::invalid_argument,
+// named `name`, for any other.
+template <DirectPass P, class F> void with_block_and_kernel(const char* name, const ConvShape& s, int block, F&& f) {
+  bool compiled = false;
+  const bool known_block = with_channel_block(block, [&](auto ob) {
+    if (!direct_conv_block_fits(s, P, decltype(ob)::value))
+      throw std::invalid_argument(std::string(name) + ": a channel block of " + std::to_string(decltype(ob)::value) +
+                                  " does not divide the " + std::to_string(direct_conv_output(s, P).channels) +
+                                  " output channels");
+    compiled = with_kernel_size(s.kernel, [&](auto ks) { f(ob, ks); });
+  });
+  if (!known_block)
+    throw std::invalid_argument(std::string(name) + ": no kernel compiled for a channel block of " +
+                                std::to_string(block));
+  if (!compiled) throw std::invalid_argument(std::string(name) + ": no kernel compiled for this kernel size");
 }
 
 // Pass P after its checks: shape supported (its kernel size too), pointers non-null, a channel
@@ -64,33 +96,42 @@ void launch_pass(const Context& c, const char* name, const ConvShape& s, const f
   if ((epilogue.relu_dx == nullptr) != (epilogue.relu_y == nullptr))
     throw std::invalid_argument(std::string(name) + ": a ReLU gradient needs both the ReLU's output and its target");
   const int block = channel_block == 0 ? direct_conv_channel_block(s, P) : channel_block;
-  bool compiled = false;
-  const bool known_block = with_channel_block(block, [&](auto ob) {
-    constexpr int kOB = decltype(ob)::value;
-    if (!direct_conv_block_fits(s, P, kOB))
-      throw std::invalid_argument(std::string(name) + ": a channel block of " + std::to_string(kOB) +
-                                  " does not divide the " + std::to_string(direct_conv_output(s, P).channels) +
-                                  " output channels");
+  with_block_and_kernel<P>(name, s, block, [&](auto ob, auto ks) {
+    constexpr int kOB = decltype(ob)::value, kKS = decltype(ks)::value;
     const std::size_t items = direct_conv_items(s, P, kOB);
-    const int blocks = c.grid_for(items, kThreads);
-    compiled = with_kernel_size(s.kernel, [&](auto ks) {
-      constexpr int kKS = decltype(ks)::value;
-      // The forward without its taps' checks where none would skip a tap; the backward-data at
-      // stride 2 over the taps of each element's parity alone (the same bits).
-      constexpr DirectTaps kFast = P == DirectPass::Forward ? DirectTaps::Inside : DirectTaps::Stride2;
-      const bool fast = P == DirectPass::Forward ? conv_taps_inside(s) : s.stride == 2;
-      const auto kernel =
-          fast ? direct_conv_kernel<kKS, P, kOB, kFast> : direct_conv_kernel<kKS, P, kOB, DirectTaps::Checked>;
-      launch(c, kernel, blocks, kThreads, 0, s, items, in, w, bias, out, epilogue);
-    });
+    // The forward without its taps' checks where none would skip a tap; the backward-data at
+    // stride 2 over the taps of each element's parity alone (the same bits).
+    constexpr DirectTaps kFast = P == DirectPass::Forward ? DirectTaps::Inside : DirectTaps::Stride2;
+    const bool fast = P == DirectPass::Forward ? conv_taps_inside(s) : s.stride == 2;
+    const auto kernel =
+        fast ? direct_conv_kernel<kKS, P, kOB, kFast> : direct_conv_kernel<kKS, P, kOB, DirectTaps::Checked>;
+    launch(c, kernel, c.grid_for(items, kThreads), kThreads, 0, s, items, in, w, bias, out, epilogue);
   });
-  if (!known_block)
-    throw std::invalid_argument(std::string(name) + ": no kernel compiled for a channel block of " +
-                                std::to_string(block));
-  if (!compiled) throw std::invalid_argument(std::string(name) + ": no kernel compiled for this kernel size");
 }
 
 }  // namespace
+
+void launch_direct_forward_relu_maxpool(const Context& c, const ConvShape& s, const PoolGeometry& p,
+                                        const float* src, const float* w, const float* bias, float* y,
+                                        float* y_relu, float* pooled, std::int32_t* argmax, int channel_block) {
+  const char* name = "direct forward with ReLU and max pooling";
+  if (!direct_pool_supported(s, p))
+    throw std::invalid_argument(std::string(name) + ": unsupported shapes (kernel " + std::to_string(s.kernel) +
+                                ", padding " + std::to_string(s.padding) + ", pooling " +
+                                std::to_string(p.kernel) + " at stride " + std::to_string(p.stride) +
+                                " over " + std::to_string(p.in_h) + "x" + std::to_string(p.in_w) +
+                                "; the forward's output is " + std::to_string(s.dst_h) + "x" +
+                                std::to_string(s.dst_w) + ")");
+  if (src == nullptr || w == nullptr || y == nullptr || y_relu == nullptr || pooled == nullptr || argmax == nullptr)
+    throw std::invalid_argument(std::string(name) + ": null input, filter or output");
+  const int block = channel_block == 0 ? direct_pool_channel_block(s) : channel_block;
+  with_block_and_kernel<DirectPass::Forward>(name, s, block, [&](auto ob, auto ks) {
+    constexpr int kOB = decltype(ob)::value;
+    const std::size_t items = direct_pool_items(s, kOB);
+    launch(c, direct_forward_relu_maxpool_kernel<decltype(ks)::value, kOB>, c.grid_for(items, kThreads), kThreads,
+           0, s, direct_pool_tiles(s, kOB), items, src, w, bias, y, y_relu, pooled, argmax);
+  });
+}
 
 void launch_direct_backward_data(const Context& c, const ConvShape& s, const float* ddst, const float* w,
                                  const float* bias, float* dsrc, const DirectEpilogue& epilogue, int channel_block) {

@@ -9,6 +9,7 @@
 
 #include "cuda/context.h"
 #include "models/conv_direct.h"
+#include "models/conv_direct_pool.h"
 
 namespace fmnist::cuda {
 
@@ -36,5 +37,15 @@ void launch_direct_backward_data(const Context& c, const ConvShape& s, const flo
 void launch_direct_forward(const Context& c, const ConvShape& s, const float* src, const float* w,
                            const float* bias, float* dst, const DirectEpilogue& epilogue = {},
                            int channel_block = 0);
+
+// A Conv2d's forward, its ReLU and the max pooling after it, in one launch: y (N,K,Hd,Wd) = the
+// direct forward of src (N,C,Hs,Ws) and the (K,C,k,k) filter w, + bias[k] when bias is non-null;
+// y_relu = ReLU(y); pooled and argmax (N,K,Hd/2,Wd/2) = p's max pooling of y_relu
+// (models/conv_direct_pool.h). The bits of launch_direct_forward with a null epilogue, then
+// launch_bias_relu_maxpool (kernels.h) without a bias. std::invalid_argument unless
+// direct_pool_supported(s, p). channel_block: as above (0: direct_pool_channel_block's choice).
+void launch_direct_forward_relu_maxpool(const Context& c, const ConvShape& s, const PoolGeometry& p,
+                                        const float* src, const float* w, const float* bias, float* y,
+                                        float* y_relu, float* pooled, std::int32_t* argmax, int channel_block = 0);
 
 }  // namespace fmnist::cuda

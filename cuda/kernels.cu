@@ -20,6 +20,7 @@
 #include "cuda/launch.cuh"
 #include "cuda/ordered_sum.cuh"
 #include "models/conv_weight_grad.h"
+#include "models/pool_tiles.h"
 
 #ifndef FMNIST_CUDA_ARCHITECTURES
 #define FMNIST_CUDA_ARCHITECTURES "unknown"
@@ -127,26 +128,6 @@ static_assert(kThreads % kColumnSumColumns == 0, "whole row lanes");
 
 // ---- pooling --------------------------------------------------------------------------------------
 
-// One window of max pooling at output (oy, ox) of a plane whose rows are in_w long: value(index)
-// gives the element at flat index `index`. As PyTorch: the first maximum in scan order wins and a
-// NaN counts as a maximum (ew::pool_takes). Returns the maximum; best_index = its flat index.
-template <class Value>
-__device__ __forceinline__ float pool_window(int in_w, int oy, int ox, int kernel, int stride, Value value,
-                                             int& best_index) {
-  best_index = oy * stride * in_w + ox * stride;
-  float best = -CUDART_INF_F;
-  for (int ky = 0; ky < kernel; ++ky)
-    for (int kx = 0; kx < kernel; ++kx) {
-      const int index = (oy * stride + ky) * in_w + ox * stride + kx;
-      const float v = value(index);
-      if (ew::pool_takes(v, best)) {
-        best = v;
-        best_index = index;
-      }
-    }
-  return best;
-}
-
 // x (B,C,H,W) -> y, argmax (B,C,Ho,Wo); one thread per output.
 __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int out_h, int out_w,
                                        int kernel, int stride, const float* x, float* y,
@@ -158,41 +139,10 @@ __global__ void maxpool_forward_kernel(std::size_t n, int in_h, int in_w, int ou
     const int r = static_cast<int>(o % out_plane);
     const float* in = x + o / out_plane * in_plane;
     int best_index = 0;
-    y[o] = pool_window(in_w, r / out_w, r % out_w, kernel, stride, [&](int i) { return in[i]; }, best_index);
+    y[o] = pool_window(in_w, r / out_w, r % out_w, kernel, stride, [&](int i, int) { return in[i]; }, best_index);
     argmax[o] = best_index;
   }
 }
-
-// The items of a pass over pooled planes whose windows of kernel x kernel at stride kernel neither
-// overlap nor leave gaps: items [0, windows) are the windows, in the pooled output's order; items
-// [windows, windows + rest) the elements no window covers (floor mode's last rows and columns: per
-// plane, row by row, the elements right of the windows in the rows they span, then the rows below).
-struct TiledPool {
-  std::size_t windows, in_plane, out_plane, rest_per_plane;
-  int in_w, out_w, kernel, covered_h, covered_w;
-
-  __device__ TiledPool(std::size_t windows_, int in_h, int in_w_, int out_h, int out_w_, int kernel_)
-      : windows(windows_), in_plane(static_cast<std::size_t>(in_h) * in_w_),
-        out_plane(static_cast<std::size_t>(out_h) * out_w_), in_w(in_w_), out_w(out_w_), kernel(kernel_),
-        covered_h(out_h * kernel_), covered_w(out_w_ * kernel_) {
-    rest_per_plane = in_plane - static_cast<std::size_t>(covered_h) * covered_w;
-  }
-  __device__ bool is_window(std::size_t e) const { return e < windows; }
-  // The plane (batch x channel index) item e lies in.
-  __device__ std::size_t plane(std::size_t e) const {
-    return is_window(e) ? e / out_plane : (e - windows) / rest_per_plane;
-  }
-  // A window's flat index in its pooled plane.
-  __device__ int window_in_plane(std::size_t e) const { return static_cast<int>(e % out_plane); }
-  // An uncovered element's flat index in its plane.
-  __device__ int uncovered_in_plane(std::size_t e) const {
-    int q = static_cast<int>((e - windows) % rest_per_plane);
-    const int right = in_w - covered_w;
-    if (q < covered_h * right) return q / right * in_w + covered_w + q % right;
-    q -= covered_h * right;
-    return (covered_h + q / in_w) * in_w + q % in_w;
-  }
-};
 
 // y (B,C,H,W), a convolution's output -> y += bias, y_relu = ReLU(y), pooled and argmax (B,C,Ho,Wo)
 // = max pooling of y_relu, windows of kernel x kernel at stride kernel. Items [0, windows): one
@@ -210,14 +160,14 @@ __global__ void bias_relu_maxpool_kernel(std::size_t windows, std::size_t rest, 
     float* in = y + plane * pool.in_plane;
     float* out = y_relu + plane * pool.in_plane;
     const float* b = bias != nullptr ? bias + plane % static_cast<std::size_t>(channels) : nullptr;
-    const auto bias_relu = [&](int i) { return add_bias_activate(in, out, static_cast<std::size_t>(i), b); };
+    const auto bias_relu = [&](int i, int) { return add_bias_activate(in, out, static_cast<std::size_t>(i), b); };
     if (pool.is_window(e)) {
       const int r = pool.window_in_plane(e);
       int best_index = 0;
       pooled[e] = pool_window(in_w, r / out_w, r % out_w, kernel, kernel, bias_relu, best_index);
       argmax[e] = best_index;
     } else {
-      bias_relu(pool.uncovered_in_plane(e));
+      bias_relu(pool.uncovered_in_plane(e), 0);
     }
   }
 }

@@ -267,3 +267,76 @@ TEST_CASE("emulated kernels: the direct backward-filter, the layer's bias gradie
     CHECK(dw_alone == dw);
   }
 }
+
+TEST_CASE("emulated kernels: the direct forward fused with its ReLU and 2x2 max pooling, the bits of the two "
+          "kernels it replaces, in one launch",
+          "[kernel_emu][conv][direct][pool]") {
+  const auto context = kernel_emu::make_context(8);
+  Context& c = *context;
+  std::vector<ConvGeometry> shapes;
+  for (const ConvGeometry& g : geometries())
+    if (!g.transposed && g.padding == 0 && g.out_h() >= 2 && g.out_w() >= 2) shapes.push_back(g);
+  REQUIRE(shapes.size() >= 8);  // the paper's two Conv2d layers at three batch sizes, and random ones
+  for (const ConvGeometry& g : shapes) {
+    const ConvShape s = conv_shape(g);
+    const PoolGeometry p = testing::pool_geometry(g.batch, g.out_channels, g.out_h(), g.out_w());
+    REQUIRE(direct_pool_supported(s, p));
+    const Reference r = cpu_reference(g, 61);
+    // What the fused kernel replaces: the direct forward, then bias (none left), ReLU and pooling.
+    auto y_want = poisoned<float>(g.out_count()), relu_want = poisoned<float>(g.out_count());
+    auto pooled_want = poisoned<float>(p.out_count());
+    auto argmax_want = poisoned<std::int32_t>(p.out_count());
+    cuda::launch_direct_forward(c, s, r.x.data(), r.w.data(), r.b.data(), y_want.data());
+    cuda::launch_bias_relu_maxpool(c, p, nullptr, y_want.data(), relu_want.data(), pooled_want.data(),
+                                   argmax_want.data());
+    std::vector<int> blocks{0};
+    if (g.batch < 100)
+      blocks.insert(blocks.end(), std::begin(kDirectConvChannelBlocks), std::end(kDirectConvChannelBlocks));
+    for (const int block : blocks) {
+      if (block != 0 && !direct_conv_block_fits(s, DirectPass::Forward, block)) continue;
+      const std::string name = describe(g) + ", channel block " + std::to_string(block);
+      auto y = poisoned<float>(g.out_count()), y_relu = poisoned<float>(g.out_count());
+      auto pooled = poisoned<float>(p.out_count());
+      auto argmax = poisoned<std::int32_t>(p.out_count());
+      const std::size_t launches = kernel_emu::launch_log().launches;
+      cuda::launch_direct_forward_relu_maxpool(c, s, p, r.x.data(), r.w.data(), r.b.data(), y.data(), y_relu.data(),
+                                               pooled.data(), argmax.data(), block);
+      CHECK(kernel_emu::launch_log().launches - launches == 1);
+      compare_exact(name + " fused: y", y, y_want);
+      compare_exact(name + " fused: ReLU(y)", y_relu, relu_want);
+      compare_exact(name + " fused: pooled", pooled, pooled_want);
+      compare_exact(name + " fused: argmax", argmax, argmax_want);
+      compare(name + " fused: ReLU(y) against the CPU", y_relu, r.y_relu, kForward);
+    }
+  }
+  // Refused before any launch: a padded Conv2d, windows that are not 2x2 at stride 2, a block that
+  // leaves one short.
+  const ConvGeometry g = testing::paper_conv2(2);
+  const PoolGeometry p = testing::pool_geometry(2, 32, 11, 11);
+  std::vector<float> data(g.in_count() + g.out_count() + g.weight_count());
+  std::vector<std::int32_t> argmax(p.out_count());
+  ConvGeometry padded = g;
+  padded.padding = 1;
+  const PoolGeometry padded_pool = testing::pool_geometry(2, 32, 13, 13);
+  const std::size_t launches = kernel_emu::launch_log().launches;
+  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(padded), padded_pool, data.data(),
+                                                             data.data(), nullptr, data.data(), data.data(),
+                                                             data.data(), argmax.data()),
+                    Catch::Contains("direct forward with ReLU and max pooling: unsupported shapes (kernel 3, "
+                                    "padding 1, pooling 2 at stride 2 over 13x13; the forward's output is 13x13)"));
+  const PoolGeometry threes = testing::pool_geometry(2, 32, 11, 11, 3);
+  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(g), threes, data.data(), data.data(),
+                                                             nullptr, data.data(), data.data(), data.data(),
+                                                             argmax.data()),
+                    Catch::Contains("unsupported shapes (kernel 3, padding 0, pooling 3 at stride 3 over 11x11"));
+  const ConvGeometry twenty = testing::conv_geometry(2, 1, 28, 28, 20, 3);
+  const PoolGeometry twenty_pool = testing::pool_geometry(2, 20, 26, 26);
+  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(twenty), twenty_pool, data.data(),
+                                                             data.data(), nullptr, data.data(), data.data(),
+                                                             data.data(), argmax.data(), 16),
+                    Catch::Contains("a channel block of 16 does not divide the 20 output channels"));
+  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(g), p, data.data(), data.data(), nullptr,
+                                                             data.data(), nullptr, data.data(), argmax.data()),
+                    Catch::Contains("null input, filter or output"));
+  CHECK(kernel_emu::launch_log().launches == launches);
+}

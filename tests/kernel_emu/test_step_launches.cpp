@@ -83,4 +83,13 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   split_linear.direct_linear_weight_grad = true;
   CHECK(kernels_per_step(ae, split_linear) == 22);
   CHECK(kernels_per_step(classifier, split_linear) == 17);
+  // fmnist's direct forward (FMNIST_CONV_FWD=fmnist) computes each Conv2d's product, bias, ReLU
+  // and max pooling in one launch (direct_conv.h's launch_direct_forward_relu_maxpool), in place
+  // of the bias-ReLU-pooling kernel above: the same count (2 more before it). The AE's
+  // ConvTranspose2d input gradients are direct forwards too: the second's takes the first's ReLU
+  // mask with it (the same count), the first's is one launch more than cuDNN's.
+  CudaOptions direct_forward = commands;
+  direct_forward.direct_forward = true;
+  CHECK(kernels_per_step(ae, direct_forward) == 19);
+  CHECK(kernels_per_step(classifier, direct_forward) == 13);
 }
