@@ -565,6 +565,18 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y,
   if (pool != nullptr) launch_maxpool_forward(context_, pool->geometry, y_relu, pool->pooled, pool->argmax);
 }
 
+void ConvPlan::backward_data_maxpool_relu(const float* w, const float* dy, float* dx, const PoolGradient& pool) {
+  if (geometry_.transposed) throw std::logic_error("conv plan: " + geometry_text(geometry_) + ": a ConvTranspose2d's "
+                                                   "input gradient has no pooling below it here");
+  if (direct_backward_data_ && direct_pool_backward_supported(conv_shape_, pool.geometry)) {
+    launch_direct_backward_data_maxpool_relu(context_, conv_shape_, pool.geometry, dy, w, dx, pool.argmax,
+                                             pool.relu_y, pool.dx, pool.dx_relu);
+    return;
+  }
+  backward_data(w, dy, dx);
+  launch_maxpool_backward(context_, pool.geometry, dx, pool.argmax, pool.dx, pool.relu_y, pool.dx_relu);
+}
+
 void ConvPlan::backward_data(const float* w, const float* dy, float* dx, const float* relu_y, float* dx_relu) {
   const ConvGeometry& g = geometry_;
   const bool direct = g.transposed ? direct_forward_ : direct_backward_data_;

@@ -49,6 +49,18 @@ struct PoolOutput {
   std::int32_t* argmax = nullptr;
 };
 
+// The backward of the max pooling that made a Conv2d's input, and of the ReLU before it, taken by
+// ConvPlan::backward_data_maxpool_relu after the input gradient: geometry's output is the
+// convolution's input; argmax from its forward; relu_y the ReLU's output (the pooling's input);
+// dx and dx_relu the gradients at the pooling's input and at the ReLU's.
+struct PoolGradient {
+  PoolGeometry geometry;
+  const std::int32_t* argmax = nullptr;
+  const float* relu_y = nullptr;
+  float* dx = nullptr;
+  float* dx_relu = nullptr;
+};
+
 class ConvPlan {
  public:
   // storage Bfloat16 needs options().bf16. Throws std::runtime_error when cuDNN offers no usable
@@ -72,6 +84,10 @@ class ConvPlan {
   // (in the direct kernels, or by one more kernel after cuDNN's).
   void backward_data(const float* w, const float* dy, float* dx, const float* relu_y = nullptr,
                      float* dx_relu = nullptr);
+  // A Conv2d's backward_data into dx, then pool's backward of dx through its ReLU: in one kernel
+  // with the direct backward-data and 2 x 2 windows (direct_conv.h's
+  // launch_direct_backward_data_maxpool_relu), else kernels.h's pooling backward after it.
+  void backward_data_maxpool_relu(const float* w, const float* dy, float* dx, const PoolGradient& pool);
   // x (B,Cin,H,W), dy (B,Cout,Ho,Wo) -> dw (weight layout of the layer); with db non-null
   // (fuses_bias_grad() only, else std::logic_error), also db (Cout) in the same kernel.
   void backward_filter(const float* x, const float* dy, float* dw, float* db = nullptr);

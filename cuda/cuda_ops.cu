@@ -163,10 +163,18 @@ void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& 
 // options().backward_streams == 2), dx stays on the main one.
 void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry& g,
                             const float* x, const float* w, const float* dy, float* dx, float* dw,
-                            float* db, float* dx_relu) {
+                            float* db, float* dx_relu, const PoolGradient* pool) {
   check_conv_backward(op, g, transposed, x, w, dy, dx, dw);
   check_cudnn_counts(op, g);
   if (dx_relu != nullptr && dx == nullptr) fail(op, "the ReLU's gradient needs dx");
+  if (pool != nullptr) {
+    require(op, "dx", dx);
+    check_maxpool_backward(op, pool->geometry, dx, pool->argmax);
+    check_conv_of_pool(op, g, pool->geometry);
+    require(op, "pool_x", pool->relu_y);
+    require(op, "pool_dx", pool->dx);
+    require(op, "pool_dx_relu", pool->dx_relu);
+  }
   // Planned first, on the main lane (a new geometry allocates and waits).
   ConvPlan* p = dx != nullptr || dw != nullptr ? &plan(g) : nullptr;
   {
@@ -177,6 +185,10 @@ void CudaOps::conv_backward(const char* op, bool transposed, const ConvGeometry&
       launch_channel_bias_grad(context_, g.batch, g.out_channels,
                                static_cast<std::size_t>(g.out_h()) * g.out_w(), dy, db);
     if (dw != nullptr) p->backward_filter(x, dy, dw, fused_db ? db : nullptr);
+  }
+  if (pool != nullptr) {
+    p->backward_data_maxpool_relu(w, dy, dx, *pool);
+    return;
   }
   // x is the output of the ReLU before the layer: its mask for dx_relu.
   if (dx != nullptr) p->backward_data(w, dy, dx, dx_relu != nullptr ? x : nullptr, dx_relu);
@@ -262,6 +274,16 @@ void CudaOps::maxpool2d_backward_relu(const PoolGeometry& g, const float* x, con
   require(op, "dx", dx);
   require(op, "dx_relu", dx_relu);
   launch_maxpool_backward(context_, g, dy, argmax, dx, x, dx_relu);
+}
+
+// conv2d_backward, then maxpool2d_backward_relu of its dx (ConvPlan::backward_data_maxpool_relu:
+// one kernel on the direct backward-data).
+void CudaOps::conv2d_backward_maxpool_relu(const ConvGeometry& g, const PoolGeometry& p, const float* x,
+                                           const float* w, const float* dy, float* dx, float* dw, float* db,
+                                           const float* pool_x, const std::int32_t* argmax, float* pool_dx,
+                                           float* pool_dx_relu) {
+  const PoolGradient pool{p, argmax, pool_x, pool_dx, pool_dx_relu};
+  conv_backward("conv2d_backward_maxpool_relu", false, g, x, w, dy, dx, dw, db, nullptr, &pool);
 }
 
 // ---- Linear --------------------------------------------------------------------------------------

@@ -83,6 +83,11 @@ class CudaOps final : public Ops<float> {
                                       float* dx, float* dw, float* db, float* dx_relu) override;
   void maxpool2d_backward_relu(const PoolGeometry& g, const float* x, const float* dy,
                                const std::int32_t* argmax, float* dx, float* dx_relu) override;
+  // The input gradient handed to the pooling below in the direct backward-data's kernel
+  // (ConvPlan::backward_data_maxpool_relu), else the pooling's backward kernel after it.
+  void conv2d_backward_maxpool_relu(const ConvGeometry& g, const PoolGeometry& p, const float* x, const float* w,
+                                    const float* dy, float* dx, float* dw, float* db, const float* pool_x,
+                                    const std::int32_t* argmax, float* pool_dx, float* pool_dx_relu) override;
 
   void relu_forward(std::size_t n, const float* x, float* y) override;
   void relu_backward(std::size_t n, const float* y, const float* dy, float* dx) override;
@@ -162,7 +167,7 @@ class CudaOps final : public Ops<float> {
                            const float* b, float* y, float* y_act, elementwise::Activation act);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                      const float* w, const float* dy, float* dx, float* dw, float* db,
-                     float* dx_relu = nullptr);
+                     float* dx_relu = nullptr, const PoolGradient* pool = nullptr);
 
   Context context_;
   ConvPlanCache plans_;

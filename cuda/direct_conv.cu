@@ -1,8 +1,9 @@
 // fmnist's direct convolution forward and backward-data (see direct_conv.h): one thread per item
 // of models/conv_direct.h (OB output channels of one image at one pixel, OB = 1, 4 or 16), in a
 // grid-stride loop over the items in that header's order, each item computed by its
-// direct_conv_block (FP32 sums, then the bias) and written with the epilogue; and a Conv2d's forward
-// with its ReLU and 2 x 2 max pooling, one thread per window (models/conv_direct_pool.h).
+// direct_conv_block (FP32 sums, then the bias) and written with the epilogue; and, one thread per
+// 2 x 2 pooling window (models/conv_direct_pool.h), a Conv2d's forward with its ReLU and max pooling,
+// and its input gradient with the backward of the max pooling and ReLU below it.
 #include "cuda/direct_conv.h"
 
 #include <stdexcept>
@@ -51,6 +52,22 @@ __global__ void __launch_bounds__(kThreads)
   grid_dependency();
   for (std::size_t e = global_index(); e < items; e += global_stride())
     direct_forward_relu_maxpool_item<KS, OB>(s, tiles, e, src, w, bias, y, y_relu, pooled, argmax);
+}
+
+// Conv2d's input gradient, then the backward of the 2 x 2 max pooling and the ReLU below it
+// (models/conv_direct_pool.h), one thread per item of `tiles`: a window of the pooling's input for
+// OB channels, or an element no window covers.
+template <int KS, int OB, DirectTaps TAPS>
+__global__ void __launch_bounds__(kThreads)
+    direct_backward_data_maxpool_relu_kernel(ConvShape s, TiledPool tiles, std::size_t items,
+                                             const float* __restrict__ ddst, const float* __restrict__ w,
+                                             float* __restrict__ dsrc, const std::int32_t* __restrict__ argmax,
+                                             const float* __restrict__ relu_y, float* __restrict__ pool_dx,
+                                             float* __restrict__ pool_dx_relu) {
+  grid_dependency();
+  for (std::size_t e = global_index(); e < items; e += global_stride())
+    direct_backward_data_maxpool_relu_item<KS, OB, TAPS>(s, tiles, e, ddst, w, dsrc, argmax, relu_y, pool_dx,
+                                                         pool_dx_relu);
 }
 
 // f(std::integral_constant<int, OB>{}) for a channel block of kDirectConvChannelBlocks; false for
@@ -125,11 +142,42 @@ void launch_direct_forward_relu_maxpool(const Context& c, const ConvShape& s, co
   if (src == nullptr || w == nullptr || y == nullptr || y_relu == nullptr || pooled == nullptr || argmax == nullptr)
     throw std::invalid_argument(std::string(name) + ": null input, filter or output");
   const int block = channel_block == 0 ? direct_pool_channel_block(s) : channel_block;
+  if (block > kDirectPoolChannelBlocks[0])  // 16: not compiled (kDirectPoolChannelBlocks)
+    throw std::invalid_argument(std::string(name) + ": no kernel compiled for a channel block of " +
+                                std::to_string(block));
   with_block_and_kernel<DirectPass::Forward>(name, s, block, [&](auto ob, auto ks) {
     constexpr int kOB = decltype(ob)::value;
-    const std::size_t items = direct_pool_items(s, kOB);
-    launch(c, direct_forward_relu_maxpool_kernel<decltype(ks)::value, kOB>, c.grid_for(items, kThreads), kThreads,
-           0, s, direct_pool_tiles(s, kOB), items, src, w, bias, y, y_relu, pooled, argmax);
+    if constexpr (kOB <= kDirectPoolChannelBlocks[0]) {
+      const std::size_t items = direct_pool_items(s, kOB);
+      launch(c, direct_forward_relu_maxpool_kernel<decltype(ks)::value, kOB>, c.grid_for(items, kThreads),
+             kThreads, 0, s, direct_pool_tiles(s, kOB), items, src, w, bias, y, y_relu, pooled, argmax);
+    }
+  });
+}
+
+void launch_direct_backward_data_maxpool_relu(const Context& c, const ConvShape& s, const PoolGeometry& p,
+                                              const float* ddst, const float* w, float* dsrc,
+                                              const std::int32_t* argmax, const float* relu_y, float* pool_dx,
+                                              float* pool_dx_relu, int channel_block) {
+  const char* name = "direct backward-data with max pooling's and ReLU's backward";
+  if (!direct_pool_backward_supported(s, p))
+    throw std::invalid_argument(std::string(name) + ": unsupported shapes (pooling " + std::to_string(p.kernel) +
+                                " at stride " + std::to_string(p.stride) + " of " + std::to_string(p.channels) +
+                                "x" + std::to_string(p.in_h) + "x" + std::to_string(p.in_w) +
+                                "; the convolution's input is " + std::to_string(s.c) + "x" +
+                                std::to_string(s.src_h) + "x" + std::to_string(s.src_w) + ")");
+  if (ddst == nullptr || w == nullptr || dsrc == nullptr || argmax == nullptr || relu_y == nullptr ||
+      pool_dx == nullptr || pool_dx_relu == nullptr)
+    throw std::invalid_argument(std::string(name) + ": null input, filter or output");
+  const int block = channel_block == 0 ? direct_pool_backward_channel_block(p) : channel_block;
+  with_block_and_kernel<DirectPass::BackwardData>(name, s, block, [&](auto ob, auto ks) {
+    constexpr int kOB = decltype(ob)::value, kKS = decltype(ks)::value;
+    const std::size_t items = direct_pool_backward_items(p, kOB);
+    // Every tap checked (the paper's Conv2d layers have stride 1; the stride-2 walk gives the same
+    // bits, and is left to the unfused kernel to keep the build's kernels fewer).
+    launch(c, direct_backward_data_maxpool_relu_kernel<kKS, kOB, DirectTaps::Checked>, c.grid_for(items, kThreads),
+           kThreads, 0, s, direct_pool_backward_tiles(p, kOB), items, ddst, w, dsrc, argmax, relu_y, pool_dx,
+           pool_dx_relu);
   });
 }
 

@@ -43,9 +43,22 @@ void launch_direct_forward(const Context& c, const ConvShape& s, const float* sr
 // y_relu = ReLU(y); pooled and argmax (N,K,Hd/2,Wd/2) = p's max pooling of y_relu
 // (models/conv_direct_pool.h). The bits of launch_direct_forward with a null epilogue, then
 // launch_bias_relu_maxpool (kernels.h) without a bias. std::invalid_argument unless
-// direct_pool_supported(s, p). channel_block: as above (0: direct_pool_channel_block's choice).
+// direct_pool_supported(s, p). channel_block: 4 or 1 (kDirectPoolChannelBlocks; 0:
+// direct_pool_channel_block's choice).
 void launch_direct_forward_relu_maxpool(const Context& c, const ConvShape& s, const PoolGeometry& p,
                                         const float* src, const float* w, const float* bias, float* y,
                                         float* y_relu, float* pooled, std::int32_t* argmax, int channel_block = 0);
+
+// A Conv2d's input gradient, then the backward of the 2 x 2 max pooling p that made its input and of
+// the ReLU before that pooling, in one launch: dsrc (N,C,Hs,Ws) = the direct backward-data of ddst
+// (N,K,Hd,Wd) and the (K,C,k,k) filter w; pool_dx (N,C,H,W) = p's backward of dsrc (argmax
+// (N,C,Hs,Ws) from its forward); pool_dx_relu = relu_backward(relu_y, pool_dx), relu_y the ReLU's
+// output (models/conv_direct_pool.h). The bits of launch_direct_backward_data, then
+// launch_maxpool_backward (kernels.h) with its ReLU. std::invalid_argument unless
+// direct_pool_backward_supported(s, p). channel_block: as above (0: direct_pool_backward_channel_block's).
+void launch_direct_backward_data_maxpool_relu(const Context& c, const ConvShape& s, const PoolGeometry& p,
+                                              const float* ddst, const float* w, float* dsrc,
+                                              const std::int32_t* argmax, const float* relu_y, float* pool_dx,
+                                              float* pool_dx_relu, int channel_block = 0);
 
 }  // namespace fmnist::cuda

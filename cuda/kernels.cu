@@ -221,14 +221,7 @@ __global__ void maxpool_backward_tiled_kernel(std::size_t windows, std::size_t r
     };
     if (pool.is_window(e)) {
       const int r = pool.window_in_plane(e);
-      const int first = r / out_w * kernel * in_w + r % out_w * kernel;
-      const int chosen = argmax[e];
-      const float g = 0.0f + dy[e];  // as the general kernel's sum: -0 becomes +0
-      for (int ky = 0; ky < kernel; ++ky)
-        for (int kx = 0; kx < kernel; ++kx) {
-          const int index = first + ky * in_w + kx;
-          put(index, index == chosen ? g : 0.0f);
-        }
+      pool_window_backward(in_w, r / out_w, r % out_w, kernel, argmax[e], dy[e], put);
     } else {
       put(pool.uncovered_in_plane(e), 0.0f);
     }

@@ -314,6 +314,16 @@ template <class T> class Executor {
     const std::size_t end = spec_.layers.size() - (loss_through_output_activation_ ? 1 : 0);
     for (std::size_t i = end; i-- > first_backward_layer_;) {
       NvtxRange layer(backward_labels_[i].c_str());
+      if (fuses_pool_below(i)) {  // the Conv2d i, the MaxPool2d i - 1 and the ReLU i - 2, in one op
+        const LayerSpec& pool = spec_.layers[i - 1];
+        ops_.conv2d_backward_maxpool_relu(conv_geometry(spec_.layers[i], batch), pool_geometry(pool, batch),
+                                          activations_[i], param(spec_.layers[i].weight), gradients_[i + 1],
+                                          gradients_[i], param_grad(spec_.layers[i].weight),
+                                          param_grad(spec_.layers[i].bias), activations_[i - 1], argmax_[i - 1],
+                                          gradients_[i - 1], gradients_[i - 2]);
+        i -= 2;
+        continue;
+      }
       if (fuses_relu_before(i)) {  // layer i and the ReLU before it, in one op
         backward_layer(i, batch, step, cursor, gradients_[i - 1]);
         --i;
@@ -346,6 +356,14 @@ template <class T> class Executor {
   bool fuses_relu_and_pool_after(std::size_t i) const {
     return fuses_relu_after(i) && spec_.layers[i].kind == LayerKind::Conv2d && i + 2 < spec_.layers.size() &&
            spec_.layers[i + 2].kind == LayerKind::MaxPool2d;
+  }
+
+  // Whether layer i is a Conv2d whose input a MaxPool2d made from a ReLU's output, the three
+  // backwards run as one conv2d_backward_maxpool_relu op (the encoder's second Conv2d): the
+  // pooling's backward would otherwise go with that ReLU's (fuses_relu_before(i - 1)).
+  bool fuses_pool_below(std::size_t i) const {
+    return i >= 2 && spec_.layers[i].kind == LayerKind::Conv2d && spec_.layers[i - 1].kind == LayerKind::MaxPool2d &&
+           fuses_relu_before(i - 1);
   }
 
   // Whether layer i's backward runs with that of the ReLU before it (which needs its input

@@ -139,6 +139,15 @@ template <class T> class Ops {
                                               T* dx, T* dw, T* db, T* dx_relu);
   virtual void maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T* dy,
                                        const std::int32_t* argmax, T* dx, T* dx_relu);
+  // conv2d_backward into dx (the gradient at x, which pool p made), then maxpool2d_backward_relu(p,
+  // pool_x, dx, argmax, pool_dx, pool_dx_relu): the backward of that pooling (p's output is g's
+  // input) and of the ReLU before it, whose output pool_x is. One call, so that a backend may hand
+  // each computed input-gradient element straight to the pooling window it came from (the CUDA
+  // backend does on its direct backward-data; the defaults run the two ops). dx, pool_dx and
+  // pool_dx_relu are all written; dw and db as conv2d_backward's.
+  virtual void conv2d_backward_maxpool_relu(const ConvGeometry& g, const PoolGeometry& p, const T* x, const T* w,
+                                            const T* dy, T* dx, T* dw, T* db, const T* pool_x,
+                                            const std::int32_t* argmax, T* pool_dx, T* pool_dx_relu);
   // The backward of the ReLU after a Linear layer, then the layer's: dy (B,out) =
   // relu_backward(y_relu, dy_relu) (y_relu: the ReLU's output; dy_relu: the gradient at it),
   // then linear_backward(g, x, w, dy, dx, dw, db). One call, so that a backend may apply the

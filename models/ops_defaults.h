@@ -76,6 +76,15 @@ void Ops<T>::maxpool2d_backward_relu(const PoolGeometry& g, const T* x, const T*
 }
 
 template <class T>
+void Ops<T>::conv2d_backward_maxpool_relu(const ConvGeometry& g, const PoolGeometry& p, const T* x, const T* w,
+                                          const T* dy, T* dx, T* dw, T* db, const T* pool_x,
+                                          const std::int32_t* argmax, T* pool_dx, T* pool_dx_relu) {
+  op_checks::check_conv_of_pool("conv2d_backward_maxpool_relu", g, p);
+  conv2d_backward(g, x, w, dy, dx, dw, db);
+  maxpool2d_backward_relu(p, pool_x, dx, argmax, pool_dx, pool_dx_relu);
+}
+
+template <class T>
 void Ops<T>::softmax_cross_entropy_sigmoid(int batch, int classes, const T* scores, const std::uint8_t* labels,
                                            T* dscores, T* dscores_sigmoid, T* loss, double* loss_sum) {
   softmax_cross_entropy(batch, classes, scores, labels, dscores, loss, loss_sum);

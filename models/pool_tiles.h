@@ -31,6 +31,22 @@ FMNIST_HD float pool_window(int in_w, int oy, int ox, int kernel, int stride, Va
   return best;
 }
 
+// What one window of kernel x kernel at stride kernel (windows that neither overlap nor leave gaps)
+// hands back to its elements from the gradient dy at its output (oy, ox): put(index, value) for each
+// element, in scan order, with its flat index in the plane (rows in_w long): 0.0f + dy for the one
+// it chose (flat index `chosen`; the sum from 0 that overlapping windows take, so -0 becomes +0),
+// 0.0f for the others.
+template <class Put>
+FMNIST_HD void pool_window_backward(int in_w, int oy, int ox, int kernel, int chosen, float dy, Put put) {
+  const int first = oy * kernel * in_w + ox * kernel;
+  const float g = 0.0f + dy;
+  for (int ky = 0; ky < kernel; ++ky)
+    for (int kx = 0; kx < kernel; ++kx) {
+      const int index = first + ky * in_w + kx;
+      put(index, index == chosen ? g : 0.0f);
+    }
+}
+
 // The items of a pass over planes (in_h, in_w) pooled by windows of kernel x kernel at stride kernel,
 // which neither overlap nor leave gaps: items [0, windows) are the windows, plane by plane, each
 // plane's in the pooled output's order; items [windows, windows + rest) the elements no window

@@ -1,13 +1,14 @@
-// models/conv_direct_pool.h, the GPU's Conv2d forward fused with its ReLU and 2 x 2 max pooling
-// (cuda/direct_conv.cu), item by item on the CPU: every element of y, its ReLU and the pooled
-// output written, with the bits of the direct forward and of the CPU's pooling of its ReLU, for
-// each channel block; which shapes it takes and which block it picks.
+// models/conv_direct_pool.h, the GPU's Conv2d forward fused with its ReLU and 2 x 2 max pooling, and
+// its input gradient fused with the backward of the pooling and ReLU below it (cuda/direct_conv.cu),
+// item by item on the CPU: every output element written, with the bits of the direct pass and of
+// the CPU's pooling op, for each channel block; which shapes they take and which block they pick.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/reference/cpu_ops.h"
@@ -81,12 +82,87 @@ void check_fused(const ConvGeometry& g, const std::vector<float>& x, const std::
 void check_fused_all_blocks(const ConvGeometry& g, std::uint64_t seed) {
   const auto x = random_floats(g.in_count(), seed), w = random_floats(g.weight_count(), seed + 1),
              b = random_floats(static_cast<std::size_t>(g.out_channels), seed + 2);
-  check_fused<16>(g, x, w, b);
+  static_assert(sizeof(kDirectPoolChannelBlocks) / sizeof(int) == 2, "the blocks below are the fused pass's");
   check_fused<4>(g, x, w, b);
   check_fused<1>(g, x, w, b);
 }
 
+// The fused backward's items with channel blocks of OB (and the taps walked as TAPS) for Conv2d g
+// after pooling p, against the direct backward-data element by element, then CpuOps'
+// maxpool2d_backward_relu of it. Outputs poisoned as above.
+template <int OB, DirectTaps TAPS>
+void check_fused_backward(const ConvGeometry& g, const PoolGeometry& p, std::uint64_t seed) {
+  const ConvShape s = conv_shape(g);
+  INFO(describe(g) << " after pooling " << p.in_h << "x" << p.in_w << ", channel block " << OB
+                   << (TAPS == DirectTaps::Stride2 ? ", stride-2 taps" : ""));
+  if (!direct_conv_block_fits(s, DirectPass::BackwardData, OB)) return;
+  REQUIRE(direct_pool_backward_supported(s, p));
+  std::vector<float> relu_y = random_floats(p.in_count(), seed);
+  for (float& v : relu_y) v = elementwise::relu(v);  // a ReLU's output: zeros, so ties in the windows
+  const auto ddst = random_floats(g.out_count(), seed + 1), w = random_floats(g.weight_count(), seed + 2);
+  CpuOps<float> cpu;
+  std::vector<float> pooled(p.out_count());
+  std::vector<std::int32_t> argmax(p.out_count());
+  cpu.maxpool2d_forward(p, relu_y.data(), pooled.data(), argmax.data());
+  std::vector<float> dsrc_want(g.in_count()), dx_want(p.in_count()), relu_dx_want(p.in_count());
+  REQUIRE(with_kernel_size(s.kernel, [&](auto ks) {
+    for (std::size_t e = 0; e < dsrc_want.size(); ++e)
+      dsrc_want[e] = direct_conv_element<decltype(ks)::value, DirectPass::BackwardData, float>(s, e, ddst.data(),
+                                                                                              w.data(), nullptr);
+  }));
+  cpu.maxpool2d_backward_relu(p, relu_y.data(), dsrc_want.data(), argmax.data(), dx_want.data(), relu_dx_want.data());
+
+  float poison;
+  const std::uint32_t poison_bits = 0x7fc0beefu;
+  std::memcpy(&poison, &poison_bits, sizeof poison);
+  std::vector<float> dsrc(dsrc_want.size(), poison), dx(dx_want.size(), poison), relu_dx(dx_want.size(), poison);
+  const TiledPool tiles = direct_pool_backward_tiles(p, OB);
+  const std::size_t items = direct_pool_backward_items(p, OB);
+  CHECK(items == static_cast<std::size_t>(p.batch) * (p.channels / OB) *
+                     (static_cast<std::size_t>(p.out_h()) * p.out_w() +
+                      (static_cast<std::size_t>(p.in_h) * p.in_w - 4u * p.out_h() * p.out_w())));
+  REQUIRE(with_kernel_size(s.kernel, [&](auto ks) {
+    for (std::size_t e = 0; e < items; ++e)
+      direct_backward_data_maxpool_relu_item<decltype(ks)::value, OB, TAPS>(
+          s, tiles, e, ddst.data(), w.data(), dsrc.data(), argmax.data(), relu_y.data(), dx.data(), relu_dx.data());
+  }));
+  CHECK(bits_differ(dsrc, dsrc_want) == 0);
+  CHECK(bits_differ(dx, dx_want) == 0);
+  CHECK(bits_differ(relu_dx, relu_dx_want) == 0);
+}
+
+template <int OB> void check_fused_backward_walks(const ConvGeometry& g, const PoolGeometry& p, std::uint64_t seed) {
+  check_fused_backward<OB, DirectTaps::Checked>(g, p, seed);
+  if (g.stride == 2) check_fused_backward<OB, DirectTaps::Stride2>(g, p, seed);
+}
+
 }  // namespace
+
+TEST_CASE("fused direct backward-data, max pooling's and ReLU's backward: each element written, the bits of the "
+          "passes it fuses",
+          "[conv][pool]") {
+  // The paper's second Conv2d after the first's pooling; a pooling that leaves a row and a column
+  // no window covers; padded and stride-2 Conv2d; then random Conv2d layers after a pooling of
+  // twice their input (plus 0 or 1).
+  std::vector<std::pair<ConvGeometry, PoolGeometry>> cases{
+      {paper_conv2(3), pool_geometry(3, 16, 26, 26)},
+      {conv_geometry(2, 32, 5, 5, 8, 3), pool_geometry(2, 32, 11, 11)},
+      {conv_geometry(2, 16, 6, 7, 4, 3, 1, 1), pool_geometry(2, 16, 12, 15)},
+      {conv_geometry(2, 4, 6, 6, 8, 2, 2), pool_geometry(2, 4, 13, 12)}};
+  SplitMix64 rng(1208);
+  while (cases.size() < 20) {
+    const ConvGeometry g = random_conv_geometry(rng, false);
+    const int extra = static_cast<int>(rng.below(2));
+    cases.push_back({g, pool_geometry(g.batch, g.in_channels, 2 * g.in_h + extra, 2 * g.in_w + 1 - extra)});
+  }
+  std::uint64_t seed = 1300;
+  for (const auto& [g, p] : cases) {
+    check_fused_backward_walks<16>(g, p, seed);
+    check_fused_backward_walks<4>(g, p, seed);
+    check_fused_backward_walks<1>(g, p, seed);
+    seed += 3;
+  }
+}
 
 TEST_CASE("fused direct forward, ReLU and max pooling: each element written, the bits of the passes it fuses",
           "[conv][pool]") {
@@ -111,12 +187,12 @@ TEST_CASE("fused direct forward and pooling: the shapes it takes, the channel bl
   const ConvShape conv1 = conv_shape(paper_conv1(100)), conv2 = conv_shape(paper_conv2(100));
   CHECK(direct_pool_supported(conv1, pool_after(paper_conv1(100))));
   CHECK(direct_pool_supported(conv2, pool_after(paper_conv2(100))));
-  // At batch 100: conv1's 100 x 16 x 169 windows take 4 channels a thread (16 would leave 16,900
-  // threads, under kDirectConvThreadsTarget); conv2's 100 x 32 x (25 + 21) items one.
+  // At batch 100: conv1's 100 x 16 x 169 windows take 4 channels a thread (4 elements of each);
+  // conv2's 100 x 32 x (25 + 21) items one.
   CHECK(direct_pool_channel_block(conv1) == 4);
   CHECK(direct_pool_channel_block(conv2) == 1);
   CHECK(direct_pool_channel_block(conv_shape(paper_conv1(2))) == 1);
-  CHECK(direct_pool_channel_block(conv_shape(conv_geometry(400, 1, 28, 28, 16, 3))) == 16);
+  CHECK(direct_pool_channel_block(conv_shape(conv_geometry(400, 1, 28, 28, 16, 3))) == 4);  // never 16
 
   // Refused: padding (its taps are checked), windows of 3 or at another stride, a pooling of
   // another tensor's shape.
@@ -136,6 +212,23 @@ TEST_CASE("fused direct forward and pooling: the shapes it takes, the channel bl
   // A plane smaller than a window.
   const ConvGeometry tiny = conv_geometry(1, 1, 3, 8, 2, 3);  // 1x6 outputs
   CHECK_FALSE(direct_pool_supported(conv_shape(tiny), pool_geometry(1, 2, 1, 6)));
+
+  // The backward: the pooling must have made the Conv2d's input (its output, batch and channels).
+  const ConvShape conv2_input = conv_shape(paper_conv2(100));
+  const PoolGeometry pool1 = pool_geometry(100, 16, 26, 26);
+  CHECK(direct_pool_backward_supported(conv2_input, pool1));
+  CHECK(direct_pool_backward_supported(conv2_input, pool_geometry(100, 16, 27, 27)));  // floor: 13x13 too
+  // At batch 100: 100 x 16 x 169 windows, 4 channels a thread (as the forward's conv1).
+  CHECK(direct_pool_backward_channel_block(pool1) == 4);
+  CHECK(direct_pool_backward_channel_block(pool_geometry(2, 16, 26, 26)) == 1);
+  PoolGeometry pool_three = pool_geometry(100, 16, 39, 39, 3), pool_overlapping = pool1, pool_other = pool1,
+               pool_channels = pool1, pool_batch = pool1;
+  pool_overlapping.stride = 1;
+  pool_other.in_w = 24;  // 12 columns out
+  pool_channels.channels = 32;
+  pool_batch.batch = 99;
+  for (const PoolGeometry& p : {pool_three, pool_overlapping, pool_other, pool_channels, pool_batch})
+    CHECK_FALSE(direct_pool_backward_supported(conv2_input, p));
 }
 
 }  // namespace fmnist::testing

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/direct_conv.h"
@@ -293,7 +294,8 @@ TEST_CASE("emulated kernels: the direct forward fused with its ReLU and 2x2 max 
     if (g.batch < 100)
       blocks.insert(blocks.end(), std::begin(kDirectConvChannelBlocks), std::end(kDirectConvChannelBlocks));
     for (const int block : blocks) {
-      if (block != 0 && !direct_conv_block_fits(s, DirectPass::Forward, block)) continue;
+      if (block > kDirectPoolChannelBlocks[0] || (block != 0 && !direct_conv_block_fits(s, DirectPass::Forward, block)))
+        continue;
       const std::string name = describe(g) + ", channel block " + std::to_string(block);
       auto y = poisoned<float>(g.out_count()), y_relu = poisoned<float>(g.out_count());
       auto pooled = poisoned<float>(p.out_count());
@@ -329,14 +331,83 @@ TEST_CASE("emulated kernels: the direct forward fused with its ReLU and 2x2 max 
                                                              nullptr, data.data(), data.data(), data.data(),
                                                              argmax.data()),
                     Catch::Contains("unsupported shapes (kernel 3, padding 0, pooling 3 at stride 3 over 11x11"));
-  const ConvGeometry twenty = testing::conv_geometry(2, 1, 28, 28, 20, 3);
-  const PoolGeometry twenty_pool = testing::pool_geometry(2, 20, 26, 26);
-  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(twenty), twenty_pool, data.data(),
+  const ConvGeometry twenty_two = testing::conv_geometry(2, 1, 28, 28, 22, 3);
+  const PoolGeometry twenty_two_pool = testing::pool_geometry(2, 22, 26, 26);
+  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(twenty_two), twenty_two_pool, data.data(),
                                                              data.data(), nullptr, data.data(), data.data(),
-                                                             data.data(), argmax.data(), 16),
-                    Catch::Contains("a channel block of 16 does not divide the 20 output channels"));
+                                                             data.data(), argmax.data(), 4),
+                    Catch::Contains("a channel block of 4 does not divide the 22 output channels"));
+  CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(g), p, data.data(), data.data(), nullptr,
+                                                             data.data(), data.data(), data.data(), argmax.data(), 16),
+                    Catch::Contains("no kernel compiled for a channel block of 16"));
   CHECK_THROWS_WITH(cuda::launch_direct_forward_relu_maxpool(c, conv_shape(g), p, data.data(), data.data(), nullptr,
                                                              data.data(), nullptr, data.data(), argmax.data()),
+                    Catch::Contains("null input, filter or output"));
+  CHECK(kernel_emu::launch_log().launches == launches);
+}
+
+TEST_CASE("emulated kernels: a Conv2d's direct input gradient fused with the backward of the 2x2 max pooling and "
+          "ReLU below it, the bits of the two kernels it replaces, in one launch",
+          "[kernel_emu][conv][direct][pool]") {
+  const auto context = kernel_emu::make_context(8);
+  Context& c = *context;
+  // The paper's second Conv2d at batch 100, 37 and 1 after its pooling (26x26), then the Conv2d
+  // layers of geometries() after a pooling of twice their input plus 1 (a row and column left).
+  std::vector<std::pair<ConvGeometry, PoolGeometry>> cases;
+  for (const int batch : {100, 37, 1})
+    cases.push_back({testing::paper_conv2(batch), testing::pool_geometry(batch, 16, 26, 26)});
+  for (const ConvGeometry& g : geometries())
+    if (!g.transposed && g.batch < 37)
+      cases.push_back({g, testing::pool_geometry(g.batch, g.in_channels, 2 * g.in_h + 1, 2 * g.in_w + 1)});
+  REQUIRE(cases.size() >= 8);
+  CpuOps<float> cpu;
+  for (const auto& [g, p] : cases) {
+    const ConvShape s = conv_shape(g);
+    REQUIRE(direct_pool_backward_supported(s, p));
+    const Reference r = cpu_reference(g, 67);
+    std::vector<float> relu_y = uniform(p.in_count(), -1.0, 1.0, 68);
+    for (float& v : relu_y) v = v > 0.0f ? v : 0.0f;  // a ReLU's output: ties of 0 in the windows
+    std::vector<float> pooled(p.out_count());
+    std::vector<std::int32_t> argmax(p.out_count());
+    cpu.maxpool2d_forward(p, relu_y.data(), pooled.data(), argmax.data());
+    // What the fused kernel replaces: the direct backward-data, then the pooling's backward with
+    // the ReLU's.
+    auto dsrc_want = poisoned<float>(g.in_count()), dx_want = poisoned<float>(p.in_count()),
+         relu_dx_want = poisoned<float>(p.in_count());
+    cuda::launch_direct_backward_data(c, s, r.dy.data(), r.w.data(), nullptr, dsrc_want.data());
+    cuda::launch_maxpool_backward(c, p, dsrc_want.data(), argmax.data(), dx_want.data(), relu_y.data(),
+                                  relu_dx_want.data());
+    std::vector<int> blocks{0};
+    if (g.batch < 100)
+      blocks.insert(blocks.end(), std::begin(kDirectConvChannelBlocks), std::end(kDirectConvChannelBlocks));
+    for (const int block : blocks) {
+      if (block != 0 && !direct_conv_block_fits(s, DirectPass::BackwardData, block)) continue;
+      const std::string name = describe(g) + ", channel block " + std::to_string(block);
+      auto dsrc = poisoned<float>(g.in_count()), dx = poisoned<float>(p.in_count()),
+           relu_dx = poisoned<float>(p.in_count());
+      const std::size_t launches = kernel_emu::launch_log().launches;
+      cuda::launch_direct_backward_data_maxpool_relu(c, s, p, r.dy.data(), r.w.data(), dsrc.data(), argmax.data(),
+                                                     relu_y.data(), dx.data(), relu_dx.data(), block);
+      CHECK(kernel_emu::launch_log().launches - launches == 1);
+      compare_exact(name + " fused: the convolution's dx", dsrc, dsrc_want);
+      compare_exact(name + " fused: the pooling's dx", dx, dx_want);
+      compare_exact(name + " fused: the ReLU's dx", relu_dx, relu_dx_want);
+      compare(name + " fused: the convolution's dx against the CPU", dsrc, r.dx, kGradient);
+    }
+  }
+  // Refused before any launch: a pooling that did not make the convolution's input.
+  const ConvGeometry g = testing::paper_conv2(2);
+  std::vector<float> data(2 * 16 * 26 * 26 + g.out_count() + g.weight_count());
+  std::vector<std::int32_t> argmax(2 * 16 * 13 * 13);
+  const std::size_t launches = kernel_emu::launch_log().launches;
+  CHECK_THROWS_WITH(cuda::launch_direct_backward_data_maxpool_relu(
+                        c, conv_shape(g), testing::pool_geometry(2, 16, 24, 24), data.data(), data.data(),
+                        data.data(), argmax.data(), data.data(), data.data(), data.data()),
+                    Catch::Contains("direct backward-data with max pooling's and ReLU's backward: unsupported shapes "
+                                    "(pooling 2 at stride 2 of 16x24x24; the convolution's input is 16x13x13)"));
+  CHECK_THROWS_WITH(cuda::launch_direct_backward_data_maxpool_relu(
+                        c, conv_shape(g), testing::pool_geometry(2, 16, 26, 26), data.data(), data.data(),
+                        data.data(), argmax.data(), nullptr, data.data(), data.data()),
                     Catch::Contains("null input, filter or output"));
   CHECK(kernel_emu::launch_log().launches == launches);
 }

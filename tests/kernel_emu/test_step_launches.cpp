@@ -92,4 +92,12 @@ TEST_CASE("an AE(256) and a C(256) training step launch the fmnist kernels they 
   direct_forward.direct_forward = true;
   CHECK(kernels_per_step(ae, direct_forward) == 19);
   CHECK(kernels_per_step(classifier, direct_forward) == 13);
+  // fmnist's direct backward-data (FMNIST_CONV_DGRAD=fmnist): the second Conv2d's input gradient
+  // hands each element to the backward of the pooling and ReLU below it in the same launch
+  // (conv2d_backward_maxpool_relu), in place of the pooling-backward kernel: the same count (1 more
+  // before it). The ConvTranspose2d forwards take their bias and ReLU with them (the same count).
+  CudaOptions direct_backward_data = commands;
+  direct_backward_data.direct_backward_data = true;
+  CHECK(kernels_per_step(ae, direct_backward_data) == 18);
+  CHECK(kernels_per_step(classifier, direct_backward_data) == 13);
 }
