@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -17,7 +17,7 @@
 #   (the same machine). Issue 4's targets are an H100's: the summary names the card; say which
 #   card gave each figure, and compare only figures of one card (PyTorch runs beside fmnist).
 #   Call 1 also picks the path call 2 measures (step fast-path, FMNIST_GPU_CHECK_PATH below): the
-#   fastest of the bench variants (defaults, eight single options, all eight, bench-combo) when the GPU tests passed, kept in build-gpu-check/.
+#   fastest of the bench variants (defaults, eight single options, bench-direct, all eight, bench-combo) when the GPU tests passed, kept in build-gpu-check/.
 #   Costs measured on an H100 on 2026-11-28 (3fa85cf; bench/h100-2026-11-28/): machine start and
 #   transfer about 30 s; configure 5 s, build 57 s; gpu-tests 11 s and gpu-tests-fast 5 s;
 #   train-ae256 and train-c256 2 s each; kill-resume 9 s; memcheck + initcheck + racecheck side by
@@ -26,7 +26,7 @@
 #   and default about 45 s each, max-autotune cut at
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s); ncu 23 s. Call 1 took 272 s, call 2 351 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved
+#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved
 #   (issue 5's reproduction, closed and already measured on an H100, last: the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -80,8 +80,9 @@
 #               with FMNIST_LINEAR_DGRAD=fmnist and bench-linear-wgrad with FMNIST_LINEAR_WGRAD=fmnist
 #               (the split-K Linear forward, input and weight gradients, cuda/linear_split.h); bench-streams with FMNIST_BACKWARD_STREAMS=4 (parameter
 #               gradients on three side streams, CudaOptions::backward_streams); bench-pdl with
-#               FMNIST_PDL=1 (programmatic dependent launch, cuda/launch.cuh); bench-fast with all
-#               eight; bench-combo with only those options that alone beat the defaults by 1 % (when
+#               FMNIST_PDL=1 (programmatic dependent launch, cuda/launch.cuh); bench-direct with
+#               FMNIST_CONV_DGRAD and _FWD=fmnist (every convolution pass on fmnist's kernels, their
+#               pooling fusions included); bench-fast with all eight; bench-combo with only those options that alone beat the defaults by 1 % (when
 #               at least two, and not all eight); then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
 #               variant that ran); fast-path (FMNIST_GPU_CHECK_PATH, below) picks the variant the
@@ -141,7 +142,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
 #                               torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -151,7 +152,8 @@
 #   FMNIST_GPU_CHECK_PATH       auto (default): after the bench steps, the fast-path step writes
 #                               BUILD_DIR/fast-path.env, the environment of the fastest bench
 #                               variant (FMNIST_CONV_WGRAD, _DGRAD or _FWD=fmnist,
-#                               FMNIST_BACKWARD_STREAMS=4, FMNIST_PDL=1, all eight, or bench-combo's)
+#                               FMNIST_BACKWARD_STREAMS=4, FMNIST_PDL=1, bench-direct's, all eight,
+#                               or bench-combo's)
 #                               when it beats the defaults by 3 % and gpu-tests passed in the same
 #                               run, else nothing; ae256-100, reproduce, reproduce-improved, ncu and
 #                               tf32-100 then run with it, in this call or a later one on the same
@@ -217,6 +219,7 @@ bench_variants=(
   "bench-linear-wgrad FMNIST_LINEAR_WGRAD=fmnist"
   "bench-streams FMNIST_BACKWARD_STREAMS=4"
   "bench-pdl FMNIST_PDL=1"
+  "bench-direct FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist"
   "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_LINEAR_FWD=fmnist FMNIST_LINEAR_DGRAD=fmnist FMNIST_LINEAR_WGRAD=fmnist FMNIST_BACKWARD_STREAMS=4 FMNIST_PDL=1"
 )
 variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
