@@ -128,9 +128,9 @@ inline void check_pool_of_conv(const char* op, const ConvGeometry& g, const Pool
 inline void check_conv_of_pool(const char* op, const ConvGeometry& g, const PoolGeometry& p) {
   if (p.batch != g.batch || p.channels != g.in_channels || p.out_h() != g.in_h || p.out_w() != g.in_w)
     fail(op, "the pool's output (batch " + std::to_string(p.batch) + ", " + std::to_string(p.channels) + "x" +
-                 std::to_string(p.out_h()) + "x" + std::to_string(p.out_w()) + ") is not the convolution's input (batch " +
-                 std::to_string(g.batch) + ", " + std::to_string(g.in_channels) + "x" + std::to_string(g.in_h) + "x" +
-                 std::to_string(g.in_w) + ")");
+                 std::to_string(p.out_h()) + "x" + std::to_string(p.out_w()) +
+                 ") is not the convolution's input (batch " + std::to_string(g.batch) + ", " +
+                 std::to_string(g.in_channels) + "x" + std::to_string(g.in_h) + "x" + std::to_string(g.in_w) + ")");
 }
 // dx may be null (nothing to do).
 inline void check_maxpool_backward(const char* op, const PoolGeometry& g, const void* dy,

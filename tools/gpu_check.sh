@@ -82,7 +82,8 @@
 #               gradients on three side streams, CudaOptions::backward_streams); bench-pdl with
 #               FMNIST_PDL=1 (programmatic dependent launch, cuda/launch.cuh); bench-direct with
 #               FMNIST_CONV_DGRAD and _FWD=fmnist (every convolution pass on fmnist's kernels, their
-#               pooling fusions included); bench-fast with all eight; bench-combo with only those options that alone beat the defaults by 1 % (when
+#               pooling fusions included); bench-fast with all eight; bench-combo with only those
+#               options that alone beat the defaults by 1 % (when
 #               at least two, and not all eight); then torch-eager (tools/torch_baseline.py) and ratio (tools/bench_compare.py:
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
 #               variant that ran); fast-path (FMNIST_GPU_CHECK_PATH, below) picks the variant the
