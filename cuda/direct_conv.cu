@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kThreads)
 // Conv2d's input gradient, then the backward of the 2 x 2 max pooling and the ReLU below it
 // (models/conv_direct_pool.h), one thread per item of `tiles`: a window of the pooling's input for
 // OB channels, or an element no window covers.
-template <int KS, int OB, DirectTaps TAPS>
+template <int KS, int OB>
 __global__ void __launch_bounds__(kThreads)
     direct_backward_data_maxpool_relu_kernel(ConvShape s, TiledPool tiles, std::size_t items,
                                              const float* __restrict__ ddst, const float* __restrict__ w,
@@ -66,28 +66,30 @@ __global__ void __launch_bounds__(kThreads)
                                              float* __restrict__ pool_dx_relu) {
   grid_dependency();
   for (std::size_t e = global_index(); e < items; e += global_stride())
-    direct_backward_data_maxpool_relu_item<KS, OB, TAPS>(s, tiles, e, ddst, w, dsrc, argmax, relu_y, pool_dx,
-                                                         pool_dx_relu);
+    direct_backward_data_maxpool_relu_item<KS, OB>(s, tiles, e, ddst, w, dsrc, argmax, relu_y, pool_dx,
+                                                   pool_dx_relu);
 }
 
-// f(std::integral_constant<int, OB>{}) for a channel block of kDirectConvChannelBlocks; false for
-// any other.
-template <class F> bool with_channel_block(int block, F&& f) {
+// f(std::integral_constant<int, OB>{}) for a channel block of kDirectConvChannelBlocks up to
+// kMaxBlock (the blocks a kernel is compiled for); false for any other.
+template <int kMaxBlock, class F> bool with_channel_block(int block, F&& f) {
   static_assert(sizeof(kDirectConvChannelBlocks) / sizeof(int) == 3, "with_channel_block lists 16, 4 and 1");
+  if (block > kMaxBlock) return false;
   switch (block) {
-    case 16: f(std::integral_constant<int, 16>{}); return true;
-    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 16: if constexpr (kMaxBlock >= 16) f(std::integral_constant<int, 16>{}); return true;
+    case 4: if constexpr (kMaxBlock >= 4) f(std::integral_constant<int, 4>{}); return true;
     case 1: f(std::integral_constant<int, 1>{}); return true;
     default: return false;
   }
 }
 
-// f(ob, ks), the channel block and kernel size as std::integral_constants, for a compiled channel
-// block that divides pass P's output channels and a compiled kernel size; std::invalid_argument,
-// named `name`, for any other.
-template <DirectPass P, class F> void with_block_and_kernel(const char* name, const ConvShape& s, int block, F&& f) {
+// f(ob, ks), the channel block and kernel size as std::integral_constants, for a channel block
+// compiled for the kernel (up to kMaxBlock) that divides pass P's output channels and a compiled
+// kernel size; std::invalid_argument, named `name`, for any other.
+template <DirectPass P, int kMaxBlock = 16, class F>
+void with_block_and_kernel(const char* name, const ConvShape& s, int block, F&& f) {
   bool compiled = false;
-  const bool known_block = with_channel_block(block, [&](auto ob) {
+  const bool known_block = with_channel_block<kMaxBlock>(block, [&](auto ob) {
     if (!direct_conv_block_fits(s, P, decltype(ob)::value))
       throw std::invalid_argument(std::string(name) + ": a channel block of " + std::to_string(decltype(ob)::value) +
                                   " does not divide the " + std::to_string(direct_conv_output(s, P).channels) +
@@ -142,16 +144,12 @@ void launch_direct_forward_relu_maxpool(const Context& c, const ConvShape& s, co
   if (src == nullptr || w == nullptr || y == nullptr || y_relu == nullptr || pooled == nullptr || argmax == nullptr)
     throw std::invalid_argument(std::string(name) + ": null input, filter or output");
   const int block = channel_block == 0 ? direct_pool_channel_block(s) : channel_block;
-  if (block > kDirectPoolChannelBlocks[0])  // 16: not compiled (kDirectPoolChannelBlocks)
-    throw std::invalid_argument(std::string(name) + ": no kernel compiled for a channel block of " +
-                                std::to_string(block));
-  with_block_and_kernel<DirectPass::Forward>(name, s, block, [&](auto ob, auto ks) {
+  // Compiled for kDirectPoolChannelBlocks alone (4 and 1).
+  with_block_and_kernel<DirectPass::Forward, kDirectPoolChannelBlocks[0]>(name, s, block, [&](auto ob, auto ks) {
     constexpr int kOB = decltype(ob)::value;
-    if constexpr (kOB <= kDirectPoolChannelBlocks[0]) {
-      const std::size_t items = direct_pool_items(s, kOB);
-      launch(c, direct_forward_relu_maxpool_kernel<decltype(ks)::value, kOB>, c.grid_for(items, kThreads),
-             kThreads, 0, s, direct_pool_tiles(s, kOB), items, src, w, bias, y, y_relu, pooled, argmax);
-    }
+    const std::size_t items = direct_pool_items(s, kOB);
+    launch(c, direct_forward_relu_maxpool_kernel<decltype(ks)::value, kOB>, c.grid_for(items, kThreads), kThreads,
+           0, s, direct_pool_tiles(s, kOB), items, src, w, bias, y, y_relu, pooled, argmax);
   });
 }
 
@@ -173,11 +171,8 @@ void launch_direct_backward_data_maxpool_relu(const Context& c, const ConvShape&
   with_block_and_kernel<DirectPass::BackwardData>(name, s, block, [&](auto ob, auto ks) {
     constexpr int kOB = decltype(ob)::value, kKS = decltype(ks)::value;
     const std::size_t items = direct_pool_backward_items(p, kOB);
-    // Every tap checked (the paper's Conv2d layers have stride 1; the stride-2 walk gives the same
-    // bits, and is left to the unfused kernel to keep the build's kernels fewer).
-    launch(c, direct_backward_data_maxpool_relu_kernel<kKS, kOB, DirectTaps::Checked>, c.grid_for(items, kThreads),
-           kThreads, 0, s, direct_pool_backward_tiles(p, kOB), items, ddst, w, dsrc, argmax, relu_y, pool_dx,
-           pool_dx_relu);
+    launch(c, direct_backward_data_maxpool_relu_kernel<kKS, kOB>, c.grid_for(items, kThreads), kThreads, 0, s,
+           direct_pool_backward_tiles(p, kOB), items, ddst, w, dsrc, argmax, relu_y, pool_dx, pool_dx_relu);
   });
 }
 

@@ -147,8 +147,9 @@ inline int direct_pool_backward_channel_block(const PoolGeometry& p) {
 // (K,C,k,k)), then what the window hands back to its 2 x 2 elements of the pooling's input
 // (pool_window_backward, argmax (N,C,Hs,Ws) naming the chosen one) into pool_dx (N,C,H,W), and
 // through the ReLU whose output relu_y is into pool_dx_relu. An uncovered element: 0 and its ReLU
-// gradient of 0. TAPS: the backward-data's walk (Stride2 at stride 2, else Checked).
-template <int KS, int OB, DirectTaps TAPS>
+// gradient of 0. Every tap is checked (DirectTaps::Checked): the paper's Conv2d layers have stride
+// 1, and the stride-2 walk, which gives the same bits, stays the unfused kernel's.
+template <int KS, int OB>
 FMNIST_HD void direct_backward_data_maxpool_relu_item(const ConvShape& s, const TiledPool& tiles, std::size_t e,
                                                       const float* ddst, const float* w, float* dsrc,
                                                       const std::int32_t* argmax, const float* relu_y,
@@ -173,7 +174,7 @@ FMNIST_HD void direct_backward_data_maxpool_relu_item(const ConvShape& s, const 
   item.y = window / tiles.out_w;
   item.x = window % tiles.out_w;
   float v[OB];
-  direct_conv_block<KS, DirectPass::BackwardData, OB, float, TAPS>(s, item, ddst, w, nullptr, v);
+  direct_conv_block<KS, DirectPass::BackwardData, OB, float>(s, item, ddst, w, nullptr, v);
   FMNIST_UNROLL
   for (int o = 0; o < OB; ++o) {
     const std::size_t plane = first_plane + o;

@@ -87,14 +87,13 @@ void check_fused_all_blocks(const ConvGeometry& g, std::uint64_t seed) {
   check_fused<1>(g, x, w, b);
 }
 
-// The fused backward's items with channel blocks of OB (and the taps walked as TAPS) for Conv2d g
+// The fused backward's items with channel blocks of OB for Conv2d g
 // after pooling p, against the direct backward-data element by element, then CpuOps'
 // maxpool2d_backward_relu of it. Outputs poisoned as above.
-template <int OB, DirectTaps TAPS>
+template <int OB>
 void check_fused_backward(const ConvGeometry& g, const PoolGeometry& p, std::uint64_t seed) {
   const ConvShape s = conv_shape(g);
-  INFO(describe(g) << " after pooling " << p.in_h << "x" << p.in_w << ", channel block " << OB
-                   << (TAPS == DirectTaps::Stride2 ? ", stride-2 taps" : ""));
+  INFO(describe(g) << " after pooling " << p.in_h << "x" << p.in_w << ", channel block " << OB);
   if (!direct_conv_block_fits(s, DirectPass::BackwardData, OB)) return;
   REQUIRE(direct_pool_backward_supported(s, p));
   std::vector<float> relu_y = random_floats(p.in_count(), seed);
@@ -123,17 +122,12 @@ void check_fused_backward(const ConvGeometry& g, const PoolGeometry& p, std::uin
                       (static_cast<std::size_t>(p.in_h) * p.in_w - 4u * p.out_h() * p.out_w())));
   REQUIRE(with_kernel_size(s.kernel, [&](auto ks) {
     for (std::size_t e = 0; e < items; ++e)
-      direct_backward_data_maxpool_relu_item<decltype(ks)::value, OB, TAPS>(
+      direct_backward_data_maxpool_relu_item<decltype(ks)::value, OB>(
           s, tiles, e, ddst.data(), w.data(), dsrc.data(), argmax.data(), relu_y.data(), dx.data(), relu_dx.data());
   }));
   CHECK(bits_differ(dsrc, dsrc_want) == 0);
   CHECK(bits_differ(dx, dx_want) == 0);
   CHECK(bits_differ(relu_dx, relu_dx_want) == 0);
-}
-
-template <int OB> void check_fused_backward_walks(const ConvGeometry& g, const PoolGeometry& p, std::uint64_t seed) {
-  check_fused_backward<OB, DirectTaps::Checked>(g, p, seed);
-  if (g.stride == 2) check_fused_backward<OB, DirectTaps::Stride2>(g, p, seed);
 }
 
 }  // namespace
@@ -157,9 +151,9 @@ TEST_CASE("fused direct backward-data, max pooling's and ReLU's backward: each e
   }
   std::uint64_t seed = 1300;
   for (const auto& [g, p] : cases) {
-    check_fused_backward_walks<16>(g, p, seed);
-    check_fused_backward_walks<4>(g, p, seed);
-    check_fused_backward_walks<1>(g, p, seed);
+    check_fused_backward<16>(g, p, seed);
+    check_fused_backward<4>(g, p, seed);
+    check_fused_backward<1>(g, p, seed);
     seed += 3;
   }
 }
