@@ -529,7 +529,7 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y,
   const ConvGeometry& g = geometry_;
   if (pool != nullptr && y_relu == nullptr)
     throw std::logic_error("conv plan: " + geometry_text(g) + ": pooling after the forward needs its ReLU output");
-  const bool direct = g.transposed ? direct_backward_data_ : direct_forward_;
+  const bool direct = forward_is_direct();
   if (direct && !g.transposed && pool != nullptr && direct_pool_supported(conv_shape_, pool->geometry)) {
     // y = conv(x) + b, its ReLU and the pooling, in one kernel (the bits of the two below)
     launch_direct_forward_relu_maxpool(context_, conv_shape_, pool->geometry, x, w, b, y, y_relu, pool->pooled,

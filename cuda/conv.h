@@ -98,6 +98,11 @@ class ConvPlan {
     return direct_weight_grad_ && (!geometry_.transposed || direct_weight_grad_fuses_src_bias(conv_shape_));
   }
 
+  // Whether forward() runs one of fmnist's direct kernels, which add the bias and take the ReLU
+  // themselves; else its product is a cuDNN call, and the bias and ReLU a kernel after it (which
+  // a loss kernel may take on instead: forward with b and y_relu null writes the product alone).
+  bool forward_is_direct() const { return geometry_.transposed ? direct_backward_data_ : direct_forward_; }
+
   // "fwd=IMPLICIT_PRECOMP_GEMM bwd_data=ALGO_1 bwd_filter=ALGO_1 math=FMA workspace=... bytes"
   std::string describe() const;
 

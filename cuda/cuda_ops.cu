@@ -462,6 +462,58 @@ void CudaOps::softmax_cross_entropy_sigmoid(int batch, int classes, const float*
                                dscores_sigmoid);
 }
 
+// y = conv^T(x) + b, y_relu = ReLU(y), then the point loss of y_relu with its gradients: after
+// cuDNN's product, the bias and the ReLU in the loss's kernel (one launch fewer, and y read once).
+void CudaOps::conv_transpose2d_forward_relu_loss(const ConvGeometry& g, const float* x, const float* w,
+                                                 const float* b, float* y, float* y_relu, PointLoss kind,
+                                                 const float* target, float* dpred, float* dpred_relu, float* loss,
+                                                 double* loss_sum) {
+  const char* op = "conv_transpose2d_forward_relu_loss";
+  check_conv_forward(op, g, true, x, w, y);
+  check_cudnn_counts(op, g);
+  check_activation_forward(op, g.out_count(), y, y_relu);
+  check_point_loss(op, g.out_count(), y_relu, target, loss);
+  require(op, "dpred", dpred);
+  require(op, "dpred_relu", dpred_relu);
+  Context& context = main_lane();
+  ConvPlan& p = plan(g);
+  OutputEpilogue epilogue;
+  if (p.forward_is_direct()) {  // the bias and the ReLU come with the product
+    p.forward(x, w, b, y, y_relu);
+  } else {
+    p.forward(x, w, nullptr, y);  // the product alone
+    epilogue = OutputEpilogue{y, b, y_relu, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w()};
+  }
+  launch_point_loss(context, kind, g.out_count(), y_relu, target, dpred, loss, loss_sum, dpred_relu, epilogue);
+}
+
+// y = x w^T + b, y_sigmoid = Sigmoid(y), then the softmax cross-entropy of y_sigmoid with its
+// gradients: after cuBLAS's product, the bias and the Sigmoid in the loss's kernel; after fmnist's
+// split-K forward (which takes them already), the loss's kernel alone.
+void CudaOps::linear_forward_sigmoid_cross_entropy(const LinearGeometry& g, const float* x, const float* w,
+                                                   const float* b, float* y, float* y_sigmoid,
+                                                   const std::uint8_t* labels, float* dscores,
+                                                   float* dscores_sigmoid, float* loss, double* loss_sum) {
+  const char* op = "linear_forward_sigmoid_cross_entropy";
+  check_linear_forward(op, g, x, w, y);
+  require(op, "y_sigmoid", y_sigmoid);
+  check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_sigmoid);
+  check_softmax_cross_entropy(op, g.batch, g.out_features, y_sigmoid, labels, loss);
+  require(op, "dscores", dscores);
+  require(op, "dscores_sigmoid", dscores_sigmoid);
+  Context& context = main_lane();
+  OutputEpilogue epilogue;
+  if (splits_linear(context.options().direct_linear_forward, g)) {
+    launch_linear_split_forward(context, g, x, w, b, y, y_sigmoid, split_workspace(g, LinearPass::Forward),
+                                elementwise::Activation::Sigmoid);
+  } else {
+    gemm_linear_forward(context, g, x, w, y);
+    epilogue = OutputEpilogue{y, b, y_sigmoid, g.out_features, 1};
+  }
+  launch_softmax_cross_entropy(context, g.batch, g.out_features, y_sigmoid, labels, dscores, loss, loss_sum,
+                               dscores_sigmoid, epilogue);
+}
+
 // confusion (classes,classes)[label][argmax(scores)] += 1; rows with a label >= classes are skipped.
 void CudaOps::count_predictions(int batch, int classes, const float* scores,
                                 const std::uint8_t* labels, std::int64_t* confusion) {

@@ -112,6 +112,16 @@ class CudaOps final : public Ops<float> {
   void softmax_cross_entropy_sigmoid(int batch, int classes, const float* scores, const std::uint8_t* labels,
                                      float* dscores, float* dscores_sigmoid, float* loss,
                                      double* loss_sum) override;
+  // The output layer's bias and activation in the loss's kernel, after cuDNN's or cuBLAS's product
+  // (launch_point_loss / launch_softmax_cross_entropy with an OutputEpilogue); after fmnist's own
+  // kernels, which take them already, the two ops.
+  void conv_transpose2d_forward_relu_loss(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                                          float* y, float* y_relu, PointLoss kind, const float* target,
+                                          float* dpred, float* dpred_relu, float* loss, double* loss_sum) override;
+  void linear_forward_sigmoid_cross_entropy(const LinearGeometry& g, const float* x, const float* w,
+                                            const float* b, float* y, float* y_sigmoid,
+                                            const std::uint8_t* labels, float* dscores, float* dscores_sigmoid,
+                                            float* loss, double* loss_sum) override;
   void count_predictions(int batch, int classes, const float* scores, const std::uint8_t* labels,
                          std::int64_t* confusion) override;
 

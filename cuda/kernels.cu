@@ -63,13 +63,26 @@ __device__ __forceinline__ float add_bias_activate(float* y, float* y_act, std::
   return a;
 }
 
+// The bias of element i of a (B,C,HW) tensor: bias + its channel, or null when bias is.
+__device__ __forceinline__ const float* channel_bias_of(const float* bias, std::size_t i, std::size_t hw,
+                                                        int channels) {
+  return bias != nullptr ? bias + (i / hw) % static_cast<std::size_t>(channels) : nullptr;
+}
+
 // y (B,C,HW) += bias (C) when bias is non-null; then, when y_act is non-null, y_act = act(y).
 __global__ void add_channel_bias_kernel(std::size_t n, int channels, std::size_t hw, const float* bias, float* y,
                                         float* y_act, ew::Activation act) {
   grid_dependency();
   for (std::size_t i = global_index(); i < n; i += global_stride())
-    add_bias_activate(y, y_act, i, bias != nullptr ? bias + (i / hw) % static_cast<std::size_t>(channels) : nullptr,
-                      act);
+    add_bias_activate(y, y_act, i, channel_bias_of(bias, i, hw, channels), act);
+}
+
+// Element i of a loss's prediction: with the output layer's epilogue (e.y non-null), computed and
+// written here from the product (add_bias_activate), else read from pred.
+__device__ __forceinline__ float prediction(const OutputEpilogue& e, const float* pred, std::size_t i,
+                                            ew::Activation act) {
+  if (e.y == nullptr) return pred[i];
+  return add_bias_activate(e.y, e.y_act, i, channel_bias_of(e.bias, i, e.hw, e.channels), act);
 }
 
 // Bias gradient of a convolution, db (C) = the sum of dy (B,C,HW) over the batch and the plane, in
@@ -261,14 +274,15 @@ __global__ void dropout_kernel(std::size_t n, float p, std::uint64_t seed, std::
 // of the terms, in one launch and two passes: each block writes the double sum of its terms to
 // partials[block]; the last block to finish (last_block_of_row, counters[0]) sums the partials in
 // a fixed order: loss[0] = their sum / count, *loss_sum (when non-null) += the same mean.
+// With epilogue.y, pred (= epilogue.y_act) is first computed from the product (prediction()).
 template <PointLoss Kind>
 __global__ void point_loss_kernel(std::size_t n, const float* pred, const float* target, float* dpred,
                                   float inv_n, double* partials, unsigned int* counters, double count,
-                                  float* loss, double* loss_sum, float* dpred_relu) {
+                                  float* loss, double* loss_sum, float* dpred_relu, OutputEpilogue epilogue) {
   grid_dependency();
   double sum = 0.0;
   for (std::size_t i = global_index(); i < n; i += global_stride()) {
-    const float p = pred[i], t = target[i];
+    const float p = prediction(epilogue, pred, i, ew::Activation::ReLU), t = target[i];
     float g;
     if (Kind == PointLoss::L1) {
       sum += static_cast<double>(ew::l1_term(p, t));
@@ -298,14 +312,18 @@ __global__ void point_loss_kernel(std::size_t n, const float* pred, const float*
 }
 
 // One block: scores (B,classes), labels (B) -> dscores (B,classes), loss[0] = mean row loss; with
-// dscores_sigmoid, also the gradient through the Sigmoid whose output the scores are.
+// dscores_sigmoid, also the gradient through the Sigmoid whose output the scores are. With
+// epilogue.y, the thread of a row first computes its scores (= epilogue.y_act) from the product.
 __global__ void softmax_cross_entropy_kernel(int batch, int classes, const float* scores,
                                              const std::uint8_t* labels, float* dscores,
-                                             float scale, float* loss, double* loss_sum, float* dscores_sigmoid) {
+                                             float scale, float* loss, double* loss_sum, float* dscores_sigmoid,
+                                             OutputEpilogue epilogue) {
   grid_dependency();
   double sum = 0.0;
   for (int r = threadIdx.x; r < batch; r += kThreads) {
     const std::size_t row = static_cast<std::size_t>(r) * classes;
+    if (epilogue.y != nullptr)
+      for (int c = 0; c < classes; ++c) prediction(epilogue, scores, row + c, ew::Activation::Sigmoid);
     float* grad = dscores != nullptr ? dscores + row : nullptr;
     const int label = labels[r];
     if (label >= classes) {  // the CPU throws; here the loss becomes NaN
@@ -469,7 +487,8 @@ void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed
 }
 
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
-                       const float* target, float* dpred, float* loss, double* loss_sum, float* dpred_relu) {
+                       const float* target, float* dpred, float* loss, double* loss_sum, float* dpred_relu,
+                       const OutputEpilogue& epilogue) {
   // The grid depends on n alone (never on the device), so the summation order is fixed. Two
   // items a thread: an AE batch (78,400 values) runs 154 blocks, more than an H100 has SMs; at 8
   // a thread it ran 39, each thread waiting on 8 loads in turn (1.3 % of the SMs under ncu,
@@ -483,18 +502,18 @@ void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const fl
   const double count = static_cast<double>(n);
   if (kind == PointLoss::L1)
     launch(c, point_loss_kernel<PointLoss::L1>, parts, kThreads, 0, n, pred, target, dpred, inv_n,
-        partials, c.reduce_counters(), count, loss, loss_sum, dpred_relu);
+        partials, c.reduce_counters(), count, loss, loss_sum, dpred_relu, epilogue);
   else
     launch(c, point_loss_kernel<PointLoss::MSE>, parts, kThreads, 0, n, pred, target, dpred, inv_n,
-        partials, c.reduce_counters(), count, loss, loss_sum, dpred_relu);
+        partials, c.reduce_counters(), count, loss, loss_sum, dpred_relu, epilogue);
 }
 
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
                                   const std::uint8_t* labels, float* dscores, float* loss,
-                                  double* loss_sum, float* dscores_sigmoid) {
+                                  double* loss_sum, float* dscores_sigmoid, const OutputEpilogue& epilogue) {
   const float scale = 1.0f / static_cast<float>(batch);  // as the CPU: T(1) / static_cast<T>(batch)
   launch(c, softmax_cross_entropy_kernel, 1, kThreads, 0, batch, classes, scores, labels, dscores, scale,
-      loss, loss_sum, dscores_sigmoid);
+      loss, loss_sum, dscores_sigmoid, epilogue);
 }
 
 void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,

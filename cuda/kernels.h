@@ -78,19 +78,32 @@ void launch_dropout(const Context& c, std::size_t n, float p, std::uint64_t seed
                     std::uint64_t step, std::uint32_t layer, const float* in, float* out);
 
 // ---- losses and metrics ---------------------------------------------------------------------------
-enum class PointLoss { L1, MSE };
+// The output layer's bias and activation, which a loss kernel can take on first (the float
+// operations of launch_add_channel_bias, so the bits of that kernel then the loss's): the product
+// y (B,C,HW) += bias (C) (skipped when bias is null), then y_act = act(y), the loss's prediction.
+struct OutputEpilogue {
+  float* y = nullptr;  // null: no epilogue, the prediction is read as it is
+  const float* bias = nullptr;
+  float* y_act = nullptr;
+  int channels = 1;
+  std::size_t hw = 1;
+};
 // loss[0] = mean over n of the term; *loss_sum += that mean (double) when non-null; dpred (n)
 // when non-null, and with it dpred_relu (n) = relu_grad(pred, dpred) when that is non-null (pred
-// being a ReLU's output). Deterministic: fixed-shape two-pass reduction in double.
+// being a ReLU's output). Deterministic: fixed-shape two-pass reduction in double. With
+// epilogue.y, pred is epilogue.y_act, written first from the product (its act is ReLU).
 void launch_point_loss(const Context& c, PointLoss kind, std::size_t n, const float* pred,
                        const float* target, float* dpred, float* loss, double* loss_sum,
-                       float* dpred_relu = nullptr);
+                       float* dpred_relu = nullptr, const OutputEpilogue& epilogue = {});
 // scores (B,classes), labels (B) -> loss[0] = mean softmax cross-entropy, dscores (B,classes),
 // and with it dscores_sigmoid (B,classes) = sigmoid_grad(scores, dscores) when that is non-null
-// (scores being a Sigmoid's output). A label >= classes makes the loss (and its row's gradients) NaN.
+// (scores being a Sigmoid's output). A label >= classes makes the loss (and its row's gradients)
+// NaN. With epilogue.y, scores is epilogue.y_act, written first from the product (its act is
+// Sigmoid; channels = classes, hw = 1).
 void launch_softmax_cross_entropy(const Context& c, int batch, int classes, const float* scores,
                                   const std::uint8_t* labels, float* dscores, float* loss,
-                                  double* loss_sum, float* dscores_sigmoid = nullptr);
+                                  double* loss_sum, float* dscores_sigmoid = nullptr,
+                                  const OutputEpilogue& epilogue = {});
 // confusion (classes,classes)[label][argmax] += 1 per row (rows with a bad label are skipped).
 void launch_count_predictions(const Context& c, int batch, int classes, const float* scores,
                               const std::uint8_t* labels, std::int64_t* confusion);

@@ -7,6 +7,7 @@
 // NVTX ranges (nvtx.h) name the phases and the layers.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -172,8 +173,7 @@ template <class T> class Executor {
   // forward (training) -> loss -> backward -> Adam on the batch in batch_images()/batch_labels().
   // `step` is the 1-based global step: Adam's t and the dropout counter.
   void train_step(int batch, std::uint64_t step, const AdamConfig& config) {
-    forward(batch, /*training=*/true, step);
-    loss(batch, train_loss_sum_, /*with_gradient=*/true);
+    training_forward_and_loss(batch, step, nullptr);
     backward(batch, step);
     adam(step, config);
   }
@@ -193,8 +193,7 @@ template <class T> class Executor {
   // adam_step_constants), then advance_cursor: the same ops on the same values, so the same
   // results bit for bit; nothing here depends on the host's view of the step.
   void train_step_at(int batch, const elementwise::AdamStep<T>* adam_table, StepCursor* cursor) {
-    forward_impl(batch, /*training=*/true, 0, cursor);
-    loss(batch, train_loss_sum_, /*with_gradient=*/true);
+    training_forward_and_loss(batch, 0, cursor);
     backward_impl(batch, 0, cursor);
     {
       NvtxRange range("optimizer");
@@ -257,15 +256,56 @@ template <class T> class Executor {
     return "?";
   }
 
-  // Dropout reads its step from `cursor` when non-null, else uses `step`.
-  void forward_impl(int batch, bool training, std::uint64_t step, const StepCursor* cursor) {
+  // forward(batch, true, step) then loss(batch, train_loss_sum_, true), with the same results; where
+  // fuses_output_into_loss(), the output layer, its activation and the loss run as one op (a
+  // backend may then add the bias and take the activation in the loss's pass), in NVTX's "loss".
+  void training_forward_and_loss(int batch, std::uint64_t step, const StepCursor* cursor) {
+    if (!fuses_output_into_loss()) {
+      forward_impl(batch, /*training=*/true, step, cursor);
+      loss(batch, train_loss_sum_, /*with_gradient=*/true);
+      return;
+    }
+    const std::size_t i = spec_.layers.size() - 2;  // the output layer, then its activation
+    forward_impl(batch, /*training=*/true, step, cursor, i);
+    NvtxRange range("loss");
+    NvtxRange layer(forward_labels_[i].c_str());
+    const LayerSpec& l = spec_.layers[i];
+    T* grad = output_gradient();
+    T* activation_grad = gradients_[i + 1];  // at the activation's input
+    if (spec_.config.kind == ModelKind::Autoencoder) {
+      const PointLoss kind = spec_.config.ae_loss == AeLoss::MAE ? PointLoss::L1 : PointLoss::MSE;
+      ops_.conv_transpose2d_forward_relu_loss(conv_geometry(l, batch), activations_[i], param(l.weight),
+                                              param(l.bias), activations_[i + 1], activations_[i + 2], kind, input(),
+                                              grad, activation_grad, batch_loss_, train_loss_sum_);
+    } else {
+      ops_.linear_forward_sigmoid_cross_entropy(linear_geometry(l, batch), activations_[i], param(l.weight),
+                                                param(l.bias), activations_[i + 1], activations_[i + 2], labels_,
+                                                grad, activation_grad, batch_loss_, train_loss_sum_);
+    }
+  }
+
+  // Whether a training step's output layer and the activation after it run with the loss as one op
+  // (training_forward_and_loss): an AE's last ConvTranspose2d and ReLU, a classifier's head and
+  // Sigmoid, when the loss takes its gradient through that activation.
+  bool fuses_output_into_loss() const {
+    if (!loss_through_output_activation_ || spec_.layers.size() < 2) return false;
+    const LayerKind layer = spec_.layers[spec_.layers.size() - 2].kind;
+    return spec_.config.kind == ModelKind::Autoencoder ? layer == LayerKind::ConvTranspose2d
+                                                       : layer == LayerKind::Linear;
+  }
+
+  // Layers [0, end) (all by default). Dropout reads its step from `cursor` when non-null, else
+  // uses `step`.
+  void forward_impl(int batch, bool training, std::uint64_t step, const StepCursor* cursor,
+                    std::size_t end = static_cast<std::size_t>(-1)) {
     check_batch(batch);
     NvtxRange range("forward");
     // input() holds the batch already when stage() just gathered this many images.
     if (input_staged_ != batch)
       ops_.images_to_float(static_cast<std::size_t>(batch) * spec_.input.count(), images_, input());
     input_staged_ = 0;
-    for (std::size_t i = 0; i < spec_.layers.size(); ++i) {
+    end = std::min(end, spec_.layers.size());
+    for (std::size_t i = 0; i < end; ++i) {
       NvtxRange layer(forward_labels_[i].c_str());
       if (fuses_relu_and_pool_after(i)) {  // a Conv2d, its ReLU and the MaxPool2d after it, in one op
         const LayerSpec& l = spec_.layers[i];

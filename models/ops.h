@@ -57,6 +57,9 @@ struct LinearGeometry {
   int batch = 0, in_features = 0, out_features = 0;
 };
 
+// An AE's reconstruction loss: mean absolute error (L1) or mean squared error (MSE).
+enum class PointLoss { L1, MSE };
+
 // Backend interface. Conventions:
 // - Every pointer refers to the backend's own memory, except the host_* arguments.
 // - Backward ops overwrite (never accumulate into) dx, dw and db; a null dx, dw or db is skipped.
@@ -191,6 +194,21 @@ template <class T> class Ops {
   // one pass (the CUDA backend does; the defaults, ops_defaults.h, run the two ops).
   virtual void softmax_cross_entropy_sigmoid(int batch, int classes, const T* scores, const std::uint8_t* labels,
                                              T* dscores, T* dscores_sigmoid, T* loss, double* loss_sum);
+  // The output layer's forward and the training loss, in one call so that a backend may add the
+  // bias, take the activation and the loss's terms and gradients in one pass over the layer's
+  // product (the CUDA backend does after cuDNN's and cuBLAS's products; the defaults,
+  // ops_defaults.h, run the two ops). An AE's last ConvTranspose2d and its ReLU:
+  // conv_transpose2d_forward_relu(g, x, w, b, y, y_relu), then l1_loss_relu (kind L1) or
+  // mse_loss_relu (MSE) of y_relu against target, into dpred and dpred_relu (both written).
+  virtual void conv_transpose2d_forward_relu_loss(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                                  T* y_relu, PointLoss kind, const T* target, T* dpred,
+                                                  T* dpred_relu, T* loss, double* loss_sum);
+  // The classifier's head: linear_forward_sigmoid(g, x, w, b, y, y_sigmoid), then
+  // softmax_cross_entropy_sigmoid of y_sigmoid (classes = g.out_features) into dscores and
+  // dscores_sigmoid (both written).
+  virtual void linear_forward_sigmoid_cross_entropy(const LinearGeometry& g, const T* x, const T* w, const T* b,
+                                                    T* y, T* y_sigmoid, const std::uint8_t* labels, T* dscores,
+                                                    T* dscores_sigmoid, T* loss, double* loss_sum);
   // confusion (classes,classes)[label][argmax(scores)] += 1 for each row.
   virtual void count_predictions(int batch, int classes, const T* scores,
                                  const std::uint8_t* labels, std::int64_t* confusion) = 0;

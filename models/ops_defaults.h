@@ -93,6 +93,25 @@ void Ops<T>::softmax_cross_entropy_sigmoid(int batch, int classes, const T* scor
 }
 
 template <class T>
+void Ops<T>::conv_transpose2d_forward_relu_loss(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                                T* y_relu, PointLoss kind, const T* target, T* dpred, T* dpred_relu,
+                                                T* loss, double* loss_sum) {
+  conv_transpose2d_forward_relu(g, x, w, b, y, y_relu);
+  if (kind == PointLoss::L1)
+    l1_loss_relu(g.out_count(), y_relu, target, dpred, dpred_relu, loss, loss_sum);
+  else
+    mse_loss_relu(g.out_count(), y_relu, target, dpred, dpred_relu, loss, loss_sum);
+}
+
+template <class T>
+void Ops<T>::linear_forward_sigmoid_cross_entropy(const LinearGeometry& g, const T* x, const T* w, const T* b, T* y,
+                                                  T* y_sigmoid, const std::uint8_t* labels, T* dscores,
+                                                  T* dscores_sigmoid, T* loss, double* loss_sum) {
+  linear_forward_sigmoid(g, x, w, b, y, y_sigmoid);
+  softmax_cross_entropy_sigmoid(g.batch, g.out_features, y_sigmoid, labels, dscores, dscores_sigmoid, loss, loss_sum);
+}
+
+template <class T>
 void Ops<T>::relu_linear_backward(const LinearGeometry& g, const T* x, const T* w, const T* y_relu,
                                   const T* dy_relu, T* dy, T* dx, T* dw, T* db) {
   relu_backward(static_cast<std::size_t>(g.batch) * static_cast<std::size_t>(g.out_features), y_relu, dy_relu, dy);

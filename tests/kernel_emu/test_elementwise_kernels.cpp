@@ -260,12 +260,12 @@ TEST_CASE("emulated kernels: L1 and MSE losses in one launch, with their gradien
     for (std::size_t i = 0; i < n; i += 11) pred[i] = target[i];  // L1's zero-gradient case
     for (float& p : pred) p = p < 0.0f ? 0.0f : p;                // pred is a ReLU's output
     const std::vector<double> pred64(pred.begin(), pred.end()), target64(target.begin(), target.end());
-    for (auto kind : {cuda::PointLoss::L1, cuda::PointLoss::MSE}) {
-      const std::string name = std::string(kind == cuda::PointLoss::L1 ? "L1" : "MSE") + size;
+    for (auto kind : {PointLoss::L1, PointLoss::MSE}) {
+      const std::string name = std::string(kind == PointLoss::L1 ? "L1" : "MSE") + size;
       std::vector<float> d_cpu(n), d_relu_cpu(n);
       float loss_cpu = NAN;
       double loss64 = NAN, sum_cpu = 0.25;
-      if (kind == cuda::PointLoss::L1) {
+      if (kind == PointLoss::L1) {
         cpu.l1_loss_relu(n, pred.data(), target.data(), d_cpu.data(), d_relu_cpu.data(), &loss_cpu, &sum_cpu);
         cpu64.l1_loss(n, pred64.data(), target64.data(), nullptr, &loss64, nullptr);
       } else {
