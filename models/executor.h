@@ -83,7 +83,8 @@ template <class T> class Executor {
       confusion_ = alloc<std::int64_t>(kNetworkClasses * kNetworkClasses);
       plan_backward();
       for (const auto& layer : spec.layers) {
-        forward_labels_.push_back(layer.name + " " + kind_name(layer.kind));
+        forward_labels_.push_back(layer.name.empty() ? std::string(kind_name(layer.kind))
+                                                     : layer.name + " " + kind_name(layer.kind));
         backward_labels_.push_back(forward_labels_.back() + " backward");
       }
     } catch (...) {
@@ -353,7 +354,8 @@ template <class T> class Executor {
     // below it.
     const std::size_t end = spec_.layers.size() - (loss_through_output_activation_ ? 1 : 0);
     for (std::size_t i = end; i-- > first_backward_layer_;) {
-      NvtxRange layer(backward_labels_[i].c_str());
+      // A ReLU's backward that goes with the Linear layer before it is named after that layer.
+      NvtxRange layer(backward_labels_[fuses_linear_below(i) ? i - 1 : i].c_str());
       if (fuses_pool_below(i)) {  // the Conv2d i, the MaxPool2d i - 1 and the ReLU i - 2, in one op
         const LayerSpec& pool = spec_.layers[i - 1];
         ops_.conv2d_backward_maxpool_relu(conv_geometry(spec_.layers[i], batch), pool_geometry(pool, batch),
