@@ -99,8 +99,10 @@ CudaStopwatch::~CudaStopwatch() {
   CUDA_LOG(cudaEventDestroy(stop_));
 }
 
-void CudaStopwatch::start() { CUDA_CHECK(cudaEventRecord(start_, stream_)); }
-void CudaStopwatch::stop() { CUDA_CHECK(cudaEventRecord(stop_, stream_)); }
+// External records: in a stream capture each becomes a node of the graph, so that every replay
+// records the event (host/layer_times.h times a captured step's ranges so); elsewhere plain records.
+void CudaStopwatch::start() { CUDA_CHECK(cudaEventRecordWithFlags(start_, stream_, cudaEventRecordExternal)); }
+void CudaStopwatch::stop() { CUDA_CHECK(cudaEventRecordWithFlags(stop_, stream_, cudaEventRecordExternal)); }
 
 double CudaStopwatch::seconds() {
   CUDA_CHECK(cudaEventSynchronize(stop_));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "host/batch_stream.h"
+#include "host/range_timer.h"
 #include "host/step_graphs.h"
 #include "host/wall_clock.h"
 #include "models/executor.h"
@@ -65,47 +66,72 @@ FashionMnist synthetic_fashion_mnist(int train_count, int t10k_count, std::uint6
   return data;
 }
 
+namespace {
+
+// What bench_step and bench_layers time: the training step of `model` at `batch` on one synthetic
+// batch kept on the device (as the PyTorch baseline keeps its batch), with Adam's constants for
+// `total` steps indexed by the cursor, run through StepGraphs (captured from its second run).
+class StepRig {
+ public:
+  StepRig(Ops<float>& ops, const ModelConfig& model, int batch, std::size_t total, const BenchSettings& settings)
+      : spec_(build_network(model)),
+        ex_(spec_, ops, batch, settings.seed),
+        batch_(batch),
+        table_(adam_step_table<float>(AdamConfig{}, 1, total)),
+        device_table_(ops, total * sizeof(table_[0])),
+        cursor_(ops, sizeof(StepCursor)),
+        graphs_(ops, settings.stream.graphs) {
+    load_initial_params(ex_, settings.seed);
+    SplitMix64 rng(settings.seed);
+    std::vector<std::uint8_t> images(static_cast<std::size_t>(batch) * spec_.input.count());
+    std::vector<std::uint8_t> labels(static_cast<std::size_t>(batch));
+    fill_random(images, rng);
+    for (auto& l : labels) l = static_cast<std::uint8_t>(rng.below(kNetworkClasses));
+    ops.copy_to_device(ex_.batch_images(), images.data(), images.size());
+    ops.copy_to_device(ex_.batch_labels(), labels.data(), labels.size());
+    ops.copy_to_device(device_table_.as<void>(), table_.data(), total * sizeof(table_[0]));
+    ops.set_cursor(cursor_.as<StepCursor>(), 1, 0);
+  }
+  void step() {
+    graphs_.run({StepGraphs::Phase::Bench, batch_, batch_, nullptr}, [&] {
+      ex_.train_step_at(batch_, device_table_.as<const elementwise::AdamStep<float>>(), cursor_.as<StepCursor>());
+    });
+  }
+  long long replays() const { return graphs_.replays(); }
+
+ private:
+  const NetworkSpec spec_;
+  Executor<float> ex_;
+  const int batch_;
+  const std::vector<elementwise::AdamStep<float>> table_;
+  BackendBuffer device_table_, cursor_;
+  StepGraphs graphs_;
+};
+
+void check_step_counts(int batch, int warmup, int steps, int repeats) {
+  if (batch < 1 || steps < 1 || warmup < 0 || repeats < 1)
+    throw std::invalid_argument("bench: batch, steps and repeats must be positive");
+}
+
+}  // namespace
+
 StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int warmup, int steps,
                     const BenchSettings& settings) {
-  if (batch < 1 || steps < 1 || warmup < 0 || settings.repeats < 1)
-    throw std::invalid_argument("bench: batch, steps and repeats must be positive");
-  const NetworkSpec spec = build_network(model);
-  Executor<float> ex(spec, ops, batch, settings.seed);
-  load_initial_params(ex, settings.seed);
-  // One synthetic batch, kept on the device as the PyTorch baseline keeps its batch.
-  SplitMix64 rng(settings.seed);
-  std::vector<std::uint8_t> images(static_cast<std::size_t>(batch) * spec.input.count());
-  std::vector<std::uint8_t> labels(static_cast<std::size_t>(batch));
-  fill_random(images, rng);
-  for (auto& l : labels) l = static_cast<std::uint8_t>(rng.below(kNetworkClasses));
-  ops.copy_to_device(ex.batch_images(), images.data(), images.size());
-  ops.copy_to_device(ex.batch_labels(), labels.data(), labels.size());
-  // Adam's constants for every step this measurement runs, indexed by the cursor.
-  const std::size_t total = static_cast<std::size_t>(warmup) + static_cast<std::size_t>(settings.repeats) * steps;
-  const std::vector<elementwise::AdamStep<float>> table = adam_step_table<float>(AdamConfig{}, 1, total);
-  BackendBuffer device_table(ops, total * sizeof(table[0]));
-  BackendBuffer cursor(ops, sizeof(StepCursor));
-  ops.copy_to_device(device_table.as<void>(), table.data(), total * sizeof(table[0]));
-  ops.set_cursor(cursor.as<StepCursor>(), 1, 0);
-
-  StepGraphs graphs(ops, settings.stream.graphs);
-  auto step = [&] {
-    graphs.run({StepGraphs::Phase::Bench, batch, batch, nullptr}, [&] {
-      ex.train_step_at(batch, device_table.as<const elementwise::AdamStep<float>>(), cursor.as<StepCursor>());
-    });
-  };
+  check_step_counts(batch, warmup, steps, settings.repeats);
+  StepRig rig(ops, model, batch, static_cast<std::size_t>(warmup) + static_cast<std::size_t>(settings.repeats) * steps,
+              settings);
   {
     NvtxRange range("bench warm-up");
-    for (int i = 0; i < warmup; ++i) step();
+    for (int i = 0; i < warmup; ++i) rig.step();
     ops.synchronize();
   }
   auto watch = ops.make_stopwatch();
   std::vector<double> rates;
-  const long long replays_before = graphs.replays();
+  const long long replays_before = rig.replays();
   for (int r = 0; r < settings.repeats; ++r) {
     NvtxRange range("bench timed run");
     watch->start();
-    for (int i = 0; i < steps; ++i) step();
+    for (int i = 0; i < steps; ++i) rig.step();
     watch->stop();
     rates.push_back(static_cast<double>(steps) * batch / watch->seconds());
   }
@@ -118,7 +144,52 @@ StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int wa
   out.min = *std::min_element(rates.begin(), rates.end());
   out.max = *std::max_element(rates.begin(), rates.end());
   out.median_step_ms = 1000.0 * batch / out.median;
-  out.graphs = graphs.replays() - replays_before == static_cast<long long>(settings.repeats) * steps;
+  out.graphs = rig.replays() - replays_before == static_cast<long long>(settings.repeats) * steps;
+  return out;
+}
+
+LayerTimes bench_layers(Ops<float>& ops, const ModelConfig& model, int batch, int warmup, int steps,
+                        const BenchSettings& settings) {
+  check_step_counts(batch, warmup, steps, 1);
+  StepRig rig(ops, model, batch, static_cast<std::size_t>(warmup) + static_cast<std::size_t>(steps), settings);
+  RangeTimer timer(ops);
+  auto watch = ops.make_stopwatch();
+  std::vector<double> step_seconds;
+  const auto run = [&](bool timed) {
+    timer.begin_step();
+    watch->start();
+    {
+      const ListenToRanges listening(timer);  // from the first step: its stopwatches serve the capture
+      rig.step();
+    }
+    watch->stop();
+    if (!timed) return;
+    step_seconds.push_back(watch->seconds());
+    timer.add_step_times();
+  };
+  for (int i = 0; i < warmup; ++i) run(false);
+  ops.synchronize();
+  const long long replays_before = rig.replays();
+  for (int i = 0; i < steps; ++i) run(true);
+  LayerTimes out;
+  out.model = describe(model);
+  out.batch = batch;
+  out.warmup = warmup;
+  out.steps = steps;
+  out.clock = watch->clock();
+  out.graphs = rig.replays() - replays_before == steps;
+  out.median_step_us = 1e6 * median_of(step_seconds);
+  for (const RangeTimer::Range& r : timer.ranges()) {
+    if (r.seconds.empty()) continue;  // opened by warm-up steps only
+    LayerTimes::Range range;
+    range.path = r.path;
+    range.depth = r.depth;
+    range.steps = static_cast<int>(r.seconds.size());
+    range.median_us = 1e6 * median_of(r.seconds);
+    range.min_us = 1e6 * *std::min_element(r.seconds.begin(), r.seconds.end());
+    range.max_us = 1e6 * *std::max_element(r.seconds.begin(), r.seconds.end());
+    out.ranges.push_back(range);
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "host/dataset.h"
 #include "host/stream_options.h"
@@ -40,6 +41,27 @@ struct StepRate {
 // Training steps of `model` at `batch` (warmup un-timed, then settings.repeats runs of `steps`).
 StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int warmup, int steps,
                     const BenchSettings& settings);
+
+// Where the step's time goes (`fmnist bench --measure layers`): each NVTX range of the training
+// step (phases and layers, models/nvtx.h) timed by the backend's stopwatch in every one of `steps`
+// steps after `warmup` (RangeTimer, host/range_timer.h), inside the replayed CUDA graph where the
+// step is one. The events in the graph add nodes: the whole step timed beside them (median_step_us)
+// says what they cost against bench_step's figure.
+struct LayerTimes {
+  std::string model, clock;  // clock: "cuda-events" or "host-clock"
+  int batch = 0, warmup = 0, steps = 0;
+  bool graphs = false;  // the timed steps were graph replays
+  double median_step_us = 0;
+  struct Range {
+    std::string path;  // "forward / encoder.0 Conv2d"
+    int depth = 0;     // of the enclosing ranges
+    int steps = 0;     // steps that opened it
+    double median_us = 0, min_us = 0, max_us = 0;
+  };
+  std::vector<Range> ranges;  // in the order the step opens them
+};
+LayerTimes bench_layers(Ops<float>& ops, const ModelConfig& model, int batch, int warmup, int steps,
+                        const BenchSettings& settings);
 
 struct EpochRate {
   std::string model;

@@ -154,6 +154,11 @@ expect 2 "tf32 needs a GPU: the CPU backend has no TF32" -- bench --device cpu -
 # FMNIST_CONV_WGRAD picks the GPU's backward-filter; a wrong value stops any command in one line.
 FMNIST_CONV_WGRAD=direct expect 2 "FMNIST_CONV_WGRAD must be cudnn or fmnist, got 'direct'" -- train "${small[@]}" --data-dir "$data" --out "$tmp/wgrad"
 FMNIST_CONV_WGRAD=cudnn expect_ok bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
+# --measure layers: each range of a step, in the table and under "layers" in the JSON.
+expect_ok bench --device cpu --models ae16,c16 --measure layers --steps 2 --warmup 1 --json "$tmp/layers.json"
+grep -q "backward / encoder.3 Conv2d backward" "$tmp/layers.json" && grep -q "encoder.3 Conv2d backward" "$tmp/out" ||
+  { echo "FAIL: fmnist bench --measure layers names no layer"; failures=$((failures + 1)); }
+expect 2 "'layer' is not step, epoch, sweep or layers" -- bench --device cpu --models ae16 --measure layer
 FMNIST_CONV_FWD=yes expect 2 "FMNIST_CONV_FWD must be cudnn or fmnist, got 'yes'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_CONV_DGRAD=fast expect 2 "FMNIST_CONV_DGRAD must be cudnn or fmnist, got 'fast'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0
 FMNIST_LINEAR_FWD=cudnn expect 2 "FMNIST_LINEAR_FWD must be cublas or fmnist, got 'cudnn'" -- bench --device cpu --models ae16 --measure step --steps 1 --repeats 1 --warmup 0

@@ -15,6 +15,7 @@
 #include "host/batch_stream.h"
 #include "host/bench.h"
 #include "host/dataset.h"
+#include "host/range_timer.h"
 #include "host/reference/cpu_ops.h"
 #include "host/step_graphs.h"
 #include "host/trainer.h"
@@ -571,4 +572,74 @@ TEST_CASE("stream: fmnist bench measures steps and epochs on the CPU", "[stream]
   CHECK(bench_epoch(ops, m, 8, data, s).eval_batch == 3);
   s.epoch_eval_batch = 1000;
   CHECK(bench_epoch(ops, m, 8, data, s).eval_batch == 10);  // at most the 10 validation images
+}
+
+TEST_CASE("stream: fmnist bench times each NVTX range of a training step on the CPU", "[stream][bench]") {
+  CpuOps<float> ops;
+  BenchSettings s;
+  const LayerTimes t = bench_layers(ops, model(ModelKind::Autoencoder, 0), 4, 1, 3, s);
+  CHECK(t.model == "AE(8)");
+  CHECK(t.clock == "host-clock");
+  CHECK_FALSE(t.graphs);
+  CHECK(t.median_step_us > 0);
+  std::vector<std::string> paths;
+  for (const auto& r : t.ranges) {
+    INFO(r.path);
+    paths.push_back(r.path);
+    CHECK(r.steps == 3);
+    CHECK(r.min_us <= r.median_us);
+    CHECK(r.median_us <= r.max_us);
+    CHECK(r.depth == static_cast<int>(std::count(r.path.begin(), r.path.end(), '/')));
+    if (r.depth == 0) CHECK(r.median_us <= t.median_step_us);  // a phase is a part of the step
+  }
+  // The phases in the order a step opens them, each layer inside its phase; the output layer with
+  // the loss (Executor::training_forward_and_loss); names without a module are the kind alone.
+  const std::vector<std::string> expected_in_order{"forward", "forward / encoder.0 Conv2d", "loss",
+                                                   "loss / decoder.5 ConvTranspose2d", "backward",
+                                                   "backward / decoder.0 Linear backward",
+                                                   "backward / encoder.7 Linear backward",
+                                                   "backward / MaxPool2d backward",
+                                                   "backward / encoder.0 Conv2d backward",
+                                                   "optimizer"};
+  std::size_t at = 0;
+  for (const std::string& want : expected_in_order) {
+    INFO(want);
+    const auto found = std::find(paths.begin() + static_cast<std::ptrdiff_t>(at), paths.end(), want);
+    REQUIRE(found != paths.end());
+    at = static_cast<std::size_t>(found - paths.begin());
+  }
+  CHECK_THROWS_WITH(bench_layers(ops, model(ModelKind::Autoencoder, 0), 4, 1, 0, s), Catch::Contains("positive"));
+}
+
+TEST_CASE("stream: the range timer sums a path opened twice, re-reads a step that opened none, reports misuse",
+          "[stream][bench]") {
+  CpuOps<float> ops;
+  RangeTimer timer(ops);
+  const auto step = [&] {
+    timer.begin_step();
+    timer.enter("outer");
+    timer.enter("inner");
+    timer.leave();
+    timer.enter("inner");
+    timer.leave();
+    timer.leave();
+  };
+  step();
+  timer.add_step_times();
+  REQUIRE(timer.ranges().size() == 2);
+  CHECK(timer.ranges()[0].path == "outer");
+  CHECK(timer.ranges()[1].path == "outer / inner");
+  CHECK(timer.ranges()[1].depth == 1);
+  CHECK(timer.ranges()[1].seconds.size() == 1);  // the two openings, summed
+  // A step that opens no range (a CUDA graph's replay) is timed by the last recorded step's stopwatches.
+  timer.begin_step();
+  timer.add_step_times();
+  CHECK(timer.ranges()[0].seconds.size() == 2);
+  CHECK(timer.ranges()[0].seconds[1] == timer.ranges()[0].seconds[0]);  // host clocks do not move again
+  timer.begin_step();
+  timer.enter("open");
+  CHECK_THROWS_WITH(timer.add_step_times(), Catch::Contains("inside the range 'open'"));
+  timer.leave();
+  timer.leave();  // one more than opened: kept, then reported
+  CHECK_THROWS_WITH(timer.add_step_times(), Catch::Contains("a range closed that was not opened"));
 }

@@ -1,7 +1,8 @@
 // `fmnist bench`: throughput (images per second) of the paper's networks on one backend
 // (host/bench.h): training steps of each model at each batch size ("step"), a batch-size sweep of
-// one model ("sweep"), and whole epochs with validation ("epoch"). Prints tables; --json writes
-// the figures in the format tools/torch_baseline.py writes (tools/bench_compare.py joins them).
+// one model ("sweep"), whole epochs with validation ("epoch"), and where a step's time goes, range by
+// range ("layers", not in the default list). Prints tables; --json writes the figures in the format
+// tools/torch_baseline.py writes (tools/bench_compare.py joins them), the ranges under "layers".
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -77,6 +78,28 @@ nlohmann::json step_json(const StepRate& r, const char* measure) {
           {"median_step_ms", r.median_step_ms}};
 }
 
+nlohmann::json layers_json(const LayerTimes& t) {
+  nlohmann::json ranges = nlohmann::json::array();
+  for (const auto& r : t.ranges)
+    ranges.push_back({{"path", r.path}, {"depth", r.depth}, {"steps", r.steps}, {"median_us", r.median_us},
+                      {"min_us", r.min_us}, {"max_us", r.max_us}});
+  return {{"model", t.model}, {"batch", t.batch}, {"warmup", t.warmup}, {"steps", t.steps}, {"graphs", t.graphs},
+          {"timing", t.clock}, {"median_step_us", t.median_step_us}, {"ranges", ranges}};
+}
+
+void print_layers(const LayerTimes& t) {
+  std::cout << fmt::format("{} batch {}: {:.1f} us a step with its ranges timed (graph: {})\n", t.model, t.batch,
+                           t.median_step_us, t.graphs ? "yes" : "no");
+  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>10} {:>7}\n", "range", "median us", "min us", "max us", "step");
+  for (const auto& r : t.ranges) {
+    const std::size_t cut = r.path.rfind(" / ");
+    const std::string name = std::string(2 * r.depth, ' ') + (cut == std::string::npos ? r.path : r.path.substr(cut + 3));
+    std::cout << fmt::format("  {:<52} {:>10.1f} {:>10.1f} {:>10.1f} {:>6.1f}%\n", name, r.median_us, r.min_us,
+                             r.max_us, t.median_step_us > 0 ? 100.0 * r.median_us / t.median_step_us : 0.0);
+  }
+  std::cout << std::flush;
+}
+
 void print_step_header() {
   std::cout << fmt::format("{:<10} {:>6} {:>14} {:>12} {:>12} {:>10} {:>6}\n", "model", "batch",
                            "median img/s", "min img/s", "max img/s", "ms/step", "graph");
@@ -96,8 +119,8 @@ int run_bench(void* p) {
   const auto measures = split(o.measure);
   auto measuring = [&](const char* what) { return std::find(measures.begin(), measures.end(), what) != measures.end(); };
   for (const auto& m : measures)
-    if (m != "step" && m != "epoch" && m != "sweep")
-      throw std::invalid_argument("--measure: '" + m + "' is not step, epoch or sweep");
+    if (m != "step" && m != "epoch" && m != "sweep" && m != "layers")
+      throw std::invalid_argument("--measure: '" + m + "' is not step, epoch, sweep or layers");
 
   BenchSettings settings;
   settings.warmup = o.warmup;
@@ -121,7 +144,8 @@ int run_bench(void* p) {
             << precision << "; timing: " << clock << "; graphs "
             << (settings.stream.graphs ? "on" : "off") << "\n";
   std::cout << "precision: " << precision << "\n";
-  nlohmann::json results = nlohmann::json::array(), epochs = nlohmann::json::array();
+  nlohmann::json results = nlohmann::json::array(), epochs = nlohmann::json::array(),
+                 layers = nlohmann::json::array();
 
   if (measuring("step")) {
     std::cout << fmt::format("training step: median of {} runs of {} steps after {} warm-up steps\n",
@@ -169,6 +193,17 @@ int run_bench(void* p) {
                           {"projected_100_epochs_seconds", 100 * r.median_seconds}, {"graphs", r.graphs}});
       }
   }
+  if (measuring("layers")) {
+    std::cout << fmt::format("\nwhere a training step's time goes: each NVTX range (phase, layer) timed by {} in "
+                             "{} steps after {} warm-up steps, medians; a range's time includes its inner ones'\n",
+                             clock, o.steps, o.warmup);
+    for (const auto& m : models)
+      for (int batch : o.batches) {
+        const LayerTimes t = bench_layers(ops, m, batch, o.warmup, o.steps, settings);
+        print_layers(t);
+        layers.push_back(layers_json(t));
+      }
+  }
   if (!o.json_path.empty()) {
     nlohmann::json j = {{"backend", ops.name()},   {"tool", "fmnist bench"},
                         {"backend_note", backend.note},
@@ -178,7 +213,8 @@ int run_bench(void* p) {
                         {"placement", o.placement}, {"timing", clock},
                         {"warmup", o.warmup},       {"steps", o.steps},
                         {"repeats", o.repeats},     {"seed", o.seed},
-                        {"results", results},       {"epochs", epochs}};
+                        {"results", results},       {"epochs", epochs},
+                        {"layers", layers}};
     std::ofstream f(o.json_path, std::ios::trunc);
     f << j.dump(2) << '\n';
     if (!f) throw std::runtime_error(o.json_path + ": write failed");
@@ -193,7 +229,7 @@ void add_bench_command(CLI::App& app, Command& command) {
   CLI::App* sub = app.add_subcommand("bench", "Measure training throughput (images per second): steps, a batch-size sweep, whole epochs");
   sub->add_option("--models", o.models, "comma-separated aeN / cN (step and epoch measures)")->capture_default_str();
   sub->add_option("--batch-size", o.batches, "one or more batch sizes (step and epoch measures)")->delimiter(',')->check(CLI::Range(1, 65536))->capture_default_str();
-  sub->add_option("--measure", o.measure, "comma-separated: step, sweep, epoch")->capture_default_str();
+  sub->add_option("--measure", o.measure, "comma-separated: step, sweep, epoch, layers (each NVTX range of a training step timed, inside its CUDA graph on a GPU)")->capture_default_str();
   sub->add_option("--sweep-model", o.sweep_model, "the model of the batch-size sweep")->capture_default_str();
   sub->add_option("--sweep-batches", o.sweep_batches, "batch sizes of the sweep")->delimiter(',')->check(CLI::Range(1, 65536))->capture_default_str();
   sub->add_option("--warmup", o.warmup, "untimed steps first")->check(CLI::Range(0, 100000))->capture_default_str();

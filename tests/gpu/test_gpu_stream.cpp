@@ -432,6 +432,27 @@ TEST_CASE("GPU streaming at a small batch (for compute-sanitizer)", "[gpu][strea
   require_identical("C(16) batch 8 streamed, four backward streams vs one", e, a);
 }
 
+TEST_CASE("GPU bench layers times each range inside the replayed graph", "[gpu][stream][bench][sanitize]") {
+  auto ops = make_backend(CudaOptions{});
+  BenchSettings settings;
+  const LayerTimes t = bench_layers(*ops, ae(16, 0.0f), 8, 3, 4, settings);
+  CHECK(t.graphs == !on_cpu_stand_in());
+  CHECK(t.clock == (on_cpu_stand_in() ? "host-clock" : "cuda-events"));
+  CHECK(t.median_step_us > 0);
+  bool conv_backward = false;
+  for (const auto& r : t.ranges) {
+    INFO(r.path);
+    CHECK(r.steps == 4);  // every replay fired the events its capture recorded
+    CHECK(r.median_us >= 0);
+    if (r.depth == 0) CHECK(r.median_us <= t.median_step_us);
+    conv_backward = conv_backward || r.path == "backward / encoder.3 Conv2d backward";
+  }
+  CHECK(conv_backward);
+  if (verbose())
+    for (const auto& r : t.ranges) std::printf("  %-50s %8.1f us\n", r.path.c_str(), r.median_us);
+  ops.reset();
+}
+
 TEST_CASE("GPU bench step replays a captured graph", "[gpu][stream][bench]") {
   auto ops = make_backend(CudaOptions{});
   BenchSettings settings;

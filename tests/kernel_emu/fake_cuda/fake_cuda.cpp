@@ -324,6 +324,12 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   event->time = std::chrono::steady_clock::now();
   return cudaSuccess;
 }
+cudaError_t cudaEventRecordWithFlags(cudaEvent_t event, cudaStream_t stream, unsigned int flags) {
+  if ((flags & cudaEventRecordExternal) == 0 || stream == nullptr || stream->capture == nullptr)
+    return cudaEventRecord(event, stream);
+  if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  return fmnist::fake_cuda::enqueue(stream, [event] { event->time = std::chrono::steady_clock::now(); });
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   return event != nullptr && event->captured_in == nullptr ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
