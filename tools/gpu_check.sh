@@ -6,7 +6,7 @@
 # then the device calls (15 minutes of device time in all, machine start included; at most 10 a call;
 # the machine goes back after 30 s idle, and with it the build):
 #   call 1, the checks, then the side-by-side benchmark (about 5 minutes):
-#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio tools/gpu_check.sh",
+#     run(command="FMNIST_GPU_CHECK_BUDGET=345 FMNIST_GPU_CHECK_STEPS=checks,bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,layers tools/gpu_check.sh",
 #         carry=[".gpu"], timeout_s=360)
 #   call 2, AT ONCE (within 30 s of call 1's reply, on the still-warm machine): the long
 #   measurements, reusing call 1's build (build-gpu-check/) and unpacked bundle (/tmp/fmnist-deps):
@@ -26,7 +26,7 @@
 #   and default about 45 s each, max-autotune cut at
 #   FMNIST_GPU_CHECK_COMPILE_LIMIT, 90 s); ncu 23 s. Call 1 took 272 s, call 2 351 s. "checks" = deps,configure,build,
 #   gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest; "measure" =
-#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved
+#   bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,layers,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved
 #   (issue 5's reproduction, closed and already measured on an H100, last: the budget cuts it first). A step the
 #   budget cannot fit is SKIPPED, not started; FMNIST_GPU_CHECK_COMPILE_MODES=compile-reduce-overhead
 #   keeps torch-compile to one mode. Had the machine gone back, call 2 configures and builds again
@@ -88,6 +88,10 @@
 #               fmnist against PyTorch on this card; LOGDIR/ratio.txt, and ratio-VARIANT.txt for each
 #               variant that ran); fast-path (FMNIST_GPU_CHECK_PATH, below) picks the variant the
 #               measurements after it use
+#   layers      fmnist bench --measure layers for AE(256) and C(256): each NVTX range (phase, layer)
+#               of a training step timed by CUDA events inside the replayed graph, on the defaults
+#               and with FMNIST_CONV_DGRAD and _FWD=fmnist (LOGDIR/layers.json, layers-direct.json).
+#               Key figure: AE(256)'s step with its ranges timed (the events add graph nodes)
 #   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
 #               here. Key figure: wall s and final val MAE against issue targets (<= 10 s, <= 0.0547)
@@ -143,7 +147,7 @@
 # Environment:
 #   FMNIST_GPU_CHECK_STEPS      comma list of the steps to run, in the order above whatever the
 #                               list's order (default: all). Aliases: all, sanitizers (memcheck,
-#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,ae256-100,
+#                               initcheck,racecheck), checks (deps ... ctest, above), measure (bench,bench-cudnn,bench-dgrad,bench-fwd,bench-linear,bench-linear-dgrad,bench-linear-wgrad,bench-streams,bench-pdl,bench-direct,bench-fast,bench-combo,torch-eager,ratio,layers,ae256-100,
 #                               torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved), cpu (the cpu-*
 #                               steps; also needs FMNIST_GPU_CHECK_CPU=1). An unknown name stops the
 #                               script at once (exit 2). info always runs. deps, configure and build
@@ -224,9 +228,9 @@ bench_variants=(
   "bench-fast FMNIST_CONV_WGRAD=fmnist FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist FMNIST_LINEAR_FWD=fmnist FMNIST_LINEAR_DGRAD=fmnist FMNIST_LINEAR_WGRAD=fmnist FMNIST_BACKWARD_STREAMS=4 FMNIST_PDL=1"
 )
 variant_steps="$(for v in "${bench_variants[@]}"; do printf '%s,' "${v%% *}"; done)bench-combo,"
-known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio ae256-100 torch-compile ncu ncu-direct timeline tf32-100 reproduce reproduce-improved"
+known_steps+=" racecheck bench ${variant_steps//,/ }torch-eager ratio layers ae256-100 torch-compile ncu ncu-direct timeline tf32-100 reproduce reproduce-improved"
 known_steps+=" cpu ctest"
-measure_steps="bench,${variant_steps}torch-eager,ratio,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved"
+measure_steps="bench,${variant_steps}torch-eager,ratio,layers,ae256-100,torch-compile,ncu,ncu-direct,timeline,tf32-100,reproduce,reproduce-improved"
 check_steps="deps,configure,build,gpu-tests,train-ae256,train-c256,kill-resume,memcheck,initcheck,racecheck,ctest"
 steps_sel=","
 IFS=', ' read -r -a steps_list <<<"${FMNIST_GPU_CHECK_STEPS:-all}"
@@ -609,6 +613,20 @@ figure_bench() {
   line="$(grep -m1 -E '^AE\(256\) +100 ' "$1" | awk '{ print "AE(256) b100: " $3 " img/s" }')"
   if [ -n "$line" ]; then echo "$line"; else grep -m1 -iE 'error' "$1"; fi
 }
+# Where a step's time goes, range by range inside the replayed graph (fmnist bench --measure
+# layers): AE(256) and C(256) on the defaults (LOGDIR/layers.json), then with every convolution
+# pass on fmnist's kernels (layers-direct.json): layer by layer, cuDNN's time against fmnist's.
+layers_run() {
+  "$fmnist" bench --device cuda --measure layers --models ae256,c256 --json "$log_dir/layers.json" &&
+    echo && echo "with FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist:" &&
+    env FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist "$fmnist" bench --device cuda --measure layers \
+      --models ae256,c256 --json "$log_dir/layers-direct.json"
+}
+figure_layers() {
+  local line
+  line="$(grep -m1 -E '^AE\(256\) batch 100:' "$1" | sed 's/ with its ranges timed.*//')"
+  if [ -n "$line" ]; then echo "$line (ranges timed)"; else grep -m1 -iE 'error' "$1"; fi
+}
 figure_torch() { grep -m1 -E '^AE\(256\) +100 +eager' "$1" | awk '{ print "eager AE(256) b100: " $4 " img/s" }'; }
 # The side-by-side table of fmnist and PyTorch on this card (tools/bench_compare.py).
 # The status a step got in this run ("" when it did not run).
@@ -967,7 +985,7 @@ default_path_tests='~[wgrad]~[dgrad]~[linear-split]~[streams]~[pdl]'
 fmnist="$build_dir/fmnist"
 export repo data_dir build_dir jobs sanitizer py_cudnn fmnist bundle deps log_dir
 export measure_device measure_epochs measure_max_steps compile_models compile_modes compile_limit ncu_kernels
-export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume
+export -f info unpack_deb unpack_deps configure cpu_ctest train final_figures compare_runs bench_ratio kill_resume layers_run
 export -f choose_fast_path combo_options bench_combo
 export -f since measure_args ae256_100 reproduce_key reproduce_run torch_compile ncu_profile ncu_direct_profile timeline_profile tf32_100
 
@@ -1089,6 +1107,7 @@ if [ "$build_ok" -eq 1 ]; then
     fi
   fi
   want ratio && [ "$has_torch" = 1 ] && run_step ratio 20 figure_none bench_ratio
+  want layers && run_step layers 60 figure_layers layers_run
   # Kept beside the build for a later call's torch-compile ratio table (its LOGDIR is another).
   for f in "$log_dir"/bench-fmnist*.json "$log_dir"/bench-torch-eager.json; do
     [ -s "$f" ] && cp "$f" "$build_dir/"
