@@ -46,7 +46,8 @@ StepRate bench_step(Ops<float>& ops, const ModelConfig& model, int batch, int wa
 // step (phases and layers, models/nvtx.h) timed by the backend's stopwatch in every one of `steps`
 // steps after `warmup` (RangeTimer, host/range_timer.h), inside the replayed CUDA graph where the
 // step is one. The events in the graph add nodes: the whole step timed beside them (median_step_us)
-// says what they cost against bench_step's figure.
+// says what they cost against bench_step's figure. The events are on the main stream: work on side
+// streams (CudaOptions::backward_streams) is timed where the main stream waits for it.
 struct LayerTimes {
   std::string model, clock;  // clock: "cuda-events" or "host-clock"
   int batch = 0, warmup = 0, steps = 0;
