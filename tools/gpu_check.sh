@@ -90,7 +90,8 @@
 #               measurements after it use
 #   layers      fmnist bench --measure layers for AE(256) and C(256): each NVTX range (phase, layer)
 #               of a training step timed by CUDA events inside the replayed graph, on the defaults
-#               and with FMNIST_CONV_DGRAD and _FWD=fmnist (LOGDIR/layers.json, layers-direct.json).
+#               and with FMNIST_CONV_DGRAD and _FWD=fmnist (LOGDIR/layers.json, layers-direct.json),
+#               then the two side by side, range by range (tools/layers_compare.py).
 #               Key figure: AE(256)'s step with its ranges timed (the events add graph nodes)
 #   ae256-100   fmnist train --model ae --latent 256 --epochs 100 --device cuda on the real data, data
 #               resident, CUDA graphs (the default), no epoch-NNNN checkpoints; the wall time measured
@@ -620,7 +621,9 @@ layers_run() {
   "$fmnist" bench --device cuda --measure layers --models ae256,c256 --json "$log_dir/layers.json" &&
     echo && echo "with FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist:" &&
     env FMNIST_CONV_DGRAD=fmnist FMNIST_CONV_FWD=fmnist "$fmnist" bench --device cuda --measure layers \
-      --models ae256,c256 --json "$log_dir/layers-direct.json"
+      --models ae256,c256 --json "$log_dir/layers-direct.json" &&
+    echo && python3 "$repo/tools/layers_compare.py" "$log_dir/layers.json" "$log_dir/layers-direct.json" \
+      --names defaults,direct
 }
 figure_layers() {
   local line
