@@ -6,10 +6,8 @@
 # Usage: bench_variants_test.sh REPO
 set -u
 script="$1/tools/bench_variants.py"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# shellcheck source=script_test_support.sh
+. "$(dirname "$0")/script_test_support.sh"
 rate() {  # rate FILE IMAGES_PER_SECOND: an fmnist bench JSON with one AE(256) batch-100 row (and a C(256) one)
   printf '{"results":[{"model":"C(256)","batch":100,"median_images_per_second":1},{"model":"AE(256)","batch":100,"median_images_per_second":%s}]}\n' \
     "$2" >"$tmp/$1"
@@ -51,5 +49,4 @@ out="$(python3 "$script" choose "$tmp" "$tmp/fast.env" "${variants[@]}")"
 grep -q '^fast path: the defaults (no bench of them' <<<"$out" && [ ! -e "$tmp/fast.env" ] || fail "no defaults: $out"
 # A wrong call: usage, exit 2.
 python3 "$script" nonsense >/dev/null 2>&1; [ $? -eq 2 ] || fail "a wrong subcommand did not exit 2"
-[ "$failures" -eq 0 ] && echo "bench_variants: all checks passed"
-exit $((failures > 0))
+finish bench_variants

@@ -6,10 +6,8 @@
 # Usage: layers_compare_test.sh REPO
 set -u
 script="$1/tools/layers_compare.py"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# shellcheck source=script_test_support.sh
+. "$(dirname "$0")/script_test_support.sh"
 cat >"$tmp/a.json" <<'JSON'
 {"layers": [{"model": "AE(256)", "batch": 100, "median_step_us": 300.0, "ranges": [
   {"path": "forward", "depth": 0, "median_us": 100.0},
@@ -52,5 +50,4 @@ check_refusal 'bad.json: not JSON' "$tmp/a.json" "$tmp/bad.json"
 echo '{"results": []}' >"$tmp/none.json"
 check_refusal 'none.json: no "layers"' "$tmp/none.json" "$tmp/b.json"
 python3 "$script" "$tmp/a.json" "$tmp/b.json" --names one >/dev/null 2>&1; [ $? -eq 2 ] || fail "--names one did not exit 2"
-[ "$failures" -eq 0 ] && echo "layers_compare: all checks passed"
-exit $((failures > 0))
+finish layers_compare
