@@ -525,11 +525,11 @@ void ConvPlan::conv_backward_filter(const float* src, const float* ddst, float* 
 }
 
 void ConvPlan::forward(const float* x, const float* w, const float* b, float* y, float* y_relu,
-                       const PoolOutput* pool) {
+                       const PoolOutput* pool, OutputEpilogue* deferred) {
   const ConvGeometry& g = geometry_;
   if (pool != nullptr && y_relu == nullptr)
     throw std::logic_error("conv plan: " + geometry_text(g) + ": pooling after the forward needs its ReLU output");
-  const bool direct = forward_is_direct();
+  const bool direct = g.transposed ? direct_backward_data_ : direct_forward_;
   if (direct && !g.transposed && pool != nullptr && direct_pool_supported(conv_shape_, pool->geometry)) {
     // y = conv(x) + b, its ReLU and the pooling, in one kernel (the bits of the two below)
     launch_direct_forward_relu_maxpool(context_, conv_shape_, pool->geometry, x, w, b, y, y_relu, pool->pooled,
@@ -559,9 +559,11 @@ void ConvPlan::forward(const float* x, const float* w, const float* b, float* y,
     launch_bias_relu_maxpool(context_, pool->geometry, b, y, y_relu, pool->pooled, pool->argmax);
     return;
   }
-  if (b != nullptr || y_relu != nullptr)
-    launch_add_channel_bias(context_, g.batch, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w(), b,
-                            y, y_relu);
+  const std::size_t plane = static_cast<std::size_t>(g.out_h()) * g.out_w();
+  if (deferred != nullptr && pool == nullptr)
+    *deferred = OutputEpilogue{y, b, y_relu, g.out_channels, plane};
+  else if (b != nullptr || y_relu != nullptr)
+    launch_add_channel_bias(context_, g.batch, g.out_channels, plane, b, y, y_relu);
   if (pool != nullptr) launch_maxpool_forward(context_, pool->geometry, y_relu, pool->pooled, pool->argmax);
 }
 

@@ -33,6 +33,7 @@
 
 #include "cuda/context.h"
 #include "cuda/direct_conv.h"
+#include "cuda/kernels.h"
 #include "cuda/weight_grad.h"
 #include "models/ops.h"
 
@@ -77,9 +78,11 @@ class ConvPlan {
   // non-null (with y_relu), = the max pooling of y_relu (after cuDNN's forward in the bias's and
   // the ReLU's kernel, kernels.h's launch_bias_relu_maxpool; with a direct Conv2d forward and 2 x 2
   // windows in that kernel, direct_conv.h's launch_direct_forward_relu_maxpool; after other direct
-  // forwards in its own).
+  // forwards in its own). With deferred non-null (and no pool), where the bias and ReLU would be
+  // a kernel of their own after cuDNN's product, they are not launched: *deferred says them, for
+  // the caller's next kernel to apply (a loss's, kernels.h's OutputEpilogue); else it is left empty.
   void forward(const float* x, const float* w, const float* b, float* y, float* y_relu = nullptr,
-               const PoolOutput* pool = nullptr);
+               const PoolOutput* pool = nullptr, OutputEpilogue* deferred = nullptr);
   // dy (B,Cout,Ho,Wo), w -> dx (B,Cin,H,W); dx_relu, when non-null, = relu_backward(relu_y, dx)
   // (in the direct kernels, or by one more kernel after cuDNN's).
   void backward_data(const float* w, const float* dy, float* dx, const float* relu_y = nullptr,
@@ -97,11 +100,6 @@ class ConvPlan {
   bool fuses_bias_grad() const {
     return direct_weight_grad_ && (!geometry_.transposed || direct_weight_grad_fuses_src_bias(conv_shape_));
   }
-
-  // Whether forward() runs one of fmnist's direct kernels, which add the bias and take the ReLU
-  // themselves; else its product is a cuDNN call, and the bias and ReLU a kernel after it (which
-  // a loss kernel may take on instead: forward with b and y_relu null writes the product alone).
-  bool forward_is_direct() const { return geometry_.transposed ? direct_backward_data_ : direct_forward_; }
 
   // "fwd=IMPLICIT_PRECOMP_GEMM bwd_data=ALGO_1 bwd_filter=ALGO_1 math=FMA workspace=... bytes"
   std::string describe() const;

@@ -146,7 +146,8 @@ ConvPlan& CudaOps::plan(const ConvGeometry& g) {
 // Conv2d and ConvTranspose2d alike (the plan knows which g is): y = the plan's forward + b, with
 // y_relu, y_relu = ReLU(y), and with pool, its max pooling of y_relu (ConvPlan::forward fuses them).
 void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
-                           const float* w, const float* b, float* y, float* y_relu, const PoolOutput* pool) {
+                           const float* w, const float* b, float* y, float* y_relu, const PoolOutput* pool,
+                           OutputEpilogue* deferred) {
   check_conv_forward(op, g, transposed, x, w, y);
   check_cudnn_counts(op, g);
   if (y_relu != nullptr) check_activation_forward(op, g.out_count(), y, y_relu);
@@ -155,7 +156,7 @@ void CudaOps::conv_forward(const char* op, bool transposed, const ConvGeometry& 
     check_pool_of_conv(op, g, pool->geometry);
   }
   context_.join_side_lane();  // as main_lane(): the plan's forward and its epilogue run on the main lane
-  plan(g).forward(x, w, b, y, y_relu, pool);
+  plan(g).forward(x, w, b, y, y_relu, pool, deferred);
 }
 
 // db = the sums of dy's planes (in the backward-filter's kernel where the plan fuses them); dw and
@@ -293,7 +294,8 @@ void CudaOps::conv2d_backward_maxpool_relu(const ConvGeometry& g, const PoolGeom
 // it in fmnist's split-K kernel (its slices' sums in the lane's workspace), else cuBLAS's product
 // and a bias kernel.
 void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
-                                  const float* b, float* y, float* y_act, elementwise::Activation act) {
+                                  const float* b, float* y, float* y_act, elementwise::Activation act,
+                                  OutputEpilogue* deferred) {
   check_linear_forward(op, g, x, w, y);
   if (y_act != nullptr) check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_act);
   Context& context = main_lane();
@@ -302,7 +304,9 @@ void CudaOps::linear_forward_impl(const char* op, const LinearGeometry& g, const
     return;
   }
   gemm_linear_forward(context, g, x, w, y);
-  if (b != nullptr || y_act != nullptr)
+  if (deferred != nullptr)
+    *deferred = OutputEpilogue{y, b, y_act, g.out_features, 1};
+  else if (b != nullptr || y_act != nullptr)
     launch_add_channel_bias(context, g.batch, g.out_features, 1, b, y, y_act, act);
 }
 
@@ -463,54 +467,37 @@ void CudaOps::softmax_cross_entropy_sigmoid(int batch, int classes, const float*
 }
 
 // y = conv^T(x) + b, y_relu = ReLU(y), then the point loss of y_relu with its gradients: after
-// cuDNN's product, the bias and the ReLU in the loss's kernel (one launch fewer, and y read once).
+// cuDNN's product, the bias and the ReLU in the loss's kernel (one launch fewer, and y read once);
+// fmnist's direct kernels take them with the product.
 void CudaOps::conv_transpose2d_forward_relu_loss(const ConvGeometry& g, const float* x, const float* w,
                                                  const float* b, float* y, float* y_relu, PointLoss kind,
                                                  const float* target, float* dpred, float* dpred_relu, float* loss,
                                                  double* loss_sum) {
   const char* op = "conv_transpose2d_forward_relu_loss";
-  check_conv_forward(op, g, true, x, w, y);
-  check_cudnn_counts(op, g);
-  check_activation_forward(op, g.out_count(), y, y_relu);
+  require(op, "y_relu", y_relu);
   check_point_loss(op, g.out_count(), y_relu, target, loss);
   require(op, "dpred", dpred);
   require(op, "dpred_relu", dpred_relu);
-  Context& context = main_lane();
-  ConvPlan& p = plan(g);
   OutputEpilogue epilogue;
-  if (p.forward_is_direct()) {  // the bias and the ReLU come with the product
-    p.forward(x, w, b, y, y_relu);
-  } else {
-    p.forward(x, w, nullptr, y);  // the product alone
-    epilogue = OutputEpilogue{y, b, y_relu, g.out_channels, static_cast<std::size_t>(g.out_h()) * g.out_w()};
-  }
-  launch_point_loss(context, kind, g.out_count(), y_relu, target, dpred, loss, loss_sum, dpred_relu, epilogue);
+  conv_forward(op, true, g, x, w, b, y, y_relu, nullptr, &epilogue);
+  launch_point_loss(main_lane(), kind, g.out_count(), y_relu, target, dpred, loss, loss_sum, dpred_relu, epilogue);
 }
 
 // y = x w^T + b, y_sigmoid = Sigmoid(y), then the softmax cross-entropy of y_sigmoid with its
-// gradients: after cuBLAS's product, the bias and the Sigmoid in the loss's kernel; after fmnist's
-// split-K forward (which takes them already), the loss's kernel alone.
+// gradients: after cuBLAS's product, the bias and the Sigmoid in the loss's kernel; fmnist's
+// split-K forward takes them with the product.
 void CudaOps::linear_forward_sigmoid_cross_entropy(const LinearGeometry& g, const float* x, const float* w,
                                                    const float* b, float* y, float* y_sigmoid,
                                                    const std::uint8_t* labels, float* dscores,
                                                    float* dscores_sigmoid, float* loss, double* loss_sum) {
   const char* op = "linear_forward_sigmoid_cross_entropy";
-  check_linear_forward(op, g, x, w, y);
   require(op, "y_sigmoid", y_sigmoid);
-  check_activation_forward(op, static_cast<std::size_t>(g.batch) * g.out_features, y, y_sigmoid);
   check_softmax_cross_entropy(op, g.batch, g.out_features, y_sigmoid, labels, loss);
   require(op, "dscores", dscores);
   require(op, "dscores_sigmoid", dscores_sigmoid);
-  Context& context = main_lane();
   OutputEpilogue epilogue;
-  if (splits_linear(context.options().direct_linear_forward, g)) {
-    launch_linear_split_forward(context, g, x, w, b, y, y_sigmoid, split_workspace(g, LinearPass::Forward),
-                                elementwise::Activation::Sigmoid);
-  } else {
-    gemm_linear_forward(context, g, x, w, y);
-    epilogue = OutputEpilogue{y, b, y_sigmoid, g.out_features, 1};
-  }
-  launch_softmax_cross_entropy(context, g.batch, g.out_features, y_sigmoid, labels, dscores, loss, loss_sum,
+  linear_forward_impl(op, g, x, w, b, y, y_sigmoid, elementwise::Activation::Sigmoid, &epilogue);
+  launch_softmax_cross_entropy(main_lane(), g.batch, g.out_features, y_sigmoid, labels, dscores, loss, loss_sum,
                                dscores_sigmoid, epilogue);
 }
 

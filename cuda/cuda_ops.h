@@ -165,16 +165,19 @@ class CudaOps final : public Ops<float> {
   }
   // The bodies of conv2d_* (transposed false) and conv_transpose2d_* (true); op names the caller;
   // y_relu non-null: the *_forward_relu ops; pool non-null (with y_relu): conv2d_forward_relu_maxpool.
+  // deferred: ConvPlan::forward's and linear_forward_impl's, the bias and activation left for the
+  // caller's next kernel where they would be a kernel of their own.
   void conv_forward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                     const float* w, const float* b, float* y, float* y_relu = nullptr,
-                    const PoolOutput* pool = nullptr);
+                    const PoolOutput* pool = nullptr, OutputEpilogue* deferred = nullptr);
   void linear_backward_passes(const LinearGeometry& g, const float* x, const float* w, const float* dy, float* dx,
                               float* dw, float* db);
   bool splits_linear(bool asked, const LinearGeometry& g) const;
   void* split_workspace(const LinearGeometry& g, LinearPass pass);
   void linear_weight_grad(const LinearGeometry& g, const float* x, const float* dy, float* dw);
   void linear_forward_impl(const char* op, const LinearGeometry& g, const float* x, const float* w,
-                           const float* b, float* y, float* y_act, elementwise::Activation act);
+                           const float* b, float* y, float* y_act, elementwise::Activation act,
+                           OutputEpilogue* deferred = nullptr);
   void conv_backward(const char* op, bool transposed, const ConvGeometry& g, const float* x,
                      const float* w, const float* dy, float* dx, float* dw, float* db,
                      float* dx_relu = nullptr, const PoolGradient* pool = nullptr);
