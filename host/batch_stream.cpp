@@ -284,8 +284,8 @@ EvalResult BatchStream::evaluate(const Dataset& set, const std::vector<std::int3
         ex_.loss(count, sums, /*with_gradient=*/false);
         ops_.count_predictions(count, kNetworkClasses, ex_.output(), ex_.batch_labels(), ex_.confusion());
       } else {
-        ex_.reconstruction_loss(AeLoss::MAE, count, nullptr, sums);
-        ex_.reconstruction_loss(AeLoss::MSE, count, nullptr, sums + 1);
+        ex_.reconstruction_loss(PointLoss::L1, count, nullptr, sums);
+        ex_.reconstruction_loss(PointLoss::MSE, count, nullptr, sums + 1);
       }
       ops_.advance_cursor(cursor);
     });

@@ -100,7 +100,7 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["kind"] = c.kind == ModelKind::Autoencoder ? "autoencoder" : "classifier";
   j["latent"] = c.latent;
   j["dropout"] = c.dropout;
-  j["ae_loss"] = c.ae_loss == AeLoss::MAE ? "mae" : "mse";
+  j["ae_loss"] = c.ae_loss == PointLoss::L1 ? "mae" : "mse";
   j["head"] = c.head == ClassifierHead::Sigmoid ? "sigmoid" : "logits";
   j["freeze_encoder"] = c.freeze_encoder;
   return j.dump();
@@ -136,7 +136,7 @@ ModelConfig model_config_from_json(const std::string& text) {
       if (!dropout) throw std::invalid_argument("model config: dropout must be a number, got " + v.dump());
       c.dropout = *dropout;
     } else if (key == "ae_loss") {
-      c.ae_loss = choose("ae_loss", "mae", "mse") ? AeLoss::MAE : AeLoss::MSE;
+      c.ae_loss = choose("ae_loss", "mae", "mse") ? PointLoss::L1 : PointLoss::MSE;
     } else if (key == "head") {
       c.head = choose("head", "sigmoid", "logits") ? ClassifierHead::Sigmoid : ClassifierHead::Logits;
     } else if (key == "freeze_encoder") {

@@ -479,7 +479,7 @@ std::map<std::string, std::string> flatten_run_config(const TrainConfig& c) {
   return {{"model.kind", m.kind == ModelKind::Autoencoder ? "autoencoder" : "classifier"},
           {"model.latent", std::to_string(m.latent)},
           {"model.dropout", fmt::format("{}", m.dropout)},
-          {"model.ae_loss", m.ae_loss == AeLoss::MAE ? "mae" : "mse"},
+          {"model.ae_loss", m.ae_loss == PointLoss::L1 ? "mae" : "mse"},
           {"model.head", m.head == ClassifierHead::Sigmoid ? "sigmoid" : "logits"},
           {"model.freeze_encoder", m.freeze_encoder ? "true" : "false"},
           {"epochs", std::to_string(c.epochs)},

@@ -435,7 +435,7 @@ TrainResult train(const TrainConfig& config, const FashionMnist& data, Ops<float
     const auto validation_start = Clock::now();
     const EvalResult val = batches.evaluate(data.t10k, splits.validation, eval_batch);
     result.validation_seconds += seconds_since(validation_start);
-    m.val_loss = classifier || config.model.ae_loss == AeLoss::MAE ? val.loss : val.mse;
+    m.val_loss = classifier || config.model.ae_loss == PointLoss::L1 ? val.loss : val.mse;
     m.val_accuracy = val.accuracy;
     m.seconds = earlier_seconds + seconds_since(epoch_start);
     m.images_per_second = images_seen / train_seconds;

@@ -221,14 +221,14 @@ template <class T> class Executor {
   // An AE's reconstruction loss of the output against the input, of either kind (eval reports MAE
   // whatever the training loss was). With relu_input_grad (and grad), the gradient is also taken
   // through the output's ReLU into it (Ops::l1_loss_relu / mse_loss_relu).
-  void reconstruction_loss(AeLoss kind, int batch, T* grad, double* loss_sum, T* relu_input_grad = nullptr) {
+  void reconstruction_loss(PointLoss kind, int batch, T* grad, double* loss_sum, T* relu_input_grad = nullptr) {
     const std::size_t n = static_cast<std::size_t>(batch) * spec_.input.count();
     const bool through_relu = grad != nullptr && relu_input_grad != nullptr;
-    if (through_relu && kind == AeLoss::MAE)
+    if (through_relu && kind == PointLoss::L1)
       ops_.l1_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
     else if (through_relu)
       ops_.mse_loss_relu(n, output(), input(), grad, relu_input_grad, batch_loss_, loss_sum);
-    else if (kind == AeLoss::MAE)
+    else if (kind == PointLoss::L1)
       ops_.l1_loss(n, output(), input(), grad, batch_loss_, loss_sum);
     else
       ops_.mse_loss(n, output(), input(), grad, batch_loss_, loss_sum);
@@ -274,10 +274,10 @@ template <class T> class Executor {
     T* grad = output_gradient();
     T* activation_grad = gradients_[i + 1];  // at the activation's input
     if (spec_.config.kind == ModelKind::Autoencoder) {
-      const PointLoss kind = spec_.config.ae_loss == AeLoss::MAE ? PointLoss::L1 : PointLoss::MSE;
       ops_.conv_transpose2d_forward_relu_loss(conv_geometry(l, batch), activations_[i], param(l.weight),
-                                              param(l.bias), activations_[i + 1], activations_[i + 2], kind, input(),
-                                              grad, activation_grad, batch_loss_, train_loss_sum_);
+                                              param(l.bias), activations_[i + 1], activations_[i + 2],
+                                              spec_.config.ae_loss, input(), grad, activation_grad, batch_loss_,
+                                              train_loss_sum_);
     } else {
       ops_.linear_forward_sigmoid_cross_entropy(linear_geometry(l, batch), activations_[i], param(l.weight),
                                                 param(l.bias), activations_[i + 1], activations_[i + 2], labels_,

@@ -167,7 +167,7 @@ bool is_encoder_param(const std::string& name) { return name.rfind("encoder.", 0
 std::string describe(const ModelConfig& c) {
   std::ostringstream s;
   s << (c.kind == ModelKind::Autoencoder ? "AE(" : "C(") << c.latent << ")";
-  if (c.kind == ModelKind::Autoencoder && c.ae_loss == AeLoss::MSE) s << " MSE";
+  if (c.kind == ModelKind::Autoencoder && c.ae_loss == PointLoss::MSE) s << " MSE";
   if (c.kind == ModelKind::Classifier && c.head == ClassifierHead::Logits) s << " logits";
   if (c.freeze_encoder) s << " frozen-encoder";
   if (c.dropout > 0.0f) s << " dropout " << c.dropout;

@@ -8,12 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "point_loss.h"
+
 namespace fmnist {
 
 constexpr int kNetworkClasses = 10;  // a classifier's outputs: the ten Fashion-MNIST classes
 
 enum class ModelKind { Autoencoder, Classifier };
-enum class AeLoss { MAE, MSE };
 // Paper: Linear -> Sigmoid -> CrossEntropyLoss on the sigmoid outputs. Logits: no Sigmoid.
 enum class ClassifierHead { Sigmoid, Logits };
 
@@ -21,7 +22,7 @@ struct ModelConfig {
   ModelKind kind = ModelKind::Autoencoder;
   int latent = 256;
   float dropout = 0.0f;  // p after each hidden ReLU; 0 disables
-  AeLoss ae_loss = AeLoss::MAE;
+  PointLoss ae_loss = PointLoss::L1;
   ClassifierHead head = ClassifierHead::Sigmoid;
   bool freeze_encoder = false;  // classifier only: train clasiffier.0.* alone
 };

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "elementwise.h"
+#include "point_loss.h"
 #include "precision.h"
 #include "stream_types.h"
 
@@ -56,9 +57,6 @@ struct PoolGeometry {
 struct LinearGeometry {
   int batch = 0, in_features = 0, out_features = 0;
 };
-
-// An AE's reconstruction loss: mean absolute error (L1) or mean squared error (MSE).
-enum class PointLoss { L1, MSE };
 
 // Backend interface. Conventions:
 // - Every pointer refers to the backend's own memory, except the host_* arguments.

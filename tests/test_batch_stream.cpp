@@ -124,8 +124,8 @@ EvalResult reference_evaluate(Executor<float>& ex, const Dataset& set, const std
       ex.loss(count, s, false);
       ops.count_predictions(count, kNetworkClasses, ex.output(), ex.batch_labels(), ex.confusion());
     } else {
-      ex.reconstruction_loss(AeLoss::MAE, count, nullptr, s);
-      ex.reconstruction_loss(AeLoss::MSE, count, nullptr, s + 1);
+      ex.reconstruction_loss(PointLoss::L1, count, nullptr, s);
+      ex.reconstruction_loss(PointLoss::MSE, count, nullptr, s + 1);
     }
   }
   const auto h = read(ops, sums, 4);

@@ -201,12 +201,12 @@ TEST_CASE("a classifier takes its encoder from an autoencoder checkpoint", "[che
 
 TEST_CASE("model config JSON round trips and refuses nonsense", "[checkpoint]") {
   ModelConfig c = config_of(ModelKind::Autoencoder, 128);
-  c.ae_loss = AeLoss::MSE;
+  c.ae_loss = PointLoss::MSE;
   c.dropout = 0.2f;
   const ModelConfig back = model_config_from_json(model_config_to_json(c));
   CHECK(back.kind == c.kind);
   CHECK(back.latent == 128);
-  CHECK(back.ae_loss == AeLoss::MSE);
+  CHECK(back.ae_loss == PointLoss::MSE);
   CHECK(back.dropout == 0.2f);
   CHECK(model_config_from_json("{}").latent == ModelConfig{}.latent);
   CHECK_THROWS_AS(model_config_from_json("[1]"), std::invalid_argument);

@@ -84,7 +84,7 @@ TEST_CASE("AE gradients match finite differences through the whole network", "[e
   ModelConfig c;
   c.kind = ModelKind::Autoencoder;
   c.latent = 16;
-  c.ae_loss = AeLoss::MSE;  // smooth: L1's kink at pred == target is checked per op instead
+  c.ae_loss = PointLoss::MSE;  // smooth: L1's kink at pred == target is checked per op instead
   check_network_gradient(c);
 }
 
@@ -92,7 +92,7 @@ TEST_CASE("AE with dropout: gradients match finite differences for a fixed mask"
   ModelConfig c;
   c.kind = ModelKind::Autoencoder;
   c.latent = 16;
-  c.ae_loss = AeLoss::MSE;
+  c.ae_loss = PointLoss::MSE;
   c.dropout = 0.2f;
   check_network_gradient(c);
 }

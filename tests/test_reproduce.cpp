@@ -95,8 +95,8 @@ TEST_CASE("every run of the paper is planned, named and configured as FACTS.md s
   };
   CHECK(find("ae128").config.model.kind == ModelKind::Autoencoder);
   CHECK(find("ae128").config.model.latent == 128);
-  CHECK(find("ae64").config.model.ae_loss == AeLoss::MAE);
-  CHECK(find("ae64-mse").config.model.ae_loss == AeLoss::MSE);
+  CHECK(find("ae64").config.model.ae_loss == PointLoss::L1);
+  CHECK(find("ae64-mse").config.model.ae_loss == PointLoss::MSE);
   CHECK(find("ae64-dropout").config.model.dropout == 0.2f);
   CHECK(find("c256").config.model.kind == ModelKind::Classifier);
   CHECK(find("c256").config.model.head == ClassifierHead::Sigmoid);

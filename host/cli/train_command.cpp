@@ -60,7 +60,7 @@ struct TrainOptions {
 
 const std::map<std::string, ModelKind> kModels{{"ae", ModelKind::Autoencoder},
                                                 {"classifier", ModelKind::Classifier}};
-const std::map<std::string, AeLoss> kLosses{{"mae", AeLoss::MAE}, {"mse", AeLoss::MSE}};
+const std::map<std::string, PointLoss> kLosses{{"mae", PointLoss::L1}, {"mse", PointLoss::MSE}};
 const std::map<std::string, ClassifierHead> kHeads{{"sigmoid", ClassifierHead::Sigmoid},
                                                     {"logits", ClassifierHead::Logits}};
 

@@ -50,7 +50,7 @@ std::vector<PlannedRun> all_runs(const PlanOptions& o) {
                     base(ModelKind::Autoencoder, n), "", {}});
   {
     PlannedRun r{"ae64-mse", "AE(64) MSE", "faithful", base(ModelKind::Autoencoder, 64), "", {}};
-    r.config.model.ae_loss = AeLoss::MSE;
+    r.config.model.ae_loss = PointLoss::MSE;
     runs.push_back(r);
   }
   {

@@ -90,7 +90,7 @@ std::uint64_t fnv1a(const std::vector<std::int32_t>& v) {
 
 const char* loss_name(const ModelConfig& m) {
   if (m.kind == ModelKind::Classifier) return "cross-entropy";
-  return m.ae_loss == AeLoss::MAE ? "MAE" : "MSE";
+  return m.ae_loss == PointLoss::L1 ? "MAE" : "MSE";
 }
 
 // A planned run in settings.json: its training settings, and its place in the plan.

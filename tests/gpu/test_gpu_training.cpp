@@ -341,7 +341,7 @@ TEST_CASE("GPU training step of C(256) matches the CPU", "[gpu][training]") {
 
 TEST_CASE("GPU training steps of the other variants match the CPU", "[gpu][training]") {
   ModelConfig mse = ae(64);
-  mse.ae_loss = AeLoss::MSE;
+  mse.ae_loss = PointLoss::MSE;
   compare_one_step(mse, 100, 302);
   ModelConfig logits = classifier(64);
   logits.head = ClassifierHead::Logits;
