@@ -2,6 +2,7 @@
 #include "host/one_line.h"
 
 #include <cstdio>
+#include <cstring>
 
 namespace fmnist {
 
@@ -26,5 +27,7 @@ std::string one_line(const std::string& text) {
   }
   return out;
 }
+
+std::string errno_text(int error) { return std::strerror(error); }
 
 }  // namespace fmnist

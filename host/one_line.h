@@ -9,4 +9,7 @@ namespace fmnist {
 // `text` with each control character written as an escape: \n, \r, \t, else \xNN (DEL too).
 std::string one_line(const std::string& text);
 
+// strerror(error) as a string, for "PATH: cannot write (No space left on device)".
+std::string errno_text(int error);
+
 }  // namespace fmnist

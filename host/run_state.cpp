@@ -37,8 +37,6 @@ using nlohmann::json;
   throw FormatError(one_line(path + ": " + problem));
 }
 
-std::string errno_text(int error) { return std::strerror(error); }
-
 json metrics_to_json(const EpochMetrics& m) {
   return {{"epoch", m.epoch},
           {"steps", m.steps},

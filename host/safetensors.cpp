@@ -26,8 +26,6 @@ constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the limit of the refe
   throw FormatError(one_line(path + ": " + problem));
 }
 
-std::string errno_text(int error) { return std::strerror(error); }
-
 std::string describe_shape(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

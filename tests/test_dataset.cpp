@@ -15,20 +15,11 @@
 
 #include "host/dataset.h"
 #include "host/idx.h"
+#include "real_data.h"
+
+using fmnist::testing::real_data;
 
 namespace {
-
-// The real files, loaded once for all the test cases that look at them.
-const fmnist::FashionMnist& real_data() {
-  static const fmnist::FashionMnist data = [] {
-    std::string dir = FMNIST_DEFAULT_DATA_DIR;
-    INFO("Fashion-MNIST is missing from " << dir
-                                          << "; install the Debian package dataset-fashion-mnist (tools/setup.sh)");
-    REQUIRE(std::filesystem::is_directory(dir));
-    return fmnist::load_fashion_mnist(dir);
-  }();
-  return data;
-}
 
 // A FashionMnist with the real set sizes and no pixels: enough for the index lists.
 fmnist::FashionMnist sized_data() {

@@ -25,6 +25,7 @@
 #include "host/trainer.h"
 #include "models/elementwise.h"
 #include "op_shapes.h"
+#include "real_data.h"
 
 namespace fmnist::testing {
 namespace {
@@ -244,11 +245,6 @@ void check_linear_bf16(const LinearGeometry& g, std::uint64_t seed) {
   ops.linear_backward(g, x.data(), w.data(), dy.data(), dx_alone.data(), nullptr, nullptr);
   CHECK(dw_alone == dw);
   CHECK(dx_alone == dx);
-}
-
-const FashionMnist& real_data() {
-  static const FashionMnist data = load_fashion_mnist(default_data_dir());
-  return data;
 }
 
 }  // namespace

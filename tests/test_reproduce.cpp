@@ -27,9 +27,12 @@
 #include "host/safetensors.h"
 #include "host/trainer.h"
 #include "models/rng.h"
+#include "real_data.h"
 
 using namespace fmnist;
 using namespace fmnist::reproduce;
+
+using fmnist::testing::real_data;
 
 namespace {
 
@@ -44,11 +47,6 @@ std::vector<std::string> plan_names(Recipe recipe, std::vector<std::string> only
   o.recipe = recipe;
   o.only = std::move(only);
   return names(make_plan(o));
-}
-
-const FashionMnist& real_data() {
-  static const FashionMnist data = load_fashion_mnist(default_data_dir());
-  return data;
 }
 
 std::string read_file(const std::string& path) {

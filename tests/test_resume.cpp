@@ -22,18 +22,16 @@
 #include "host/run_state.h"
 #include "host/safetensors.h"
 #include "host/trainer.h"
+#include "real_data.h"
 
 namespace fs = std::filesystem;
 using namespace fmnist;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 
-namespace {
+using fmnist::testing::real_data;
 
-const FashionMnist& real_data() {
-  static const FashionMnist data = load_fashion_mnist(default_data_dir());
-  return data;
-}
+namespace {
 
 // AE(16) with dropout (its masks must repeat too), 1,000 validation images: a short run, most of
 // whose time is its validation.

@@ -10,15 +10,13 @@
 #include "host/dataset.h"
 #include "host/reference/cpu_ops.h"
 #include "host/trainer.h"
+#include "real_data.h"
 
 using namespace fmnist;
 
-namespace {
+using fmnist::testing::real_data;
 
-const FashionMnist& real_data() {
-  static const FashionMnist data = load_fashion_mnist(default_data_dir());
-  return data;
-}
+namespace {
 
 TrainConfig small_ae_run(int epochs, int steps_per_epoch) {
   TrainConfig c;

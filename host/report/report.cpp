@@ -19,12 +19,6 @@
 namespace fmnist::report {
 namespace {
 
-const RunResult* find_ok(const std::vector<RunResult>& runs, const std::string& name) {
-  for (const RunResult& r : runs)
-    if (r.name == name && r.ok() && !r.history.empty()) return &r;
-  return nullptr;
-}
-
 std::vector<double> epochs_of(const RunResult& r) {
   std::vector<double> x;
   for (const EpochMetrics& m : r.history) x.push_back(m.epoch);

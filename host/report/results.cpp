@@ -20,12 +20,6 @@ namespace {
 
 constexpr int kTargetEpochs = 100;  // the paper's length: targets are judged at it
 
-const RunResult* find_ok(const std::vector<RunResult>& runs, const std::string& name) {
-  for (const RunResult& r : runs)
-    if (r.name == name && r.ok() && !r.history.empty()) return &r;
-  return nullptr;
-}
-
 bool long_enough(const RunResult& r, const RunScale& s) {
   return s.full_epochs && r.epochs_run() >= kTargetEpochs;
 }
@@ -672,6 +666,12 @@ void figures_from_json(const nlohmann::json& j, std::vector<RunResult>& runs, st
         r.reconstructions.push_back(pixels_from_b64(reconstructions[i], fmt::format("{}.reconstructions[{}]", where, i)));
     }
   }
+}
+
+const RunResult* find_ok(const std::vector<RunResult>& runs, const std::string& name) {
+  for (const RunResult& r : runs)
+    if (r.name == name && r.ok() && !r.history.empty()) return &r;
+  return nullptr;
 }
 
 }  // namespace fmnist::report

@@ -73,6 +73,9 @@ struct RunResult {
   const EpochMetrics* best() const;  // the history entry of best_epoch, or null
 };
 
+// The run named `name` if it finished and trained at least one epoch, else null.
+const RunResult* find_ok(const std::vector<RunResult>& runs, const std::string& name);
+
 // How a reproduction was run, as far as judging its targets goes.
 struct RunScale {
   int epochs = 100;
