@@ -100,7 +100,7 @@ CudaStopwatch::~CudaStopwatch() {
 }
 
 // External records: in a stream capture each becomes a node of the graph, so that every replay
-// records the event (host/layer_times.h times a captured step's ranges so); elsewhere plain records.
+// records the event (host/range_timer.h times a captured step's ranges so); elsewhere plain records.
 void CudaStopwatch::start() { CUDA_CHECK(cudaEventRecordWithFlags(start_, stream_, cudaEventRecordExternal)); }
 void CudaStopwatch::stop() { CUDA_CHECK(cudaEventRecordWithFlags(stop_, stream_, cudaEventRecordExternal)); }
 

@@ -5,7 +5,7 @@
 // A captured CUDA graph records its ranges once, at capture: replays show as one graph launch
 // inside the caller's range (run with --no-graph to see every layer of every step).
 // The same ranges also reach this thread's RangeListener when one is set (with or without NVTX):
-// `fmnist bench --measure layers` times each of them with it (host/layer_times.h).
+// `fmnist bench --measure layers` times each of them with it (host/range_timer.h).
 #pragma once
 
 #if defined(FMNIST_NVTX)
